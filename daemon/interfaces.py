@@ -1,0 +1,155 @@
+"""The small interfaces a plugin implements, and the specs it registers them with.
+
+A plugin never receives a call per sample: sources push batches through ``SourceContext.emit``,
+processors and sinks receive batches.  See docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from kinefuse.configschema import Schema
+from kinefuse.types import DerivedValue, DeviceInfo, Event, SampleBatch, StreamItem
+
+
+class SourceContext(Protocol):
+    """What the supervisor hands a running source."""
+
+    source_id: str
+    log: logging.Logger
+
+    def add_device(self, device: DeviceInfo) -> None:
+        """Declare a device before emitting its first batch."""
+
+    def emit(self, batch: SampleBatch) -> None:
+        """Hand a batch to the pipeline. Never blocks: a full channel drops its oldest item."""
+
+    def decode_error(self, message: str) -> None:
+        """Count and log input the source could not decode; name the device and packet in ``message``."""
+
+
+class Source(Protocol):
+    async def run(self, ctx: SourceContext) -> None:
+        """Produce batches until cancelled. Raise to be restarted; return when the input has ended."""
+
+
+class Processor(Protocol):
+    def process(self, batch: SampleBatch) -> Iterable[DerivedValue | Event]:
+        """Derive values or events from one clock-aligned batch."""
+
+    def flush(self) -> Iterable[DerivedValue | Event]:
+        """Emit what is still held back; called once at stop."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionInfo:
+    session_uuid: str
+    athlete: str
+    started_wall: str  # ISO 8601, UTC
+    started_ns: int  # time.monotonic_ns()
+    config_path: str
+    kinefuse_version: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceAdded:
+    """Stream item: a source declared a device. Travels in order with the batches."""
+
+    source_id: str
+    device: DeviceInfo
+
+
+class Sink(Protocol):
+    async def start(self, session: SessionInfo) -> None: ...
+
+    async def write(self, items: Sequence[StreamItem | DeviceAdded]) -> None:
+        """Take a batch of stream items; may buffer, but must make them durable within its flush interval."""
+
+    async def stop(self, source_stats: Sequence[dict]) -> None:
+        """Flush everything and close; ``source_stats`` are the supervisors' final counters."""
+
+
+class AgentView(Protocol):
+    """What services see of the running agent."""
+
+    def status(self) -> dict: ...
+
+    def subscribe(self, capacity: int) -> Any:
+        """A Subscription: ``await sub.get()`` yields stream items; ``sub.skipped`` counts what it missed."""
+
+    def unsubscribe(self, subscription: Any) -> None: ...
+
+
+class Service(Protocol):
+    async def run(self, agent: AgentView) -> None:
+        """Run beside the pipeline until cancelled (status socket, watchdog pings, terminal status line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """A source type: ``[[sources]] type = name`` builds one with ``factory(options, source_id)``."""
+
+    name: str
+    factory: Callable[[dict, str], Source]
+    schema: Schema
+    doc: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessorSpec:
+    """A processor type: ``[[processors]] type = name`` builds one with ``factory(options, processor_id)``."""
+
+    name: str
+    factory: Callable[[dict, str], Processor]
+    schema: Schema
+    doc: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SinkSpec:
+    """A sink type, enabled by ``[daemon] sinks``; ``factory(config)`` gets the whole validated config."""
+
+    name: str
+    factory: Callable[[Any], Sink]
+    doc: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSpec:
+    """A service started beside the pipeline; ``factory(config)`` returns None when config disables it."""
+
+    name: str
+    factory: Callable[[Any], Service | None]
+    doc: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSection:
+    """A top-level config table a plugin owns, validated as strictly as the core's."""
+
+    name: str
+    schema: Schema
+    doc: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandSpec:
+    """A ``kinefuse NAME`` subcommand: ``configure`` adds its arguments, ``run(args)`` returns an exit code."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSpec:
+    """A ``kinefuse bench NAME``: ``run(options)`` returns bench rows (see kinefuse.bench)."""
+
+    name: str
+    doc: str
+    run: Callable[[dict], Awaitable[list[dict]] | list[dict]]

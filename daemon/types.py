@@ -1,0 +1,254 @@
+"""The data model: devices, sample batches, derived values, and the quality every value carries.
+
+Samples travel in batches (struct-of-arrays, one batch per device per push) so that no stage pays a
+Python call per sample; ``ImuBatch.samples()`` and ``KeypointBatch.frames()`` give the per-sample
+typed view when one is wanted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterator
+from typing import ClassVar
+
+import numpy as np
+
+
+class Provenance(enum.StrEnum):
+    """Where a value came from."""
+
+    MEASURED = "measured"  # straight from a sensor
+    FILLED = "filled"  # predicted inside a gap
+    FUSED = "fused"  # combined from several inputs
+    EXTRAPOLATED = "extrapolated"  # predicted past the last measurement
+
+
+class QualityLevel(enum.StrEnum):
+    """Whether a value is good enough to use."""
+
+    GOOD = "good"
+    DEGRADED = "degraded"
+    INSUFFICIENT = "insufficient"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Quality:
+    level: QualityLevel
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.level is not QualityLevel.GOOD and not self.reason:
+            raise ValueError(f"a {self.level} quality needs a reason")
+
+
+GOOD = Quality(QualityLevel.GOOD)
+
+
+class DeviceKind(enum.StrEnum):
+    IMU = "imu"
+    CAMERA = "camera"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """One physical device behind a source: its id, its kind and its clock."""
+
+    device_id: str
+    kind: DeviceKind
+    clock_hz: float  # device timestamps count ticks of this clock
+    keypoint_set: str | None = None  # cameras: the keypoint set their frames use
+    meta: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImuSample:
+    """One IMU reading, in the units named below."""
+
+    ACC_UNIT: ClassVar[str] = "m/s^2"  # specific force, gravity included
+    GYR_UNIT: ClassVar[str] = "rad/s"
+    MAG_UNIT: ClassVar[str] = "uT"
+
+    source_id: str
+    device_id: str
+    seq: int
+    device_time: int  # ticks of the device clock
+    host_ns: int  # time.monotonic_ns() at arrival on the host
+    acc: tuple[float, float, float]
+    gyr: tuple[float, float, float]
+    mag: tuple[float, float, float] | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeypointFrame:
+    """One camera frame's 2D keypoints: an (N, 3) array of x, y (pixels) and confidence (0..1)."""
+
+    source_id: str
+    device_id: str
+    seq: int
+    device_time: int
+    host_ns: int
+    keypoint_set: str
+    keypoints: np.ndarray
+
+
+def _as_int64(values) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImuBatch:
+    """Consecutive samples of one IMU. ``time_ns`` is filled in by clock alignment (host monotonic ns)."""
+
+    source_id: str
+    device_id: str
+    seq: np.ndarray  # int64 (n,)
+    device_time: np.ndarray  # int64 (n,), device ticks
+    host_ns: np.ndarray  # int64 (n,), arrival stamps
+    acc: np.ndarray  # float64 (n, 3), ImuSample.ACC_UNIT
+    gyr: np.ndarray  # float64 (n, 3), ImuSample.GYR_UNIT
+    mag: np.ndarray | None = None  # float64 (n, 3), ImuSample.MAG_UNIT
+    time_ns: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def samples(self) -> Iterator[ImuSample]:
+        for i in range(len(self)):
+            yield ImuSample(
+                self.source_id,
+                self.device_id,
+                int(self.seq[i]),
+                int(self.device_time[i]),
+                int(self.host_ns[i]),
+                tuple(self.acc[i].tolist()),
+                tuple(self.gyr[i].tolist()),
+                None if self.mag is None else tuple(self.mag[i].tolist()),
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeypointBatch:
+    """Consecutive frames of one camera: ``keypoints`` is (n, N, 3) of x, y, confidence."""
+
+    source_id: str
+    device_id: str
+    seq: np.ndarray
+    device_time: np.ndarray
+    host_ns: np.ndarray
+    keypoint_set: str
+    keypoints: np.ndarray  # float32 (n, N, 3)
+    time_ns: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def frames(self) -> Iterator[KeypointFrame]:
+        for i in range(len(self)):
+            yield KeypointFrame(
+                self.source_id,
+                self.device_id,
+                int(self.seq[i]),
+                int(self.device_time[i]),
+                int(self.host_ns[i]),
+                self.keypoint_set,
+                self.keypoints[i],
+            )
+
+
+SampleBatch = ImuBatch | KeypointBatch
+
+
+def imu_batch(source_id, device_id, seq, device_time, host_ns, acc, gyr, mag=None) -> ImuBatch:
+    """Build an ImuBatch, converting to the dtypes and shapes the pipeline expects."""
+    return ImuBatch(
+        source_id,
+        device_id,
+        _as_int64(seq),
+        _as_int64(device_time),
+        _as_int64(host_ns),
+        np.ascontiguousarray(acc, dtype=np.float64).reshape(-1, 3),
+        np.ascontiguousarray(gyr, dtype=np.float64).reshape(-1, 3),
+        None if mag is None else np.ascontiguousarray(mag, dtype=np.float64).reshape(-1, 3),
+    )
+
+
+def keypoint_batch(source_id, device_id, seq, device_time, host_ns, keypoint_set, keypoints) -> KeypointBatch:
+    """Build a KeypointBatch, converting to the dtypes the pipeline expects."""
+    return KeypointBatch(
+        source_id,
+        device_id,
+        _as_int64(seq),
+        _as_int64(device_time),
+        _as_int64(host_ns),
+        keypoint_set,
+        np.ascontiguousarray(keypoints, dtype=np.float32),
+    )
+
+
+class BatchError(ValueError):
+    """A batch a source emitted does not have the shape the pipeline needs."""
+
+
+def check_batch(batch: SampleBatch) -> None:
+    """Raise BatchError naming the device and field when a batch is malformed."""
+    n = len(batch.seq)
+    where = f"source {batch.source_id!r} device {batch.device_id!r}"
+    if n == 0:
+        raise BatchError(f"{where}: empty batch")
+    for name in ("device_time", "host_ns"):
+        if getattr(batch, name).shape != (n,):
+            raise BatchError(f"{where}: {name} has shape {getattr(batch, name).shape}, expected ({n},)")
+    if isinstance(batch, ImuBatch):
+        arrays = {"acc": batch.acc, "gyr": batch.gyr, "mag": batch.mag}
+        for name, arr in arrays.items():
+            if arr is None:
+                continue
+            if arr.shape != (n, 3):
+                raise BatchError(f"{where}: {name} has shape {arr.shape}, expected ({n}, 3)")
+            if not np.isfinite(arr).all():
+                raise BatchError(f"{where}: {name} holds a non-finite value")
+    else:
+        kp = batch.keypoints
+        if kp.ndim != 3 or kp.shape[0] != n or kp.shape[2] != 3:
+            raise BatchError(f"{where}: keypoints has shape {kp.shape}, expected ({n}, N, 3)")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DerivedValue:
+    """A value a processor computed, with where it came from and whether it can be used.
+
+    ``value`` is None exactly when quality is INSUFFICIENT: then ``quality.reason`` says why.
+    """
+
+    name: str
+    time_ns: int
+    value: float | None
+    unit: str
+    provenance: Provenance
+    quality: Quality
+    source_id: str
+    device_id: str | None = None
+    processor: str = ""
+
+    def __post_init__(self) -> None:
+        insufficient = self.quality.level is QualityLevel.INSUFFICIENT
+        if insufficient != (self.value is None):
+            raise ValueError(f"{self.name}: value must be None exactly when quality is insufficient")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened at an instant: a gap in a device's samples, a foot strike, a restart."""
+
+    kind: str
+    time_ns: int
+    source_id: str
+    device_id: str | None
+    detail: dict
+    provenance: Provenance = Provenance.MEASURED
+    quality: Quality = GOOD
+    processor: str = ""
+
+
+StreamItem = ImuBatch | KeypointBatch | DerivedValue | Event

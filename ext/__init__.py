@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython). Import them through kinefuse._native, which fails loudly if they are missing."""

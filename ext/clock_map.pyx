@@ -1,0 +1,2 @@
+def hello(double x):
+    return x * 2
