@@ -18,7 +18,13 @@ class ChannelClosed(Exception):
 class DropOldestChannel(Generic[T]):
     """An asyncio channel of fixed capacity. ``put`` never waits; ``on_drop`` hears of each dropped item."""
 
-    def __init__(self, capacity: int, name: str, on_drop: Callable[[T], None] | None = None):
+    def __init__(
+        self,
+        capacity: int,
+        name: str,
+        on_drop: Callable[[T], None] | None = None,
+        pinned: Callable[[T], bool] | None = None,
+    ):
         if capacity < 1:
             raise ValueError(f"channel {name!r}: capacity must be at least 1, got {capacity}")
         self.name = name
@@ -26,6 +32,7 @@ class DropOldestChannel(Generic[T]):
         self._items: collections.deque[T] = collections.deque()
         self._ready = asyncio.Event()
         self._on_drop = on_drop
+        self._pinned = pinned  # items never dropped (rare control items such as a device declaration)
         self._closed = False
         self.put_count = 0
         self.dropped = 0
@@ -41,13 +48,23 @@ class DropOldestChannel(Generic[T]):
         if self._closed:
             raise ChannelClosed(f"channel {self.name!r} is closed")
         if len(self._items) >= self.capacity:
-            oldest = self._items.popleft()
-            self.dropped += 1
-            if self._on_drop is not None:
-                self._on_drop(oldest)
+            self._drop_oldest()
         self._items.append(item)
         self.put_count += 1
         self._ready.set()
+
+    def _drop_oldest(self) -> None:
+        index = 0
+        if self._pinned is not None:
+            while index < len(self._items) and self._pinned(self._items[index]):
+                index += 1
+            if index == len(self._items):
+                return  # only pinned items: hold one more rather than lose a declaration
+        oldest = self._items[index]
+        del self._items[index]
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop(oldest)
 
     def close(self) -> None:
         """No more puts; ``get`` drains what is left, then raises ChannelClosed."""

@@ -7,6 +7,7 @@ processors and sinks receive batches.  See docs/plugins.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -69,12 +70,18 @@ class Sink(Protocol):
     async def write(self, items: Sequence[StreamItem | DeviceAdded]) -> None:
         """Take a batch of stream items; may buffer, but must make them durable within its flush interval."""
 
+    async def update_source_stats(self, source_stats: Sequence[dict]) -> None:
+        """Save the supervisors' live counters (called every few seconds) so a crash keeps them."""
+
     async def stop(self, source_stats: Sequence[dict]) -> None:
         """Flush everything and close; ``source_stats`` are the supervisors' final counters."""
 
 
 class AgentView(Protocol):
     """What services see of the running agent."""
+
+    ready: asyncio.Event  # set once every source has been started
+    stopping: asyncio.Event  # set when a stop begins
 
     def status(self) -> dict: ...
 

@@ -1,0 +1,5 @@
+import sys
+
+from kinefuse.cli import main
+
+sys.exit(main())

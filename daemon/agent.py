@@ -1,0 +1,278 @@
+"""The agent: ordered start (sinks, processors, services, sources), the processing loop, and a
+graceful stop that drains every channel and flushes the sinks within the configured deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import signal
+import time
+import uuid
+
+from kinefuse import __version__
+from kinefuse.channels import ChannelClosed, DropOldestChannel
+from kinefuse.clock import ClockAligner
+from kinefuse.config import Config
+from kinefuse.interfaces import DeviceAdded, Processor, SessionInfo, Sink
+from kinefuse.plugins import Registry
+from kinefuse.supervisor import RestartPolicy, SourceSupervisor
+from kinefuse.types import ImuBatch, KeypointBatch
+
+log = logging.getLogger(__name__)
+_BATCH_TYPES = (ImuBatch, KeypointBatch)
+_TAKE = 256  # items taken from a channel at once
+_STATS_INTERVAL_S = 2.0  # how often live source counters are saved by the sinks
+
+
+def _is_declaration(item: object) -> bool:
+    return isinstance(item, DeviceAdded)
+
+
+class Subscription:
+    """A live view of the stream with its own bounded channel: a slow reader skips ahead, never slows the agent."""
+
+    def __init__(self, capacity: int):
+        self.channel: DropOldestChannel = DropOldestChannel(capacity, "subscriber")
+
+    @property
+    def skipped(self) -> int:
+        return self.channel.dropped
+
+    async def get_many(self, max_items: int = _TAKE) -> list:
+        return await self.channel.get_many(max_items)
+
+
+class _SinkRunner:
+    """One sink behind its own channel."""
+
+    def __init__(self, name: str, sink: Sink, capacity: int):
+        self.name, self.sink = name, sink
+        self.channel: DropOldestChannel = DropOldestChannel(capacity, f"sink:{name}", pinned=_is_declaration)
+        self.errors = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                items = await self.channel.get_many(4096)
+            except ChannelClosed:
+                return
+            try:
+                await self.sink.write(items)
+            except Exception:
+                self.errors += 1
+                log.exception("sink %s failed to write %d items", self.name, len(items))
+
+
+class Agent:
+    """Implements kinefuse.interfaces.AgentView for services."""
+
+    def __init__(self, config: Config, registry: Registry):
+        self.config, self.registry = config, registry
+        self.aligner = ClockAligner()
+        self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.started_ns = time.monotonic_ns()
+        self.session = self._new_session()
+        self.ingest: DropOldestChannel = DropOldestChannel(
+            config["channels"]["ingest_capacity"], "ingest", self._count_drop, pinned=_is_declaration
+        )
+        policy_section = config["supervisor"]
+        self.supervisors = {
+            c.id: SourceSupervisor(c, registry.sources[c.type], self.ingest.put, RestartPolicy.from_config(policy_section))
+            for c in config.sources
+        }
+        self.processors: dict[str, Processor] = {}
+        self.processor_errors: dict[str, int] = {}
+        self.sinks: dict[str, _SinkRunner] = {}
+        self.subscribers: list[Subscription] = []
+        self._tasks: dict[str, list[asyncio.Task]] = {"sources": [], "services": [], "sinks": [], "core": []}
+
+    def _new_session(self) -> SessionInfo:
+        return SessionInfo(
+            session_uuid=str(uuid.uuid4()),
+            athlete=self.config["daemon"]["athlete"],
+            started_wall=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            started_ns=self.started_ns,
+            config_path=str(self.config.path),
+            kinefuse_version=__version__,
+        )
+
+    def _count_drop(self, item: object) -> None:
+        if isinstance(item, _BATCH_TYPES):
+            self.supervisors[item.source_id].note_dropped(len(item))
+
+    # --- AgentView ------------------------------------------------------------------------------
+    def subscribe(self, capacity: int) -> Subscription:
+        subscription = Subscription(capacity)
+        self.subscribers.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        if subscription in self.subscribers:
+            self.subscribers.remove(subscription)
+
+    def status(self) -> dict:
+        return {
+            "state": "stopping" if self.stopping.is_set() else ("running" if self.ready.is_set() else "starting"),
+            "version": __version__,
+            "session": self.session.session_uuid,
+            "athlete": self.session.athlete,
+            "uptime_s": round((time.monotonic_ns() - self.started_ns) / 1e9, 1),
+            "sources": {sid: sup.stats() for sid, sup in self.supervisors.items()},
+            "processors": {pid: {"errors": n} for pid, n in self.processor_errors.items()},
+            "channels": {
+                ch.name: {"size": len(ch), "capacity": ch.capacity, "dropped": ch.dropped}
+                for ch in [self.ingest, *(s.channel for s in self.sinks.values())]
+            },
+            "sinks": {name: {"errors": runner.errors} for name, runner in self.sinks.items()},
+            "subscribers": len(self.subscribers),
+            "clock": {f"{s}/{d}": fit for (s, d), fit in self.aligner.fits().items()},
+        }
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stop requested")
+            self.stopping.set()
+
+    async def run(self, duration_s: float | None = None) -> int:
+        """Start in order, run until stopped (or for ``duration_s``), then stop gracefully. Returns an exit code."""
+        await self._start_sinks()
+        self._start_processors()
+        self._start_services()
+        self._tasks["core"].append(asyncio.create_task(self._process_loop(), name="process"))
+        self._tasks["core"].append(asyncio.create_task(self._save_stats_loop(), name="stats"))
+        for sid, supervisor in self.supervisors.items():
+            self._tasks["sources"].append(asyncio.create_task(supervisor.run(), name=f"source:{sid}"))
+        self.ready.set()
+        log.info("running: session %s, %d sources", self.session.session_uuid, len(self.supervisors))
+        try:
+            await asyncio.wait_for(self.stopping.wait(), duration_s)
+        except TimeoutError:
+            self.stopping.set()
+        deadline = self.config["daemon"]["stop_deadline_s"]
+        try:
+            await asyncio.wait_for(self._stop(), deadline)
+        except TimeoutError:
+            log.error("stop did not finish within %.1f s; data still queued may be lost", deadline)
+            return 1
+        log.info("stopped cleanly")
+        return 0
+
+    async def _start_sinks(self) -> None:
+        capacity = self.config["channels"]["sink_capacity"]
+        for name in self.config["daemon"]["sinks"]:
+            sink = self.registry.sinks[name].factory(self.config)
+            await sink.start(self.session)
+            runner = _SinkRunner(name, sink, capacity)
+            self.sinks[name] = runner
+            self._tasks["sinks"].append(asyncio.create_task(runner.run(), name=f"sink:{name}"))
+
+    def _start_processors(self) -> None:
+        for component in self.config.processors:
+            self.processors[component.id] = self.registry.processors[component.type].factory(
+                component.options, component.id
+            )
+            self.processor_errors[component.id] = 0
+
+    def _start_services(self) -> None:
+        for name, spec in self.registry.services.items():
+            service = spec.factory(self.config)
+            if service is not None:
+                self._tasks["services"].append(asyncio.create_task(service.run(self), name=f"service:{name}"))
+
+    async def _process_loop(self) -> None:
+        while True:
+            try:
+                items = await self.ingest.get_many(_TAKE)
+            except ChannelClosed:
+                return
+            out: list = []
+            for item in items:
+                if isinstance(item, DeviceAdded):
+                    self.aligner.add_device(item.source_id, item.device)
+                    out.append(item)
+                else:
+                    out.extend(self._process_batch(item))
+            self._fan_out(out)
+
+    def _process_batch(self, batch) -> list:
+        aligned = self.aligner.align(batch)
+        out = [aligned]
+        for pid, processor in self.processors.items():
+            try:
+                out.extend(processor.process(aligned))
+            except Exception:
+                self.processor_errors[pid] += 1
+                log.exception("processor %s failed on a batch from %s/%s", pid, batch.source_id, batch.device_id)
+        self.supervisors[batch.source_id].latency_ns = time.monotonic_ns() - int(batch.host_ns[-1])
+        return out
+
+    def _fan_out(self, items: list) -> None:
+        for runner in self.sinks.values():
+            for item in items:
+                runner.channel.put(item)
+        for subscription in self.subscribers:
+            for item in items:
+                subscription.channel.put(item)
+
+    async def _save_stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_STATS_INTERVAL_S)
+            stats = self._final_stats()
+            for runner in self.sinks.values():
+                await runner.sink.update_source_stats(stats)
+
+    def _final_stats(self) -> list[dict]:
+        fits = self.aligner.fits()
+        stats = []
+        for supervisor in self.supervisors.values():
+            row = supervisor.stats()
+            row["clock"] = {d: fits[(supervisor.source_id, d)] for d in row["devices"] if (supervisor.source_id, d) in fits}
+            stats.append(row)
+        return stats
+
+    async def _stop(self) -> None:
+        """Stop sources, drain ingest through processors, flush processors, drain and close sinks."""
+        await _cancel(self._tasks["sources"])
+        self._tasks["core"][1].cancel()
+        self.ingest.close()
+        await self._tasks["core"][0]
+        flushed: list = []
+        for pid, processor in self.processors.items():
+            try:
+                flushed.extend(processor.flush())
+            except Exception:
+                self.processor_errors[pid] += 1
+                log.exception("processor %s failed to flush", pid)
+        self._fan_out(flushed)
+        for runner in self.sinks.values():
+            runner.channel.close()
+        await asyncio.gather(*self._tasks["sinks"])
+        stats = self._final_stats()
+        for runner in self.sinks.values():
+            await runner.sink.stop(stats)
+        await _cancel(self._tasks["services"])
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
+            log.error("%s ended with %s: %s", task.get_name(), type(result).__name__, result)
+
+
+async def run_agent(config: Config, registry: Registry, duration_s: float | None = None) -> int:
+    """Run an agent with SIGTERM and SIGINT wired to a graceful stop."""
+    agent = Agent(config, registry)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.request_stop)
+    try:
+        return await agent.run(duration_s)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
