@@ -1,0 +1,214 @@
+"""Reading kinefuse databases: the per-session summary behind ``kinefuse status --db`` and the samples
+as numpy arrays.  Readers open the file read-only; WAL lets them run beside a live writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+from kinefuse.storage.codec import unpack_rows
+from kinefuse.storage.schema import SCHEMA_VERSION, SchemaError, newer_message, user_version
+
+DbLike = sqlite_utils.Database | str | Path
+_NS = 1e9
+
+
+def open_for_reading(path: str | Path) -> sqlite_utils.Database:
+    """Open an existing kinefuse database read-only; SchemaError names the file when it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"{path}: no such database file")
+    db = sqlite_utils.Database(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+    try:
+        _check_version(db, path)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _check_version(db: sqlite_utils.Database, path: Path) -> None:
+    try:
+        version = user_version(db)
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(f"{path}: not a kinefuse database ({exc})") from exc
+    if version == 0:
+        raise SchemaError(f"{path}: not a kinefuse database (no kinefuse schema version)")
+    if version > SCHEMA_VERSION:
+        raise SchemaError(newer_message(str(path), version))
+
+
+@contextlib.contextmanager
+def _reading(db: DbLike) -> Iterator[sqlite_utils.Database]:
+    """Use an open Database as is; open (and afterwards close) a path."""
+    if isinstance(db, sqlite_utils.Database):
+        yield db
+        return
+    opened = open_for_reading(db)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# --- summary -------------------------------------------------------------------------------------
+def summary(db_path: str | Path) -> dict:
+    """Every session with its athlete, start, duration and status, and per source its counters and per
+    device the stored sample (IMU) or frame (camera) count and the time span they cover."""
+    with _reading(db_path) as db:
+        sessions = db.query(
+            "SELECT s.id, s.uuid, a.name AS athlete, s.started_wall, s.started_ns, s.ended_ns, s.status,"
+            " s.kinefuse_version FROM sessions s JOIN athletes a ON a.id = s.athlete_id ORDER BY s.id"
+        )
+        return {
+            "path": str(db_path),
+            "schema_version": user_version(db),
+            "sessions": [_session_summary(db, row) for row in sessions],
+        }
+
+
+def _session_summary(db: sqlite_utils.Database, row: dict) -> dict:
+    ended = row.pop("ended_ns")
+    started = row.pop("started_ns")
+    # a session still 'running' has no duration yet, or its daemon died before stopping
+    row["duration_s"] = (ended - started) / _NS if ended is not None else None
+    sources: dict[str, dict] = {}
+    for stats in db.query(
+        "SELECT source_id, type, state, reason, received, dropped, decode_errors, restarts"
+        " FROM source_stats WHERE session_id = ? ORDER BY source_id",
+        [row["id"]],
+    ):
+        sources[stats["source_id"]] = {**stats, "devices": []}
+    for device in db.query(
+        "SELECT id, source_id, device_id, kind FROM devices WHERE session_id = ?"
+        " ORDER BY source_id, device_id",
+        [row["id"]],
+    ):
+        source = sources.setdefault(device["source_id"], _unreported_source(device["source_id"]))
+        source["devices"].append(_device_summary(db, device))
+    row["sources"] = sorted(sources.values(), key=lambda s: s["source_id"])
+    return row
+
+
+def _unreported_source(source_id: str) -> dict:
+    """A source whose counters were never stored (the daemon died before its first stats update)."""
+    counters = dict.fromkeys(("type", "state", "reason", "received", "dropped", "decode_errors", "restarts"))
+    return {"source_id": source_id, **counters, "devices": []}
+
+
+def _device_summary(db: sqlite_utils.Database, device: dict) -> dict:
+    table = "keypoint_frames" if device["kind"] == "camera" else "imu_samples"
+    # count and time_ns bounds come from the (device_ref, time_ns) index without touching the rows
+    count, first, last = db.execute(
+        f"SELECT count(*), min(time_ns), max(time_ns) FROM {table} WHERE device_ref = ?", [device["id"]]
+    ).fetchone()
+    if count and first is None:  # never clock-aligned: fall back to arrival times
+        first, last = db.execute(
+            f"SELECT min(host_ns), max(host_ns) FROM {table} WHERE device_ref = ?", [device["id"]]
+        ).fetchone()
+    return {
+        "device_id": device["device_id"],
+        "kind": device["kind"],
+        "count": count,
+        "span_s": (last - first) / _NS if count else None,
+    }
+
+
+# --- samples -------------------------------------------------------------------------------------
+_SAMPLE_SELECT = (
+    "SELECT s.session_id, d.source_id, d.device_id, s.seq, s.device_time, s.host_ns, s.time_ns, {payload}"
+    " FROM {table} s JOIN devices d ON d.id = s.device_ref{where} ORDER BY s.rowid"
+)
+
+
+def _fetch(db: sqlite_utils.Database, table: str, payload: tuple[str, ...], session_id, device_id) -> dict:
+    """Columns of the stored samples, in arrival order, each as a tuple."""
+    clauses, params = [], []
+    if session_id is not None:
+        clauses.append("s.session_id = ?")
+        params.append(session_id)
+    if device_id is not None:
+        clauses.append("d.device_id = ?")
+        params.append(device_id)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    sql = _SAMPLE_SELECT.format(payload=", ".join(f"s.{c}" for c in payload), table=table, where=where)
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return dict(zip(names, columns, strict=True))
+
+
+def _common_arrays(columns: dict) -> dict:
+    time_ns = columns["time_ns"]
+    missing = np.array([t is None for t in time_ns], dtype=bool)
+    return {
+        "session_id": np.array(columns["session_id"], dtype=np.int64),
+        "source_id": np.array(columns["source_id"], dtype=object),
+        "device_id": np.array(columns["device_id"], dtype=object),
+        "seq": np.array(columns["seq"], dtype=np.int64),
+        "device_time": np.array(columns["device_time"], dtype=np.int64),
+        "host_ns": np.array(columns["host_ns"], dtype=np.int64),
+        # masked where the sample was stored before clock alignment filled it
+        "time_ns": np.ma.masked_array(
+            np.array([0 if t is None else t for t in time_ns], dtype=np.int64), mask=missing
+        ),
+    }
+
+
+def imu_samples(db: DbLike, session_id: int | None = None, device_id: str | None = None) -> dict:
+    """The stored IMU samples in arrival order, one array entry per sample.
+
+    Keys: session_id, source_id, device_id, seq, device_time, host_ns, time_ns (a masked array) and
+    acc, gyr, mag as float32 (n, 3); mag rows are NaN for samples stored without one.
+    """
+    with _reading(db) as conn:
+        columns = _fetch(conn, "imu_samples", ("acc", "gyr", "mag"), session_id, device_id)
+    out = _common_arrays(columns)
+    out["acc"] = unpack_rows(columns["acc"], (3,))
+    out["gyr"] = unpack_rows(columns["gyr"], (3,))
+    nan_row = np.full(3, np.nan, dtype="<f4").tobytes()
+    out["mag"] = unpack_rows([nan_row if m is None else m for m in columns["mag"]], (3,))
+    return out
+
+
+def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | None = None) -> dict:
+    """The stored camera frames in arrival order: the keys of ``imu_samples`` up to time_ns, then
+    keypoint_set and keypoints, float32 (n, N, 3) of x, y, confidence.
+
+    Frames of different keypoint counts cannot share one array: select a device_id then.
+    """
+    with _reading(db) as conn:
+        columns = _fetch(conn, "keypoint_frames", ("keypoint_set", "n_keypoints", "keypoints"), session_id,
+                         device_id)
+    counts = sorted(set(columns["n_keypoints"]))
+    if len(counts) > 1:
+        raise ValueError(f"frames have different keypoint counts {counts}: select one device_id")
+    out = _common_arrays(columns)
+    out["keypoint_set"] = np.array(columns["keypoint_set"], dtype=object)
+    out["keypoints"] = unpack_rows(columns["keypoints"], (counts[0] if counts else 0, 3))
+    return out
+
+
+def format_summary(report: dict) -> str:
+    """The summary as text for a terminal: one block per session, one line per device."""
+    lines = [f"{report['path']} (schema v{report['schema_version']}): {len(report['sessions'])} session(s)"]
+    for session in report["sessions"]:
+        duration = "still running or killed" if session["duration_s"] is None else f"{session['duration_s']:.1f} s"
+        lines.append(f"session {session['id']} {session['uuid'][:8]}  athlete {session['athlete']}  "
+                     f"started {session['started_wall']}  {duration}  {session['status']}")
+        for source in session["sources"]:
+            reason = f" ({source['reason']})" if source["reason"] else ""
+            lines.append(f"  source {source['source_id']} [{source['type']}] {source['state']}{reason}: "
+                         f"received {source['received']}, dropped {source['dropped']}, "
+                         f"decode errors {source['decode_errors']}, restarts {source['restarts']}")
+            for device in source["devices"]:
+                span = "-" if device["span_s"] is None else f"{device['span_s']:.1f} s"
+                unit = "frames" if device["kind"] == "camera" else "samples"
+                lines.append(f"    {device['device_id']:<18} {device['count']:>8} {unit:<7} over {span}")
+    return "\n".join(lines)
