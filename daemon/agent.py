@@ -79,7 +79,9 @@ class Agent:
         )
         policy_section = config["supervisor"]
         self.supervisors = {
-            c.id: SourceSupervisor(c, registry.sources[c.type], self.ingest.put, RestartPolicy.from_config(policy_section))
+            c.id: SourceSupervisor(
+                c, registry.sources[c.type], self.ingest.put, RestartPolicy.from_config(policy_section)
+            )
             for c in config.sources
         }
         self.processors: dict[str, Processor] = {}
@@ -114,7 +116,9 @@ class Agent:
 
     def status(self) -> dict:
         return {
-            "state": "stopping" if self.stopping.is_set() else ("running" if self.ready.is_set() else "starting"),
+            "state": "stopping"
+            if self.stopping.is_set()
+            else ("running" if self.ready.is_set() else "starting"),
             "version": __version__,
             "session": self.session.session_uuid,
             "athlete": self.session.athlete,
@@ -205,7 +209,9 @@ class Agent:
                 out.extend(processor.process(aligned))
             except Exception:
                 self.processor_errors[pid] += 1
-                log.exception("processor %s failed on a batch from %s/%s", pid, batch.source_id, batch.device_id)
+                log.exception(
+                    "processor %s failed on a batch from %s/%s", pid, batch.source_id, batch.device_id
+                )
         self.supervisors[batch.source_id].latency_ns = time.monotonic_ns() - int(batch.host_ns[-1])
         return out
 
@@ -229,7 +235,11 @@ class Agent:
         stats = []
         for supervisor in self.supervisors.values():
             row = supervisor.stats()
-            row["clock"] = {d: fits[(supervisor.source_id, d)] for d in row["devices"] if (supervisor.source_id, d) in fits}
+            row["clock"] = {
+                d: fits[(supervisor.source_id, d)]
+                for d in row["devices"]
+                if (supervisor.source_id, d) in fits
+            }
             stats.append(row)
         return stats
 

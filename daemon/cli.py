@@ -29,7 +29,10 @@ def _load_config(path: Path, registry: Registry) -> Config | None:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
 
 
@@ -128,7 +131,9 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true")
     plugins.set_defaults(handler=cmd_plugins)
 
-    status = commands.add_parser("status", help="the running daemon's status, or a database's summary with --db")
+    status = commands.add_parser(
+        "status", help="the running daemon's status, or a database's summary with --db"
+    )
     status.add_argument("--db", type=Path, help="summarise this database instead of asking the daemon")
     status.add_argument("--config", type=Path, default=default_config_path(), help=config_help)
     status.add_argument("--json", action="store_true")
@@ -136,7 +141,9 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
 
     tail = commands.add_parser("tail", help="print the live time-aligned stream as JSON lines")
     tail.add_argument("--config", type=Path, default=default_config_path(), help=config_help)
-    tail.add_argument("--kind", action="append", help="only these record types (imu, keypoints, metric, event)")
+    tail.add_argument(
+        "--kind", action="append", help="only these record types (imu, keypoints, metric, event)"
+    )
     tail.add_argument("--count", type=int, help="stop after this many records")
     tail.set_defaults(handler=cmd_tail)
 
@@ -155,6 +162,7 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _setup_logging("warning")  # until a config sets the level: plugin quarantines are warnings worth seeing
     registry = load_plugins()
     args = build_parser(registry).parse_args(argv)
     return args.handler(args, registry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -25,22 +26,32 @@ CORE_SECTIONS: dict[str, dict[str, Field]] = {
         "log_level": Field(str, "info", "log verbosity", choices=("debug", "info", "warning", "error")),
     },
     "channels": {
-        "ingest_capacity": Field(int, 1024, "batches held between sources and processing", min=1, max=1_000_000),
+        "ingest_capacity": Field(
+            int, 1024, "batches held between sources and processing", min=1, max=1_000_000
+        ),
         "sink_capacity": Field(int, 1024, "item batches held for each sink", min=1, max=1_000_000),
     },
     "supervisor": {
-        "restart_budget": Field(int, 5, "restarts allowed within restart_window_s before a source fails", min=0),
+        "restart_budget": Field(
+            int, 5, "restarts allowed within restart_window_s before a source fails", min=0
+        ),
         "restart_window_s": Field(float, 300.0, "window over which restarts are counted", min=1.0),
         "backoff_initial_s": Field(float, 0.5, "first restart delay (doubles each time, jittered)", min=0.0),
         "backoff_max_s": Field(float, 30.0, "longest restart delay", min=0.0),
     },
     "paths": {
         "data_dir": Field(
-            str, "", "models and other data (empty: the platform's user data dir)", env="KINEFUSE_DATA_DIR",
+            str,
+            "",
+            "models and other data (empty: the platform's user data dir)",
+            env="KINEFUSE_DATA_DIR",
             is_path=True,
         ),
         "shared_dir": Field(
-            str, "../shared", "the shared data sets used by tests and benchmarks", env="KINEFUSE_SHARED",
+            str,
+            "../shared",
+            "the shared data sets used by tests and benchmarks",
+            env="KINEFUSE_SHARED",
             is_path=True,
         ),
     },
@@ -81,11 +92,13 @@ def load_config(path: Path, registry) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigInvalid([ConfigError(str(path), None, "-", f"cannot read config: {exc.strerror}")]) from exc
+        raise ConfigInvalid(
+            [ConfigError(str(path), None, "-", f"cannot read config: {exc.strerror}")]
+        ) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        line = _toml_error_line(exc)
         raise ConfigInvalid([ConfigError(str(path), line, "-", f"not valid TOML: {exc}")]) from exc
     check = Validator(str(path), text, path.resolve().parent)
     section_schemas = {**CORE_SECTIONS, **{s.name: s.schema for s in registry.config_sections.values()}}
@@ -93,7 +106,10 @@ def load_config(path: Path, registry) -> Config:
     for key in data:
         if key not in known:
             check.error((key,), f"unknown table (known tables: {', '.join(sorted(known))})")
-    sections = {name: check.check_table(data.get(name, {}), schema, (name,)) for name, schema in section_schemas.items()}
+    sections = {
+        name: check.check_table(data.get(name, {}), schema, (name,))
+        for name, schema in section_schemas.items()
+    }
     for sink in sections["daemon"].get("sinks") or []:
         if sink not in registry.sinks:
             check.error(("daemon", "sinks"), f"unknown sink {sink!r} (available: {_names(registry.sinks)})")
@@ -102,6 +118,14 @@ def load_config(path: Path, registry) -> Config:
     if check.errors:
         raise ConfigInvalid(check.errors)
     return Config(path, sections, sources, processors)
+
+
+def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
+    """The line tomllib complains about (Python < 3.14 gives it only in the message)."""
+    if getattr(exc, "lineno", None):
+        return exc.lineno
+    found = re.search(r"at line (\d+)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 def _names(specs: dict) -> str:
@@ -124,8 +148,10 @@ def _components(check: Validator, entries, table: str, specs: dict, registry) ->
             check.error((*path, "type"), f"expected a string naming a type (available: {_names(specs)})")
             continue
         if kind not in specs:
-            check.error((*path, "type"), f"unknown type {kind!r} (available: {_names(specs)})"
-                        + registry.quarantine_hint())
+            check.error(
+                (*path, "type"),
+                f"unknown type {kind!r} (available: {_names(specs)})" + registry.quarantine_hint(),
+            )
             continue
         ident = entry.get("id", kind)
         if not isinstance(ident, str) or not ident:

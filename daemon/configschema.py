@@ -30,6 +30,7 @@ class Field:
     item_type: type | None = None  # for lists
     env: str | None = None  # environment variable that overrides the file
     is_path: bool = False  # relative paths resolve against the config file's folder
+    pattern: str | None = None  # strings must match this regular expression in full
 
     def expectation(self) -> str:
         text = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}[
@@ -39,6 +40,8 @@ class Field:
             text += f" of {_TYPE_NAMES[self.item_type]}s"
         if self.choices is not None:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.pattern is not None:
+            text += f" matching {self.pattern}"
         if self.min is not None and self.max is not None:
             text += f" from {self.min} to {self.max}"
         elif self.min is not None:
@@ -80,7 +83,9 @@ def format_key(path: KeyPath) -> str:
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_KEY = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
 
 
 def _split_dotted(text: str) -> list[str]:
@@ -205,6 +210,9 @@ class Validator:
             self.error(path, f"expected {field.expectation()}, got {value!r}")
             return None
         if field.choices is not None and value not in field.choices:
+            self.error(path, f"expected {field.expectation()}, got {value!r}")
+            return None
+        if field.pattern is not None and not re.fullmatch(field.pattern, value):
             self.error(path, f"expected {field.expectation()}, got {value!r}")
             return None
         if (field.min is not None and value < field.min) or (field.max is not None and value > field.max):

@@ -103,9 +103,12 @@ class PluginLoader:
             self.pm.register(plugin, name=name)
         except Exception as exc:
             return self._quarantine(record, exc)
-        record.hooks = sorted(impl_name for impl_name in _REGISTRATIONS if _implements(self.pm, name, impl_name))
+        record.hooks = sorted(
+            impl_name for impl_name in _REGISTRATIONS if _implements(self.pm, name, impl_name)
+        )
         try:
             self.pm.check_pending()
+            _check_unmarked_hooks(plugin, record.hooks)
             collected = self._collect(name)
         except Exception as exc:
             self.pm.unregister(name=name)
@@ -121,13 +124,19 @@ class PluginLoader:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin_name != plugin_name:
                     continue
-                specs = impl.function() or []
+                specs = impl.function()
+                if specs is None:
+                    continue
+                if not isinstance(specs, list | tuple):
+                    raise TypeError(f"{hook_name} must return a list of {spec_type.__name__}, got {specs!r}")
                 for spec in specs:
                     if not isinstance(spec, spec_type):
                         raise TypeError(f"{hook_name} returned {spec!r}, expected {spec_type.__name__} items")
                     existing = getattr(self.registry, attribute)
                     if spec.name in existing or spec.name in collected.get(attribute, {}):
-                        raise ValueError(f"{hook_name}: {spec_type.__name__} {spec.name!r} is already registered")
+                        raise ValueError(
+                            f"{hook_name}: {spec_type.__name__} {spec.name!r} is already registered"
+                        )
                     collected.setdefault(attribute, {})[spec.name] = spec
         return collected
 
@@ -137,6 +146,17 @@ class PluginLoader:
         log.error("plugin %s quarantined: %s", record.name, record.reason)
         self.registry.plugins.append(record)
         return record
+
+
+def _check_unmarked_hooks(plugin: object, hooks: list[str]) -> None:
+    """pluggy ignores functions without @hookimpl; one named like a hook is almost surely a forgotten marker."""
+    for attribute in dir(plugin):
+        if (
+            attribute.startswith("register_")
+            and callable(getattr(plugin, attribute))
+            and attribute not in hooks
+        ):
+            raise TypeError(f"{attribute} looks like a hook but is not marked with @kinefuse.hookimpl")
 
 
 def _implements(pm: pluggy.PluginManager, plugin_name: str, hook_name: str) -> bool:

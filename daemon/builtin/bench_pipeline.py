@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from kinefuse import hookimpl
-from kinefuse.agent import Agent
 from kinefuse.bench import make_row
 from kinefuse.config import load_config
 from kinefuse.interfaces import BenchSpec
@@ -25,15 +24,16 @@ FLAT_OUT = {"straps": 4, "imu_rate_hz": 100.0, "cameras": 1, "camera_fps": 30.0,
 
 
 def _config_text(folder: Path, source: dict) -> str:
-    options = "\n".join(f"{key} = {str(value).lower() if isinstance(value, bool) else value}"
-                        for key, value in source.items())
+    options = "\n".join(
+        f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in source.items()
+    )
     return f"""
 [daemon]
 log_level = "warning"
 [storage]
-path = "{folder / 'bench.db'}"
+path = "{folder / "bench.db"}"
 [status]
-socket_path = "{folder / 'kinefuse.sock'}"
+socket_path = "{folder / "kinefuse.sock"}"
 [[sources]]
 id = "synth"
 type = "synthetic"
@@ -42,6 +42,8 @@ type = "synthetic"
 
 
 async def _run_case(source: dict, duration_s: float) -> dict:
+    from kinefuse.agent import Agent  # here, not at the top: every CLI command loads this plugin
+
     with tempfile.TemporaryDirectory(prefix="kinefuse-bench-") as tmp:
         folder = Path(tmp)
         config_path = folder / "config.toml"
@@ -72,14 +74,36 @@ async def run(options: dict) -> list[dict]:
     pinned = _pin_to_one_core()
     flat = await _run_case(FLAT_OUT, duration)
     paced = await _run_case(TWENTY_X, duration)
-    p50, p99 = (np.percentile(paced["latency_ms"], q) for q in (50, 99)) if len(paced["latency_ms"]) else (None, None)
+    p50, p99 = (
+        (np.percentile(paced["latency_ms"], q) for q in (50, 99))
+        if len(paced["latency_ms"])
+        else (None, None)
+    )
     note_20x = f"{duration:.0f} s at 8600 samples/s offered, {pinned}"
     return [
-        make_row("flat out", "committed samples/s", "samples/s", flat["committed_per_s"], "higher",
-                 LOAD_NAME, DEFAULT_LOAD, f"{duration:.0f} s, source unthrottled, {pinned}"),
-        make_row("20x default load", "committed samples/s", "samples/s", paced["committed_per_s"], "higher",
-                 LOAD_NAME, DEFAULT_LOAD, note_20x),
-        make_row("20x default load", "samples dropped", "samples", paced["dropped"], "lower", None, None, note_20x),
+        make_row(
+            "flat out",
+            "committed samples/s",
+            "samples/s",
+            flat["committed_per_s"],
+            "higher",
+            LOAD_NAME,
+            DEFAULT_LOAD,
+            f"{duration:.0f} s, source unthrottled, {pinned}",
+        ),
+        make_row(
+            "20x default load",
+            "committed samples/s",
+            "samples/s",
+            paced["committed_per_s"],
+            "higher",
+            LOAD_NAME,
+            DEFAULT_LOAD,
+            note_20x,
+        ),
+        make_row(
+            "20x default load", "samples dropped", "samples", paced["dropped"], "lower", None, None, note_20x
+        ),
         make_row("20x default load", "arrival to commit p50", "ms", p50, "lower", None, None, note_20x),
         make_row("20x default load", "arrival to commit p99", "ms", p99, "lower", None, None, note_20x),
     ]

@@ -18,15 +18,20 @@ IMU_CLOCK_HZ = 1e6  # strap timestamps in microseconds, as most BLE IMUs report
 CAMERA_CLOCK_HZ = 90_000.0  # the RTP/MPEG presentation-timestamp clock
 
 SCHEMA = {
-    "straps": Field(int, 4, "IMU straps, on pelvis, shanks, trunk, thighs in that order", min=0, max=len(STRAP_SEGMENTS)),
+    "straps": Field(
+        int, 4, "IMU straps, on pelvis, shanks, trunk, thighs in that order", min=0, max=len(STRAP_SEGMENTS)
+    ),
     "imu_rate_hz": Field(float, 100.0, "IMU sample rate", min=1.0, max=4000.0),
     "cameras": Field(int, 1, "side-view cameras producing COCO-17 keypoints", min=0, max=8),
     "camera_fps": Field(float, 30.0, "camera frame rate", min=1.0, max=240.0),
-    "push_interval_s": Field(float, 0.1, "samples arrive in batches this far apart, as BLE notifications do",
-                             min=0.001, max=1.0),
+    "push_interval_s": Field(
+        float, 0.1, "samples arrive in batches this far apart, as BLE notifications do", min=0.001, max=1.0
+    ),
     "realtime": Field(bool, True, "pace output by the clock; false runs as fast as possible"),
     "cadence_spm": Field(float, 110.0, "walking cadence, steps per minute", min=30.0, max=220.0),
-    "max_clock_skew_ppm": Field(float, 50.0, "device clocks run fast or slow by up to this much", min=0.0, max=1000.0),
+    "max_clock_skew_ppm": Field(
+        float, 50.0, "device clocks run fast or slow by up to this much", min=0.0, max=1000.0
+    ),
     "packet_loss": Field(float, 0.0, "fraction of IMU samples lost on the way", min=0.0, max=0.5),
     "seed": Field(int, 0, "random seed for clocks, noise and loss"),
     "fail_after_s": Field(float, 0.0, "fault injection: raise after this many seconds (0: never)", min=0.0),
@@ -49,16 +54,30 @@ class SyntheticSource:
         self.rng = np.random.default_rng(options["seed"])
         self.walker = Walker(cadence_spm=options["cadence_spm"])
         skew = options["max_clock_skew_ppm"]
-        self.straps = [(f"imu_{seg}", seg, _DeviceClock(self.rng, IMU_CLOCK_HZ, skew))
-                       for seg in STRAP_SEGMENTS[: options["straps"]]]
-        self.cameras = [(f"cam{i}", _DeviceClock(self.rng, CAMERA_CLOCK_HZ, skew)) for i in range(options["cameras"])]
+        self.straps = [
+            (f"imu_{seg}", seg, _DeviceClock(self.rng, IMU_CLOCK_HZ, skew))
+            for seg in STRAP_SEGMENTS[: options["straps"]]
+        ]
+        self.cameras = [
+            (f"cam{i}", _DeviceClock(self.rng, CAMERA_CLOCK_HZ, skew)) for i in range(options["cameras"])
+        ]
         self.imu_next = 0  # index of the next sample / frame to produce (their sequence numbers)
         self.frame_next = 0
 
     def devices(self) -> list[DeviceInfo]:
-        imus = [DeviceInfo(d, DeviceKind.IMU, IMU_CLOCK_HZ, meta={"segment": seg}) for d, seg, _ in self.straps]
-        cams = [DeviceInfo(d, DeviceKind.CAMERA, CAMERA_CLOCK_HZ, keypoint_set="COCO-17",
-                           meta={"width": 1280, "height": 720}) for d, _ in self.cameras]
+        imus = [
+            DeviceInfo(d, DeviceKind.IMU, IMU_CLOCK_HZ, meta={"segment": seg}) for d, seg, _ in self.straps
+        ]
+        cams = [
+            DeviceInfo(
+                d,
+                DeviceKind.CAMERA,
+                CAMERA_CLOCK_HZ,
+                keypoint_set="COCO-17",
+                meta={"width": 1280, "height": 720},
+            )
+            for d, _ in self.cameras
+        ]
         return imus + cams
 
     async def run(self, ctx: SourceContext) -> None:
@@ -99,8 +118,18 @@ class SyntheticSource:
             acc += self.rng.normal(0.0, 0.05, acc.shape)
             gyr += self.rng.normal(0.0, 0.005, gyr.shape)
             mag += self.rng.normal(0.0, 0.3, mag.shape)
-            ctx.emit(imu_batch(self.source_id, device_id, seq[kept], clock.ticks(t[kept]),
-                               np.full(kept.sum(), host_ns), acc, gyr, mag))
+            ctx.emit(
+                imu_batch(
+                    self.source_id,
+                    device_id,
+                    seq[kept],
+                    clock.ticks(t[kept]),
+                    np.full(kept.sum(), host_ns),
+                    acc,
+                    gyr,
+                    mag,
+                )
+            )
 
     def _emit_frames(self, ctx: SourceContext, seq: np.ndarray, host_ns: int) -> None:
         t = seq / self.options["camera_fps"]
@@ -110,11 +139,19 @@ class SyntheticSource:
         for device_id, clock in self.cameras:
             noisy = xy + self.rng.normal(0.0, 1.5, xy.shape) / confidence[..., None]
             keypoints = np.concatenate([noisy, confidence[..., None]], axis=2)
-            ctx.emit(keypoint_batch(self.source_id, device_id, seq, clock.ticks(t), np.full(len(seq), host_ns),
-                                    "COCO-17", keypoints))
+            ctx.emit(
+                keypoint_batch(
+                    self.source_id,
+                    device_id,
+                    seq,
+                    clock.ticks(t),
+                    np.full(len(seq), host_ns),
+                    "COCO-17",
+                    keypoints,
+                )
+            )
 
 
 @hookimpl
 def register_sources():
     return [SourceSpec("synthetic", SyntheticSource, SCHEMA, __doc__.strip())]
-

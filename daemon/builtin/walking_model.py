@@ -62,7 +62,9 @@ class Walker:
         """(n, 17, 2) pixel positions of a person walking on the spot, seen from their left side."""
         scale = 0.55 * height / self.height_m  # pixels per metre
         n = len(t)
-        hip = np.stack([np.full(n, width / 2), height * 0.52 + 0.02 * scale * np.sin(4 * np.pi * self.stride_hz * t)], 1)
+        hip = np.stack(
+            [np.full(n, width / 2), height * 0.52 + 0.02 * scale * np.sin(4 * np.pi * self.stride_hz * t)], 1
+        )
         trunk_angle, _ = self.segment_angle("trunk", t)
         neck = hip + 0.30 * self.height_m * scale * np.stack([np.sin(trunk_angle), -np.cos(trunk_angle)], 1)
         head = neck + np.stack([np.full(n, 0.03), np.full(n, -0.12)], 1) * self.height_m * scale
@@ -79,7 +81,9 @@ class Walker:
             ankle = knee + 0.246 * self.height_m * scale * np.stack([np.sin(shank), np.cos(shank)], 1)
             arm = -0.6 * thigh  # arms swing against the same-side leg
             elbow = neck + 0.186 * self.height_m * scale * np.stack([np.sin(arm), np.cos(arm)], 1)
-            wrist = elbow + 0.146 * self.height_m * scale * np.stack([np.sin(arm + 0.3), np.cos(arm + 0.3)], 1)
+            wrist = elbow + 0.146 * self.height_m * scale * np.stack(
+                [np.sin(arm + 0.3), np.cos(arm + 0.3)], 1
+            )
             points[:, 13 + index], points[:, 15 + index] = knee, ankle
             points[:, 7 + index], points[:, 9 + index] = elbow, wrist
         return points

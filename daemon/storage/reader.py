@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import sqlite_utils
+
 from kinefuse.storage.codec import unpack_rows
 from kinefuse.storage.schema import SCHEMA_VERSION, SchemaError, newer_message, user_version
 
@@ -184,8 +185,9 @@ def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | 
     Frames of different keypoint counts cannot share one array: select a device_id then.
     """
     with _reading(db) as conn:
-        columns = _fetch(conn, "keypoint_frames", ("keypoint_set", "n_keypoints", "keypoints"), session_id,
-                         device_id)
+        columns = _fetch(
+            conn, "keypoint_frames", ("keypoint_set", "n_keypoints", "keypoints"), session_id, device_id
+        )
     counts = sorted(set(columns["n_keypoints"]))
     if len(counts) > 1:
         raise ValueError(f"frames have different keypoint counts {counts}: select one device_id")
@@ -199,14 +201,20 @@ def format_summary(report: dict) -> str:
     """The summary as text for a terminal: one block per session, one line per device."""
     lines = [f"{report['path']} (schema v{report['schema_version']}): {len(report['sessions'])} session(s)"]
     for session in report["sessions"]:
-        duration = "still running or killed" if session["duration_s"] is None else f"{session['duration_s']:.1f} s"
-        lines.append(f"session {session['id']} {session['uuid'][:8]}  athlete {session['athlete']}  "
-                     f"started {session['started_wall']}  {duration}  {session['status']}")
+        duration = (
+            "still running or killed" if session["duration_s"] is None else f"{session['duration_s']:.1f} s"
+        )
+        lines.append(
+            f"session {session['id']} {session['uuid'][:8]}  athlete {session['athlete']}  "
+            f"started {session['started_wall']}  {duration}  {session['status']}"
+        )
         for source in session["sources"]:
             reason = f" ({source['reason']})" if source["reason"] else ""
-            lines.append(f"  source {source['source_id']} [{source['type']}] {source['state']}{reason}: "
-                         f"received {source['received']}, dropped {source['dropped']}, "
-                         f"decode errors {source['decode_errors']}, restarts {source['restarts']}")
+            lines.append(
+                f"  source {source['source_id']} [{source['type']}] {source['state']}{reason}: "
+                f"received {source['received']}, dropped {source['dropped']}, "
+                f"decode errors {source['decode_errors']}, restarts {source['restarts']}"
+            )
             for device in source["devices"]:
                 span = "-" if device["span_s"] is None else f"{device['span_s']:.1f} s"
                 unit = "frames" if device["kind"] == "camera" else "samples"

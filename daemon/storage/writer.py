@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import sqlite_utils
+
 from kinefuse.interfaces import DeviceAdded, SessionInfo
 from kinefuse.storage.codec import pack_rows
 from kinefuse.storage.schema import open_database
@@ -33,10 +34,31 @@ _SAMPLE_COLUMNS = ("session_id", "device_ref", "seq", "device_time", "host_ns", 
 COLUMNS = {
     "imu_samples": (*_SAMPLE_COLUMNS, "acc", "gyr", "mag"),
     "keypoint_frames": (*_SAMPLE_COLUMNS, "keypoint_set", "n_keypoints", "keypoints"),
-    "metrics": ("session_id", "device_ref", "source_id", "time_ns", "name", "value", "unit",
-                "provenance", "quality", "reason", "processor"),
-    "events": ("session_id", "device_ref", "source_id", "time_ns", "kind", "detail",
-               "provenance", "quality", "reason", "processor"),
+    "metrics": (
+        "session_id",
+        "device_ref",
+        "source_id",
+        "time_ns",
+        "name",
+        "value",
+        "unit",
+        "provenance",
+        "quality",
+        "reason",
+        "processor",
+    ),
+    "events": (
+        "session_id",
+        "device_ref",
+        "source_id",
+        "time_ns",
+        "kind",
+        "detail",
+        "provenance",
+        "quality",
+        "reason",
+        "processor",
+    ),
 }
 STATS_KEYS = ("source_id", "type", "state", "reason", "received", "dropped", "decode_errors", "restarts")
 _INSERT_BATCH = 500  # rows per INSERT statement; sqlite-utils lowers it to fit SQLite's variable limit
@@ -113,17 +135,21 @@ class SqliteSink:
         athlete_id = self._db["athletes"].lookup(
             {"name": session.athlete}, {"created_wall": datetime.datetime.now(datetime.UTC).isoformat()}
         )
-        self._session_id = self._db["sessions"].insert(
-            {
-                "uuid": session.session_uuid,
-                "athlete_id": athlete_id,
-                "started_wall": session.started_wall,
-                "started_ns": session.started_ns,
-                "config_path": session.config_path,
-                "kinefuse_version": session.kinefuse_version,
-                "status": "running",
-            }
-        ).last_pk
+        self._session_id = (
+            self._db["sessions"]
+            .insert(
+                {
+                    "uuid": session.session_uuid,
+                    "athlete_id": athlete_id,
+                    "started_wall": session.started_wall,
+                    "started_ns": session.started_ns,
+                    "config_path": session.config_path,
+                    "kinefuse_version": session.kinefuse_version,
+                    "status": "running",
+                }
+            )
+            .last_pk
+        )
         self._last_commit = time.monotonic()
 
     def _write(self, items: Sequence[StreamItem | DeviceAdded]) -> None:
@@ -148,17 +174,21 @@ class SqliteSink:
             return  # a restarted source declares its devices again
         device = item.device
         # committed at once, outside the row buffer: sample rows reference it
-        self._device_refs[key] = self._db["devices"].insert(
-            {
-                "session_id": self._session_id,
-                "source_id": item.source_id,
-                "device_id": device.device_id,
-                "kind": str(device.kind),
-                "clock_hz": device.clock_hz,
-                "keypoint_set": device.keypoint_set,
-                "meta": _json(device.meta),
-            }
-        ).last_pk
+        self._device_refs[key] = (
+            self._db["devices"]
+            .insert(
+                {
+                    "session_id": self._session_id,
+                    "source_id": item.source_id,
+                    "device_id": device.device_id,
+                    "kind": str(device.kind),
+                    "clock_hz": device.clock_hz,
+                    "keypoint_set": device.keypoint_set,
+                    "meta": _json(device.meta),
+                }
+            )
+            .last_pk
+        )
 
     def _device_ref(self, source_id: str, device_id: str, what: str) -> int | None:
         """The devices.id of a declared device; None (logged once per device, counted) otherwise."""
@@ -170,7 +200,10 @@ class SqliteSink:
                 log.error(
                     "%s: %s for source %r device %r rejected: the device was never declared (DeviceAdded); "
                     "further ones are only counted",
-                    self.path, what, source_id, device_id,
+                    self.path,
+                    what,
+                    source_id,
+                    device_id,
                 )
         return ref
 
@@ -180,9 +213,7 @@ class SqliteSink:
             return
         n = len(batch)
         mag = pack_rows(batch.mag) if batch.mag is not None else itertools.repeat(None, n)
-        self._add_samples(
-            "imu_samples", batch, ref, pack_rows(batch.acc), pack_rows(batch.gyr), mag
-        )
+        self._add_samples("imu_samples", batch, ref, pack_rows(batch.acc), pack_rows(batch.gyr), mag)
 
     def _add_keypoints(self, batch: KeypointBatch) -> None:
         ref = self._device_ref(batch.source_id, batch.device_id, "keypoint batch")
@@ -228,8 +259,19 @@ class SqliteSink:
         if not accepted:
             return
         self._pending["metrics"].append(
-            (self._session_id, ref, value.source_id, value.time_ns, value.name, value.value, value.unit,
-             str(value.provenance), str(value.quality.level), value.quality.reason, value.processor)
+            (
+                self._session_id,
+                ref,
+                value.source_id,
+                value.time_ns,
+                value.name,
+                value.value,
+                value.unit,
+                str(value.provenance),
+                str(value.quality.level),
+                value.quality.reason,
+                value.processor,
+            )
         )
         self._pending_rows += 1
 
@@ -238,8 +280,18 @@ class SqliteSink:
         if not accepted:
             return
         self._pending["events"].append(
-            (self._session_id, ref, event.source_id, event.time_ns, event.kind, _json(event.detail),
-             str(event.provenance), str(event.quality.level), event.quality.reason, event.processor)
+            (
+                self._session_id,
+                ref,
+                event.source_id,
+                event.time_ns,
+                event.kind,
+                _json(event.detail),
+                str(event.provenance),
+                str(event.quality.level),
+                event.quality.reason,
+                event.processor,
+            )
         )
         self._pending_rows += 1
 
@@ -285,7 +337,8 @@ class SqliteSink:
                 ref = self._device_refs.get((stats["source_id"], device_id))
                 if ref is not None:
                     self._db["devices"].update(
-                        ref, {"clock_offset_ns": fit["clock_offset_ns"], "clock_skew_ppm": fit["clock_skew_ppm"]}
+                        ref,
+                        {"clock_offset_ns": fit["clock_offset_ns"], "clock_skew_ppm": fit["clock_skew_ppm"]},
                     )
 
     def _stop(self, source_stats: list[dict]) -> None:

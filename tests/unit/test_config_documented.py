@@ -23,7 +23,9 @@ def test_every_key_is_documented_in_its_section():
         for key in schema:
             assert f"| `{key}` |" in section, f"{title} {key} is not documented"
     for name, spec in {**registry.sources, **registry.processors}.items():
-        section = documented_section("### `[[sources]]`" if name in registry.sources else "### `[[processors]]`")
+        section = documented_section(
+            "### `[[sources]]`" if name in registry.sources else "### `[[processors]]`"
+        )
         assert f'`type = "{name}"`' in section, f"type {name} is not documented"
         for key in spec.schema:
             assert f"| `{key}` |" in section, f"{name}.{key} is not documented"

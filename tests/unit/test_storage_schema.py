@@ -4,6 +4,7 @@ import sqlite3
 
 import pytest
 import sqlite_utils
+
 from kinefuse.storage import reader
 from kinefuse.storage.schema import SCHEMA_VERSION, SchemaError, apply_migration, open_database, user_version
 
@@ -13,10 +14,20 @@ def make_version_1_file(path):
     db = sqlite_utils.Database(path)
     apply_migration(db, 1)
     athlete = db["athletes"].insert({"name": "ana", "created_wall": "2024-05-01T10:00:00+00:00"}).last_pk
-    session = db["sessions"].insert(
-        {"uuid": "u-1", "athlete_id": athlete, "started_wall": "2024-05-01T10:00:00+00:00",
-         "started_ns": 1_000, "ended_ns": 5_000_001_000, "status": "stopped"}
-    ).last_pk
+    session = (
+        db["sessions"]
+        .insert(
+            {
+                "uuid": "u-1",
+                "athlete_id": athlete,
+                "started_wall": "2024-05-01T10:00:00+00:00",
+                "started_ns": 1_000,
+                "ended_ns": 5_000_001_000,
+                "status": "stopped",
+            }
+        )
+        .last_pk
+    )
     db["devices"].insert(
         {"session_id": session, "source_id": "strap", "device_id": "imu0", "kind": "imu", "clock_hz": 1e6}
     )

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import sqlite_utils
+
 from kinefuse.interfaces import DeviceAdded, SessionInfo
 from kinefuse.storage import reader
 from kinefuse.storage.writer import SqliteSink
@@ -25,8 +26,15 @@ from kinefuse.types import (
 
 IMU = DeviceInfo("imu0", DeviceKind.IMU, clock_hz=1e6)
 CAMERA = DeviceInfo("cam0", DeviceKind.CAMERA, clock_hz=90_000, keypoint_set="coco17", meta={"fps": 30})
-STATS = {"type": "synthetic", "state": "stopped", "reason": "", "received": 7, "dropped": 1,
-         "decode_errors": 2, "restarts": 0}
+STATS = {
+    "type": "synthetic",
+    "state": "stopped",
+    "reason": "",
+    "received": 7,
+    "dropped": 1,
+    "decode_errors": 2,
+    "restarts": 0,
+}
 rng = np.random.default_rng(7)
 
 
@@ -37,26 +45,57 @@ def session(uuid="u-1"):
 def imu(n, start=0, mag=True, aligned=True):
     seq = np.arange(start, start + n)
     batch = imu_batch(
-        "strap", "imu0", seq, seq * 1000, time.monotonic_ns() + seq,
-        rng.normal(size=(n, 3)), rng.normal(size=(n, 3)), rng.normal(size=(n, 3)) if mag else None,
+        "strap",
+        "imu0",
+        seq,
+        seq * 1000,
+        time.monotonic_ns() + seq,
+        rng.normal(size=(n, 3)),
+        rng.normal(size=(n, 3)),
+        rng.normal(size=(n, 3)) if mag else None,
     )
     return dataclasses.replace(batch, time_ns=batch.host_ns - 500) if aligned else batch
 
 
 def frames(n):
     seq = np.arange(n)
-    batch = keypoint_batch("cam", "cam0", seq, seq * 3000, time.monotonic_ns() + seq, "coco17",
-                           rng.uniform(0, 640, size=(n, 17, 3)))
+    batch = keypoint_batch(
+        "cam",
+        "cam0",
+        seq,
+        seq * 3000,
+        time.monotonic_ns() + seq,
+        "coco17",
+        rng.uniform(0, 640, size=(n, 17, 3)),
+    )
     return dataclasses.replace(batch, time_ns=batch.host_ns - 1_000)
 
 
 def test_round_trip_of_every_item_kind(tmp_path):
     path = tmp_path / "k.db"
     first, second, video = imu(50), imu(30, start=50, mag=False, aligned=False), frames(4)
-    value = DerivedValue("cadence", 123, 171.5, "1/min", Provenance.MEASURED, Quality(QualityLevel.GOOD),
-                         "strap", "imu0", "steps")
-    missing = DerivedValue("stride", 124, None, "m", Provenance.FILLED,
-                           Quality(QualityLevel.INSUFFICIENT, "gap"), "strap", None, "steps")
+    value = DerivedValue(
+        "cadence",
+        123,
+        171.5,
+        "1/min",
+        Provenance.MEASURED,
+        Quality(QualityLevel.GOOD),
+        "strap",
+        "imu0",
+        "steps",
+    )
+    missing = DerivedValue(
+        "stride",
+        124,
+        None,
+        "m",
+        Provenance.FILLED,
+        Quality(QualityLevel.INSUFFICIENT, "gap"),
+        "strap",
+        None,
+        "steps",
+    )
     event = Event("gap", 125, "strap", "imu0", {"samples": 3})
     clock = {"imu0": {"clock_offset_ns": -42, "clock_skew_ppm": 12.5}}
 
@@ -65,8 +104,12 @@ def test_round_trip_of_every_item_kind(tmp_path):
         await sink.start(session())
         await sink.write([DeviceAdded("strap", IMU), DeviceAdded("cam", CAMERA), first])
         await sink.write([DeviceAdded("strap", IMU), second, video, value, missing, event])
-        await sink.stop([{"source_id": "strap", **STATS, "devices": ["imu0"], "clock": clock},
-                         {"source_id": "cam", **STATS, "devices": ["cam0"]}])
+        await sink.stop(
+            [
+                {"source_id": "strap", **STATS, "devices": ["imu0"], "clock": clock},
+                {"source_id": "cam", **STATS, "devices": ["cam0"]},
+            ]
+        )
         return sink
 
     sink = asyncio.run(run())
@@ -93,7 +136,9 @@ def test_round_trip_of_every_item_kind(tmp_path):
     db = sqlite_utils.Database(path)
     metrics = list(db.query("SELECT name, value, unit, provenance, quality, reason, device_ref FROM metrics"))
     assert [(m["name"], m["value"], m["quality"], m["reason"]) for m in metrics] == [
-        ("cadence", 171.5, "good", ""), ("stride", None, "insufficient", "gap")]
+        ("cadence", 171.5, "good", ""),
+        ("stride", None, "insufficient", "gap"),
+    ]
     assert metrics[0]["device_ref"] is not None and metrics[1]["device_ref"] is None
     assert [(e["kind"], e["detail"]) for e in db.query("SELECT * FROM events")] == [("gap", '{"samples": 3}')]
     devices = {d["device_id"]: d for d in db["devices"].rows}

@@ -24,7 +24,9 @@ class FlakySource:
 
     async def run(self, ctx):
         ctx.add_device(IMU)
-        ctx.emit(imu_batch(self.source_id, "imu0", [0, 1], [0, 10], [5, 5], np.zeros((2, 3)), np.zeros((2, 3))))
+        ctx.emit(
+            imu_batch(self.source_id, "imu0", [0, 1], [0, 10], [5, 5], np.zeros((2, 3)), np.zeros((2, 3)))
+        )
         ctx.emit(imu_batch(self.source_id, "imu0", [2], [20], [6], np.full((1, 3), np.nan), np.zeros((1, 3))))
         await asyncio.sleep(0)
         raise OSError("device vanished")

@@ -1,6 +1,7 @@
 """The synthetic walking source: devices on their own clocks, plausible signals, reproducible by seed."""
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pytest
@@ -34,10 +35,8 @@ def run_for(options, seconds):
     source = SyntheticSource({**DEFAULTS, **options}, "synth")
 
     async def scenario():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(source.run(ctx), seconds)
-        except TimeoutError:
-            pass
 
     asyncio.run(scenario())
     return ctx

@@ -1,0 +1,176 @@
+"""Stream items as JSON-ready records, one per sample, for the status socket and ``kinefuse tail``.
+
+Batches are converted column-wise with numpy ``tolist()`` so that the only Python loop is the one that
+assembles each sample's dict.  Every record has a ``type``: imu, keypoints, metric, event or device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+
+import numpy as np
+
+from kinefuse.interfaces import DeviceAdded
+from kinefuse.types import DerivedValue, Event, ImuBatch, ImuSample, KeypointBatch, Provenance, QualityLevel
+
+_DECIMALS = 4  # enough for m/s^2, rad/s, uT and sub-pixel keypoints; keeps lines short
+IMU_UNITS = {"acc": ImuSample.ACC_UNIT, "gyr": ImuSample.GYR_UNIT, "mag": ImuSample.MAG_UNIT}
+KINDS = {  # stream item type -> the ``type`` of its records
+    ImuBatch: "imu",
+    KeypointBatch: "keypoints",
+    DerivedValue: "metric",
+    Event: "event",
+    DeviceAdded: "device",
+}
+
+
+def kind(item: object) -> str:
+    """The record ``type`` an item becomes; TypeError for anything that is not a stream item."""
+    try:
+        return KINDS[type(item)]
+    except KeyError:
+        raise TypeError(f"not a stream item: {type(item).__name__}") from None
+
+
+def records(item: object) -> list[dict]:
+    """The JSON-ready records of one stream item: one per sample for batches, else exactly one."""
+    return _CONVERTERS[kind(item)](item)
+
+
+def encode(rows: Iterable[dict]) -> bytes:
+    """Newline-delimited JSON, one compact line per record."""
+    return b"".join(json.dumps(r, separators=(",", ":"), default=jsonable).encode() + b"\n" for r in rows)
+
+
+def jsonable(value: object) -> object:
+    """``json.dumps`` fallback for what plugins put in event details and status: numpy values, dataclasses."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def _rounded(values: np.ndarray) -> list:
+    # float32 keypoints are widened first: rounding in float32 would print as 0.12340000271797180;
+    # adding 0.0 turns the -0.0 that rounding leaves of tiny negatives into 0.0
+    return (np.round(values.astype(np.float64, copy=False), _DECIMALS) + 0.0).tolist()
+
+
+def _times(batch: ImuBatch | KeypointBatch) -> list:
+    """Aligned host-monotonic times, or nulls for a batch that never went through clock alignment."""
+    return [None] * len(batch) if batch.time_ns is None else batch.time_ns.tolist()
+
+
+def _imu(batch: ImuBatch) -> list[dict]:
+    mags = [None] * len(batch) if batch.mag is None else _rounded(batch.mag)
+    columns = zip(
+        batch.seq.tolist(),
+        batch.device_time.tolist(),
+        batch.host_ns.tolist(),
+        _times(batch),
+        _rounded(batch.acc),
+        _rounded(batch.gyr),
+        mags,
+        strict=True,
+    )
+    return [
+        {
+            "type": "imu",
+            "source": batch.source_id,
+            "device": batch.device_id,
+            "seq": seq,
+            "device_time": device_time,
+            "host_ns": host_ns,
+            "t_ns": t_ns,
+            "acc": acc,
+            "gyr": gyr,
+            "mag": mag,
+            "units": IMU_UNITS,
+            "provenance": Provenance.MEASURED.value,
+            "quality": QualityLevel.GOOD.value,
+        }
+        for seq, device_time, host_ns, t_ns, acc, gyr, mag in columns
+    ]
+
+
+def _keypoints(batch: KeypointBatch) -> list[dict]:
+    columns = zip(
+        batch.seq.tolist(),
+        batch.device_time.tolist(),
+        batch.host_ns.tolist(),
+        _times(batch),
+        _rounded(batch.keypoints),
+        strict=True,
+    )
+    return [
+        {
+            "type": "keypoints",
+            "source": batch.source_id,
+            "device": batch.device_id,
+            "seq": seq,
+            "device_time": device_time,
+            "host_ns": host_ns,
+            "t_ns": t_ns,
+            "keypoint_set": batch.keypoint_set,
+            "keypoints": keypoints,
+            "provenance": Provenance.MEASURED.value,
+            "quality": QualityLevel.GOOD.value,
+        }
+        for seq, device_time, host_ns, t_ns, keypoints in columns
+    ]
+
+
+def _metric(value: DerivedValue) -> list[dict]:
+    return [
+        {
+            "type": "metric",
+            "name": value.name,
+            "source": value.source_id,
+            "device": value.device_id,
+            "processor": value.processor,
+            "t_ns": value.time_ns,
+            "value": value.value,
+            "unit": value.unit,
+            "provenance": value.provenance.value,
+            "quality": value.quality.level.value,
+            "quality_reason": value.quality.reason,
+        }
+    ]
+
+
+def _event(event: Event) -> list[dict]:
+    return [
+        {
+            "type": "event",
+            "kind": event.kind,
+            "source": event.source_id,
+            "device": event.device_id,
+            "processor": event.processor,
+            "t_ns": event.time_ns,
+            "detail": event.detail,
+            "provenance": event.provenance.value,
+            "quality": event.quality.level.value,
+            "quality_reason": event.quality.reason,
+        }
+    ]
+
+
+def _device(added: DeviceAdded) -> list[dict]:
+    device = added.device
+    return [
+        {
+            "type": "device",
+            "source": added.source_id,
+            "device": device.device_id,
+            "kind": device.kind.value,
+            "clock_hz": device.clock_hz,
+            "keypoint_set": device.keypoint_set,
+            "meta": device.meta,
+        }
+    ]
+
+
+_CONVERTERS = {"imu": _imu, "keypoints": _keypoints, "metric": _metric, "event": _event, "device": _device}

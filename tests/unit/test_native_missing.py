@@ -1,0 +1,42 @@
+"""kinefuse must refuse to import without its compiled kernels, and say how to fix it."""
+
+import os
+import subprocess
+import sys
+
+# Makes kinefuse._ext.clock_map unimportable, as if it had never been built, then runs the given code.
+_BLOCK_EXTENSION = """
+import sys
+
+class _NoExtension:
+    def find_spec(self, name, path=None, target=None):
+        if name == "kinefuse._ext.clock_map":
+            raise ImportError("No module named 'kinefuse._ext.clock_map' (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, _NoExtension())
+"""
+
+
+def _python(code: str, pure: bool) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "KINEFUSE_PUREPYTHON"}
+    if pure:
+        env["KINEFUSE_PUREPYTHON"] = "1"
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCK_EXTENSION + code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_import_fails_loudly_without_the_extension():
+    result = _python("import kinefuse", pure=False)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert "make build" in result.stderr
+    assert "KINEFUSE_PUREPYTHON" in result.stderr
+
+
+def test_pure_python_twins_load_when_asked():
+    code = "import kinefuse._native as n; print(n.IMPLEMENTATION, n.clock_map.__name__)"
+    result = _python(code, pure=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["pure-python", "kinefuse._pure.clock_map"]

@@ -1,0 +1,141 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from kinefuse import streamjson
+from kinefuse.interfaces import DeviceAdded
+from kinefuse.types import (
+    DerivedValue,
+    DeviceInfo,
+    DeviceKind,
+    Event,
+    Provenance,
+    Quality,
+    QualityLevel,
+    imu_batch,
+    keypoint_batch,
+)
+
+
+def _imu(mag=None, aligned=True):
+    batch = imu_batch(
+        "synth",
+        "pelvis",
+        seq=[7, 8],
+        device_time=[1000, 2000],
+        host_ns=[5_000, 6_000],
+        acc=[[0.123456789, 9.81, -1.0], [-0.00001, 9.8, 0.5]],
+        gyr=[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]],
+        mag=mag,
+    )
+    return dataclasses.replace(batch, time_ns=np.array([4_900, 5_900], dtype=np.int64)) if aligned else batch
+
+
+def test_imu_batch_gives_one_record_per_sample():
+    rows = streamjson.records(_imu())
+    assert [r["seq"] for r in rows] == [7, 8]
+    first = rows[0]
+    assert first == {
+        "type": "imu",
+        "source": "synth",
+        "device": "pelvis",
+        "seq": 7,
+        "device_time": 1000,
+        "host_ns": 5000,
+        "t_ns": 4900,
+        "acc": [0.1235, 9.81, -1.0],
+        "gyr": [0.1, 0.2, 0.3],
+        "mag": None,
+        "units": {"acc": "m/s^2", "gyr": "rad/s", "mag": "uT"},
+        "provenance": "measured",
+        "quality": "good",
+    }
+    assert all(type(v) is int for v in (first["seq"], first["device_time"], first["host_ns"], first["t_ns"]))
+
+
+def test_imu_magnetometer_and_unaligned_times():
+    rows = streamjson.records(_imu(mag=[[20.0, -5.0, 40.123456], [21.0, -5.0, 40.0]], aligned=False))
+    assert rows[0]["mag"] == [20.0, -5.0, 40.1235]
+    assert rows[1]["t_ns"] is None
+
+
+def test_keypoints_are_rounded_from_float32():
+    keypoints = np.array([[[100.123456, 200.5, 0.9], [1.0, 2.0, 0.25]]], dtype=np.float32)
+    batch = keypoint_batch("synth", "cam0", [3], [90_000], [7_000], "coco17", keypoints)
+    (row,) = streamjson.records(dataclasses.replace(batch, time_ns=np.array([6_500])))
+    assert row["type"] == "keypoints"
+    assert row["keypoint_set"] == "coco17"
+    assert row["keypoints"] == [[100.1235, 200.5, 0.9], [1.0, 2.0, 0.25]]
+    assert (row["seq"], row["t_ns"], row["provenance"], row["quality"]) == (3, 6_500, "measured", "good")
+
+
+def test_metric_carries_provenance_and_quality_reason():
+    value = DerivedValue(
+        name="cadence",
+        time_ns=123,
+        value=None,
+        unit="steps/min",
+        provenance=Provenance.FUSED,
+        quality=Quality(QualityLevel.INSUFFICIENT, "fewer than 4 steps seen"),
+        source_id="synth",
+        device_id="lshank",
+        processor="gait",
+    )
+    assert streamjson.records(value) == [
+        {
+            "type": "metric",
+            "name": "cadence",
+            "source": "synth",
+            "device": "lshank",
+            "processor": "gait",
+            "t_ns": 123,
+            "value": None,
+            "unit": "steps/min",
+            "provenance": "fused",
+            "quality": "insufficient",
+            "quality_reason": "fewer than 4 steps seen",
+        }
+    ]
+
+
+def test_event_and_device_records():
+    event = Event(
+        "sample_gap", 55, "synth", "pelvis", {"missing": np.int64(3), "after_seq": 9}, processor="gaps"
+    )
+    (row,) = streamjson.records(event)
+    assert (row["type"], row["kind"], row["t_ns"], row["quality"], row["quality_reason"]) == (
+        "event",
+        "sample_gap",
+        55,
+        "good",
+        "",
+    )
+    # numpy values a plugin left in a detail still encode as plain JSON numbers
+    assert json.loads(streamjson.encode([row]))["detail"] == {"missing": 3, "after_seq": 9}
+
+    device = DeviceInfo("cam0", DeviceKind.CAMERA, 90_000.0, keypoint_set="coco17", meta={"fps": 30})
+    assert streamjson.records(DeviceAdded("synth", device)) == [
+        {
+            "type": "device",
+            "source": "synth",
+            "device": "cam0",
+            "kind": "camera",
+            "clock_hz": 90_000.0,
+            "keypoint_set": "coco17",
+            "meta": {"fps": 30},
+        }
+    ]
+
+
+def test_encode_writes_one_compact_line_per_record():
+    lines = streamjson.encode(streamjson.records(_imu())).decode().splitlines()
+    assert len(lines) == 2
+    assert '"acc":[0.0,9.8,0.5]' in lines[1]  # not -0.0
+    assert " " not in lines[0]
+
+
+def test_unknown_item_is_a_type_error():
+    with pytest.raises(TypeError, match="not a stream item: dict"):
+        streamjson.records({"type": "imu"})
