@@ -64,63 +64,38 @@ def _times(batch: ImuBatch | KeypointBatch) -> list:
     return [None] * len(batch) if batch.time_ns is None else batch.time_ns.tolist()
 
 
-def _imu(batch: ImuBatch) -> list[dict]:
-    mags = [None] * len(batch) if batch.mag is None else _rounded(batch.mag)
+def _sample_headers(batch: ImuBatch | KeypointBatch, record_type: str) -> list[dict]:
+    """What every sample record carries: who sent it, its sequence number and its three times."""
     columns = zip(
-        batch.seq.tolist(),
-        batch.device_time.tolist(),
-        batch.host_ns.tolist(),
-        _times(batch),
-        _rounded(batch.acc),
-        _rounded(batch.gyr),
-        mags,
-        strict=True,
+        batch.seq.tolist(), batch.device_time.tolist(), batch.host_ns.tolist(), _times(batch), strict=True
     )
     return [
         {
-            "type": "imu",
+            "type": record_type,
             "source": batch.source_id,
             "device": batch.device_id,
             "seq": seq,
             "device_time": device_time,
             "host_ns": host_ns,
             "t_ns": t_ns,
-            "acc": acc,
-            "gyr": gyr,
-            "mag": mag,
-            "units": IMU_UNITS,
             "provenance": Provenance.MEASURED.value,
             "quality": QualityLevel.GOOD.value,
         }
-        for seq, device_time, host_ns, t_ns, acc, gyr, mag in columns
+        for seq, device_time, host_ns, t_ns in columns
+    ]
+
+
+def _imu(batch: ImuBatch) -> list[dict]:
+    mags = [None] * len(batch) if batch.mag is None else _rounded(batch.mag)
+    columns = zip(_sample_headers(batch, "imu"), _rounded(batch.acc), _rounded(batch.gyr), mags, strict=True)
+    return [
+        {**head, "acc": acc, "gyr": gyr, "mag": mag, "units": IMU_UNITS} for head, acc, gyr, mag in columns
     ]
 
 
 def _keypoints(batch: KeypointBatch) -> list[dict]:
-    columns = zip(
-        batch.seq.tolist(),
-        batch.device_time.tolist(),
-        batch.host_ns.tolist(),
-        _times(batch),
-        _rounded(batch.keypoints),
-        strict=True,
-    )
-    return [
-        {
-            "type": "keypoints",
-            "source": batch.source_id,
-            "device": batch.device_id,
-            "seq": seq,
-            "device_time": device_time,
-            "host_ns": host_ns,
-            "t_ns": t_ns,
-            "keypoint_set": batch.keypoint_set,
-            "keypoints": keypoints,
-            "provenance": Provenance.MEASURED.value,
-            "quality": QualityLevel.GOOD.value,
-        }
-        for seq, device_time, host_ns, t_ns, keypoints in columns
-    ]
+    columns = zip(_sample_headers(batch, "keypoints"), _rounded(batch.keypoints), strict=True)
+    return [{**head, "keypoint_set": batch.keypoint_set, "keypoints": kp} for head, kp in columns]
 
 
 def _metric(value: DerivedValue) -> list[dict]:
