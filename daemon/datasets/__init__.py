@@ -1,0 +1,1 @@
+"""Readers for public motion data sets and users' own recordings in the same formats (BROAD, gaitmap, Pose2Sim, TRC, C3D)."""

@@ -1,0 +1,1 @@
+"""Scoring estimates against ground truth: orientation (BROAD method), event timing, clock recovery."""

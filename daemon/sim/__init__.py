@@ -1,0 +1,1 @@
+"""The synthetic athlete: body model, motions, virtual cameras and IMUs with exact ground truth."""
