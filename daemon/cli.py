@@ -101,13 +101,30 @@ def cmd_bench(args: argparse.Namespace, registry: Registry) -> int:
     options = {"duration_s": args.duration, "shared_dir": args.data}
     try:
         rows = bench.run_bench(registry, args.name, options)
-    except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
+    except bench.BenchError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_CONFIG
     bench.print_table(args.name, rows, sys.stdout)
     if args.json is not None:
         bench.write_json(args.json, args.name, rows)
         print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, registry: Registry) -> int:
+    from kinefuse import bench
+
+    try:
+        document = bench.read_json(args.json)
+    except (OSError, ValueError, bench.BenchError) as exc:
+        print(f"cannot read {args.json}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    text = bench.markdown(document, str(args.json))
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -153,6 +170,11 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, help="seconds to run each case")
     bench.add_argument("--data", type=Path, help="data folder to score (default: the shared data)")
     bench.set_defaults(handler=cmd_bench)
+
+    report = commands.add_parser("report", help="render a bench JSON file as a Markdown page")
+    report.add_argument("json", type=Path, help="a file written by kinefuse bench NAME --json")
+    report.add_argument("--out", type=Path, help="write here instead of standard output")
+    report.set_defaults(handler=cmd_report)
 
     for spec in registry.commands.values():
         sub = commands.add_parser(spec.name, help=spec.help)
