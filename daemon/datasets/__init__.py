@@ -1,1 +1,2 @@
-"""Readers for public motion data sets and users' own recordings in the same formats (BROAD, gaitmap, Pose2Sim, TRC, C3D)."""
+"""Readers for public motion data sets, and for users' own recordings in the same formats
+(BROAD, gaitmap, Pose2Sim, TRC, C3D)."""
