@@ -7,7 +7,7 @@ CONFIG ?= config.toml
 # make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded).
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint clean build
+.PHONY: run test bench accuracy lint clean build
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/kinefuse bench pipeline --json bench-pipeline.json
+
+# Scores every stage on the synthetic suite and the public data; docs/accuracy.md is generated, never typed.
+accuracy: $(INSTALLED)
+	$(BIN)/kinefuse bench accuracy --json docs/accuracy.json
+	$(BIN)/kinefuse report docs/accuracy.json --out docs/accuracy.md
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

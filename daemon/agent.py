@@ -16,7 +16,7 @@ from kinefuse.clock import ClockAligner
 from kinefuse.config import Config
 from kinefuse.interfaces import DeviceAdded, Processor, SessionInfo, Sink
 from kinefuse.plugins import Registry
-from kinefuse.supervisor import RestartPolicy, SourceSupervisor
+from kinefuse.supervisor import RestartPolicy, SourceState, SourceSupervisor
 from kinefuse.types import ImuBatch, KeypointBatch
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class Agent:
         self._tasks["core"].append(asyncio.create_task(self._save_stats_loop(), name="stats"))
         for sid, supervisor in self.supervisors.items():
             self._tasks["sources"].append(asyncio.create_task(supervisor.run(), name=f"source:{sid}"))
+        self._tasks["core"].append(asyncio.create_task(self._stop_when_sources_end(), name="sources-ended"))
         self.ready.set()
         log.info("running: session %s, %d sources", self.session.session_uuid, len(self.supervisors))
         try:
@@ -162,7 +163,18 @@ class Agent:
             log.error("stop did not finish within %.1f s; data still queued may be lost", deadline)
             return 1
         log.info("stopped cleanly")
-        return 0
+        return 1 if self._all_sources_failed() else 0
+
+    async def _stop_when_sources_end(self) -> None:
+        """With nothing left to record (every input played out or failed), stop rather than idle."""
+        if self._tasks["sources"]:
+            await asyncio.gather(*self._tasks["sources"], return_exceptions=True)
+            log.info("every source has ended")
+            self.request_stop()
+
+    def _all_sources_failed(self) -> bool:
+        states = [s.state for s in self.supervisors.values()]
+        return bool(states) and all(state is SourceState.FAILED for state in states)
 
     async def _start_sinks(self) -> None:
         capacity = self.config["channels"]["sink_capacity"]
@@ -246,9 +258,10 @@ class Agent:
     async def _stop(self) -> None:
         """Stop sources, drain ingest through processors, flush processors, drain and close sinks."""
         await _cancel(self._tasks["sources"])
-        self._tasks["core"][1].cancel()
+        process, *helpers = self._tasks["core"]
+        await _cancel(helpers)
         self.ingest.close()
-        await self._tasks["core"][0]
+        await process
         flushed: list = []
         for pid, processor in self.processors.items():
             try:

@@ -110,6 +110,17 @@ def _bracket_depth(value: str) -> int:
     return depth
 
 
+def _resolve_arrays(parts: list[str], array_counts: dict[KeyPath, int]) -> KeyPath:
+    """A header's key path, with the index of the latest element of each array of tables it passes through
+    (in TOML, ``[a.b]`` after ``[[a]]`` belongs to the last ``a``)."""
+    path: KeyPath = ()
+    for part in parts[:-1]:
+        path = (*path, part)
+        if path in array_counts:
+            path = (*path, array_counts[path] - 1)
+    return (*path, parts[-1])
+
+
 class KeyLines:
     """The line number of each table and key in a TOML text, addressed by key path."""
 
@@ -128,7 +139,7 @@ class KeyLines:
                 continue
             header = _HEADER.match(line)
             if header and not _KEY.match(line):
-                path = tuple(_split_dotted(header.group(2)))
+                path = _resolve_arrays(_split_dotted(header.group(2)), array_counts)
                 if header.group(1) == "[[":
                     index = array_counts.get(path, 0)
                     array_counts[path] = index + 1

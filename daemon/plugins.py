@@ -33,6 +33,8 @@ BUILTIN_MODULES = (
     "kinefuse.builtin.sqlite_sink",
     "kinefuse.builtin.status",
     "kinefuse.builtin.bench_pipeline",
+    "kinefuse.builtin.bench_accuracy",
+    "kinefuse.builtin.simulate_command",
 )
 # hook name -> (registry attribute, the spec type each returned item must be)
 _REGISTRATIONS = {

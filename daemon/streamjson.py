@@ -56,7 +56,13 @@ def jsonable(value: object) -> object:
 def _rounded(values: np.ndarray) -> list:
     # float32 keypoints are widened first: rounding in float32 would print as 0.12340000271797180;
     # adding 0.0 turns the -0.0 that rounding leaves of tiny negatives into 0.0
-    return (np.round(values.astype(np.float64, copy=False), _DECIMALS) + 0.0).tolist()
+    rounded = np.round(values.astype(np.float64, copy=False), _DECIMALS) + 0.0
+    missing = np.isnan(rounded)
+    if not missing.any():
+        return rounded.tolist()
+    cells = rounded.astype(object)  # a missing keypoint's NaN becomes null: JSON has no NaN
+    cells[missing] = None
+    return cells.tolist()
 
 
 def _times(batch: ImuBatch | KeypointBatch) -> list:

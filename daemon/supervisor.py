@@ -86,10 +86,17 @@ class SourceSupervisor:
     # --- SourceContext -------------------------------------------------------------------------
     def add_device(self, device: DeviceInfo) -> None:
         known = self.devices.get(device.device_id)
-        if known == device:
-            return  # a restarted source declares its devices again
         if known is not None:
-            raise ValueError(f"source {self.source_id!r}: device {device.device_id!r} redeclared differently")
+            # a restarted source declares its devices again; its meta may differ, but not what it is
+            if (known.kind, known.clock_hz, known.keypoint_set) != (
+                device.kind,
+                device.clock_hz,
+                device.keypoint_set,
+            ):
+                raise ValueError(
+                    f"source {self.source_id!r}: device {device.device_id!r} redeclared differently"
+                )
+            return
         self.devices[device.device_id] = device
         self._emit_item(DeviceAdded(self.source_id, device))
 

@@ -9,7 +9,7 @@ Fixtures
 
         def test_my_metric(kinefuse_pipeline):
             result = kinefuse_pipeline(
-                sources=[{"id": "synth", "type": "synthetic", "straps": 1, "cameras": 0}],
+                sources=[{"id": "synth", "type": "synthetic", "scenario": "my_scenario.toml"}],
                 processors=[{"id": "peak", "type": "acc_magnitude_peak"}],
                 plugins=[("example", kinefuse_example.plugin)],
                 duration_s=2.0,
@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import numbers
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +61,6 @@ if TYPE_CHECKING:
     from kinefuse.plugins import Registry
 
 _DEFAULT_SOURCE = {"id": "synth", "type": "synthetic", "realtime": True}
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclasses.dataclass
@@ -137,8 +134,9 @@ class _Pipeline:
         _fail_on_quarantine(registry, {name for name, _ in plugins})
         tables = _config_tables(folder, sources, processors, config_overrides or {})
         self._unset_env_overrides(registry, tables)
-        config_path = folder / "config.toml"
-        config_path.write_text(_to_toml(tables), encoding="utf-8")
+        from kinefuse.inprocess import write_config
+
+        config_path = write_config(folder / "config.toml", tables)
         config = _load(config_path, registry)
         exit_code, status = _run_agent(config, registry, duration_s)
         result = self._result(exit_code, config_path, Path(config["storage"]["path"]), status)
@@ -207,53 +205,13 @@ def _load(config_path: Path, registry: Registry):
 def _run_agent(config, registry: Registry, duration_s: float) -> tuple[int, dict]:
     import asyncio
 
-    from kinefuse.agent import Agent
+    from kinefuse.inprocess import run_agent
 
     async def run() -> tuple[int, dict]:
-        # built inside the loop: the agent's events and channels belong to the loop that runs them
-        agent = Agent(config, registry)
-        exit_code = await agent.run(duration_s)
+        agent, exit_code = await run_agent(config, registry, duration_s)
         return exit_code, agent.status()
 
     return asyncio.run(run())
-
-
-def _to_toml(tables: dict) -> str:
-    """Write ``{table: {key: value}}`` and ``{table: [{key: value}, ...]}`` (arrays of tables) as TOML."""
-    lines: list[str] = []
-    for name, values in tables.items():
-        for header, table in _headers(name, values):
-            lines.append(header)
-            lines.extend(f"{_key(key)} = {_value(value)}" for key, value in table.items())
-            lines.append("")
-    return "\n".join(lines)
-
-
-def _headers(name: str, values) -> list[tuple[str, dict]]:
-    if isinstance(values, dict):
-        return [(f"[{_key(name)}]", values)]
-    return [(f"[[{_key(name)}]]", entry) for entry in values]
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
-
-
-def _value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):  # numpy scalars too, whose repr is not TOML
-        return repr(float(value))
-    if isinstance(value, str | Path):
-        # a JSON string without \u escapes of non-ASCII text is a valid TOML basic string
-        return json.dumps(str(value), ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} to a kinefuse config")
 
 
 @pytest.fixture

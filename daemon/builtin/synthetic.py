@@ -1,155 +1,135 @@
-"""Built-in source: a synthetic walking athlete with IMU straps and one or more cameras, each device on
-its own clock (offset and skew), so the whole pipeline runs with no hardware."""
+"""Built-in source: the synthetic athlete. Streams any scenario (kinefuse.sim) through the daemon, in real
+time or as fast as possible, with every device on its own clock and link, so the whole pipeline runs, and
+can be scored against the truth, with no hardware."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import importlib.resources
+import itertools
 import time
+from pathlib import Path
 
 import numpy as np
 
 from kinefuse import hookimpl
-from kinefuse.builtin.walking_model import STRAP_SEGMENTS, Walker
-from kinefuse.configschema import Field
+from kinefuse.configschema import ConfigInvalid, Field
 from kinefuse.interfaces import SourceContext, SourceSpec
+from kinefuse.sim.scenario import load_scenario
+from kinefuse.sim.simulate import CameraChunk, ImuChunk, Simulation
 from kinefuse.types import DeviceInfo, DeviceKind, imu_batch, keypoint_batch
 
-IMU_CLOCK_HZ = 1e6  # strap timestamps in microseconds, as most BLE IMUs report
-CAMERA_CLOCK_HZ = 90_000.0  # the RTP/MPEG presentation-timestamp clock
+DEFAULT_SCENARIO = "walk.toml"
+_DUE_EARLY_NS = 2_000_000  # in real time, notifications due within this much are sent together
+_FAST_YIELD_EVERY = 64  # as fast as possible, still let the pipeline run every this many notifications
 
 SCHEMA = {
-    "straps": Field(
-        int, 4, "IMU straps, on pelvis, shanks, trunk, thighs in that order", min=0, max=len(STRAP_SEGMENTS)
+    "scenario": Field(
+        str, "", "scenario file (empty: the built-in treadmill walk, scenarios/walk.toml)", is_path=True
     ),
-    "imu_rate_hz": Field(float, 100.0, "IMU sample rate", min=1.0, max=4000.0),
-    "cameras": Field(int, 1, "side-view cameras producing COCO-17 keypoints", min=0, max=8),
-    "camera_fps": Field(float, 30.0, "camera frame rate", min=1.0, max=240.0),
-    "push_interval_s": Field(
-        float, 0.1, "samples arrive in batches this far apart, as BLE notifications do", min=0.001, max=1.0
+    "realtime": Field(
+        bool,
+        True,
+        "deliver at the simulated arrival times; false: as fast as possible, "
+        "stamping the simulated arrival times",
     ),
-    "realtime": Field(bool, True, "pace output by the clock; false runs as fast as possible"),
-    "cadence_spm": Field(float, 110.0, "walking cadence, steps per minute", min=30.0, max=220.0),
-    "max_clock_skew_ppm": Field(
-        float, 50.0, "device clocks run fast or slow by up to this much", min=0.0, max=1000.0
-    ),
-    "packet_loss": Field(float, 0.0, "fraction of IMU samples lost on the way", min=0.0, max=0.5),
-    "seed": Field(int, 0, "random seed for clocks, noise and loss"),
+    "loop": Field(bool, True, "after the scenario's duration carry on (the motion continues); false: finish"),
+    "chunk_s": Field(float, 10.0, "seconds simulated at a time, ahead of delivery", min=1.0, max=600.0),
+    "seed": Field(int, -1, "random seed (-1: the scenario's own)", min=-1),
     "fail_after_s": Field(float, 0.0, "fault injection: raise after this many seconds (0: never)", min=0.0),
 }
 
 
-class _DeviceClock:
-    def __init__(self, rng: np.random.Generator, hz: float, max_skew_ppm: float):
-        self.hz = hz
-        self.skew = rng.uniform(-max_skew_ppm, max_skew_ppm) * 1e-6
-        self.boot_s = rng.uniform(1.0, 1000.0)  # the device was switched on some time before
-
-    def ticks(self, t: np.ndarray) -> np.ndarray:
-        return np.floor((self.boot_s + t * (1.0 + self.skew)) * self.hz).astype(np.int64)
+def scenario_path(option: str) -> Path:
+    if option:
+        return Path(option)
+    return Path(str(importlib.resources.files("kinefuse.scenarios") / DEFAULT_SCENARIO))
 
 
 class SyntheticSource:
     def __init__(self, options: dict, source_id: str):
         self.options, self.source_id = options, source_id
-        self.rng = np.random.default_rng(options["seed"])
-        self.walker = Walker(cadence_spm=options["cadence_spm"])
-        skew = options["max_clock_skew_ppm"]
-        self.straps = [
-            (f"imu_{seg}", seg, _DeviceClock(self.rng, IMU_CLOCK_HZ, skew))
-            for seg in STRAP_SEGMENTS[: options["straps"]]
-        ]
-        self.cameras = [
-            (f"cam{i}", _DeviceClock(self.rng, CAMERA_CLOCK_HZ, skew)) for i in range(options["cameras"])
-        ]
-        self.imu_next = 0  # index of the next sample / frame to produce (their sequence numbers)
-        self.frame_next = 0
+        path = scenario_path(options["scenario"])
+        try:
+            scenario = load_scenario(path)
+        except ConfigInvalid as exc:
+            raise ValueError(f"scenario {path} is invalid:\n{exc}") from None
+        self.simulation = Simulation(scenario, None if options["seed"] < 0 else options["seed"])
 
-    def devices(self) -> list[DeviceInfo]:
+    def devices(self, start_ns: int) -> list[DeviceInfo]:
+        """The devices, each noting the host time of the simulation's time zero, so a scorer can find the truth."""
+        common = {"scenario": self.simulation.scenario.name, "sim_time_zero_ns": start_ns}
         imus = [
-            DeviceInfo(d, DeviceKind.IMU, IMU_CLOCK_HZ, meta={"segment": seg}) for d, seg, _ in self.straps
-        ]
-        cams = [
-            DeviceInfo(
-                d,
-                DeviceKind.CAMERA,
-                CAMERA_CLOCK_HZ,
-                keypoint_set="COCO-17",
-                meta={"width": 1280, "height": 720},
-            )
-            for d, _ in self.cameras
-        ]
-        return imus + cams
+            DeviceInfo(d.name, DeviceKind.IMU, d.clock.hz,
+                       meta={**common, "segment": d.segment, "rate_hz": d.rate_hz, "offset_m": d.offset_m.tolist()})
+            for d in self.simulation.imus
+        ]  # fmt: skip
+        cameras = [
+            DeviceInfo(d.name, DeviceKind.CAMERA, d.clock.hz, keypoint_set=d.keypoint_set,
+                       meta={**common, "fps": d.fps, "size": list(d.calibration.size)})
+            for d in self.simulation.cameras
+        ]  # fmt: skip
+        return imus + cameras
 
     async def run(self, ctx: SourceContext) -> None:
-        for device in self.devices():
+        start_ns = time.monotonic_ns()  # true time 0 of the simulation on the host clock
+        for device in self.devices(start_ns):
             ctx.add_device(device)
-        start_ns = time.monotonic_ns()
-        step, fail_after = self.options["push_interval_s"], self.options["fail_after_s"]
-        pushes = 0
-        while True:
-            pushes += 1
-            now_s = pushes * step
-            if self.options["realtime"]:
-                await asyncio.sleep(max(0.0, start_ns / 1e9 + now_s - time.monotonic_ns() / 1e9))
+        chunk_s, duration = self.options["chunk_s"], self.simulation.duration_s
+        last, until = (
+            (None, np.inf) if self.options["loop"] else (int(np.ceil(duration / chunk_s)) - 1, duration)
+        )
+        simulate = self.simulation.chunk
+        pending = asyncio.ensure_future(asyncio.to_thread(simulate, 0, chunk_s, until))
+        for index in itertools.count():
+            current = await pending
+            if index != last:  # simulate the next chunk in a thread while this one is delivered
+                pending = asyncio.ensure_future(asyncio.to_thread(simulate, index + 1, chunk_s, until))
+            await self._deliver(ctx, current, start_ns)
+            if index == last:
+                return
+
+    async def _deliver(self, ctx: SourceContext, chunks: list, start_ns: int) -> None:
+        realtime, fail_after_ns = self.options["realtime"], int(self.options["fail_after_s"] * 1e9)
+        for count, (arrival_ns, chunk, rows) in enumerate(_notifications(chunks, start_ns)):
+            if fail_after_ns and arrival_ns - start_ns >= fail_after_ns:
+                raise RuntimeError(f"injected failure after {self.options['fail_after_s']} s (fail_after_s)")
+            if realtime:
+                delay_ns = arrival_ns - time.monotonic_ns()
+                if delay_ns > _DUE_EARLY_NS:
+                    await asyncio.sleep(delay_ns / 1e9)
+                host_ns = time.monotonic_ns()  # stamped on arrival, as a real device's callback does
             else:
-                await asyncio.sleep(0)  # let the rest of the pipeline run
-            if fail_after and now_s >= fail_after:
-                raise RuntimeError(f"injected failure after {fail_after} s (fail_after_s)")
-            self._emit_until(ctx, now_s)
+                host_ns = arrival_ns
+                if count % _FAST_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            ctx.emit(self._batch(chunk, rows, host_ns))
 
-    def _emit_until(self, ctx: SourceContext, now_s: float) -> None:
-        host_ns = time.monotonic_ns()  # one arrival stamp per push, like one BLE notification
-        imu_end = int(now_s * self.options["imu_rate_hz"])
-        if imu_end > self.imu_next and self.straps:
-            self._emit_imu(ctx, np.arange(self.imu_next, imu_end), host_ns)
-            self.imu_next = imu_end
-        frame_end = int(now_s * self.options["camera_fps"])
-        if frame_end > self.frame_next and self.cameras:
-            self._emit_frames(ctx, np.arange(self.frame_next, frame_end), host_ns)
-            self.frame_next = frame_end
+    def _batch(self, chunk: ImuChunk | CameraChunk, rows: np.ndarray, host_ns: int):
+        arrivals = np.full(len(rows), host_ns)
+        if isinstance(chunk, ImuChunk):
+            track = chunk.track
+            mag = None if track.mag is None else track.mag[rows]
+            return imu_batch(self.source_id, chunk.device.name, chunk.seq[rows], chunk.ticks[rows], arrivals,
+                             track.acc[rows], track.gyr[rows], mag)  # fmt: skip
+        return keypoint_batch(self.source_id, chunk.device.name, chunk.seq[rows], chunk.ticks[rows], arrivals,
+                              chunk.device.keypoint_set, chunk.track.keypoints[rows])  # fmt: skip
 
-    def _emit_imu(self, ctx: SourceContext, seq: np.ndarray, host_ns: int) -> None:
-        t = seq / self.options["imu_rate_hz"]
-        for device_id, segment, clock in self.straps:
-            kept = self.rng.random(len(seq)) >= self.options["packet_loss"]
-            if not kept.any():
-                continue
-            acc, gyr, mag = self.walker.imu(segment, t[kept])
-            acc += self.rng.normal(0.0, 0.05, acc.shape)
-            gyr += self.rng.normal(0.0, 0.005, gyr.shape)
-            mag += self.rng.normal(0.0, 0.3, mag.shape)
-            ctx.emit(
-                imu_batch(
-                    self.source_id,
-                    device_id,
-                    seq[kept],
-                    clock.ticks(t[kept]),
-                    np.full(kept.sum(), host_ns),
-                    acc,
-                    gyr,
-                    mag,
-                )
-            )
 
-    def _emit_frames(self, ctx: SourceContext, seq: np.ndarray, host_ns: int) -> None:
-        t = seq / self.options["camera_fps"]
-        xy = self.walker.keypoints(t, 1280, 720)
-        confidence = self.rng.uniform(0.75, 0.98, xy.shape[:2])
-        confidence[:, 2::2] *= 0.7  # the right side is turned away from the camera
-        for device_id, clock in self.cameras:
-            noisy = xy + self.rng.normal(0.0, 1.5, xy.shape) / confidence[..., None]
-            keypoints = np.concatenate([noisy, confidence[..., None]], axis=2)
-            ctx.emit(
-                keypoint_batch(
-                    self.source_id,
-                    device_id,
-                    seq,
-                    clock.ticks(t),
-                    np.full(len(seq), host_ns),
-                    "COCO-17",
-                    keypoints,
-                )
-            )
+def _notifications(chunks: list, start_ns: int):
+    """(arrival on the host clock, chunk, sample rows) of every delivered notification, in arrival order."""
+    streams = []
+    for order, chunk in enumerate(chunks):
+        delivered = chunk.delivery.kept if isinstance(chunk, ImuChunk) else chunk.delivered
+        rows = np.flatnonzero(delivered)
+        if len(rows) == 0:
+            continue
+        groups = np.split(rows, np.flatnonzero(np.diff(chunk.delivery.notification[rows])) + 1)
+        arrivals = [start_ns + round(chunk.delivery.arrival_s[g[0]] * 1e9) for g in groups]
+        streams.append([(a, order, chunk, g) for a, g in zip(arrivals, groups, strict=True)])
+    for arrival_ns, _, chunk, rows in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        yield arrival_ns, chunk, rows
 
 
 @hookimpl

@@ -14,16 +14,13 @@ def test_check_config_reports_every_error_with_its_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(
         '[daemon]\nathlete = "ana"\nfavourite_colour = "blue"\n\n[channels]\ningest_capacity = "big"\n\n'
-        '[[sources]]\nid = "s"\ntype = "synthetic"\nimu_rate_hz = 100000.0\n'
+        '[[sources]]\nid = "s"\ntype = "synthetic"\nchunk_s = 1000.0\n'
     )
     result = kinefuse("check-config", str(bad))
     assert result.returncode == 2
     assert f"{bad}:3: daemon.favourite_colour: unknown key" in result.stderr
     assert f"{bad}:6: channels.ingest_capacity: expected an integer" in result.stderr
-    assert (
-        f"{bad}:11: sources[0].imu_rate_hz: expected a number from 1.0 to 4000.0, got 100000.0"
-        in result.stderr
-    )
+    assert f"{bad}:11: sources[0].chunk_s: expected a number from 1.0 to 600.0, got 1000.0" in result.stderr
     assert "3 config error(s)" in result.stderr
 
 

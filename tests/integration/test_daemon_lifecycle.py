@@ -85,8 +85,6 @@ def test_a_failing_source_is_restarted_then_failed_while_the_other_runs_on(tmp_p
 [[sources]]
 id = "flaky"
 type = "synthetic"
-straps = 1
-cameras = 0
 seed = 3
 fail_after_s = 0.3
 """

@@ -67,8 +67,6 @@ socket_path = "{folder / "k.sock"}"
 [[sources]]
 id = "synth"
 type = "synthetic"
-straps = 2
-cameras = 1
 [[sources]]
 id = "sine"
 type = "sine_imu"
@@ -97,6 +95,8 @@ type = "sequence_gaps"
     assert {(source, device) for source, device, *_ in peaks} == {
         ("synth", "imu_pelvis"),
         ("synth", "imu_left_shank"),
+        ("synth", "imu_right_shank"),
+        ("synth", "imu_trunk"),
         ("sine", "sine"),
     }
     assert {(unit, provenance) for *_, unit, provenance, _, _ in peaks} == {("m/s^2", "measured")}

@@ -46,16 +46,16 @@ def test_unknown_key_wrong_type_and_out_of_range_reported_together(tmp_path, reg
         [[sources]]
         id = "s"
         type = "synthetic"
-        straps = 40
+        chunk_s = 0.1
     """,
     )
     errors = errors_of(path, registry)
     found = {(e.line, e.key) for e in errors}
-    assert found == {(3, "daemon.colour"), (6, "channels.ingest_capacity"), (11, "sources[0].straps")}
+    assert found == {(3, "daemon.colour"), (6, "channels.ingest_capacity"), (11, "sources[0].chunk_s")}
     messages = {e.key: e.message for e in errors}
     assert "unknown key" in messages["daemon.colour"]
     assert "expected an integer" in messages["channels.ingest_capacity"]
-    assert "from 0 to 6" in messages["sources[0].straps"] and "40" in messages["sources[0].straps"]
+    assert "from 1.0 to 600.0" in messages["sources[0].chunk_s"] and "0.1" in messages["sources[0].chunk_s"]
     assert all(e.file == str(path) for e in errors)
 
 

@@ -139,3 +139,11 @@ def test_encode_writes_one_compact_line_per_record():
 def test_unknown_item_is_a_type_error():
     with pytest.raises(TypeError, match="not a stream item: dict"):
         streamjson.records({"type": "imu"})
+
+
+def test_missing_keypoints_become_null_not_nan():
+    keypoints = np.array([[[10.0, 20.0, 0.9], [np.nan, np.nan, 0.0]]], dtype=np.float32)
+    batch = keypoint_batch("s", "cam0", [0], [0], [1], "COCO-17", keypoints)
+    (record,) = streamjson.records(batch)
+    assert record["keypoints"] == [[10.0, 20.0, 0.9], [None, None, 0.0]]
+    assert b"NaN" not in streamjson.encode([record])

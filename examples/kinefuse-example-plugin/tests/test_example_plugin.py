@@ -63,8 +63,21 @@ def test_a_slow_device_gets_insufficient_values(kinefuse_pipeline):
     }
 
 
-def test_lost_samples_degrade_the_peak(kinefuse_pipeline):
-    lossy = {"id": "synth", "type": "synthetic", "straps": 1, "cameras": 0, "packet_loss": 0.3}
+LOSSY_STRAP = """
+[scenario]
+name = "lossy"
+[[imus]]
+name = "imu_pelvis"
+segment = "pelvis"
+[imus.link]
+loss = 0.3
+"""
+
+
+def test_lost_samples_degrade_the_peak(kinefuse_pipeline, tmp_path):
+    scenario = tmp_path / "lossy.toml"
+    scenario.write_text(LOSSY_STRAP)
+    lossy = {"id": "synth", "type": "synthetic", "scenario": str(scenario)}
     result = kinefuse_pipeline(sources=[lossy], processors=[PEAK], plugins=PLUGINS, duration_s=2.0)
     degraded = [v for v in result.metrics("acc_magnitude_peak") if v["quality"] == "degraded"]
     assert degraded and all(v["device_id"] == "imu_pelvis" and v["value"] > 0 for v in degraded)

@@ -1,0 +1,129 @@
+"""Built-in bench ``kinefuse bench accuracy``: runs a fixed suite of synthetic-athlete scenarios through the
+real pipeline and scores every stage against the simulator's truth, then scores the public data sets
+(``--data DIR`` scores any folder in the same formats instead). Stages not built yet give None with
+"not available yet"; docs/accuracy.md is generated from this bench's JSON (``make accuracy``)."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kinefuse import hookimpl
+from kinefuse.bench import make_row
+from kinefuse.datasets.paths import shared_dir
+from kinefuse.interfaces import BenchSpec
+from kinefuse.scoring.clock import score_alignment, true_mapper_skew_ppm
+from kinefuse.scoring.public import NOT_YET, public_rows
+from kinefuse.sim.scenario import load_scenario
+from kinefuse.sim.simulate import Simulation
+
+SUITE = ("walk.toml", "walk_asymmetric.toml", "squat.toml", "drop_landing.toml")
+WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples are not scored
+_STAGES_NOT_BUILT = (
+    ("joint angles: RMSE per joint", "deg", "the joint-angle metric"),
+    ("joint angles: max error per joint", "deg", "the joint-angle metric"),
+    ("3D keypoint error", "mm", "triangulation"),
+    ("gait event timing RMSE", "ms", "gait event detection"),
+    ("stride-time asymmetry error", "%", "gait metrics"),
+    ("honesty: good values wrong by > 2x tolerance", "%", "quality flags on derived values"),
+    ("honesty: truly bad samples flagged", "%", "quality flags on samples"),
+)
+
+
+async def run(options: dict) -> list[dict]:
+    if options.get("shared_dir") is not None:  # --data: score the user's folder only
+        return public_rows(Path(options["shared_dir"]))
+    rows = []
+    for name in SUITE:
+        rows += await scenario_rows(_packaged(name))
+    return rows + public_rows(shared_dir() / "data")
+
+
+def _packaged(name: str) -> Path:
+    return Path(str(importlib.resources.files("kinefuse.scenarios") / name))
+
+
+async def scenario_rows(path: Path) -> list[dict]:
+    """Run one scenario through the pipeline as fast as possible and score what reached storage."""
+    from kinefuse.config import load_config
+    from kinefuse.inprocess import run_agent, write_config
+    from kinefuse.plugins import load_plugins
+    from kinefuse.storage import reader
+
+    scenario = load_scenario(path)
+    with tempfile.TemporaryDirectory(prefix="kinefuse-accuracy-") as tmp:
+        folder = Path(tmp)
+        config_path = write_config(folder / "config.toml", _config_tables(folder, path))
+        registry = load_plugins(entry_points=False)
+        _, exit_code = await run_agent(load_config(config_path, registry), registry)
+        if exit_code != 0:
+            raise RuntimeError(
+                f"scenario {scenario.name}: the pipeline did not finish cleanly (exit {exit_code})"
+            )
+        db = reader.open_for_reading(folder / "accuracy.db")
+        try:
+            rows = _clock_rows(scenario.name, Simulation(scenario), db, reader)
+        finally:
+            db.close()
+    return rows + [
+        make_row(scenario.name, metric, unit, None, "lower", note=f"{NOT_YET}: {stage} is not built")
+        for metric, unit, stage in _STAGES_NOT_BUILT
+    ]
+
+
+def _config_tables(folder: Path, scenario: Path) -> dict:
+    return {
+        "daemon": {"athlete": "accuracy", "log_level": "warning"},
+        "storage": {"path": folder / "accuracy.db"},
+        "status": {"socket_path": folder / "k.sock"},
+        "sources": [
+            {"id": "sim", "type": "synthetic", "scenario": scenario, "realtime": False, "loop": False}
+        ],
+    }
+
+
+def _clock_rows(name: str, simulation: Simulation, db, reader) -> list[dict]:
+    """Aligned-time error and skew error, worst over the IMUs and over the cameras."""
+    devices = {row["device_id"]: row for row in db.query("SELECT * FROM devices")}
+    rows = []
+    for kind, sims, load, rate in (
+        ("IMU", simulation.imus, reader.imu_samples, lambda d: d.rate_hz),
+        ("camera", simulation.cameras, reader.keypoint_frames, lambda d: d.fps),
+    ):
+        scores = []
+        for device in sims:
+            stored = load(db, device_id=device.name)
+            zero_ns = _meta(devices[device.name])["sim_time_zero_ns"]
+            score = score_alignment(
+                np.asarray(stored["time_ns"]), stored["seq"] / rate(device), zero_ns, WARMUP_S
+            )
+            skew_error = abs(devices[device.name]["clock_skew_ppm"] - true_mapper_skew_ppm(device.clock))
+            scores.append((device.name, score, skew_error))
+        if scores:
+            rows += _worst_rows(name, kind, scores)
+    return rows
+
+
+def _worst_rows(name: str, kind: str, scores: list) -> list[dict]:
+    spread_device, spread, _ = max(scores, key=lambda s: s[1]["p95_spread_ms"])
+    skew_device, _, skew = max(scores, key=lambda s: s[2])
+    after = f"after the first {WARMUP_S:.0f} s, worst of {len(scores)} {kind}(s)"
+    return [
+        make_row(name, f"{kind} aligned time: p95 error spread", "ms", spread["p95_spread_ms"], "lower",
+                 note=f"{spread_device}, {after}; median offset {spread['median_ms']:.1f} ms is the link's latency"
+                 " floor"),
+        make_row(name, f"{kind} clock skew error", "ppm", skew, "lower", note=f"{skew_device}, {after}"),
+    ]  # fmt: skip
+
+
+def _meta(device_row: dict) -> dict:
+    return json.loads(device_row["meta"])
+
+
+@hookimpl
+def register_benches():
+    return [BenchSpec("accuracy", __doc__.strip(), run)]

@@ -1,0 +1,71 @@
+"""Scoring on public data sets (and users' recordings in the same formats) found under a folder.
+
+Each stage that is not built yet yields rows whose value is None with "not available yet"; the public
+data are still loaded and counted, so a reader sees what will be scored. Reference baselines that need
+no kinefuse stage (pure gyroscope integration on BROAD) are measured and given as the peer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kinefuse.bench import make_row
+from kinefuse.datasets import broad, gaitmap
+from kinefuse.scoring.orientation import score_orientation
+from kinefuse.scoring.strapdown import integrate_gyro
+
+NOT_YET = "not available yet"
+STRAPDOWN = "gyroscope strapdown (no fusion, reference)"
+
+
+def public_rows(folder: Path) -> list[dict]:
+    """Rows for every BROAD trial and gaitmap-style recording below ``folder``."""
+    folders = [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]
+    rows = []
+    for path in (trial for f in folders for trial in broad.find_trials(f)):
+        rows += broad_rows(path)
+    for recording in (r for f in folders for r in gaitmap.find_recordings(f)):
+        rows += gaitmap_rows(recording)
+    return rows
+
+
+def broad_rows(path: Path) -> list[dict]:
+    """kinefuse's orientation error on one BROAD trial (not available yet) beside the strapdown baseline."""
+    trial = broad.load_trial(path)
+    q0 = _first_valid(trial.opt_quat)
+    baseline = integrate_gyro(trial.gyr, trial.rate_hz, q0)
+    nine = score_orientation(baseline, trial.opt_quat, trial.movement, mode="9d", align_sensor=False)
+    six = score_orientation(baseline, trial.opt_quat, trial.movement, mode="6d", align_sensor=False)
+    note = f"{NOT_YET}: orientation filters come with the fusion core; {nine['samples']} movement samples"
+    case = f"BROAD {trial.name}"
+    return [
+        _orientation_row(case, "9D heading RMSE", nine["heading_rmse_deg"], note),
+        _orientation_row(case, "9D inclination RMSE", nine["inclination_rmse_deg"], note),
+        _orientation_row(case, "9D total RMSE", nine["total_rmse_deg"], note),
+        _orientation_row(case, "6D inclination RMSE", six["inclination_rmse_deg"], note),
+    ]
+
+
+def _orientation_row(case: str, metric: str, baseline: float, note: str) -> dict:
+    return make_row(case, metric, "deg", None, "lower", peer=STRAPDOWN, peer_value=baseline, note=note)
+
+
+def _first_valid(quats: np.ndarray) -> np.ndarray:
+    """The strapdown starts from the truth's first valid orientation, as a filter would after alignment."""
+    return quats[np.flatnonzero(np.isfinite(quats).all(axis=1))[0]]
+
+
+def gaitmap_rows(recording) -> list[dict]:
+    """Gait event timing against the reference events (not available yet), with the reference counted."""
+    events = gaitmap.load_stride_events(recording.stride_events)
+    rows = []
+    for side, strides in sorted(events.items()):
+        note = (
+            f"{NOT_YET}: gait event detection comes with the gait metrics; {len(strides)} reference strides"
+        )
+        for label in ("initial contact", "terminal contact"):
+            rows.append(make_row(f"gaitmap {recording.name} {side}", f"{label} timing RMSE", "ms", None, "lower",
+                                 note=note))  # fmt: skip
+    return rows

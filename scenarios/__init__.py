@@ -1,0 +1,1 @@
+"""Scenario files for the synthetic athlete (kinefuse simulate, the synthetic source, bench accuracy)."""
