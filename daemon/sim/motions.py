@@ -62,8 +62,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 from scipy.integrate import cumulative_simpson
-from scipy.ndimage import gaussian_filter1d
 from scipy.interpolate import CubicSpline, PPoly
+from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import brentq
 
 from kinefuse.sim.body import JOINT_SIGNS, JOINTS, BodyShape, chain_kinematics
@@ -639,10 +639,10 @@ def _window_indices(t: np.ndarray, start: float, end: float, period: float) -> n
 # walk and run: the pelvis from the feet
 
 _HANDOVER = 0.10  # of the stride: before heel contact the pelvis hands over to the leading foot's constraint
-_RELEASE = 0.09
+_RELEASE = 0.09  # of the stride: after toe-off the trailing leg's correction fades over this long
 _TOE_CLEARANCE_M = 0.012
 _CLEARANCE_RAMP = 0.06  # of the stride after toe-off
-_CLEARANCE_SMOOTHING = 0.012  # of the stride: Gaussian width of the dorsiflexion added for clearance  # of the stride: after toe-off the trailing leg's correction fades over this long
+_CLEARANCE_SMOOTHING = 0.012  # of the stride: Gaussian width of the dorsiflexion added for clearance
 
 
 def _gait_root(

@@ -14,9 +14,9 @@ import typing
 from pathlib import Path
 
 from kinefuse.configschema import REQUIRED, ConfigError, ConfigInvalid, Field, Validator
-
 from kinefuse.sim.motions import KINDS as MOTION_KINDS
 from kinefuse.sim.motions import controls_for
+
 _OPTIONAL = None  # a motion control left out takes the motion's own default
 
 
@@ -53,13 +53,13 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "rep_period_s": Field(
             float, _OPTIONAL, "seconds per repetition (non-cyclic tasks)", min=0.5, max=60.0
         ),
-        "trunk_lateral_lean_deg": Field(float, _OPTIONAL, "trunk lean to the left (walk)", min=-30.0, max=30.0),
+        "trunk_lateral_lean_deg": Field(
+            float, _OPTIONAL, "trunk lean to the left (walk)", min=-30.0, max=30.0
+        ),
         "knee_rom_scale": Field(float, _OPTIONAL, "scale of the knee flexion range", min=0.2, max=2.0),
         "sway_deg": Field(float, _OPTIONAL, "postural sway (single_leg_balance)", min=0.0, max=10.0),
         "drop_height_m": Field(float, _OPTIONAL, "drop height (drop_landing)", min=0.1, max=1.0),
-        "stance_leg": Field(
-            str, _OPTIONAL, "standing leg (single_leg_balance)", choices=("left", "right")
-        ),
+        "stance_leg": Field(str, _OPTIONAL, "standing leg (single_leg_balance)", choices=("left", "right")),
         "lead_leg": Field(str, _OPTIONAL, "front leg (lunge)", choices=("left", "right")),
         "session_week": Field(float, _OPTIONAL, "weeks since the first session (slow change)", min=0.0),
         "knee_flexion_change_deg_per_week": Field(
@@ -269,7 +269,9 @@ def _check_motion_controls(check: Validator, motion: dict) -> None:
     allowed = controls_for(motion["kind"])
     for key, value in motion.items():
         if key not in ("kind", "treadmill") and value is not None and key not in allowed:
-            check.error(("motion", key), f"does not apply to {motion['kind']!r} (it takes {', '.join(allowed)})")
+            check.error(
+                ("motion", key), f"does not apply to {motion['kind']!r} (it takes {', '.join(allowed)})"
+            )
     if motion["treadmill"] and motion["kind"] != "walk":
         check.error(("motion", "treadmill"), "only a walk can be on a treadmill")
 
