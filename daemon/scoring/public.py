@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from kinefuse.bench import make_row
+from kinefuse.calibration import read_calibration
 from kinefuse.datasets import broad, gaitmap
+from kinefuse.datasets.markers import read_c3d, read_trc
 from kinefuse.scoring.orientation import score_orientation
 from kinefuse.scoring.strapdown import integrate_gyro
 
@@ -28,7 +30,45 @@ def public_rows(folder: Path) -> list[dict]:
         rows += broad_rows(path)
     for recording in (r for f in folders for r in gaitmap.find_recordings(f)):
         rows += gaitmap_rows(recording)
+    for calibration in sorted(p for f in folders for p in f.glob("*.toml") if _is_calibration(p)):
+        rows.append(multiview_row(calibration))
+    for path in sorted(p for f in folders for p in f.iterdir() if p.suffix.lower() in (".trc", ".c3d")):
+        rows.append(marker_row(path))
     return rows
+
+
+def _is_calibration(path: Path) -> bool:
+    try:
+        read_calibration(path)
+    except ValueError:
+        return False
+    return True
+
+
+def multiview_row(calibration: Path) -> dict:
+    """3D keypoint error on a Pose2Sim project (calibration + videos or keypoint JSON): not available yet,
+    with what was found, so a reader sees what will be scored."""
+    cameras = read_calibration(calibration)
+    project = calibration.parent.parent if calibration.parent.name == "calibration" else calibration.parent
+    videos = sorted(p for p in project.rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
+    json_folders = sorted({p.parent for p in project.rglob("*_keypoints.json")})
+    note = (
+        f"{NOT_YET}: pose estimation and triangulation come with the camera and fusion issues; "
+        f"{len(cameras)} cameras in {calibration.name}, {len(videos)} videos, {len(json_folders)} keypoint JSON "
+        "folders"
+    )
+    return make_row(f"Pose2Sim {project.name} ({calibration.stem})", "3D keypoint error", "mm", None, "lower",
+                    note=note)  # fmt: skip
+
+
+def marker_row(path: Path) -> dict:
+    """Markers (TRC/C3D) are the reference for 3D keypoints; loaded and counted until that stage exists."""
+    markers = read_trc(path) if path.suffix.lower() == ".trc" else read_c3d(path)
+    note = (
+        f"{NOT_YET}: 3D keypoints come with the camera and fusion issues; {len(markers.names)} markers, "
+        f"{len(markers.time)} frames"
+    )
+    return make_row(f"markers {path.name}", "3D keypoint error", "mm", None, "lower", note=note)
 
 
 def broad_rows(path: Path) -> list[dict]:

@@ -4,12 +4,13 @@ Layout (all CSV with a header row; times in seconds of true time unless named ot
 
 - ``scenario.toml``: the scenario as given; ``calibration.toml``: every camera, Pose2Sim format
 - ``imu/NAME.csv``: what reached the host: seq, device_ticks, arrival_s, acc (m/s²), gyr (rad/s), mag (µT)
-- ``keypoints/NAME.csv``: delivered frames: seq, device_ticks, arrival_s, then x, y, c per keypoint
+- ``keypoints/NAME.csv``: delivered frames: seq, device_ticks, arrival_s, then x, y, c per keypoint;
+  ``keypoints/NAME_personN.csv`` the same for the N-th other person in the scenario (``[[people]]``)
 - ``video/NAME.mp4``: rendered frames, for cameras with ``render = true``
 - ``truth/clocks.json``: each device's clock (hz, offset, skew) and link
 - ``truth/imu/NAME.csv``: every sample taken: seq, t, kept, arrival_s, saturated, ideal acc/gyr/mag, biases,
   sensor orientation (quaternion w, x, y, z)
-- ``truth/keypoints/NAME.csv``: every frame taken: seq, t, reported_t, delivered, swapped, dropped, and per
+- ``truth/keypoints/NAME[_personN].csv``: every frame taken: seq, t, reported_t, delivered, swapped, dropped, and per
   keypoint the perfect projection and the occluded / scripted_missing / out_of_view flags
 - ``truth/joint_angles.csv``, ``truth/segments.csv`` (quaternion and position of each segment),
   ``truth/landmarks.csv`` (3D, metres), at ``TRUTH_RATE_HZ``; ``truth/events.csv``: gait events
@@ -101,20 +102,27 @@ def _imu_files(out: Path, chunks: tuple[ImuChunk, ...]) -> list[Path]:
 
 
 def _camera_files(out: Path, chunks: tuple[CameraChunk, ...]) -> list[Path]:
-    name = chunks[0].device.name
-    names = chunks[0].track.names
+    files = _keypoint_files(out, chunks[0].device.name, chunks, [c.track for c in chunks])
+    for number in range(1, len(chunks[0].others) + 1):
+        tracks = [c.others[number - 1] for c in chunks]
+        files += _keypoint_files(out, f"{chunks[0].device.name}_person{number}", chunks, tracks)
+    return files
+
+
+def _keypoint_files(out: Path, name: str, chunks: tuple[CameraChunk, ...], tracks: list) -> list[Path]:
+    names = tracks[0].names
     seq, t, ticks = (np.concatenate([getattr(c, f) for c in chunks]) for f in ("seq", "t", "ticks"))
     delivered = np.concatenate([c.delivered for c in chunks])
     arrival = np.concatenate([c.delivery.arrival_s for c in chunks])
-    keypoints = np.concatenate([c.track.keypoints for c in chunks])
+    keypoints = np.concatenate([track.keypoints for track in tracks])
     measured = {"seq": seq, "device_ticks": ticks, "arrival_s": arrival}
     for k, keypoint in enumerate(names):
         measured |= {f"{keypoint}_x": keypoints[:, k, 0], f"{keypoint}_y": keypoints[:, k, 1],
                      f"{keypoint}_c": keypoints[:, k, 2]}  # fmt: skip
-    truth = {"seq": seq, "t": t, "reported_t": _cat_track(chunks, "reported_time_s"), "delivered": delivered,
-             "swapped": _cat_track(chunks, "swapped"), "dropped": _cat_track(chunks, "dropped")}  # fmt: skip
-    truth_xy = _cat_track(chunks, "truth_xy")
-    flags = {f: _cat_track(chunks, f) for f in ("occluded", "scripted_missing", "out_of_view")}
+    truth = {"seq": seq, "t": t, "reported_t": _cat_track(tracks, "reported_time_s"), "delivered": delivered,
+             "swapped": _cat_track(tracks, "swapped"), "dropped": _cat_track(tracks, "dropped")}  # fmt: skip
+    truth_xy = _cat_track(tracks, "truth_xy")
+    flags = {f: _cat_track(tracks, f) for f in ("occluded", "scripted_missing", "out_of_view")}
     for k, keypoint in enumerate(names):
         truth |= {f"{keypoint}_x": truth_xy[:, k, 0], f"{keypoint}_y": truth_xy[:, k, 1]}
         truth |= {f"{keypoint}_{flag}": values[:, k] for flag, values in flags.items()}
@@ -129,8 +137,8 @@ def _cat(chunks: tuple, field: str):
     return None if parts[0] is None else np.concatenate(parts)
 
 
-def _cat_track(chunks: tuple, field: str) -> np.ndarray:
-    return np.concatenate([getattr(c.track, field) for c in chunks])
+def _cat_track(tracks: list, field: str) -> np.ndarray:
+    return np.concatenate([getattr(track, field) for track in tracks])
 
 
 def _body_truth(folder: Path, simulation: Simulation) -> list[Path]:

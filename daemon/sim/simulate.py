@@ -72,6 +72,7 @@ class CameraChunk:
     delivery: Delivery
     track: KeypointTrack  # the athlete's keypoints
     delivered: np.ndarray  # (n,) bool: the frame reached the host (not dropped by the camera or the link)
+    others: tuple[KeypointTrack, ...] = ()  # everyone else in view, in scenario order (no scripted occluders)
 
 
 class Simulation:
@@ -139,7 +140,13 @@ class Simulation:
         )
         delivery = deliver(t, device.link, rng)
         ticks = device.clock.ticks(track.reported_time_s)
-        return CameraChunk(device, seq, t, ticks, delivery, track, delivery.kept & ~track.dropped)
+        bystander = dataclasses.replace(device.detector, occluders=())
+        others = tuple(
+            simulate_keypoints(device.calibration, device.keypoint_set, other.landmarks(t), self.capsules(t), t,
+                               bystander, np.random.default_rng([self.seed, index, chunk_index, number]))
+            for number, other in enumerate(self.others, start=1)
+        )  # fmt: skip
+        return CameraChunk(device, seq, t, ticks, delivery, track, delivery.kept & ~track.dropped, others)
 
     def chunk(self, index: int, chunk_s: float, until_s: float = np.inf) -> list[ImuChunk | CameraChunk]:
         """Every device's data for samples taken in [index, index + 1) * chunk_s, and before ``until_s``.
