@@ -107,3 +107,38 @@ fail_after_s = 0.3
     )[0][0]
     assert span > 3.0  # the healthy source kept going long after the other one failed
     assert "failed: restart budget spent" in output
+
+
+def _only_source(tmp_path, options: str):
+    text = (REPO / "config.toml").read_text()
+    head = text[: text.index("[[sources]]")]
+    config = tmp_path / "one.toml"
+    config.write_text(head + '[[sources]]\nid = "synth"\ntype = "synthetic"\n' + options)
+    return config
+
+
+def test_the_daemon_stops_by_itself_when_its_recording_has_played_out(tmp_path):
+    scenario = tmp_path / "short.toml"
+    scenario.write_text(
+        '[scenario]\nname = "short"\nduration_s = 3.0\n[motion]\nkind = "squat"\n'
+        '[[imus]]\nname = "strap"\nsegment = "left_thigh"\n'
+    )
+    config = _only_source(tmp_path, f'scenario = "{scenario}"\nrealtime = false\nloop = false\n')
+    daemon = start_daemon(tmp_path, config=config)
+    output, _ = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, output
+    assert "every source has ended" in output
+    assert query(tmp_path / "k.db", "select count(*) from imu_samples") == [(300,)]  # 3 s at 100 Hz, no loss
+
+
+def test_the_daemon_exits_1_when_every_source_failed(tmp_path):
+    config = _only_source(tmp_path, "fail_after_s = 0.2\n")
+    config.write_text(
+        config.read_text()
+        .replace("restart_budget = 5", "restart_budget = 1")
+        .replace("backoff_initial_s = 0.5", "backoff_initial_s = 0.05")
+    )
+    daemon = start_daemon(tmp_path, config=config)
+    output, _ = daemon.communicate(timeout=60)
+    assert daemon.returncode == 1, output
+    assert query(tmp_path / "k.db", "select state from source_stats") == [("failed",)]
