@@ -111,32 +111,6 @@ for _side, _m in (("left", -1.0), ("right", 1.0)):
     JOINT_SIGNS[f"{_side}_shoulder"] = (-1.0, _m, _m)
     JOINT_SIGNS[f"{_side}_elbow"] = (-1.0, _m, _m)
 
-# the joint angles scored by a joint-angle metric (``Body.joint_angles`` returns these and also pelvis, neck)
-SCORED_JOINTS = tuple(
-    j for j in JOINTS if j.split("_")[-1] in ("hip", "knee", "ankle", "shoulder", "elbow") or j == "lumbar"
-)
-
-# COCO-17 keypoint order (Lin et al. 2014); every name is a key of ``Body.landmarks``
-COCO17 = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-
 
 def _side_sign(side: str) -> float:
     if side not in ("left", "right"):
@@ -543,9 +517,9 @@ class Body:
         return self.segment(segment, t).point(np.asarray(offset_in_segment, dtype=np.float64))
 
     def landmarks(self, t) -> dict[str, np.ndarray]:
-        """World positions (n, 3) of joint centres, feet and head landmarks (names in ``COCO17`` and more:
-        ``left_heel``, ``left_toe``, ``left_small_toe``, ``neck``, ``head_top``, ``chin``, ``pelvis_centre``,
-        ``lumbosacral``, the same for the right)."""
+        """World positions (n, 3) of joint centres, feet and head landmarks: every keypoint name of
+        ``kinefuse.sim.keypoints.KEYPOINT_SETS`` and more (``left_heel``, ``left_toe``, ``left_small_toe``,
+        ``neck``, ``head_top``, ``chin``, ``pelvis_centre``, ``lumbosacral``, the same for the right)."""
         states = self.segments(t)
         out = {}
         for name, (segment, offset) in self.shape.landmark_offsets().items():
