@@ -24,9 +24,9 @@ lowers the pelvis onto it; the trailing leg is re-posed by inverse kinematics me
 planted. The swinging toe can graze below the floor by up to about a centimetre in early swing; tests
 bound it.
 
-Running is not modelled yet: normative running curves in this foot-locked chain make the pelvis rise
-through stance, the opposite of what runners do, and a designed-pelvis version did not keep the swing leg
-within reach near contact (see the issue notes).
+Running is built differently (``kinefuse.sim.running``): normative running curves in this foot-locked
+chain make the pelvis rise through stance, the opposite of what runners do, so there the pelvis is
+designed and the legs follow by inverse kinematics.
 
 Closed-chain tasks (squat, sit-to-stand, lunge, balance, drop landing) keep the feet planted exactly: the
 ankle angles are solved from the foot's orientation on the floor and, where the design fixes the pelvis
@@ -69,8 +69,9 @@ from scipy.optimize import brentq
 from kinefuse.sim.body import JOINT_SIGNS, JOINTS, BodyShape, chain_kinematics
 from kinefuse.sim.rotations import cardan_yxz, skew, yxz_from_matrix
 
-KINDS = ("walk", "squat", "sit_to_stand", "lunge", "single_leg_balance", "drop_landing")
-GAIT_KINDS = ("walk",)
+KINDS = ("walk", "run", "squat", "sit_to_stand", "lunge", "single_leg_balance", "drop_landing")
+GAIT_KINDS = ("walk", "run")
+_KNEE_RANGE_CONTROLS = ("knee_rom_scale", "knee_flexion_change_deg_per_week", "session_week")
 GAIT_CONTROLS = (
     "cadence_spm",
     "speed_mps",
@@ -519,6 +520,8 @@ def _gait_samples(
 
 def controls_for(kind: str) -> tuple[str, ...]:
     """The controls ``make_motion`` accepts for ``kind``."""
+    if kind == "run":  # the swing path sets the knee's range (kinefuse.sim.running): no knee-range controls
+        return tuple(c for c in GAIT_CONTROLS if c not in _KNEE_RANGE_CONTROLS)
     if kind in GAIT_KINDS:
         return GAIT_CONTROLS
     from kinefuse.sim.tasks import COMMON_CONTROLS, TASK_CONTROLS  # tasks builds on this module
@@ -542,6 +545,10 @@ def make_motion(kind: str, shape: BodyShape | None = None, **controls: object) -
 @functools.lru_cache(maxsize=32)
 def _build_motion(kind: str, shape: BodyShape, controls: tuple[tuple[str, object], ...]) -> Motion:
     """Motions are immutable and take a fraction of a second to build: a restarted source reuses them."""
+    if kind == "run":
+        from kinefuse.sim.running import run_motion  # running builds on this module's splines
+
+        return run_motion(shape, dict(controls))
     if kind in GAIT_KINDS:
         return _gait_motion(kind, shape, dict(controls))
     from kinefuse.sim.tasks import task_motion  # tasks builds on this module's splines
@@ -762,13 +769,23 @@ class GaitPlan:
     lateral: float
 
 
-def gait_plan(table: _GaitTable, shape: BodyShape, controls: Mapping[str, object]) -> GaitPlan:
+def gait_plan(
+    table: _GaitTable,
+    shape: BodyShape,
+    controls: Mapping[str, object],
+    contact_length_m: float | None = None,
+    max_duty: float = 1.0,
+) -> GaitPlan:
+    """Timing and options of a gait. The mean stance fraction is the table's toe-off, or, given
+    ``contact_length_m``, the fraction that lets the pelvis travel that far during each stance, at most
+    ``max_duty``."""
     cadence, speed, step = _resolve_speed(table, shape, controls)
     period = 120.0 / cadence
     asym = float(controls.get("stance_asymmetry", 0.0))  # type: ignore[arg-type]
     if not -0.5 < asym < 0.5:
         raise ValueError(f"stance_asymmetry must be between -0.5 and 0.5, got {asym}")
-    f_left = 2 * table.toe_off / (2 + asym)
+    duty = table.toe_off if contact_length_m is None else min(max_duty, contact_length_m / speed / period)
+    f_left = 2 * duty / (2 + asym)
     stance = {"left": f_left, "right": (1 + asym) * f_left}
     reference = _cycle_spline(table.knee, lambda p: p)(np.linspace(0.0, 1.0, 2001)[:-1])
     return GaitPlan(

@@ -272,8 +272,8 @@ def _check_motion_controls(check: Validator, motion: dict) -> None:
             check.error(
                 ("motion", key), f"does not apply to {motion['kind']!r} (it takes {', '.join(allowed)})"
             )
-    if motion["treadmill"] and motion["kind"] != "walk":
-        check.error(("motion", "treadmill"), "only a walk can be on a treadmill")
+    if motion["treadmill"] and motion["kind"] not in ("walk", "run"):
+        check.error(("motion", "treadmill"), "only a walk or a run can be on a treadmill")
 
 
 def _check_names(check: Validator, scenario: Scenario) -> None:

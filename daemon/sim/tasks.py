@@ -85,29 +85,29 @@ def planted_leg(
     ankle_target: np.ndarray,
     foot_R: np.ndarray,
     knee_adduction: np.ndarray,
-    reach_short: bool = False,
+    reach_tolerance_m: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hip, knee and ankle angles (n, 3) that put ``side``'s ankle at ``ankle_target`` (n, 3, travel frame)
-    with the foot oriented ``foot_R`` (3, 3) and the knee's adduction given (n,), for a pelvis with clinical
-    angles ``pelvis`` (n, 3) and origin ``root`` (n, 3).
+    with the foot oriented ``foot_R`` (3, 3 or n, 3, 3) and the knee's adduction given (n,), for a pelvis
+    with clinical angles ``pelvis`` (n, 3) and origin ``root`` (n, 3).
 
     Knee flexion from the hip-ankle distance (|d|² = Lt² + Ls² + 2 Lt Ls cos f cos b); the thigh turns from
     the pelvis's orientation by the smallest rotation that points the leg at the target (the knee stays in
-    the plane of the pelvis's forward axis); the ankle takes up the rest of the foot's orientation. Raises
-    when the target is out of reach."""
+    the plane of the pelvis's forward axis); the ankle takes up the rest of the foot's orientation. A target
+    beyond reach by up to ``reach_tolerance_m`` is reached short with a straight knee; further raises."""
     thigh, shank = shape.thigh_length, shape.shank_length
     R_pelvis = _joint_rotation("pelvis", pelvis)
     hip_centre = root + R_pelvis @ shape.joint_offset(f"{side}_thigh")
     target = ankle_target - hip_centre
     length2 = np.sum(target * target, axis=1)
-    cos_f = (length2 - thigh**2 - shank**2) / (2 * thigh * shank * np.cos(knee_adduction))
-    if reach_short:
-        cos_f = np.clip(cos_f, -1.0, 1.0)
-    if np.any(cos_f > 1.0) or np.any(cos_f < -1.0):
-        worst = float(np.sqrt(length2.max()))
+    reach = np.sqrt(thigh**2 + shank**2 + 2 * thigh * shank * np.cos(knee_adduction))
+    excess = float((np.sqrt(length2) - reach).max(initial=0.0))
+    if excess > reach_tolerance_m:
         raise ValueError(
-            f"{side} leg cannot reach its planted foot (hip-ankle {worst:.3f} m, leg {thigh + shank:.3f} m)"
+            f"{side} leg cannot reach its foot: {excess * 1000:.1f} mm beyond a {reach.min():.3f} m leg"
         )
+    cos_f = (length2 - thigh**2 - shank**2) / (2 * thigh * shank * np.cos(knee_adduction))
+    cos_f = np.clip(cos_f, -1.0, 1.0)
     knee = np.stack([np.arccos(cos_f), knee_adduction, np.zeros_like(cos_f)], axis=1)
     R_knee = _joint_rotation(f"{side}_knee", knee)
     reach_in_thigh = np.array([0.0, 0.0, -thigh]) + R_knee @ np.array([0.0, 0.0, -shank])

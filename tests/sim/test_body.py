@@ -11,9 +11,9 @@ from kinefuse.sim.rotations import skew, yxz_from_matrix
 H = 1e-5  # s, central differences
 
 
-@pytest.fixture(scope="module", params=["walk", "squat", "drop_landing"])
+@pytest.fixture(scope="module", params=["walk", "run", "squat", "drop_landing"])
 def body(request):
-    controls = {"knee_valgus_deg": 8.0} if request.param != "walk" else {}
+    controls = {"knee_valgus_deg": 8.0}
     shape = BodyShape(1.8)
     return Body(shape, make_motion(request.param, shape=shape, **controls), (1.0, -2.0), np.radians(30.0))
 

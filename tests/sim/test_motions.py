@@ -166,6 +166,60 @@ def test_same_controls_same_motion():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_controls_that_do_not_apply_are_refused(kind):
-    assert "rep_period_s" in controls_for(kind) or kind == "walk"
+    assert ("rep_period_s" in controls_for(kind)) == (kind not in ("walk", "run"))
     with pytest.raises(ValueError, match="do not apply"):
         make_motion(kind, bounce=3.0)
+
+
+def test_running_refuses_knee_range_controls():
+    with pytest.raises(ValueError, match="do not apply"):
+        make_motion("run", knee_flexion_change_deg_per_week=-1.0, session_week=2.0)
+
+
+@pytest.fixture(scope="module")
+def run():
+    return _body("run")
+
+
+def test_running_speed_and_flight(run):
+    motion = run.motion
+    assert motion.info["speed_mps"] == pytest.approx(170.0 * 0.666 * 1.75 / 60.0)
+    events = {(e.side, e.kind): e.time_s for e in run.gait_events(0, motion.period_s)}
+    flight_start, flight_end = events[("left", "tc")], events[("right", "ic")]
+    assert flight_end - flight_start > 0.03
+    t = np.linspace(flight_start + 0.005, flight_end - 0.005, 20)
+    np.testing.assert_allclose(run.segment("pelvis", t).acceleration[:, 2], -9.81, atol=0.05)  # ballistic
+    marks = run.landmarks(t)
+    for name in ("left_heel", "left_toe", "right_heel", "right_toe"):
+        assert (marks[name][:, 2] > 0).all(), f"{name} touches the floor in flight"
+
+
+def test_running_stance_foot_rolls_without_slipping(run):
+    events = {(e.side, e.kind): e.time_s for e in run.gait_events(0, run.motion.period_s)}
+    t = np.linspace(events[("left", "ic")], events[("left", "tc")], 400)
+    marks = run.landmarks(t)
+    heel, toe = marks["left_heel"], marks["left_toe"]
+    on_heel = heel[:, 2] < 1e-6
+    on_toe = toe[:, 2] < 1e-6
+    assert (on_heel | on_toe).all(), "some part of the sole is on the floor throughout stance"
+    assert np.ptp(heel[on_heel], axis=0).max() < 1e-5 and np.ptp(toe[on_toe], axis=0).max() < 1e-5
+    height = run.landmarks(t)["pelvis_centre"][:, 2]
+    assert 0.25 < np.argmin(height) / len(t) < 0.6, "the pelvis is lowest around mid stance"
+
+
+def test_running_accelerations_are_those_of_running(run):
+    t = np.linspace(0, run.motion.period_s, 4001)
+    assert np.abs(run.segment("pelvis", t).acceleration).max() < 3.5 * 9.81
+    assert np.abs(run.segment("left_shank", t).acceleration).max() < 15 * 9.81
+
+
+@pytest.mark.parametrize("controls", [{"stance_asymmetry": 0.1}, {"speed_mps": 2.5}, {"speed_mps": 4.0}])
+def test_running_builds_across_speeds_and_asymmetry(controls):
+    body = _body("run", **controls)
+    t = np.linspace(0, body.motion.period_s, 2001)
+    marks = body.landmarks(t)
+    for name in ("left_heel", "left_toe", "right_heel", "right_toe"):
+        assert marks[name][:, 2].min() > -1e-6, name
+    if "stance_asymmetry" in controls:
+        stance = body.motion.info["stance_time_s"]
+        assert stance["right"] / stance["left"] == pytest.approx(1.1)
