@@ -21,7 +21,7 @@ from kinefuse.scoring.public import NOT_YET, public_rows
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 
-SUITE = ("walk.toml", "walk_asymmetric.toml", "squat.toml", "drop_landing.toml")
+SUITE = ("walk.toml", "walk_asymmetric.toml", "run.toml", "squat.toml", "drop_landing.toml")
 WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples are not scored
 _STAGES_NOT_BUILT = (
     ("joint angles: RMSE per joint", "deg", "the joint-angle metric"),
