@@ -829,7 +829,8 @@ def _toe_clearance(
             swing = _in_window(t, to[side], ic[side] - _HANDOVER * period, period)
             wanted = np.where(swing, _TOE_CLEARANCE_M * after_off, -np.inf)
             lift = np.maximum(0.0, wanted - toe[:, 2]) / lever
-            samples[f"{side}_ankle"][:, 0] += 1.2 * gaussian_filter1d(lift, sigma, mode="wrap")
+            smooth = gaussian_filter1d(lift, sigma, mode="wrap") * np.where(swing, after_off, 0.0)
+            samples[f"{side}_ankle"][:, 0] += 1.2 * smooth  # (smoothing must not reach back into stance)
 
 
 def _gait_motion(kind: str, shape: BodyShape, controls: Mapping[str, object]) -> Motion:
