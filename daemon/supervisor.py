@@ -127,8 +127,13 @@ class SourceSupervisor:
         try:
             while True:
                 try:
+                    self.state = SourceState.STARTING
+                    # constructors may block (open files, build models): off the loop, so others run on
+                    source = await asyncio.to_thread(
+                        self.spec.factory, self.component.options, self.source_id
+                    )
                     self.state = SourceState.RUNNING
-                    await self.spec.factory(self.component.options, self.source_id).run(self)
+                    await source.run(self)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # any plugin failure is contained here

@@ -46,7 +46,9 @@ Sources
 
 Controls (all optional): ``cadence_spm``, ``speed_mps``, ``step_length_m`` (walk; speed = cadence ·
 step length / 60, steps per minute times metres per step; give any two, or all three consistently),
-``stance_asymmetry`` (0.10: right stance time 10 % longer than left), ``knee_valgus_deg``,
+``stance_asymmetry`` (0.10: right stance time 10 % longer than left), ``step_asymmetry`` (0.10: right
+step 10 % longer than left, -0.10: left 10 % longer than right, by scaling each hip's flexion range; up to
+about 0.1 either way), ``knee_valgus_deg``,
 ``trunk_lean_deg`` (forward) and ``trunk_lateral_lean_deg`` (to the left), ``rep_period_s`` (non-cyclic
 tasks), ``knee_rom_scale``, ``knee_flexion_change_deg_per_week`` with ``session_week``, ``sway_deg``
 (single-leg balance), ``drop_height_m`` (drop landing), ``stance_leg`` (single-leg balance: "left"/"right"),
@@ -58,13 +60,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
 from collections.abc import Callable, Mapping
 
 import numpy as np
 from scipy.integrate import cumulative_simpson
 from scipy.interpolate import CubicSpline, PPoly
 from scipy.ndimage import gaussian_filter1d
-from scipy.optimize import brentq
+from scipy.optimize import brentq, root_scalar
 
 from kinefuse.sim.body import JOINT_SIGNS, JOINTS, BodyShape, chain_kinematics
 from kinefuse.sim.rotations import cardan_yxz, skew, yxz_from_matrix
@@ -72,11 +75,13 @@ from kinefuse.sim.rotations import cardan_yxz, skew, yxz_from_matrix
 KINDS = ("walk", "run", "squat", "sit_to_stand", "lunge", "single_leg_balance", "drop_landing")
 GAIT_KINDS = ("walk", "run")
 _KNEE_RANGE_CONTROLS = ("knee_rom_scale", "knee_flexion_change_deg_per_week", "session_week")
+_WALK_ONLY_CONTROLS = (*_KNEE_RANGE_CONTROLS, "step_asymmetry")
 GAIT_CONTROLS = (
     "cadence_spm",
     "speed_mps",
     "step_length_m",
     "stance_asymmetry",
+    "step_asymmetry",
     "knee_valgus_deg",
     "trunk_lean_deg",
     "trunk_lateral_lean_deg",
@@ -105,6 +110,17 @@ class _Periodic:
         self._v = position.derivative(1)
         self._a = position.derivative(2)
         self.drift = None if drift is None else np.asarray(drift, dtype=np.float64)
+
+    def columns(self, which: slice) -> _Periodic:
+        """Some components of the curve."""
+        drift = None if self.drift is None else self.drift[which]
+        return _Periodic(self.period, PPoly(self._p.c[..., which], self._p.x), drift)
+
+    def scaled(self, factors: np.ndarray) -> _Periodic:
+        """The same curve with each component multiplied by ``factors`` (k,)."""
+        factors = np.asarray(factors, dtype=np.float64)
+        drift = None if self.drift is None else self.drift * factors
+        return _Periodic(self.period, PPoly(self._p.c * factors, self._p.x), drift)
 
     @staticmethod
     def grid(period: float) -> np.ndarray:
@@ -327,7 +343,8 @@ def _curves_from_samples(period: float, samples: Mapping[str, np.ndarray]) -> di
     missing = [j for j in JOINTS if j not in samples]
     if missing:
         raise AssertionError(f"motion builder left joints out: {missing}")
-    return {j: _Periodic.from_samples(period, samples[j]) for j in JOINTS}
+    whole = _Periodic.from_samples(period, np.concatenate([samples[j] for j in JOINTS], axis=1))
+    return {j: whole.columns(slice(3 * i, 3 * i + 3)) for i, j in enumerate(JOINTS)}  # one spline fit for all
 
 
 def _evaluate(curves: Mapping[str, _Periodic], t: np.ndarray) -> dict[str, tuple[np.ndarray, ...]]:
@@ -370,10 +387,16 @@ def _feet(
 def _closest_approach(
     t: np.ndarray, h: np.ndarray, period: float, centre: float, half_window: float
 ) -> float:
-    """The time of the lowest periodic sample ``h`` within ``half_window`` of ``centre``."""
+    """The time of the lowest point of periodic samples ``h`` within ``half_window`` of ``centre``, refined
+    between samples by the parabola through the lowest and its neighbours (so it moves continuously with
+    the motion's parameters, which the solvers need)."""
     distance = np.abs((t - centre + period / 2) % period - period / 2)
     inside = np.nonzero(distance <= half_window)[0]
-    return float(t[inside[np.argmin(h[inside])]])
+    k = int(inside[np.argmin(h[inside])])
+    before, here, after = h[k - 1], h[k], h[(k + 1) % len(h)]
+    curvature = before - 2 * here + after
+    shift = 0.5 * (before - after) / curvature if curvature > 0 else 0.0
+    return float((t[k] + shift * (period / len(t))) % period)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -449,6 +472,7 @@ def _gait_samples(
     t_ic: Mapping[str, float],
     stance: Mapping[str, float],
     hip_scale: float,
+    step_asymmetry: float,
     knee_target: float,
     valgus: float,
     lean: float,
@@ -468,6 +492,7 @@ def _gait_samples(
     knee_min, knee_max = float(knee_ref.min()), float(knee_ref.max())
     knee_gain = (knee_target - knee_min) / (knee_max - knee_min)
     rad = math.radians
+    side_scale = {"left": 1.0 - step_asymmetry / 2, "right": 1.0 + step_asymmetry / 2}
     leg: dict[str, dict[str, np.ndarray]] = {}
     for side in SIDES:
         f = stance[side]
@@ -475,7 +500,7 @@ def _gait_samples(
         u = np.mod((t - t_ic[side]) / period, 1.0)
         leg[side] = {
             "u": u,
-            "hip": hip_mean + hip_scale * (_cycle_spline(table.hip, warp)(u) - hip_mean),
+            "hip": hip_mean + hip_scale * side_scale[side] * (_cycle_spline(table.hip, warp)(u) - hip_mean),
             "knee": knee_min + knee_gain * (_cycle_spline(table.knee, warp)(u) - knee_min),
             "ankle": _cycle_spline(table.ankle, warp)(u),
             "add": _cycle_spline(table.hip_adduction, warp)(u),
@@ -520,8 +545,8 @@ def _gait_samples(
 
 def controls_for(kind: str) -> tuple[str, ...]:
     """The controls ``make_motion`` accepts for ``kind``."""
-    if kind == "run":  # the swing path sets the knee's range (kinefuse.sim.running): no knee-range controls
-        return tuple(c for c in GAIT_CONTROLS if c not in _KNEE_RANGE_CONTROLS)
+    if kind == "run":  # the designed swing sets the knee's range and the steps (kinefuse.sim.running)
+        return tuple(c for c in GAIT_CONTROLS if c not in _WALK_ONLY_CONTROLS)
     if kind in GAIT_KINDS:
         return GAIT_CONTROLS
     from kinefuse.sim.tasks import COMMON_CONTROLS, TASK_CONTROLS  # tasks builds on this module
@@ -539,7 +564,10 @@ def make_motion(kind: str, shape: BodyShape | None = None, **controls: object) -
     unknown = sorted(set(controls) - set(controls_for(kind)))
     if unknown:
         raise ValueError(f"{kind}: controls {unknown} do not apply; it takes {', '.join(controls_for(kind))}")
-    return _build_motion(kind, shape, tuple(sorted(controls.items())))
+    with (
+        _BUILD_LOCK
+    ):  # sources are built in worker threads: the second asking for a motion reuses the first's
+        return _build_motion(kind, shape, tuple(sorted(controls.items())))
 
 
 @functools.lru_cache(maxsize=32)
@@ -802,6 +830,31 @@ def gait_plan(
     )
 
 
+def _step_lengths(
+    shape: BodyShape,
+    curves: Mapping[str, _Periodic],
+    root_xy: _Periodic,
+    root_z: _Periodic,
+    ic: Mapping[str, float],
+    period: float,
+) -> dict[str, float]:
+    """Each side's step: how far its heel lands ahead of the other heel's last landing (along travel)."""
+    heel_x = {}
+    for side in SIDES:
+        times = np.array([ic[side], ic[side] + period])
+        (pxy, vxy, axy), (pz, vz, az) = root_xy(times), root_z(times)
+        root = (np.concatenate([pxy, pz], 1), np.concatenate([vxy, vz], 1), np.concatenate([axy, az], 1))
+        foot = chain_kinematics(shape, _evaluate(curves, times), root, segments=(f"{side}_foot",))[
+            f"{side}_foot"
+        ]
+        heel_x[side] = foot.point(shape.heel_offset)[0][:, 0]
+    first, second = sorted(SIDES, key=lambda side: ic[side])
+    return {
+        second: float(heel_x[second][0] - heel_x[first][0]),
+        first: float(heel_x[first][1] - heel_x[second][0]),
+    }
+
+
 def _toe_clearance(
     shape: BodyShape,
     samples: dict[str, np.ndarray],
@@ -833,44 +886,110 @@ def _toe_clearance(
             samples[f"{side}_ankle"][:, 0] += 1.2 * smooth  # (smoothing must not reach back into stance)
 
 
+_OTHER_SIDE = {"left": "right", "right": "left"}
+_BUILD_LOCK = threading.Lock()
+STEP_ASYMMETRY_LIMIT = 0.1
+
+
+def _mirror_controls(controls: Mapping[str, object]) -> dict[str, object]:
+    """Controls for the mirror image: right/left ratios inverted, lateral lean to the other side."""
+    out = dict(controls)
+    if "stance_asymmetry" in out:
+        out["stance_asymmetry"] = 1.0 / (1.0 + float(out["stance_asymmetry"])) - 1.0  # type: ignore[arg-type]
+    if "step_asymmetry" in out:
+        out["step_asymmetry"] = -float(out["step_asymmetry"])  # type: ignore[arg-type]
+    if "trunk_lateral_lean_deg" in out:
+        out["trunk_lateral_lean_deg"] = -float(out["trunk_lateral_lean_deg"])  # type: ignore[arg-type]
+    return out
+
+
+def _mirrored(motion: Motion, controls: Mapping[str, object]) -> Motion:
+    """``motion`` reflected left-right: sides swap; clinical angles are already mirror-symmetric, except the
+    midline joints' lateral angles (adduction, rotation), which change sign, as does sideways travel."""
+    curves = {}
+    for joint, curve in motion._curves.items():
+        side, _, rest = joint.partition("_")
+        if side in _OTHER_SIDE:
+            curves[f"{_OTHER_SIDE[side]}_{rest}"] = curve
+        else:
+            curves[joint] = curve.scaled(np.array([1.0, -1.0, -1.0]))
+    events = tuple((_OTHER_SIDE[side], kind, time) for side, kind, time in motion.event_times)
+    info = {k: ({_OTHER_SIDE[s]: v for s, v in value.items()} if isinstance(value, dict) else value)
+            for k, value in motion.info.items()}  # fmt: skip
+    root_xy = motion._root_xy.scaled(np.array([1.0, -1.0]))
+    return Motion(motion.kind, controls, motion.shape, motion.period_s, curves, root_xy, motion._root_z, events,
+                  info)  # fmt: skip
+
+
 def _gait_motion(kind: str, shape: BodyShape, controls: Mapping[str, object]) -> Motion:
+    if float(controls.get("step_asymmetry", 0.0)) < 0:  # type: ignore[arg-type]
+        # the left-long case is built as its mirror image (the right-long one) and reflected: the walk's
+        # double-support correction does not reach every left-long split
+        return _mirrored(_gait_motion(kind, shape, _mirror_controls(controls)), controls)
     table = _WALK
     plan = gait_plan(table, shape, controls)
     cadence, speed, step, period = plan.cadence, plan.speed, plan.step, plan.period
     t_ic, stance = plan.t_ic, plan.stance
     t = _Periodic.grid(period)
 
-    def build(hip_scale: float):
-        samples = _gait_samples(
-            table, t, period, t_ic, stance, hip_scale, plan.knee_target, plan.valgus, plan.lean, plan.lateral
-        )
+    def build(hip_scale: float, asymmetry: float):
+        samples = _gait_samples(table, t, period, t_ic, stance, hip_scale, asymmetry, plan.knee_target,
+                                plan.valgus, plan.lean, plan.lateral)  # fmt: skip
         curves = _curves_from_samples(period, samples)
-        return samples, _gait_root(shape, curves, period, t_ic, stance)
+        return samples, curves, _gait_root(shape, curves, period, t_ic, stance)
 
-    def stride_error(hip_scale: float) -> float:
-        _, (root_xy, *_) = build(hip_scale)
-        return float(root_xy.drift[0]) * period - 2 * step
+    def hip_scale_for(asymmetry: float) -> float:
+        def stride_error(hip_scale: float) -> float:
+            root_xy = build(hip_scale, asymmetry)[2][0]
+            return float(root_xy.drift[0]) * period - 2 * step
 
-    low, high = 0.3, 2.5
+        # the stride is nearly linear in the hip range: a few secant steps usually find it
+        guess = root_scalar(stride_error, x0=1.0, x1=1.3, method="secant", xtol=1e-7)
+        if guess.converged and 0.3 <= guess.root <= 2.5 and abs(stride_error(guess.root)) < 1e-6:
+            return float(guess.root)
+        low, high = 0.3, 2.5
+        try:
+            e_low, e_high = stride_error(low), stride_error(high)
+        except ValueError as exc:
+            raise ValueError(f"{kind}: cannot build a gait for step_length_m={step:.3f}: {exc}") from exc
+        if not e_low < 0 < e_high:
+            raise ValueError(
+                f"{kind}: step_length_m={step:.3f} m (cadence {cadence:g} steps/min, speed {speed:.3f} m/s) is "
+                f"outside what this gait can make for a {shape.height_m:g} m body "
+                f"({(e_low / 2 + step):.2f} to {(e_high / 2 + step):.2f} m)"
+            )
+        return brentq(stride_error, low, high, xtol=1e-7)  # the stride to about a tenth of a micrometre
+
+    wanted = float(controls.get("step_asymmetry", 0.0))  # type: ignore[arg-type]
+    symmetric = hip_scale_for(0.0)
+
+    def ratio_error(asymmetry: float) -> float:
+        _, curves, (root_xy, root_z, ic, _, _) = build(symmetric, asymmetry)
+        steps = _step_lengths(shape, curves, root_xy, root_z, ic, period)
+        return steps["right"] / steps["left"] - (1.0 + wanted)
+
+    asymmetry, hip_scale = 0.0, symmetric
     try:
-        e_low, e_high = stride_error(low), stride_error(high)
+        if wanted:  # the stride barely depends on the split: solve it at the symmetric range, then the range
+            asymmetry = brentq(ratio_error, -0.5, 0.5, xtol=1e-6)
+            hip_scale = hip_scale_for(asymmetry)
+        samples, curves, (root_xy, root_z, ic, to, dense) = build(hip_scale, asymmetry)
+        _double_support_ik(shape, samples, period, dense, ic, to)
     except ValueError as exc:
-        raise ValueError(f"{kind}: cannot build a gait for step_length_m={step:.3f}: {exc}") from exc
-    if not e_low < 0 < e_high:
+        if not wanted:
+            raise
         raise ValueError(
-            f"{kind}: step_length_m={step:.3f} m (cadence {cadence:g} steps/min, speed {speed:.3f} m/s) is "
-            f"outside what this gait can make for a {shape.height_m:g} m body "
-            f"({(e_low / 2 + step):.2f} to {(e_high / 2 + step):.2f} m)"
-        )
-    hip_scale = brentq(stride_error, low, high, xtol=1e-12)
-    samples, (root_xy, root_z, ic, to, dense) = build(hip_scale)
-    _double_support_ik(shape, samples, period, dense, ic, to)
+            f"{kind}: step_asymmetry={wanted:g} is beyond what this walk can make ({exc}); about "
+            f"{STEP_ASYMMETRY_LIMIT:g} either way works"
+        ) from None
+    steps = _step_lengths(shape, curves, root_xy, root_z, ic, period)
     _toe_clearance(shape, samples, period, root_xy, root_z, ic, to)
     curves = _curves_from_samples(period, samples)
     info = {
         "cadence_spm": cadence,
         "speed_mps": float(root_xy.drift[0]),
         "step_length_m": float(root_xy.drift[0]) * period / 2,
+        "step_lengths_m": steps,
         "stride_time_s": period,
         "hip_scale": hip_scale,
         "stance_time_s": {s: (to[s] - ic[s]) % period for s in SIDES},

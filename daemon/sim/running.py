@@ -308,7 +308,7 @@ def run_motion(shape: BodyShape, controls: Mapping[str, object]) -> Motion:
         _RUN, shape, controls, contact_length_m=_CONTACT_LENGTH * shape.height_m, max_duty=_MAX_DUTY
     )
     t = _Periodic.grid(plan.period)
-    samples = _gait_samples(_RUN, t, plan.period, plan.t_ic, plan.stance, 1.0, plan.knee_target, plan.valgus,
+    samples = _gait_samples(_RUN, t, plan.period, plan.t_ic, plan.stance, 1.0, 0.0, plan.knee_target, plan.valgus,
                             plan.lean, plan.lateral)  # fmt: skip
     runner = _Runner(shape, plan, samples, t)
     for side in SIDES:

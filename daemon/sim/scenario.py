@@ -48,6 +48,13 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "stance_asymmetry": Field(
             float, _OPTIONAL, "right stance time longer than left by this fraction", min=-0.5, max=0.5
         ),
+        "step_asymmetry": Field(
+            float,
+            _OPTIONAL,
+            "right step longer than left by this fraction; negative: left longer (walk)",
+            min=-0.1,
+            max=0.1,
+        ),
         "knee_valgus_deg": Field(float, _OPTIONAL, "knee valgus on landing or squatting", min=0.0, max=30.0),
         "trunk_lean_deg": Field(float, _OPTIONAL, "forward trunk lean", min=-30.0, max=45.0),
         "rep_period_s": Field(

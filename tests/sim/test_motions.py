@@ -223,3 +223,25 @@ def test_running_builds_across_speeds_and_asymmetry(controls):
     if "stance_asymmetry" in controls:
         stance = body.motion.info["stance_time_s"]
         assert stance["right"] / stance["left"] == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize("asymmetry", [0.08, -0.08])
+def test_step_asymmetry_lengthens_one_side_and_keeps_the_stride(asymmetry):
+    symmetric = make_motion("walk", shape=SHAPE)
+    motion = make_motion("walk", shape=SHAPE, step_asymmetry=asymmetry, stance_asymmetry=0.05)
+    steps = motion.info["step_lengths_m"]
+    expected = 1 + abs(asymmetry)
+    longer, shorter = ("right", "left") if asymmetry > 0 else ("left", "right")
+    assert steps[longer] / steps[shorter] == pytest.approx(expected, rel=5e-3)
+    assert sum(steps.values()) == pytest.approx(sum(symmetric.info["step_lengths_m"].values()), rel=1e-3)
+    stance = motion.info["stance_time_s"]
+    assert stance["right"] / stance["left"] == pytest.approx(1.05, rel=1e-9)
+    body = Body(SHAPE, motion)
+    t = np.linspace(0, 3 * motion.period_s, 3001)
+    marks = body.landmarks(t)
+    assert abs(marks["pelvis_centre"][-1, 1] - marks["pelvis_centre"][0, 1]) < 1e-6  # no sideways travel
+
+
+def test_step_asymmetry_beyond_the_model_is_refused_clearly():
+    with pytest.raises(ValueError, match="step_asymmetry=0.2 is beyond what this walk can make"):
+        make_motion("walk", step_asymmetry=0.2)
