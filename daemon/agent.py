@@ -169,8 +169,9 @@ class Agent:
         """With nothing left to record (every input played out or failed), stop rather than idle."""
         if self._tasks["sources"]:
             await asyncio.gather(*self._tasks["sources"], return_exceptions=True)
-            log.info("every source has ended")
-            self.request_stop()
+            if not self.stopping.is_set():
+                log.info("every source has ended")
+                self.request_stop()
 
     def _all_sources_failed(self) -> bool:
         states = [s.state for s in self.supervisors.values()]
