@@ -8,18 +8,18 @@ import os
 PURE_PYTHON_ENV = "KINEFUSE_PUREPYTHON"
 
 if os.environ.get(PURE_PYTHON_ENV) == "1":
-    from kinefuse._pure import clock_map
+    from kinefuse._pure import clock_map, keypoint_kalman
 
     IMPLEMENTATION = "pure-python"
 else:
     try:
-        from kinefuse._ext import clock_map
+        from kinefuse._ext import clock_map, keypoint_kalman
     except ImportError as exc:
         raise ImportError(
-            "kinefuse's compiled extension (kinefuse._ext.clock_map) is missing or broken: "
+            "kinefuse's compiled extension (kinefuse._ext) is missing or broken: "
             f"{exc}. Build it with `make build` (or `pip install -e .`). "
             f"To debug without it, set {PURE_PYTHON_ENV}=1 to use the slow pure-Python twins."
         ) from exc
     IMPLEMENTATION = "compiled"
 
-__all__ = ["IMPLEMENTATION", "clock_map"]
+__all__ = ["IMPLEMENTATION", "clock_map", "keypoint_kalman"]

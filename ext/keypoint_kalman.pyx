@@ -1,0 +1,624 @@
+"""Per-keypoint Kalman filtering and smoothing of 2D keypoints.
+
+Each keypoint's image x and y follow the same linear model, constant velocity (state: position,
+velocity) or constant acceleration (position, velocity, acceleration), driven by continuous white noise of
+spectral density ``q`` on the highest derivative (Bar-Shalom, Li & Kirubarajan, "Estimation with
+Applications to Tracking and Navigation", 2001, sec. 6.2; the same Q as filterpy's
+``Q_continuous_white_noise``). Frames may come at any interval. The measurement is the position, with
+standard deviation ``r0 / confidence`` pixels (a detector is less sure, and less right, at low confidence),
+so x and y share one covariance: the filter keeps one covariance and two state vectors per keypoint.
+
+Per frame and keypoint the outcome is one of ``MEASURED`` (the detection updated the estimate),
+``FILLED`` (no usable detection: the estimate is the prediction), ``REJECTED`` (a detection failed the
+Mahalanobis gate, d² = (ex² + ey²) / S > ``gate``, and was left out; the estimate is the prediction) and
+``MISSING`` (nothing measured for longer than ``max_gap_s``, or never: no estimate, NaN). The next detection
+after MISSING starts a new track segment, which the smoother never crosses.
+
+The update uses the Joseph form, P = (I - KH) P (I - KH)' + K R K', like filterpy. Smoothing is the
+Rauch-Tung-Striebel backward pass (Rauch, Tung & Striebel, AIAA J 3:1445, 1965): offline over whole
+segments (``rts_smooth``), and in ``LiveKeypointFilter`` over the last ``lag_s`` of frames, emitting each
+frame once it is ``lag_s`` old (a fixed-lag smoother).
+
+``kinefuse._pure.keypoint_kalman`` is the reference twin, written with NumPy matrices; tests check that
+both agree, and that both agree with filterpy's KalmanFilter and rts_smoother.
+"""
+
+cimport cython
+from libc.math cimport NAN, isfinite, isnan
+
+import numpy as np
+
+cdef enum:
+    _MEASURED = 0
+    _FILLED = 1
+    _REJECTED = 2
+    _MISSING = 3
+
+MEASURED, FILLED, REJECTED, MISSING = _MEASURED, _FILLED, _REJECTED, _MISSING
+STATE_VERSION = 1
+
+
+cdef struct Model:
+    int dim
+    double q
+    double r0
+    double min_confidence
+    double gate
+    double max_gap_s
+    double init_velocity_sigma
+    double init_acceleration_sigma
+
+
+cdef Model _model(int dim, double q, double r0, double min_confidence, double gate, double max_gap_s,
+                  double init_velocity_sigma, double init_acceleration_sigma) except *:
+    if dim != 2 and dim != 3:
+        raise ValueError(f"dim must be 2 (constant velocity) or 3 (constant acceleration), got {dim}")
+    for name, value in (("q", q), ("r0", r0), ("gate", gate), ("max_gap_s", max_gap_s),
+                        ("init_velocity_sigma", init_velocity_sigma),
+                        ("init_acceleration_sigma", init_acceleration_sigma)):
+        if not (isfinite(value) and value > 0.0):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if not 0.0 <= min_confidence < 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence!r}")
+    cdef Model m
+    m.dim, m.q, m.r0, m.min_confidence, m.gate = dim, q, r0, min_confidence, gate
+    m.max_gap_s, m.init_velocity_sigma, m.init_acceleration_sigma = max_gap_s, init_velocity_sigma, init_acceleration_sigma
+    return m
+
+
+cdef inline void _transition(const Model* m, double dt, double* F, double* Q) noexcept nogil:
+    """F and Q (row-major 3x3, the leading dim x dim block used) for a step of dt seconds."""
+    cdef double dt2 = dt * dt, dt3 = dt2 * dt, q = m.q
+    cdef int i
+    for i in range(9):
+        F[i] = 0.0
+        Q[i] = 0.0
+    if m.dim == 2:
+        F[0] = 1.0; F[1] = dt; F[4] = 1.0
+        Q[0] = q * dt3 / 3.0; Q[1] = q * dt2 / 2.0
+        Q[3] = Q[1]; Q[4] = q * dt
+    else:
+        F[0] = 1.0; F[1] = dt; F[2] = dt2 / 2.0
+        F[4] = 1.0; F[5] = dt; F[8] = 1.0
+        Q[0] = q * dt3 * dt2 / 20.0; Q[1] = q * dt2 * dt2 / 8.0; Q[2] = q * dt3 / 6.0
+        Q[3] = Q[1]; Q[4] = q * dt3 / 3.0; Q[5] = q * dt2 / 2.0
+        Q[6] = Q[2]; Q[7] = Q[5]; Q[8] = q * dt
+
+
+cdef inline void _predict(int d, const double* F, const double* Q, double* x, double* P) noexcept nogil:
+    """x <- F x (both axes: x[0:3] and x[3:6]); P <- F P F' + Q."""
+    cdef double tmp[9]
+    cdef double out[3]
+    cdef int i, j, k, axis
+    for axis in range(2):
+        for i in range(d):
+            out[i] = 0.0
+            for k in range(d):
+                out[i] += F[3 * i + k] * x[3 * axis + k]
+        for i in range(d):
+            x[3 * axis + i] = out[i]
+    for i in range(d):
+        for j in range(d):
+            tmp[3 * i + j] = 0.0
+            for k in range(d):
+                tmp[3 * i + j] += F[3 * i + k] * P[3 * k + j]
+    for i in range(d):
+        for j in range(d):
+            out[0] = 0.0
+            for k in range(d):
+                out[0] += tmp[3 * i + k] * F[3 * j + k]
+            P[3 * i + j] = out[0] + Q[3 * i + j]
+
+
+cdef inline void _correct(int d, double zx, double zy, double R, double* x, double* P) noexcept nogil:
+    """Joseph-form update with the position measured: H = [1, 0, (0)]."""
+    cdef double S = P[0] + R
+    cdef double K[3]
+    cdef double A[9]
+    cdef double tmp[9]
+    cdef double ex = zx - x[0], ey = zy - x[3], acc
+    cdef int i, j, k
+    for i in range(d):
+        K[i] = P[3 * i] / S
+    for i in range(d):
+        x[i] += K[i] * ex
+        x[3 + i] += K[i] * ey
+    for i in range(d):  # A = I - K H
+        for j in range(d):
+            A[3 * i + j] = (1.0 if i == j else 0.0) - (K[i] if j == 0 else 0.0)
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += A[3 * i + k] * P[3 * k + j]
+            tmp[3 * i + j] = acc
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += tmp[3 * i + k] * A[3 * j + k]
+            P[3 * i + j] = acc + K[i] * R * K[j]
+
+
+cdef inline void _start(const Model* m, double zx, double zy, double R, double* x, double* P) noexcept nogil:
+    cdef int i
+    for i in range(6):
+        x[i] = 0.0
+    for i in range(9):
+        P[i] = 0.0
+    x[0] = zx
+    x[3] = zy
+    P[0] = R
+    P[4] = m.init_velocity_sigma * m.init_velocity_sigma
+    if m.dim == 3:
+        P[8] = m.init_acceleration_sigma * m.init_acceleration_sigma
+
+
+cdef inline bint _usable(const Model* m, double zx, double zy, double c) noexcept nogil:
+    return isfinite(zx) and isfinite(zy) and isfinite(c) and c > m.min_confidence
+
+
+cdef inline double _measurement_variance(const Model* m, double c) noexcept nogil:
+    cdef double sigma = m.r0 / c
+    return sigma * sigma
+
+
+cdef inline int _step(const Model* m, bint* alive, double* last_measured, double t, double dt,
+                      double zx, double zy, double c, double* x, double* P,
+                      double* xp, double* Pp, bint* starts) noexcept nogil:
+    """One keypoint, one frame: predict over dt (if the track is alive), then use the detection. xp/Pp get
+    the prediction (NaN when there is none); x/P end as the filtered estimate. Returns the status."""
+    cdef double F[9]
+    cdef double Q[9]
+    cdef double R, e2
+    cdef int i, d = m.dim
+    cdef bint usable = _usable(m, zx, zy, c)
+    starts[0] = False
+    if alive[0]:
+        _transition(m, dt, F, Q)
+        _predict(d, F, Q, x, P)
+    for i in range(6):
+        xp[i] = x[i] if alive[0] else NAN
+    for i in range(9):
+        Pp[i] = P[i] if alive[0] else NAN
+    if alive[0] and not usable and t - last_measured[0] > m.max_gap_s:
+        alive[0] = False
+    if not alive[0]:
+        if not usable:
+            return _MISSING
+        R = _measurement_variance(m, c)
+        _start(m, zx, zy, R, x, P)
+        alive[0] = True
+        last_measured[0] = t
+        starts[0] = True
+        return _MEASURED
+    if not usable:
+        return _FILLED
+    R = _measurement_variance(m, c)
+    e2 = ((zx - x[0]) * (zx - x[0]) + (zy - x[3]) * (zy - x[3])) / (P[0] + R)
+    if e2 > m.gate:
+        if t - last_measured[0] > m.max_gap_s:
+            alive[0] = False
+            return _MISSING
+        return _REJECTED
+    _correct(d, zx, zy, R, x, P)
+    last_measured[0] = t
+    return _MEASURED
+
+
+def filter_track(double[::1] times, double[:, :, ::1] keypoints, int dim=2, double q=5.0e4, double r0=3.0,
+                 double min_confidence=0.05, double gate=13.8, double max_gap_s=0.15,
+                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0):
+    """Forward pass over a whole recording: ``times`` (n,) seconds, ascending; ``keypoints`` (n, K, 3) of
+    x, y, confidence. Returns filtered and predicted states (n, K, 2, dim) and covariances (n, K, dim, dim),
+    the status (n, K) int8 and segment starts (n, K) bool."""
+    cdef Model m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
+                          init_acceleration_sigma)
+    cdef Py_ssize_t n = keypoints.shape[0], K = keypoints.shape[1], f, k, i, j
+    if keypoints.shape[2] != 3 or times.shape[0] != n:
+        raise ValueError(f"keypoints must be (n, K, 3) with n = len(times); got {tuple(keypoints.shape)[:3]} "
+                         f"and {times.shape[0]} times")
+    for f in range(1, n):
+        if not times[f] > times[f - 1]:
+            raise ValueError(f"times must increase; frame {f} at {times[f]!r} follows {times[f - 1]!r}")
+    xf_arr = np.full((n, K, 2, dim), np.nan)
+    Pf_arr = np.full((n, K, dim, dim), np.nan)
+    xp_arr = np.full((n, K, 2, dim), np.nan)
+    Pp_arr = np.full((n, K, dim, dim), np.nan)
+    status_arr = np.empty((n, K), dtype=np.int8)
+    starts_arr = np.zeros((n, K), dtype=bool)
+    cdef double[:, :, :, ::1] xf = xf_arr, xp = xp_arr, Pf = Pf_arr, Pp = Pp_arr
+    cdef signed char[:, ::1] status = status_arr
+    cdef cython.uchar[:, ::1] starts = starts_arr.view(np.uint8)
+    cdef double x[6]
+    cdef double P[9]
+    cdef double xpred[6]
+    cdef double Ppred[9]
+    cdef bint alive, start
+    cdef double last
+    cdef int code
+    with nogil:
+        for k in range(K):
+            alive = False
+            last = NAN
+            for f in range(n):
+                code = _step(&m, &alive, &last, times[f], times[f] - times[f - 1] if f > 0 else 0.0,
+                             keypoints[f, k, 0], keypoints[f, k, 1], keypoints[f, k, 2], x, P, xpred, Ppred,
+                             &start)
+                status[f, k] = code
+                starts[f, k] = start
+                for i in range(m.dim):
+                    xp[f, k, 0, i] = xpred[i]
+                    xp[f, k, 1, i] = xpred[3 + i]
+                    for j in range(m.dim):
+                        Pp[f, k, i, j] = Ppred[3 * i + j]
+                if code != _MISSING:
+                    for i in range(m.dim):
+                        xf[f, k, 0, i] = x[i]
+                        xf[f, k, 1, i] = x[3 + i]
+                        for j in range(m.dim):
+                            Pf[f, k, i, j] = P[3 * i + j]
+    return {"x": xf_arr, "P": Pf_arr, "x_pred": xp_arr, "P_pred": Pp_arr, "status": status_arr,
+            "starts": starts_arr}
+
+
+cdef inline bint _invert(int d, const double* A, double* out) noexcept nogil:
+    """Inverse of a symmetric positive-definite 2x2 or 3x3 (row-major in 3x3 storage) by cofactors."""
+    cdef double det
+    if d == 2:
+        det = A[0] * A[4] - A[1] * A[3]
+        if not det > 0.0:
+            return False
+        out[0] = A[4] / det; out[1] = -A[1] / det
+        out[3] = -A[3] / det; out[4] = A[0] / det
+        return True
+    out[0] = A[4] * A[8] - A[5] * A[7]
+    out[1] = A[2] * A[7] - A[1] * A[8]
+    out[2] = A[1] * A[5] - A[2] * A[4]
+    out[3] = A[5] * A[6] - A[3] * A[8]
+    out[4] = A[0] * A[8] - A[2] * A[6]
+    out[5] = A[2] * A[3] - A[0] * A[5]
+    out[6] = A[3] * A[7] - A[4] * A[6]
+    out[7] = A[1] * A[6] - A[0] * A[7]
+    out[8] = A[0] * A[4] - A[1] * A[3]
+    det = A[0] * out[0] + A[1] * out[3] + A[2] * out[6]
+    if not det > 0.0:
+        return False
+    cdef int i
+    for i in range(9):
+        out[i] /= det
+    return True
+
+
+cdef inline void _smooth_step(int d, double dt, const Model* m, const double* xf, const double* Pf,
+                              const double* xp_next, const double* Pp_next, const double* xs_next,
+                              const double* Ps_next, double* xs, double* Ps) noexcept nogil:
+    """One RTS step: C = Pf F' inv(Pp+), xs = xf + C (xs+ - xp+), Ps = Pf + C (Ps+ - Pp+) C'."""
+    cdef double F[9]
+    cdef double Q[9]
+    cdef double inv[9]
+    cdef double PF[9]
+    cdef double C[9]
+    cdef double D[9]
+    cdef double CD[9]
+    cdef double acc
+    cdef int i, j, k, axis
+    _transition(m, dt, F, Q)
+    if not _invert(d, Pp_next, inv):
+        for i in range(6):
+            xs[i] = xf[i]
+        for i in range(9):
+            Ps[i] = Pf[i]
+        return
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += Pf[3 * i + k] * F[3 * j + k]
+            PF[3 * i + j] = acc
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += PF[3 * i + k] * inv[3 * k + j]
+            C[3 * i + j] = acc
+    for axis in range(2):
+        for i in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += C[3 * i + k] * (xs_next[3 * axis + k] - xp_next[3 * axis + k])
+            xs[3 * axis + i] = xf[3 * axis + i] + acc
+    for i in range(d):
+        for j in range(d):
+            D[3 * i + j] = Ps_next[3 * i + j] - Pp_next[3 * i + j]
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += C[3 * i + k] * D[3 * k + j]
+            CD[3 * i + j] = acc
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += CD[3 * i + k] * C[3 * j + k]
+            Ps[3 * i + j] = Pf[3 * i + j] + acc
+
+
+def rts_smooth(double[::1] times, dict filtered, int dim=2, double q=5.0e4):
+    """Rauch-Tung-Striebel over every track segment of ``filter_track``'s output (same ``dim`` and ``q``).
+    Returns smoothed states (n, K, 2, dim) and covariances (n, K, dim, dim); NaN where _MISSING."""
+    cdef Model m = _model(dim, q, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0)
+    cdef double[:, :, :, ::1] xf = filtered["x"], Pf = filtered["P"], xp = filtered["x_pred"]
+    cdef double[:, :, :, ::1] Pp = filtered["P_pred"]
+    cdef signed char[:, ::1] status = filtered["status"]
+    cdef cython.uchar[:, ::1] starts = filtered["starts"].view(np.uint8)
+    cdef Py_ssize_t n = xf.shape[0], K = xf.shape[1], f, k, i, j
+    if xf.shape[3] != dim:
+        raise ValueError(f"the filtered states have dim {xf.shape[3]}, not {dim}")
+    xs_arr = np.array(filtered["x"], copy=True)
+    Ps_arr = np.array(filtered["P"], copy=True)
+    cdef double[:, :, :, ::1] xs = xs_arr, Ps = Ps_arr
+    cdef double a_xf[6]
+    cdef double a_Pf[9]
+    cdef double a_xp[6]
+    cdef double a_Pp[9]
+    cdef double a_xs[6]
+    cdef double a_Ps[9]
+    cdef double o_xs[6]
+    cdef double o_Ps[9]
+    with nogil:
+        for k in range(K):
+            for f in range(n - 2, -1, -1):
+                if status[f, k] == _MISSING or status[f + 1, k] == _MISSING or starts[f + 1, k]:
+                    continue  # the last frame of a segment keeps its filtered estimate
+                for i in range(dim):
+                    a_xf[i] = xf[f, k, 0, i]; a_xf[3 + i] = xf[f, k, 1, i]
+                    a_xp[i] = xp[f + 1, k, 0, i]; a_xp[3 + i] = xp[f + 1, k, 1, i]
+                    a_xs[i] = xs[f + 1, k, 0, i]; a_xs[3 + i] = xs[f + 1, k, 1, i]
+                    for j in range(dim):
+                        a_Pf[3 * i + j] = Pf[f, k, i, j]
+                        a_Pp[3 * i + j] = Pp[f + 1, k, i, j]
+                        a_Ps[3 * i + j] = Ps[f + 1, k, i, j]
+                _smooth_step(dim, times[f + 1] - times[f], &m, a_xf, a_Pf, a_xp, a_Pp, a_xs, a_Ps, o_xs, o_Ps)
+                for i in range(dim):
+                    xs[f, k, 0, i] = o_xs[i]
+                    xs[f, k, 1, i] = o_xs[3 + i]
+                    for j in range(dim):
+                        Ps[f, k, i, j] = o_Ps[3 * i + j]
+    return xs_arr, Ps_arr
+
+
+cdef class LiveKeypointFilter:
+    """Filters frames as they arrive and emits each one, smoothed, once it is ``lag_s`` old.
+
+    ``push(t, keypoints)`` takes one frame ((K, 3): x, y, confidence) and returns the frames now due, each
+    as (t, mean (K, 2), variance (K,), status (K,) int8); ``flush()`` emits the rest. The per-keypoint,
+    plain-float API is ``begin_frame(t)``, ``step(k, x, y, confidence)`` per detection, ``end_frame()``,
+    and ``estimate(k)``. State can be saved and restored
+    (``get_state`` / ``set_state``) so a restarted source resumes.
+    """
+
+    cdef Model m
+    cdef readonly int n_keypoints, capacity
+    cdef readonly double lag_s
+    cdef double[:, ::1] x_now, P_now
+    cdef double[:, :, ::1] ring_x, ring_P, ring_xp, ring_Pp
+    cdef signed char[:, ::1] ring_status
+    cdef cython.uchar[:, ::1] ring_starts
+    cdef double[::1] ring_t
+    cdef cython.uchar[::1] alive, stepped
+    cdef double[::1] last_measured
+    cdef long long frames, emitted
+    cdef bint open
+
+    def __init__(self, int n_keypoints, int dim=2, double q=5.0e4, double r0=3.0, double min_confidence=0.05,
+                 double gate=13.8, double max_gap_s=0.15, double init_velocity_sigma=1000.0,
+                 double init_acceleration_sigma=2000.0, double lag_s=0.1, int capacity=256):
+        self.m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
+                        init_acceleration_sigma)
+        if n_keypoints < 1:
+            raise ValueError(f"n_keypoints must be at least 1, got {n_keypoints}")
+        if not (isfinite(lag_s) and lag_s >= 0.0):
+            raise ValueError(f"lag_s must be a non-negative finite number, got {lag_s!r}")
+        if capacity < 2:
+            raise ValueError(f"capacity must be at least 2 frames, got {capacity}")
+        self.n_keypoints, self.capacity, self.lag_s = n_keypoints, capacity, lag_s
+        self.x_now = np.zeros((n_keypoints, 6))
+        self.P_now = np.zeros((n_keypoints, 9))
+        self.ring_x = np.zeros((capacity, n_keypoints, 6))
+        self.ring_P = np.zeros((capacity, n_keypoints, 9))
+        self.ring_xp = np.zeros((capacity, n_keypoints, 6))
+        self.ring_Pp = np.zeros((capacity, n_keypoints, 9))
+        self.ring_status = np.zeros((capacity, n_keypoints), dtype=np.int8)
+        self.ring_starts = np.zeros((capacity, n_keypoints), dtype=np.uint8)
+        self.ring_t = np.zeros(capacity)
+        self.alive = np.zeros(n_keypoints, dtype=np.uint8)
+        self.stepped = np.zeros(n_keypoints, dtype=np.uint8)
+        self.open = False
+        self.last_measured = np.full(n_keypoints, np.nan)
+        self.frames = 0
+        self.emitted = 0
+
+    @property
+    def dim(self):
+        return self.m.dim
+
+    def begin_frame(self, double t):
+        """Open a frame at time ``t``; returns frames that had to be emitted early to make room."""
+        if self.open:
+            raise RuntimeError("the previous frame is still open: call end_frame first")
+        if self.frames > 0 and not t > self.ring_t[(self.frames - 1) % self.capacity]:
+            raise ValueError(f"frame time {t!r} does not follow the previous one")
+        out = self._emit(self.emitted + 1) if self.frames - self.emitted >= self.capacity else []
+        self.ring_t[self.frames % self.capacity] = t
+        self.stepped[:] = 0
+        self.open = True
+        return out
+
+    cpdef int step(self, int k, double x, double y, double confidence) except -1:
+        """Filter keypoint ``k`` in the open frame with its detection (NaN or low confidence: none)."""
+        if not self.open:
+            raise RuntimeError("no frame is open: call begin_frame first")
+        if not 0 <= k < self.n_keypoints:
+            raise IndexError(f"keypoint {k} out of range 0..{self.n_keypoints - 1}")
+        if self.stepped[k]:
+            raise RuntimeError(f"keypoint {k} was already filtered in this frame")
+        cdef long long slot = self.frames % self.capacity
+        cdef double t = self.ring_t[slot]
+        cdef double dt = t - self.ring_t[(self.frames - 1) % self.capacity] if self.frames > 0 else 0.0
+        cdef bint alive = self.alive[k], start = False
+        cdef double last = self.last_measured[k]
+        cdef int code = _step(&self.m, &alive, &last, t, dt, x, y, confidence, &self.x_now[k, 0],
+                              &self.P_now[k, 0], &self.ring_xp[slot, k, 0], &self.ring_Pp[slot, k, 0], &start)
+        self.alive[k] = alive
+        self.last_measured[k] = last
+        self.stepped[k] = 1
+        self.ring_status[slot, k] = code
+        self.ring_starts[slot, k] = start
+        self.ring_x[slot, k, :] = self.x_now[k, :]
+        self.ring_P[slot, k, :] = self.P_now[k, :]
+        return code
+
+    def end_frame(self):
+        """Close the open frame (keypoints not filtered in it had no detection); returns the frames due."""
+        if not self.open:
+            raise RuntimeError("no frame is open")
+        cdef int k
+        for k in range(self.n_keypoints):
+            if not self.stepped[k]:
+                self.step(k, NAN, NAN, NAN)
+        cdef double t = self.ring_t[self.frames % self.capacity]
+        self.frames += 1
+        self.open = False
+        cdef long long due = self.emitted
+        while due < self.frames and self.ring_t[due % self.capacity] <= t - self.lag_s:
+            due += 1
+        return self._emit(due)
+
+    def estimate(self, int k):
+        """Keypoint ``k``'s latest filtered (x, y, vx, vy, position variance); NaN when not tracked."""
+        if not self.alive[k]:
+            return (NAN, NAN, NAN, NAN, NAN)
+        return (self.x_now[k, 0], self.x_now[k, 3], self.x_now[k, 1], self.x_now[k, 4], self.P_now[k, 0])
+
+    def push(self, double t, double[:, ::1] keypoints):
+        """One whole frame ((K, 3): x, y, confidence); returns the frames now due."""
+        if keypoints.shape[0] != self.n_keypoints or keypoints.shape[1] != 3:
+            raise ValueError(f"expected ({self.n_keypoints}, 3) keypoints, got {tuple(keypoints.shape)[:2]}")
+        out = self.begin_frame(t)
+        cdef int k
+        for k in range(self.n_keypoints):
+            self.step(k, keypoints[k, 0], keypoints[k, 1], keypoints[k, 2])
+        return out + self.end_frame()
+
+    def flush(self):
+        """Emit every frame not yet emitted, smoothed with what has arrived."""
+        if self.open:
+            raise RuntimeError("a frame is still open: call end_frame first")
+        return self._emit(self.frames)
+
+    cdef list _emit(self, long long upto):
+        """Smooth back from the newest frame and emit frames [emitted, upto)."""
+        if upto <= self.emitted:
+            return []
+        cdef long long count = upto - self.emitted, f, newest = self.frames - 1, slot, nxt
+        cdef int K = self.n_keypoints, d = self.m.dim, k, i
+        means = np.full((count, K, 2), np.nan)
+        variances = np.full((count, K), np.nan)
+        statuses = np.empty((count, K), dtype=np.int8)
+        cdef double[:, :, ::1] mean_v = means
+        cdef double[:, ::1] var_v = variances
+        cdef signed char[:, ::1] status_v = statuses
+        cdef double xs[6]
+        cdef double Ps[9]
+        cdef double xs_prev[6]
+        cdef double Ps_prev[9]
+        for k in range(K):
+            slot = newest % self.capacity
+            for i in range(6):
+                xs[i] = self.ring_x[slot, k, i]
+            for i in range(9):
+                Ps[i] = self.ring_P[slot, k, i]
+            for f in range(newest, self.emitted - 1, -1):
+                slot = f % self.capacity
+                if f < newest:
+                    nxt = (f + 1) % self.capacity
+                    if self.ring_status[slot, k] == _MISSING:
+                        pass
+                    elif self.ring_status[nxt, k] == _MISSING or self.ring_starts[nxt, k]:
+                        for i in range(6):
+                            xs[i] = self.ring_x[slot, k, i]
+                        for i in range(9):
+                            Ps[i] = self.ring_P[slot, k, i]
+                    else:
+                        for i in range(6):
+                            xs_prev[i] = xs[i]
+                        for i in range(9):
+                            Ps_prev[i] = Ps[i]
+                        _smooth_step(d, self.ring_t[nxt] - self.ring_t[slot], &self.m, &self.ring_x[slot, k, 0],
+                                     &self.ring_P[slot, k, 0], &self.ring_xp[nxt, k, 0], &self.ring_Pp[nxt, k, 0],
+                                     xs_prev, Ps_prev, xs, Ps)
+                if f < upto:
+                    status_v[f - self.emitted, k] = self.ring_status[slot, k]
+                    if self.ring_status[slot, k] != _MISSING:
+                        mean_v[f - self.emitted, k, 0] = xs[0]
+                        mean_v[f - self.emitted, k, 1] = xs[3]
+                        var_v[f - self.emitted, k] = Ps[0]
+        out = [(self.ring_t[(self.emitted + j) % self.capacity], means[j], variances[j], statuses[j])
+               for j in range(count)]
+        self.emitted = upto
+        return out
+
+    def get_state(self):
+        """Everything needed to resume: the live estimates and the frames not yet emitted."""
+        if self.open:
+            raise RuntimeError("a frame is open: save the state between frames")
+        return {
+            "version": STATE_VERSION,
+            "model": (self.m.dim, self.m.q, self.m.r0, self.m.min_confidence, self.m.gate, self.m.max_gap_s,
+                      self.m.init_velocity_sigma, self.m.init_acceleration_sigma),
+            "n_keypoints": self.n_keypoints, "capacity": self.capacity, "lag_s": self.lag_s,
+            "frames": self.frames, "emitted": self.emitted,
+            "arrays": {name: np.array(getattr(self, name), copy=True) for name in _STATE_ARRAYS},
+        }
+
+    def set_state(self, dict state):
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"state version {state.get('version')!r} is not {STATE_VERSION}")
+        if (state["n_keypoints"], state["capacity"]) != (self.n_keypoints, self.capacity):
+            raise ValueError("state was saved by a filter of another size")
+        dim, q, r0, min_confidence, gate, max_gap_s, init_velocity, init_acceleration = state["model"]
+        self.m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity, init_acceleration)
+        self.lag_s = state["lag_s"]
+        self.frames, self.emitted = state["frames"], state["emitted"]
+        for name in _STATE_ARRAYS:
+            np.asarray(getattr(self, name))[...] = state["arrays"][name]
+
+    # memoryview attributes, exposed for get_state / set_state
+    @property
+    def _x_now(self): return self.x_now
+    @property
+    def _P_now(self): return self.P_now
+    @property
+    def _ring_x(self): return self.ring_x
+    @property
+    def _ring_P(self): return self.ring_P
+    @property
+    def _ring_xp(self): return self.ring_xp
+    @property
+    def _ring_Pp(self): return self.ring_Pp
+    @property
+    def _ring_status(self): return self.ring_status
+    @property
+    def _ring_starts(self): return self.ring_starts
+    @property
+    def _ring_t(self): return self.ring_t
+    @property
+    def _alive(self): return self.alive
+    @property
+    def _last_measured(self): return self.last_measured
+
+
+_STATE_ARRAYS = ("_x_now", "_P_now", "_ring_x", "_ring_P", "_ring_xp", "_ring_Pp", "_ring_status",
+                 "_ring_starts", "_ring_t", "_alive", "_last_measured")
