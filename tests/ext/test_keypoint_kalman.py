@@ -159,6 +159,7 @@ def test_a_restored_filter_carries_on_exactly(implementation):
     for (t1, m1, v1, s1), (t2, m2, v2, s2) in zip(out_whole, out_split, strict=True):
         assert t1 == t2
         np.testing.assert_array_equal(m1, m2)
+        np.testing.assert_array_equal(v1, v2)
         np.testing.assert_array_equal(s1, s2)
 
 
