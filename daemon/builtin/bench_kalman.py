@@ -84,7 +84,9 @@ def _filterpy(times, keypoints):
 def run(options: dict) -> list[dict]:
     times, keypoints = recording(FRAMES)
     peer = _filterpy(*recording(PEER_FRAMES))
-    note = f"{KEYPOINTS} keypoints x 2D, constant velocity; filterpy on {PEER_FRAMES} frames, ours on {FRAMES}"
+    note = (
+        f"{KEYPOINTS} keypoints x 2D, constant velocity; filterpy on {PEER_FRAMES} frames, ours on {FRAMES}"
+    )
     return [
         make_row("offline (filter + RTS)", "frames/s", "frames/s", _ours_offline(times, keypoints), "higher",
                  peer=PEER, peer_value=peer, note=note),

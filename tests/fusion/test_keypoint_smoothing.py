@@ -12,6 +12,7 @@ from kinefuse.fusion.keypoints import (
     MISSING,
     KeypointFilterSettings,
     LiveKeypointSmoother,
+    OneEuroKeypoints,
     smooth_offline,
 )
 from kinefuse.sim.keypoints import KEYPOINT_SETS
@@ -70,3 +71,21 @@ def test_live_smoother_matches_the_offline_one_with_enough_lag(side_camera):
     offline = smooth_offline(times, keypoints)
     np.testing.assert_allclose(np.concatenate([f.mean for f in frames]), offline.mean, rtol=1e-12)
     np.testing.assert_array_equal(np.concatenate([f.status for f in frames]), offline.status)
+
+
+def test_one_euro_is_immediate_and_marks_what_it_did_not_see(side_camera):
+    times, keypoints, track, keep = side_camera
+    smoother = OneEuroKeypoints(17)
+    frames = [smoother.push(t, k) for t, k in zip(times, keypoints, strict=True)]
+    status = np.concatenate([f.status for f in frames])
+    mean = np.concatenate([f.mean for f in frames])
+    seen = np.isfinite(keypoints[..., 0]) & (keypoints[..., 2] > 0.05)
+    np.testing.assert_array_equal(status == MEASURED, seen)
+    assert np.isnan(mean[~seen]).all()
+    truth = track.truth_xy[keep]
+    head = np.zeros(17, dtype=bool)
+    head[:5] = True  # nose, eyes, ears: slow, where a low-pass helps without lagging
+    fair = seen & ~track.swapped[keep][:, None] & ~track.occluded[keep] & head
+    raw = np.sqrt(np.mean(np.sum((keypoints[..., :2] - truth) ** 2, axis=-1)[fair]))
+    smoothed = np.sqrt(np.mean(np.sum((mean - truth) ** 2, axis=-1)[fair]))
+    assert smoothed < 0.9 * raw
