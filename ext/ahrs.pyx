@@ -661,4 +661,224 @@ cdef class OrientationFilter:
         cdef double[::1] flat = <double[:sizeof(State) // sizeof(double)]> <double*> &self.s
         if values.shape != (flat.shape[0],):
             raise ValueError(f"state has {values.shape} values, expected {flat.shape[0]}")
-        flat[:] = values
+        np.asarray(flat)[:] = values
+
+
+# --- baselines -------------------------------------------------------------------------------------
+cdef inline void _integrate(double* q, double gx, double gy, double gz, double ts) noexcept nogil:
+    """q <- normalize(q + ts * 0.5 q (0, g)): the first-order step both baselines use."""
+    cdef double dw = 0.5 * (-q[1] * gx - q[2] * gy - q[3] * gz)
+    cdef double dx = 0.5 * (q[0] * gx + q[2] * gz - q[3] * gy)
+    cdef double dy = 0.5 * (q[0] * gy - q[1] * gz + q[3] * gx)
+    cdef double dz = 0.5 * (q[0] * gz + q[1] * gy - q[2] * gx)
+    q[0] += ts * dw
+    q[1] += ts * dx
+    q[2] += ts * dy
+    q[3] += ts * dz
+    _normalize(q, 4)
+
+
+cdef void _madgwick(double* q, double beta, double ts, const double* g, const double* a, const double* m) noexcept nogil:
+    """Madgwick et al. (2011): gradient-descent correction of the gyroscope rate. Gravity is +z in the earth
+    frame; the magnetic reference (bx, 0, bz) is the measured field's direction, re-estimated every step."""
+    cdef double an[3]
+    cdef double mn[3]
+    cdef double h[3]
+    cdef double grad[4]
+    cdef double f[6]
+    cdef double bx, bz, length
+    cdef double q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3]
+    cdef int i
+    cdef bint use_acc = not (a[0] == 0.0 and a[1] == 0.0 and a[2] == 0.0)
+    cdef bint use_mag = use_acc and not isnan(m[0]) and not (m[0] == 0.0 and m[1] == 0.0 and m[2] == 0.0)
+    for i in range(4):
+        grad[i] = 0.0
+    if use_acc:
+        for i in range(3):
+            an[i] = a[i]
+        _normalize(an, 3)
+        f[0] = 2 * (q1 * q3 - q0 * q2) - an[0]
+        f[1] = 2 * (q0 * q1 + q2 * q3) - an[1]
+        f[2] = 2 * (0.5 - q1 * q1 - q2 * q2) - an[2]
+        grad[0] = -2 * q2 * f[0] + 2 * q1 * f[1]
+        grad[1] = 2 * q3 * f[0] + 2 * q0 * f[1] - 4 * q1 * f[2]
+        grad[2] = -2 * q0 * f[0] + 2 * q3 * f[1] - 4 * q2 * f[2]
+        grad[3] = 2 * q1 * f[0] + 2 * q2 * f[1]
+    if use_mag:
+        for i in range(3):
+            mn[i] = m[i]
+        _normalize(mn, 3)
+        _quat_rotate(q, mn, h)  # the field in the earth frame
+        bx = sqrt(h[0] * h[0] + h[1] * h[1])
+        bz = h[2]
+        f[3] = 2 * bx * (0.5 - q2 * q2 - q3 * q3) + 2 * bz * (q1 * q3 - q0 * q2) - mn[0]
+        f[4] = 2 * bx * (q1 * q2 - q0 * q3) + 2 * bz * (q0 * q1 + q2 * q3) - mn[1]
+        f[5] = 2 * bx * (q0 * q2 + q1 * q3) + 2 * bz * (0.5 - q1 * q1 - q2 * q2) - mn[2]
+        grad[0] += -2 * bz * q2 * f[3] + (-2 * bx * q3 + 2 * bz * q1) * f[4] + 2 * bx * q2 * f[5]
+        grad[1] += 2 * bz * q3 * f[3] + (2 * bx * q2 + 2 * bz * q0) * f[4] + (2 * bx * q3 - 4 * bz * q1) * f[5]
+        grad[2] += ((-4 * bx * q2 - 2 * bz * q0) * f[3] + (2 * bx * q1 + 2 * bz * q3) * f[4]
+                    + (2 * bx * q0 - 4 * bz * q2) * f[5])
+        grad[3] += (-4 * bx * q3 + 2 * bz * q1) * f[3] + (-2 * bx * q0 + 2 * bz * q2) * f[4] + 2 * bx * q1 * f[5]
+    length = _norm(grad, 4)
+    if length > 0.0:
+        for i in range(4):
+            grad[i] /= length
+    # q' = 0.5 q (0, w) - beta grad
+    q[0] += ts * (0.5 * (-q1 * g[0] - q2 * g[1] - q3 * g[2]) - beta * grad[0])
+    q[1] += ts * (0.5 * (q0 * g[0] + q2 * g[2] - q3 * g[1]) - beta * grad[1])
+    q[2] += ts * (0.5 * (q0 * g[1] - q1 * g[2] + q3 * g[0]) - beta * grad[2])
+    q[3] += ts * (0.5 * (q0 * g[2] + q1 * g[1] - q2 * g[0]) - beta * grad[3])
+    _normalize(q, 4)
+
+
+cdef void _mahony(double* q, double* integral, double kp, double ki, double ts, const double* g, const double* a,
+                  const double* m) noexcept nogil:
+    """Mahony et al. (2008), explicit complementary filter: the rate is corrected by kp e + ki (integral
+    of e), e the cross products of the measured and predicted gravity (and field) directions."""
+    cdef double an[3]
+    cdef double mn[3]
+    cdef double v[3]
+    cdef double h[3]
+    cdef double w[3]
+    cdef double e[3]
+    cdef double up[3]
+    cdef double ref[3]
+    cdef double inverse[4]
+    cdef double bx, bz
+    cdef int i
+    cdef bint use_acc = not (a[0] == 0.0 and a[1] == 0.0 and a[2] == 0.0)
+    cdef bint use_mag = use_acc and not isnan(m[0]) and not (m[0] == 0.0 and m[1] == 0.0 and m[2] == 0.0)
+    for i in range(3):
+        e[i] = 0.0
+    if use_acc:
+        for i in range(3):
+            an[i] = a[i]
+        _normalize(an, 3)
+        v[0] = 2 * (q[1] * q[3] - q[0] * q[2])  # earth z in the sensor frame
+        v[1] = 2 * (q[0] * q[1] + q[2] * q[3])
+        v[2] = q[0] * q[0] - q[1] * q[1] - q[2] * q[2] + q[3] * q[3]
+        e[0] = an[1] * v[2] - an[2] * v[1]
+        e[1] = an[2] * v[0] - an[0] * v[2]
+        e[2] = an[0] * v[1] - an[1] * v[0]
+    if use_mag:
+        for i in range(3):
+            mn[i] = m[i]
+        _normalize(mn, 3)
+        _quat_rotate(q, mn, h)
+        bx = sqrt(h[0] * h[0] + h[1] * h[1])
+        bz = h[2]
+        ref[0] = bx  # the reference field (bx, 0, bz) brought into the sensor frame
+        ref[1] = 0.0
+        ref[2] = bz
+        inverse[0] = q[0]
+        inverse[1] = -q[1]
+        inverse[2] = -q[2]
+        inverse[3] = -q[3]
+        _quat_rotate(inverse, ref, w)
+        e[0] += mn[1] * w[2] - mn[2] * w[1]
+        e[1] += mn[2] * w[0] - mn[0] * w[2]
+        e[2] += mn[0] * w[1] - mn[1] * w[0]
+    if use_acc:
+        for i in range(3):
+            integral[i] += ki * e[i] * ts
+            up[i] = g[i] + kp * e[i] + integral[i]
+    else:
+        for i in range(3):
+            up[i] = g[i]
+    _integrate(q, up[0], up[1], up[2], ts)
+
+
+cdef class _Baseline:
+    cdef double q[4]
+    cdef readonly double rate_hz
+    cdef double ts
+
+    def __init__(self, double rate_hz):
+        if not (rate_hz > 0.0 and rate_hz < 1e6):
+            raise ValueError(f"rate_hz must be a positive sample rate, got {rate_hz!r}")
+        self.rate_hz, self.ts = rate_hz, 1.0 / rate_hz
+        self.q[0], self.q[1], self.q[2], self.q[3] = 1.0, 0.0, 0.0, 0.0
+
+    cdef void _step(self, const double* g, const double* a, const double* m) noexcept nogil:
+        pass
+
+    cpdef void update(self, double gx, double gy, double gz, double ax, double ay, double az,
+                      double mx=NAN, double my=NAN, double mz=NAN) noexcept:
+        cdef double g[3]
+        cdef double a[3]
+        cdef double m[3]
+        g[0], g[1], g[2] = gx, gy, gz
+        a[0], a[1], a[2] = ax, ay, az
+        m[0], m[1], m[2] = mx, my, mz
+        self._step(g, a, m)
+
+    def update_batch(self, double[:, ::1] gyr, double[:, ::1] acc, mag=None):
+        """(n, 3) arrays; returns the quaternions (n, 4)."""
+        cdef Py_ssize_t n = gyr.shape[0], i
+        if gyr.shape[1] != 3 or acc.shape[0] != n or acc.shape[1] != 3:
+            raise ValueError(f"gyr and acc must both be (n, 3); got {tuple(gyr.shape)[:2]} and {tuple(acc.shape)[:2]}")
+        cdef double[:, ::1] m
+        cdef bint with_mag = mag is not None
+        if with_mag:
+            m = np.ascontiguousarray(mag, dtype=np.float64)
+            if m.shape[0] != n or m.shape[1] != 3:
+                raise ValueError(f"mag must be ({n}, 3), got {tuple(m.shape)[:2]}")
+        out = np.empty((n, 4))
+        cdef double[:, ::1] o = out
+        cdef double no_mag[3]
+        no_mag[0] = NAN
+        with nogil:
+            for i in range(n):
+                self._step(&gyr[i, 0], &acc[i, 0], &m[i, 0] if with_mag else no_mag)
+                o[i, 0], o[i, 1], o[i, 2], o[i, 3] = self.q[0], self.q[1], self.q[2], self.q[3]
+        return out
+
+    def quaternion(self):
+        return (self.q[0], self.q[1], self.q[2], self.q[3])
+
+
+cdef class Madgwick(_Baseline):
+    """Madgwick, Harrison & Vaidyanathan, "Estimation of IMU and MARG orientation using a gradient descent
+    algorithm", ICORR 2011. ``beta``: gain of the gradient step (rad/s)."""
+
+    cdef readonly double beta
+
+    def __init__(self, double rate_hz, double beta=0.1):
+        super().__init__(rate_hz)
+        if not beta >= 0.0:
+            raise ValueError(f"beta must be non-negative, got {beta!r}")
+        self.beta = beta
+
+    cdef void _step(self, const double* g, const double* a, const double* m) noexcept nogil:
+        _madgwick(self.q, self.beta, self.ts, g, a, m)
+
+    def get_state(self):
+        return {"q": self.quaternion()}
+
+    def set_state(self, dict state):
+        self.q[0], self.q[1], self.q[2], self.q[3] = state["q"]
+
+
+cdef class Mahony(_Baseline):
+    """Mahony, Hamel & Pflimlin, "Nonlinear complementary filters on the special orthogonal group",
+    IEEE TAC 53:1203 (2008). ``kp``: proportional gain (rad/s per unit error), ``ki``: integral gain (bias)."""
+
+    cdef readonly double kp, ki
+    cdef double integral[3]
+
+    def __init__(self, double rate_hz, double kp=1.0, double ki=0.0):
+        super().__init__(rate_hz)
+        if not (kp >= 0.0 and ki >= 0.0):
+            raise ValueError(f"kp and ki must be non-negative, got {kp!r}, {ki!r}")
+        self.kp, self.ki = kp, ki
+        self.integral[0], self.integral[1], self.integral[2] = 0.0, 0.0, 0.0
+
+    cdef void _step(self, const double* g, const double* a, const double* m) noexcept nogil:
+        _mahony(self.q, self.integral, self.kp, self.ki, self.ts, g, a, m)
+
+    def get_state(self):
+        return {"q": self.quaternion(), "integral": (self.integral[0], self.integral[1], self.integral[2])}
+
+    def set_state(self, dict state):
+        self.q[0], self.q[1], self.q[2], self.q[3] = state["q"]
+        self.integral[0], self.integral[1], self.integral[2] = state["integral"]
