@@ -35,6 +35,7 @@ BUILTIN_MODULES = (
     "kinefuse.builtin.bench_pipeline",
     "kinefuse.builtin.bench_accuracy",
     "kinefuse.builtin.bench_kalman",
+    "kinefuse.builtin.bench_ahrs",
     "kinefuse.builtin.simulate_command",
 )
 # hook name -> (registry attribute, the spec type each returned item must be)

@@ -56,6 +56,15 @@ _E_Z = np.array([0.0, 0.0, 1.0])
 _IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 
 
+# (mode, metric name, score key) of the orientation table rows, as the accuracy harness and bench ahrs report
+ORIENTATION_METRICS = (
+    ("9d", "9D heading RMSE", "heading_rmse_deg"),
+    ("9d", "9D inclination RMSE", "inclination_rmse_deg"),
+    ("9d", "9D total RMSE", "total_rmse_deg"),
+    ("6d", "6D inclination RMSE", "inclination_rmse_deg"),
+)
+
+
 def quat_multiply(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Hamilton product p ⊗ q of (…, 4) arrays, broadcasting."""
     pw, px, py, pz = np.moveaxis(np.asarray(p, dtype=np.float64), -1, 0)

@@ -1,8 +1,8 @@
 """Scoring on public data sets (and users' recordings in the same formats) found under a folder.
 
 Each stage that is not built yet yields rows whose value is None with "not available yet"; the public
-data are still loaded and counted, so a reader sees what will be scored. Reference baselines that need
-no kinefuse stage (pure gyroscope integration on BROAD) are measured and given as the peer.
+data are still loaded and counted, so a reader sees what will be scored. BROAD orientation is scored with
+kinefuse's orientation filter beside pure gyroscope integration as the reference peer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from kinefuse.bench import make_row
 from kinefuse.calibration import read_calibration
 from kinefuse.datasets import broad, gaitmap
 from kinefuse.datasets.markers import read_c3d, read_trc
-from kinefuse.scoring.orientation import score_orientation
+from kinefuse.scoring.orientation import ORIENTATION_METRICS, score_orientation
 from kinefuse.scoring.strapdown import integrate_gyro
 
 NOT_YET = "not available yet"
@@ -72,24 +72,24 @@ def marker_row(path: Path) -> dict:
 
 
 def broad_rows(path: Path) -> list[dict]:
-    """kinefuse's orientation error on one BROAD trial (not available yet) beside the strapdown baseline."""
+    """kinefuse's orientation error on one BROAD trial beside the gyroscope strapdown baseline."""
+    from kinefuse.fusion.orientation import OrientationFilter
+
     trial = broad.load_trial(path)
     q0 = _first_valid(trial.opt_quat)
     baseline = integrate_gyro(trial.gyr, trial.rate_hz, q0)
-    nine = score_orientation(baseline, trial.opt_quat, trial.movement, mode="9d", align_sensor=False)
-    six = score_orientation(baseline, trial.opt_quat, trial.movement, mode="6d", align_sensor=False)
-    note = f"{NOT_YET}: orientation filters come with the fusion core; {nine['samples']} movement samples"
+    gyr, acc, mag = (np.ascontiguousarray(x, dtype=np.float64) for x in (trial.gyr, trial.acc, trial.mag))
+    ours = {"9d": OrientationFilter(trial.rate_hz).update_batch(gyr, acc, mag)["quat9d"],
+            "6d": OrientationFilter(trial.rate_hz).update_batch(gyr, acc)["quat6d"]}  # fmt: skip
     case = f"BROAD {trial.name}"
-    return [
-        _orientation_row(case, "9D heading RMSE", nine["heading_rmse_deg"], note),
-        _orientation_row(case, "9D inclination RMSE", nine["inclination_rmse_deg"], note),
-        _orientation_row(case, "9D total RMSE", nine["total_rmse_deg"], note),
-        _orientation_row(case, "6D inclination RMSE", six["inclination_rmse_deg"], note),
-    ]
-
-
-def _orientation_row(case: str, metric: str, baseline: float, note: str) -> dict:
-    return make_row(case, metric, "deg", None, "lower", peer=STRAPDOWN, peer_value=baseline, note=note)
+    rows = []
+    for mode, metric, key in ORIENTATION_METRICS:
+        mine = score_orientation(ours[mode], trial.opt_quat, trial.movement, mode=mode, align_sensor=False)
+        peer = score_orientation(baseline, trial.opt_quat, trial.movement, mode=mode, align_sensor=False)
+        note = f"orientation filter (VQF algorithm), {mine['samples']} movement samples; vqf and imufusion: bench ahrs"
+        rows.append(make_row(case, metric, "deg", mine[key], "lower", peer=STRAPDOWN, peer_value=peer[key],
+                             note=note))  # fmt: skip
+    return rows
 
 
 def _first_valid(quats: np.ndarray) -> np.ndarray:

@@ -34,7 +34,9 @@ def walking_strap():
 
 
 def test_compiled_and_twin_are_bit_identical(walking_strap):
-    g, a, m = (np.ascontiguousarray(x[:3000]) for x in (walking_strap.gyr, walking_strap.acc, walking_strap.mag))
+    g, a, m = (
+        np.ascontiguousarray(x[:3000]) for x in (walking_strap.gyr, walking_strap.acc, walking_strap.mag)
+    )
     for mag in (m, None):
         c = compiled.OrientationFilter(RATE).update_batch(g, a, mag)
         p = twin.OrientationFilter(RATE).update_batch(g, a, mag)
@@ -56,8 +58,13 @@ def test_vqf_is_reproduced_and_matched_in_accuracy_on_every_broad_trial():
         theirs = VQF(1.0 / trial.rate_hz).updateBatch(g, a, m)
         ours = compiled.OrientationFilter(trial.rate_hz).update_batch(g, a, m)
         for key, their_key in (("quat6d", "quat6D"), ("quat9d", "quat9D"), ("bias", "bias")):
-            np.testing.assert_allclose(ours[key], theirs[their_key], atol=1e-12, err_msg=f"{trial.name} {key}")
-        for mode, key, metric in (("9d", "quat9d", "total_rmse_deg"), ("6d", "quat6d", "inclination_rmse_deg")):
+            np.testing.assert_allclose(
+                ours[key], theirs[their_key], atol=1e-12, err_msg=f"{trial.name} {key}"
+            )
+        for mode, key, metric in (
+            ("9d", "quat9d", "total_rmse_deg"),
+            ("6d", "quat6d", "inclination_rmse_deg"),
+        ):
             mine = score_orientation(ours[key], trial.opt_quat, trial.movement, mode=mode, align_sensor=False)
             peer = score_orientation(theirs[key.replace("d", "D")], trial.opt_quat, trial.movement, mode=mode,
                                      align_sensor=False)  # fmt: skip
@@ -85,7 +92,9 @@ def test_a_magnetic_disturbance_is_rejected_not_followed():
     gyr = np.zeros((n, 3))
     gyr[:, 2] = np.where(t < 12.0, np.radians(30.0), 0.0)
     acc = np.tile(UP, (n, 1))
-    field = Rotation.from_euler("z", -yaw[:, None]).apply([0.0, 20.0, -40.0])  # µT, in the turning sensor's frame
+    field = Rotation.from_euler("z", -yaw[:, None]).apply(
+        [0.0, 20.0, -40.0]
+    )  # µT, in the turning sensor's frame
     disturbed = slice(int(25 * RATE), int(35 * RATE))
     field[disturbed] += Rotation.from_euler("z", -yaw[disturbed, None]).apply([25.0, 10.0, 0.0])
     headings = {}
@@ -102,19 +111,25 @@ def test_a_magnetic_disturbance_is_rejected_not_followed():
 
 @pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
 def test_a_restored_filter_carries_on_exactly(implementation, walking_strap):
-    g, a, m = (np.ascontiguousarray(x[:1000]) for x in (walking_strap.gyr, walking_strap.acc, walking_strap.mag))
+    g, a, m = (
+        np.ascontiguousarray(x[:1000]) for x in (walking_strap.gyr, walking_strap.acc, walking_strap.mag)
+    )
     whole = implementation.OrientationFilter(RATE).update_batch(g, a, m)
     first = implementation.OrientationFilter(RATE)
     first.update_batch(g[:500], a[:500], m[:500])
     resumed = implementation.OrientationFilter(RATE)
     resumed.set_state(first.get_state())
-    np.testing.assert_array_equal(resumed.update_batch(g[500:], a[500:], m[500:])["quat9d"], whole["quat9d"][500:])
+    np.testing.assert_array_equal(
+        resumed.update_batch(g[500:], a[500:], m[500:])["quat9d"], whole["quat9d"][500:]
+    )
     with pytest.raises(ValueError, match="other settings"):
         implementation.OrientationFilter(200.0).set_state(first.get_state())
 
 
 def test_per_sample_and_batch_agree(walking_strap):
-    g, a, m = (np.ascontiguousarray(x[:500]) for x in (walking_strap.gyr, walking_strap.acc, walking_strap.mag))
+    g, a, m = (
+        np.ascontiguousarray(x[:500]) for x in (walking_strap.gyr, walking_strap.acc, walking_strap.mag)
+    )
     batch = compiled.OrientationFilter(RATE).update_batch(g, a, m)
     single = compiled.OrientationFilter(RATE)
     for i in range(500):
@@ -128,8 +143,12 @@ def test_the_walking_shank_orientation_follows_the_truth(walking_strap):
     movement = np.ones(len(truth), dtype=bool)
     movement[: int(10 * RATE)] = False  # the filters settle first
     estimates = {
-        "vqf": compiled.OrientationFilter(RATE).update_batch(walking_strap.gyr, walking_strap.acc, walking_strap.mag),
-        "madgwick": compiled.Madgwick(RATE).update_batch(walking_strap.gyr, walking_strap.acc, walking_strap.mag),
+        "vqf": compiled.OrientationFilter(RATE).update_batch(
+            walking_strap.gyr, walking_strap.acc, walking_strap.mag
+        ),
+        "madgwick": compiled.Madgwick(RATE).update_batch(
+            walking_strap.gyr, walking_strap.acc, walking_strap.mag
+        ),
     }
     scores = {name: score_orientation(q["quat9d"] if isinstance(q, dict) else q, truth, movement, mode="9d",
                                       align_sensor=False) for name, q in estimates.items()}  # fmt: skip
