@@ -15,9 +15,11 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.bench import make_row
 from kinefuse.datasets.paths import shared_dir
+from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate
 from kinefuse.interfaces import BenchSpec
 from kinefuse.scoring.clock import score_alignment, true_mapper_skew_ppm
 from kinefuse.scoring.public import NOT_YET, public_rows
+from kinefuse.sim.keypoints import KEYPOINT_SETS
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 
@@ -66,7 +68,9 @@ async def scenario_rows(path: Path) -> list[dict]:
             )
         db = reader.open_for_reading(folder / "accuracy.db")
         try:
-            rows = _clock_rows(scenario.name, Simulation(scenario), db, reader)
+            simulation = Simulation(scenario)
+            rows = _clock_rows(scenario.name, simulation, db, reader)
+            rows += _cross_modal_rows(scenario.name, simulation, db, reader)
         finally:
             db.close()
     return rows + [
@@ -106,6 +110,33 @@ def _clock_rows(name: str, simulation: Simulation, db, reader) -> list[dict]:
         if scores:
             rows += _worst_rows(name, kind, scores)
     return rows
+
+
+def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dict]:
+    """Offset between a shank strap's and a camera's aligned timelines, from the shank's angular speed seen
+    by both, against the truth (each stream's aligned-time error is known from the sample numbers)."""
+    metric = "cross-modal IMU-camera offset error"
+    shank = next((d for d in simulation.imus if d.segment.endswith("_shank")), None)
+    camera = simulation.cameras[0] if simulation.cameras else None
+    if shank is None or camera is None or camera.keypoint_set != "COCO-17":
+        return [make_row(name, metric, "ms", None, "lower",
+                         note="insufficient data: the scenario has no shank strap and COCO-17 camera")]  # fmt: skip
+    side = shank.segment.split("_")[0]
+    imu, frames = (
+        reader.imu_samples(db, device_id=shank.name),
+        reader.keypoint_frames(db, device_id=camera.name),
+    )
+    imu_t, cam_t = np.asarray(imu["time_ns"]) / 1e9, np.asarray(frames["time_ns"]) / 1e9
+    names = KEYPOINT_SETS["COCO-17"].keypoints
+    mid, rate = segment_angle_rate(
+        cam_t, frames["keypoints"], names.index(f"{side}_knee"), names.index(f"{side}_ankle")
+    )
+    estimate = estimate_offset(imu_t, np.asarray(imu["gyr"], dtype=np.float64), mid, rate)
+    truth = np.median(imu_t - imu["seq"] / shank.rate_hz) - np.median(cam_t - frames["seq"] / camera.fps)
+    note = f"{shank.name} against {camera.name}, {side} knee-ankle angular speed; correlation {estimate.confidence:.2f}"
+    if not estimate.sufficient:
+        return [make_row(name, metric, "ms", None, "lower", note=f"{estimate.reason}; {note}")]
+    return [make_row(name, metric, "ms", abs(estimate.offset_s - truth) * 1e3, "lower", note=note)]
 
 
 def _worst_rows(name: str, kind: str, scores: list) -> list[dict]:

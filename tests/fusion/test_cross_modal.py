@@ -1,0 +1,75 @@
+"""Cross-modal offset on the synthetic athlete: each stream mapped onto host time by its own clock
+aligner, as in the daemon; the remaining offset between them is found from the shank's angular speed."""
+
+import importlib.resources
+
+import numpy as np
+import pytest
+
+from kinefuse._native import clock_map
+from kinefuse.fusion.cross_modal import estimate_offset, estimate_skew, segment_angle_rate
+from kinefuse.sim.keypoints import KEYPOINT_SETS
+from kinefuse.sim.scenario import load_scenario
+from kinefuse.sim.simulate import ImuChunk, Simulation
+
+NAMES = KEYPOINT_SETS["COCO-17"].keypoints
+HOST_ZERO_NS = 10**12
+
+
+def _aligned(chunks):
+    """True and aligned times of the delivered samples, and which rows they were."""
+    mapper = clock_map.ClockMapper(chunks[0].device.clock.hz)
+    true_t, aligned, rows = [], [], []
+    for chunk in chunks:
+        kept = chunk.delivery.kept if isinstance(chunk, ImuChunk) else chunk.delivered
+        arrival = (chunk.delivery.arrival_s[kept] * 1e9).astype(np.int64) + HOST_ZERO_NS
+        mapped = mapper.update_batch(chunk.ticks[kept].astype(np.float64), arrival)
+        aligned.append((mapped - HOST_ZERO_NS) / 1e9)
+        true_t.append(chunk.t[kept])
+        rows.append(np.flatnonzero(kept))
+    return np.concatenate(true_t), np.concatenate(aligned), rows
+
+
+@pytest.fixture(scope="module")
+def walk():
+    simulation = Simulation(load_scenario(str(importlib.resources.files("kinefuse.scenarios") / "walk.toml")))
+    strap = [d.name for d in simulation.imus].index("imu_left_shank")
+    chunks = [simulation.chunk(i, 10.0, 60.0) for i in range(6)]
+    imu_chunks, cam_chunks = [c[strap] for c in chunks], [c[len(simulation.imus)] for c in chunks]
+    imu_true, imu_t, imu_rows = _aligned(imu_chunks)
+    cam_true, cam_t, cam_rows = _aligned(cam_chunks)
+    gyr = np.concatenate([c.track.gyr[r] for c, r in zip(imu_chunks, imu_rows, strict=True)])
+    keypoints = np.concatenate([c.track.keypoints[r] for c, r in zip(cam_chunks, cam_rows, strict=True)])
+    mid, rate = segment_angle_rate(cam_t, keypoints.astype(np.float64), NAMES.index("left_knee"),
+                                   NAMES.index("left_ankle"))  # fmt: skip
+    truth = np.median(imu_t - imu_true) - np.median(cam_t - cam_true)
+    return imu_t, gyr, mid, rate, truth
+
+
+def test_the_offset_between_strap_and_camera_is_found_within_5_ms(walk):
+    imu_t, gyr, mid, rate, truth = walk
+    estimate = estimate_offset(imu_t, gyr, mid, rate)
+    assert estimate.sufficient and estimate.confidence > 0.5
+    assert abs(estimate.offset_s - truth) < 0.005
+    shifted = estimate_offset(
+        imu_t, gyr, mid + 0.12, rate
+    )  # the camera 120 ms late: found, with the same truth
+    assert abs(shifted.offset_s - (truth - 0.12)) < 0.005
+
+
+def test_unrelated_signals_are_insufficient_data(walk):
+    imu_t, gyr, mid, rate, _ = walk
+    scrambled = np.random.default_rng(0).permutation(rate)
+    estimate = estimate_offset(imu_t, gyr, mid, scrambled)
+    assert not estimate.sufficient and estimate.reason.startswith("insufficient data: correlation")
+
+
+def test_skew_is_reported_only_when_it_is_known_well_enough(walk):
+    imu_t, gyr, mid, rate, _ = walk
+    skew = estimate_skew(imu_t, gyr, mid, rate)
+    if skew.skew_ppm is None:
+        assert skew.reason.startswith("insufficient data")
+    else:
+        assert skew.uncertainty_ppm <= 20.0
+    short = estimate_skew(imu_t[:2000], gyr[:2000], mid[mid < 20.0], rate[mid < 20.0])
+    assert short.skew_ppm is None and "windows" in short.reason
