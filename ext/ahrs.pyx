@@ -540,6 +540,19 @@ cdef inline void _quat_9d(const State* s, double* out) noexcept nogil:
     _quat_multiply(turn, q6, out)
 
 
+def _checked_batch(double[:, ::1] gyr, double[:, ::1] acc, mag):
+    """Check the batch arrays' shapes; the magnetometer as a C-contiguous float64 array (None if absent)."""
+    cdef Py_ssize_t n = gyr.shape[0]
+    if gyr.shape[1] != 3 or acc.shape[0] != n or acc.shape[1] != 3:
+        raise ValueError(f"gyr and acc must both be (n, 3); got {tuple(gyr.shape)[:2]} and {tuple(acc.shape)[:2]}")
+    if mag is None:
+        return None
+    m = np.ascontiguousarray(mag, dtype=np.float64)
+    if m.shape != (n, 3):
+        raise ValueError(f"mag must be ({n}, 3), got {m.shape}")
+    return m
+
+
 cdef Params _params(double rate_hz, dict options) except *:
     unknown = set(options) - set(PARAMETERS)
     if unknown:
@@ -599,14 +612,8 @@ cdef class OrientationFilter:
         """(n, 3) rad/s and m/s² (and magnetometer, any unit); returns quat6d, quat9d (n, 4), bias (n, 3),
         rest and mag_disturbed (n,) bool."""
         cdef Py_ssize_t n = gyr.shape[0], i
-        if gyr.shape[1] != 3 or acc.shape[0] != n or acc.shape[1] != 3:
-            raise ValueError(f"gyr and acc must both be (n, 3); got {tuple(gyr.shape)[:2]} and {tuple(acc.shape)[:2]}")
-        cdef double[:, ::1] m
         cdef bint with_mag = mag is not None
-        if with_mag:
-            m = np.ascontiguousarray(mag, dtype=np.float64)
-            if m.shape[0] != n or m.shape[1] != 3:
-                raise ValueError(f"mag must be ({n}, 3), got {tuple(m.shape)[:2]}")
+        cdef double[:, ::1] m = _checked_batch(gyr, acc, mag)
         q6_arr, q9_arr = np.empty((n, 4)), np.empty((n, 4))
         bias_arr = np.empty((n, 3))
         rest_arr, dist_arr = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
@@ -815,14 +822,8 @@ cdef class _Baseline:
     def update_batch(self, double[:, ::1] gyr, double[:, ::1] acc, mag=None):
         """(n, 3) arrays; returns the quaternions (n, 4)."""
         cdef Py_ssize_t n = gyr.shape[0], i
-        if gyr.shape[1] != 3 or acc.shape[0] != n or acc.shape[1] != 3:
-            raise ValueError(f"gyr and acc must both be (n, 3); got {tuple(gyr.shape)[:2]} and {tuple(acc.shape)[:2]}")
-        cdef double[:, ::1] m
         cdef bint with_mag = mag is not None
-        if with_mag:
-            m = np.ascontiguousarray(mag, dtype=np.float64)
-            if m.shape[0] != n or m.shape[1] != 3:
-                raise ValueError(f"mag must be ({n}, 3), got {tuple(m.shape)[:2]}")
+        cdef double[:, ::1] m = _checked_batch(gyr, acc, mag)
         out = np.empty((n, 4))
         cdef double[:, ::1] o = out
         cdef double no_mag[3]

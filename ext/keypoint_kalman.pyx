@@ -411,6 +411,7 @@ cdef class LiveKeypointFilter:
     cdef double[::1] last_measured
     cdef long long frames, emitted
     cdef bint open
+    cdef dict arrays  # the NumPy arrays behind the memoryviews, by name, for get_state / set_state
 
     def __init__(self, int n_keypoints, int dim=2, double q=5.0e4, double r0=3.0, double min_confidence=0.05,
                  double gate=13.8, double max_gap_s=0.15, double init_velocity_sigma=1000.0,
@@ -424,19 +425,20 @@ cdef class LiveKeypointFilter:
         if capacity < 2:
             raise ValueError(f"capacity must be at least 2 frames, got {capacity}")
         self.n_keypoints, self.capacity, self.lag_s = n_keypoints, capacity, lag_s
-        self.x_now = np.zeros((n_keypoints, 6))
-        self.P_now = np.zeros((n_keypoints, 9))
-        self.ring_x = np.zeros((capacity, n_keypoints, 6))
-        self.ring_P = np.zeros((capacity, n_keypoints, 9))
-        self.ring_xp = np.zeros((capacity, n_keypoints, 6))
-        self.ring_Pp = np.zeros((capacity, n_keypoints, 9))
-        self.ring_status = np.zeros((capacity, n_keypoints), dtype=np.int8)
-        self.ring_starts = np.zeros((capacity, n_keypoints), dtype=np.uint8)
-        self.ring_t = np.zeros(capacity)
-        self.alive = np.zeros(n_keypoints, dtype=np.uint8)
+        a = self.arrays = {
+            "x_now": np.zeros((n_keypoints, 6)), "P_now": np.zeros((n_keypoints, 9)),
+            "ring_x": np.zeros((capacity, n_keypoints, 6)), "ring_P": np.zeros((capacity, n_keypoints, 9)),
+            "ring_xp": np.zeros((capacity, n_keypoints, 6)), "ring_Pp": np.zeros((capacity, n_keypoints, 9)),
+            "ring_status": np.zeros((capacity, n_keypoints), dtype=np.int8),
+            "ring_starts": np.zeros((capacity, n_keypoints), dtype=np.uint8), "ring_t": np.zeros(capacity),
+            "alive": np.zeros(n_keypoints, dtype=np.uint8), "last_measured": np.full(n_keypoints, np.nan),
+        }
+        self.x_now, self.P_now, self.ring_x, self.ring_P = a["x_now"], a["P_now"], a["ring_x"], a["ring_P"]
+        self.ring_xp, self.ring_Pp, self.ring_status = a["ring_xp"], a["ring_Pp"], a["ring_status"]
+        self.ring_starts, self.ring_t, self.alive = a["ring_starts"], a["ring_t"], a["alive"]
+        self.last_measured = a["last_measured"]
         self.stepped = np.zeros(n_keypoints, dtype=np.uint8)
         self.open = False
-        self.last_measured = np.full(n_keypoints, np.nan)
         self.frames = 0
         self.emitted = 0
 
@@ -580,7 +582,7 @@ cdef class LiveKeypointFilter:
                       self.m.init_velocity_sigma, self.m.init_acceleration_sigma),
             "n_keypoints": self.n_keypoints, "capacity": self.capacity, "lag_s": self.lag_s,
             "frames": self.frames, "emitted": self.emitted,
-            "arrays": {name: np.array(getattr(self, name), copy=True) for name in _STATE_ARRAYS},
+            "arrays": {name: array.copy() for name, array in self.arrays.items()},
         }
 
     def set_state(self, dict state):
@@ -592,33 +594,5 @@ cdef class LiveKeypointFilter:
         self.m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity, init_acceleration)
         self.lag_s = state["lag_s"]
         self.frames, self.emitted = state["frames"], state["emitted"]
-        for name in _STATE_ARRAYS:
-            np.asarray(getattr(self, name))[...] = state["arrays"][name]
-
-    # memoryview attributes, exposed for get_state / set_state
-    @property
-    def _x_now(self): return self.x_now
-    @property
-    def _P_now(self): return self.P_now
-    @property
-    def _ring_x(self): return self.ring_x
-    @property
-    def _ring_P(self): return self.ring_P
-    @property
-    def _ring_xp(self): return self.ring_xp
-    @property
-    def _ring_Pp(self): return self.ring_Pp
-    @property
-    def _ring_status(self): return self.ring_status
-    @property
-    def _ring_starts(self): return self.ring_starts
-    @property
-    def _ring_t(self): return self.ring_t
-    @property
-    def _alive(self): return self.alive
-    @property
-    def _last_measured(self): return self.last_measured
-
-
-_STATE_ARRAYS = ("_x_now", "_P_now", "_ring_x", "_ring_P", "_ring_xp", "_ring_Pp", "_ring_status",
-                 "_ring_starts", "_ring_t", "_alive", "_last_measured")
+        for name, array in self.arrays.items():
+            array[...] = state["arrays"][name]
