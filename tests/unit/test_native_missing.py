@@ -40,3 +40,19 @@ def test_pure_python_twins_load_when_asked():
     result = _python(code, pure=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["pure-python", "kinefuse._pure.clock_map"]
+
+
+def test_the_fusion_wrappers_run_on_the_twins():
+    code = """
+import numpy as np
+from kinefuse.fusion import keypoints, orientation
+n = 200
+gyr, acc = np.zeros((n, 3)), np.tile([0.0, 0.0, 9.81], (n, 1))
+q = orientation.estimate_orientation(gyr, acc, rate_hz=100.0)
+k = np.concatenate([np.full((n, 2, 2), 100.0), np.ones((n, 2, 1))], axis=-1)
+s = keypoints.smooth_offline(np.arange(n) / 30.0, k)
+print(type(orientation.OrientationFilter(100.0)).__module__, q.shape, s.mean.shape)
+"""
+    result = _python(code, pure=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["kinefuse._pure.ahrs", "(200,", "4)", "(200,", "2,", "2)"]
