@@ -27,11 +27,10 @@ def swinging_segment(n=1500, rate=30.0):
 def test_the_video_removes_the_imu_heading_drift():
     t, truth, imu, video = swinging_segment()
     fused = fuse_heading(t, imu, video)
-    error = np.degrees(
-        np.arccos(np.clip(np.sum(long_axis(fused.quaternion) * truth.apply([0, 0, -1.0]), axis=1), -1, 1))
-    )
+    true_axis = truth.apply([0.0, 0.0, -1.0])
+    error = angle_between(long_axis(fused.quaternion), true_axis)
     assert np.max(error[150:]) < 3.0  # degrees, once the correction has converged
-    drift = np.degrees(np.arccos(np.clip(np.sum(long_axis(imu) * truth.apply([0, 0, -1.0]), axis=1), -1, 1)))
+    drift = angle_between(long_axis(imu), true_axis)
     assert np.mean(drift[150:]) > 10 * np.mean(error[150:])
 
 
