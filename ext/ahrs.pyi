@@ -13,11 +13,22 @@ class OrientationFilter:
     options: dict
     def __init__(self, rate_hz: float, **options: float | bool) -> None: ...
     def update(
-        self, gx: float, gy: float, gz: float, ax: float, ay: float, az: float,
-        mx: float = ..., my: float = ..., mz: float = ...,
+        self,
+        gx: float,
+        gy: float,
+        gz: float,
+        ax: float,
+        ay: float,
+        az: float,
+        mx: float = ...,
+        my: float = ...,
+        mz: float = ...,
     ) -> None: ...
     def update_batch(
-        self, gyr: npt.NDArray[np.float64], acc: npt.NDArray[np.float64], mag: npt.NDArray[np.float64] | None = ...
+        self,
+        gyr: npt.NDArray[np.float64],
+        acc: npt.NDArray[np.float64],
+        mag: npt.NDArray[np.float64] | None = ...,
     ) -> dict[str, np.ndarray]: ...
     def quaternion_6d(self) -> Quaternion: ...
     def quaternion_9d(self) -> Quaternion: ...
@@ -34,11 +45,22 @@ class _Baseline:
     rate_hz: float
     def __init__(self, rate_hz: float) -> None: ...
     def update(
-        self, gx: float, gy: float, gz: float, ax: float, ay: float, az: float,
-        mx: float = ..., my: float = ..., mz: float = ...,
+        self,
+        gx: float,
+        gy: float,
+        gz: float,
+        ax: float,
+        ay: float,
+        az: float,
+        mx: float = ...,
+        my: float = ...,
+        mz: float = ...,
     ) -> None: ...
     def update_batch(
-        self, gyr: npt.NDArray[np.float64], acc: npt.NDArray[np.float64], mag: npt.NDArray[np.float64] | None = ...
+        self,
+        gyr: npt.NDArray[np.float64],
+        acc: npt.NDArray[np.float64],
+        mag: npt.NDArray[np.float64] | None = ...,
     ) -> npt.NDArray[np.float64]: ...
     def quaternion(self) -> Quaternion: ...
     def get_state(self) -> dict: ...
