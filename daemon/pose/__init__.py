@@ -1,0 +1,1 @@
+"""Pose estimation: models described as data, their decoders, exact image geometry, onnxruntime sessions."""
