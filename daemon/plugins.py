@@ -38,6 +38,7 @@ BUILTIN_MODULES = (
     "kinefuse.builtin.bench_kalman",
     "kinefuse.builtin.bench_ahrs",
     "kinefuse.builtin.simulate_command",
+    "kinefuse.builtin.models_command",
 )
 # hook name -> (registry attribute, the spec type each returned item must be)
 _REGISTRATIONS = {

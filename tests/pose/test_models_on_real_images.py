@@ -1,9 +1,6 @@
 """Real onnxruntime on the shared models and images: keypoints land on the person."""
 
-from pathlib import Path
-
 import cv2
-import numpy as np
 import pytest
 
 from kinefuse.datasets import paths
