@@ -30,6 +30,7 @@ ENTRY_POINT_GROUP = "kinefuse.plugins"
 BUILTIN_MODULES = (
     "kinefuse.builtin.synthetic",
     "kinefuse.builtin.sequence_gaps",
+    "kinefuse_plugins.camera",
     "kinefuse.builtin.orientation",
     "kinefuse.builtin.sqlite_sink",
     "kinefuse.builtin.status",

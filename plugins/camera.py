@@ -1,0 +1,118 @@
+"""Built-in source ``camera``: video files (and V4L2 devices or RTSP URLs that OpenCV opens) through a pose
+model, emitting keypoint frames.
+
+Frames are read in a worker thread (``cv2.VideoCapture``), so capture never blocks the event loop, and
+each goes through the pose model (kinefuse.pose). The frame's timestamp is the container's or device's
+presentation time (``CAP_PROP_POS_MSEC``), in microsecond ticks; its sequence number is that time times
+the nominal frame rate, so a dropped frame shows as a jump the ``sequence_gaps`` processor counts. The
+host stamp is ``time.monotonic_ns()`` when the frame was read. A file is replayed at its own rate
+(``realtime = true``) or as fast as it decodes. Bad input fails with what and where: a missing or
+unreadable file, a file that is no video, a stream that ends early (a truncated file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kinefuse import hookimpl
+from kinefuse.configschema import Field
+from kinefuse.interfaces import SourceContext, SourceSpec
+from kinefuse.types import DeviceInfo, DeviceKind, keypoint_batch
+
+CLOCK_HZ = 1_000_000.0  # frame times in microseconds
+SCHEMA = {
+    "path": Field(str, "", "video file, V4L2 device (/dev/video0, /dev/v4l/by-id/...) or rtsp:// URL"),
+    "device_id": Field(str, "", "device id in storage (default: the source id)"),
+    "model": Field(str, "movenet_singlepose_lightning_int8", "pose model (kinefuse models list)"),
+    "model_path": Field(
+        str, "", "model file (default: the installed one, kinefuse models add)", is_path=True
+    ),
+    "providers": Field(
+        list, ["CPUExecutionProvider"], "onnxruntime execution providers, best first", item_type=str
+    ),
+    "threads": Field(int, 1, "onnxruntime threads", min=1, max=64),
+    "realtime": Field(bool, True, "replay a file at its own frame rate; false: as fast as it decodes"),
+}
+
+
+class CameraSource:
+    def __init__(self, options: dict, source_id: str):
+        from kinefuse.pose import registry
+        from kinefuse.pose.runtime import PoseModel
+
+        self.options, self.source_id = options, source_id
+        self.device_id = options["device_id"] or source_id
+        if not options["path"]:
+            raise ValueError(f"camera {source_id!r}: no path (a video file, V4L2 device or rtsp:// URL)")
+        model = registry.spec(options["model"])
+        path = Path(options["model_path"]) if options["model_path"] else registry.installed_path(model)
+        if path is None or not path.is_file():
+            raise ValueError(f"camera {source_id!r}: model {model.name} is not installed "
+                             f"(kinefuse models add FILE --sha256 {model.sha256}, or set model_path)")  # fmt: skip
+        self.pose = PoseModel(model, path, tuple(options["providers"]), options["threads"])
+
+    async def run(self, ctx: SourceContext) -> None:
+        capture, fps, expected = await asyncio.to_thread(self._open)
+        try:
+            meta = {"path": self.options["path"], "fps": fps, "model": self.pose.spec.name}
+            ctx.add_device(DeviceInfo(self.device_id, DeviceKind.CAMERA, CLOCK_HZ,
+                                      keypoint_set=self.pose.spec.keypoint_set, meta=meta))  # fmt: skip
+            await self._stream(ctx, capture, fps, expected)
+        finally:
+            capture.release()
+
+    def _open(self):
+        import cv2
+
+        where = self.options["path"]
+        is_file = not where.startswith(("rtsp://", "/dev/"))
+        if is_file and not Path(where).is_file():
+            raise FileNotFoundError(f"camera {self.source_id!r}: video file {where} does not exist")
+        capture = cv2.VideoCapture(where)
+        if not capture.isOpened():
+            raise ValueError(
+                f"camera {self.source_id!r}: cannot open {where} as a video (wrong format, or not a video)"
+            )
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if is_file else 0
+        return capture, float(fps), expected
+
+    async def _stream(self, ctx: SourceContext, capture, fps: float, expected: int) -> None:
+        started = time.monotonic_ns()
+        frames = 0
+        while True:
+            frame = await asyncio.to_thread(self._next, capture)
+            if frame is None:
+                break
+            pts_s, host_ns, people = frame
+            frames += 1
+            if self.options["realtime"]:
+                delay = started + pts_s * 1e9 - time.monotonic_ns()
+                if delay > 0:
+                    await asyncio.sleep(delay / 1e9)
+            keypoints = people[0] if len(people) else np.full((17, 3), np.nan)
+            ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(pts_s * fps)], [round(pts_s * CLOCK_HZ)],
+                                    [host_ns], self.pose.spec.keypoint_set, keypoints[None]))  # fmt: skip
+        if expected and frames < expected - 1:
+            raise EOFError(f"camera {self.source_id!r}: {self.options['path']} ended after {frames} of its "
+                           f"{expected} frames: the file is truncated or damaged")  # fmt: skip
+
+    def _next(self, capture):
+        """Read and estimate one frame (worker thread): (pts seconds, host ns, people) or None at the end."""
+        import cv2
+
+        ok, image = capture.read()
+        if not ok:
+            return None
+        host_ns = time.monotonic_ns()
+        pts_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
+        return pts_s, host_ns, self.pose(image).result
+
+
+@hookimpl
+def register_sources():
+    return [SourceSpec("camera", CameraSource, SCHEMA, __doc__.strip())]
