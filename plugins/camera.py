@@ -2,7 +2,9 @@
 model, emitting keypoint frames.
 
 Frames are read in a worker thread (``cv2.VideoCapture``), so capture never blocks the event loop, and
-each goes through the pose model (kinefuse.pose). The frame's timestamp is the container's or device's
+each goes through the pose model (kinefuse.pose): on the whole image, or, with a ``detector``, top-down on
+a crop around each person found, the people tracked across frames and the athlete's keypoints emitted
+(left/right swaps undone). The frame's timestamp is the container's or device's
 presentation time (``CAP_PROP_POS_MSEC``), in microsecond ticks; its sequence number is that time times
 the nominal frame rate, so a dropped frame shows as a jump the ``sequence_gaps`` processor counts. The
 host stamp is ``time.monotonic_ns()`` when the frame was read. A file is replayed at its own rate
@@ -21,6 +23,7 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.configschema import Field
 from kinefuse.interfaces import SourceContext, SourceSpec
+from kinefuse.pose.tracking import Tracker
 from kinefuse.types import DeviceInfo, DeviceKind, keypoint_batch
 
 CLOCK_HZ = 1_000_000.0  # frame times in microseconds
@@ -36,24 +39,41 @@ SCHEMA = {
     ),
     "threads": Field(int, 1, "onnxruntime threads", min=1, max=64),
     "realtime": Field(bool, True, "replay a file at its own frame rate; false: as fast as it decodes"),
+    "detector": Field(
+        str, "", "person detector for the top-down path (e.g. rtmdet_nano_person); empty: whole image"
+    ),
+    "detector_path": Field(str, "", "detector file (default: the installed one)", is_path=True),
+    "athlete": Field(str, "largest", "which tracked person is the athlete", choices=("largest", "central")),
+    "max_people": Field(int, 4, "people tracked at most (top-down path)", min=1, max=32),
 }
 
 
 class CameraSource:
     def __init__(self, options: dict, source_id: str):
-        from kinefuse.pose import registry
         from kinefuse.pose.runtime import PoseModel
+        from kinefuse.pose.topdown import TopDown
 
         self.options, self.source_id = options, source_id
         self.device_id = options["device_id"] or source_id
         if not options["path"]:
             raise ValueError(f"camera {source_id!r}: no path (a video file, V4L2 device or rtsp:// URL)")
-        model = registry.spec(options["model"])
-        path = Path(options["model_path"]) if options["model_path"] else registry.installed_path(model)
+        runtime = (tuple(options["providers"]), options["threads"])
+        self.pose = PoseModel(*self._model(options["model"], options["model_path"]), *runtime)
+        self.topdown = None
+        if options["detector"]:
+            detector = PoseModel(*self._model(options["detector"], options["detector_path"]), *runtime)
+            self.topdown = TopDown(detector, self.pose, options["max_people"])
+        self.tracker: Tracker | None = None
+
+    def _model(self, name: str, file: str):
+        from kinefuse.pose import registry
+
+        model = registry.spec(name)
+        path = Path(file) if file else registry.installed_path(model)
         if path is None or not path.is_file():
-            raise ValueError(f"camera {source_id!r}: model {model.name} is not installed "
-                             f"(kinefuse models add FILE --sha256 {model.sha256}, or set model_path)")  # fmt: skip
-        self.pose = PoseModel(model, path, tuple(options["providers"]), options["threads"])
+            raise ValueError(f"camera {self.source_id!r}: model {model.name} is not installed "
+                             f"(kinefuse models add FILE --sha256 {model.sha256}, or set its path)")  # fmt: skip
+        return model, path
 
     async def run(self, ctx: SourceContext) -> None:
         capture, fps, expected = await asyncio.to_thread(self._open)
@@ -110,7 +130,13 @@ class CameraSource:
             return None
         host_ns = time.monotonic_ns()
         pts_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
-        return pts_s, host_ns, self.pose(image).result
+        if self.topdown is None:
+            return pts_s, host_ns, self.pose(image).result
+        people = self.topdown(image)
+        if self.tracker is None:
+            self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"])
+        athlete = self.tracker.update(people.boxes, people.keypoints).athlete
+        return pts_s, host_ns, ([] if athlete is None or athlete.missed else [athlete.keypoints])
 
 
 @hookimpl

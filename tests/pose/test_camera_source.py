@@ -85,3 +85,13 @@ def test_damaged_files_fail_with_what_is_wrong(kinefuse_pipeline, tmp_path, dama
     assert stats["state"] == "failed", stats
     assert str(path) in stats["reason"]
     assert "truncated" in stats["reason"] or "cannot open" in stats["reason"]
+
+
+@needs_shared
+def test_the_top_down_path_is_surer_of_a_small_athlete(kinefuse_pipeline):
+    detector = SHARED / "models" / spec("rtmdet_nano_person").file
+    whole = kinefuse_pipeline(sources=[camera(DEMO)], duration_s=60.0).keypoint_frames("cam")
+    top = kinefuse_pipeline(sources=[camera(DEMO, detector="rtmdet_nano_person", detector_path=str(detector))],
+                            duration_s=60.0).keypoint_frames("cam")  # fmt: skip
+    assert len(top["seq"]) == len(whole["seq"])
+    assert np.nanmean(top["keypoints"][..., 2]) > np.nanmean(whole["keypoints"][..., 2]) + 0.2

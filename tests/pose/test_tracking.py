@@ -1,0 +1,64 @@
+"""Tracking on the synthetic camera: the athlete keeps one id while a passer-by crosses, and the
+detector's left/right swaps are caught and undone."""
+
+import importlib.resources
+
+import numpy as np
+import pytest
+
+from kinefuse.pose.tracking import Tracker
+from kinefuse.sim.scenario import load_scenario
+from kinefuse.sim.simulate import Simulation
+
+
+def boxes_of(people):
+    """A box around each person's visible keypoints (the test's stand-in for a detector)."""
+    out = []
+    for person in people:
+        seen = person[person[:, 2] > 0.3, :2]
+        if len(seen) < 5:
+            continue
+        (x1, y1), (x2, y2) = seen.min(axis=0), seen.max(axis=0)
+        out.append((x1 - 20, y1 - 20, x2 + 20, y2 + 20, 0.9))
+    return np.array(out).reshape(-1, 5)
+
+
+@pytest.fixture(scope="module")
+def side_camera():
+    path = importlib.resources.files("kinefuse.scenarios") / "walk_asymmetric.toml"
+    chunk = Simulation(load_scenario(str(path))).camera_chunk(0, 0.0, 60.0)
+    return chunk
+
+
+def test_the_athlete_keeps_one_id_while_a_passer_by_crosses(side_camera):
+    tracker = Tracker((1280, 720))
+    athlete_ids, others = [], set()
+    passer = side_camera.others[0].keypoints
+    for f in range(len(side_camera.t)):
+        people = [p for p in (side_camera.track.keypoints[f], passer[f])
+                  if (p[:, 2] > 0.3).sum() >= 5]  # fmt: skip
+        frame = tracker.update(boxes_of(people), np.array(people, dtype=np.float64).reshape(len(people), 17, 3))
+        athlete_ids.append(frame.athlete_id)
+        others |= {t.track_id for t in frame.tracks} - {frame.athlete_id}
+    assert len(set(athlete_ids)) == 1 and athlete_ids[0] is not None
+    assert others, "the passer-by got a track of their own"
+
+
+def test_left_right_swaps_are_caught_and_undone(side_camera):
+    tracker = Tracker((1280, 720))
+    truth = side_camera.track.swapped
+    caught, false_alarms, restored = [], 0, []
+    for f in range(len(side_camera.t)):
+        person = side_camera.track.keypoints[f].astype(np.float64)
+        frame = tracker.update(boxes_of([person]), person[None])
+        if truth[f]:
+            caught.append(frame.swapped)
+            if frame.swapped:
+                fixed = frame.athlete.keypoints
+                restored.append(np.nanmean(np.abs(fixed[5:, :2] - side_camera.track.truth_xy[f, 5:])))
+        else:
+            false_alarms += frame.swapped
+    assert sum(truth) >= 5
+    assert np.mean(caught) >= 0.8
+    assert false_alarms <= 0.01 * len(truth)
+    assert np.nanmedian(restored) < 10.0  # pixels: the undone frame sits on the true keypoints
