@@ -37,7 +37,9 @@ def test_the_athlete_keeps_one_id_while_a_passer_by_crosses(side_camera):
     for f in range(len(side_camera.t)):
         people = [p for p in (side_camera.track.keypoints[f], passer[f])
                   if (p[:, 2] > 0.3).sum() >= 5]  # fmt: skip
-        frame = tracker.update(boxes_of(people), np.array(people, dtype=np.float64).reshape(len(people), 17, 3))
+        frame = tracker.update(
+            boxes_of(people), np.array(people, dtype=np.float64).reshape(len(people), 17, 3)
+        )
         athlete_ids.append(frame.athlete_id)
         others |= {t.track_id for t in frame.tracks} - {frame.athlete_id}
     assert len(set(athlete_ids)) == 1 and athlete_ids[0] is not None
