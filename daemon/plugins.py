@@ -38,6 +38,7 @@ BUILTIN_MODULES = (
     "kinefuse.builtin.bench_accuracy",
     "kinefuse.builtin.bench_kalman",
     "kinefuse.builtin.bench_ahrs",
+    "kinefuse.builtin.bench_pose",
     "kinefuse.builtin.simulate_command",
     "kinefuse.builtin.models_command",
 )

@@ -53,8 +53,9 @@ class PoseModel:
 
     def preprocess(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, Transform]:
         s = self.spec
-        image = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB) if s.colour == "RGB" else frame_bgr
-        boxed, transform = letterbox(image, s.size, s.pad_value, s.align)
+        boxed, transform = letterbox(frame_bgr, s.size, s.pad_value, s.align)
+        if s.colour == "RGB":  # after the resize: a few thousand pixels instead of a whole frame
+            boxed = cv2.cvtColor(boxed, cv2.COLOR_BGR2RGB)
         tensor = boxed.astype(np.float32)
         if s.dtype == "float32":
             tensor = (tensor - np.array(s.mean, dtype=np.float32)) / np.array(s.std, dtype=np.float32)
