@@ -7,14 +7,16 @@ a crop around each person found, the people tracked across frames and the athlet
 (left/right swaps undone). The frame's timestamp is the container's or device's
 presentation time (``CAP_PROP_POS_MSEC``), in microsecond ticks; its sequence number is that time times
 the nominal frame rate, so a dropped frame shows as a jump the ``sequence_gaps`` processor counts. The
-host stamp is ``time.monotonic_ns()`` when the frame was read. A file is replayed at its own rate
-(``realtime = true``) or as fast as it decodes. Bad input fails with what and where: a missing or
-unreadable file, a file that is no video, a stream that ends early (a truncated file).
+host stamp is ``time.monotonic_ns()`` when the frame was read. A camera that gives no frame for
+``watchdog_s`` fails with that reason, and its supervisor restarts it (reconnects) with backoff. A file
+is replayed at its own rate (``realtime = true``) or as fast as it decodes. Bad input fails with what
+and where: a missing or unreadable file, a file that is no video, a stream that ends early (truncated).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +47,9 @@ SCHEMA = {
     "detector_path": Field(str, "", "detector file (default: the installed one)", is_path=True),
     "athlete": Field(str, "largest", "which tracked person is the athlete", choices=("largest", "central")),
     "max_people": Field(int, 4, "people tracked at most (top-down path)", min=1, max=32),
+    "watchdog_s": Field(
+        float, 5.0, "no frame for this long: restart the camera (reconnect)", min=0.001, max=600.0
+    ),
 }
 
 
@@ -77,13 +82,27 @@ class CameraSource:
 
     async def run(self, ctx: SourceContext) -> None:
         capture, fps, expected = await asyncio.to_thread(self._open)
+        self._lock, self._busy, self._closed = threading.Lock(), False, False
         try:
             meta = {"path": self.options["path"], "fps": fps, "model": self.pose.spec.name}
             ctx.add_device(DeviceInfo(self.device_id, DeviceKind.CAMERA, CLOCK_HZ,
                                       keypoint_set=self.pose.spec.keypoint_set, meta=meta))  # fmt: skip
             await self._stream(ctx, capture, fps, expected)
         finally:
-            capture.release()
+            with self._lock:  # a read still running in its thread releases the capture when it returns
+                self._closed = True
+                if not self._busy:
+                    capture.release()
+
+    async def _read(self, capture):
+        """The next frame, or a TimeoutError after ``watchdog_s`` without one (the supervisor then
+        restarts the source, which reconnects)."""
+        reading = asyncio.ensure_future(asyncio.to_thread(self._next, capture))
+        done, _ = await asyncio.wait({reading}, timeout=self.options["watchdog_s"])
+        if not done:
+            raise TimeoutError(f"camera {self.source_id!r}: no frame from {self.options['path']} for "
+                               f"{self.options['watchdog_s']:g} s (watchdog)")  # fmt: skip
+        return reading.result()
 
     def _open(self):
         import cv2
@@ -105,7 +124,7 @@ class CameraSource:
         started = time.monotonic_ns()
         frames = 0
         while True:
-            frame = await asyncio.to_thread(self._next, capture)
+            frame = await self._read(capture)
             if frame is None:
                 break
             pts_s, host_ns, people = frame
@@ -123,6 +142,19 @@ class CameraSource:
 
     def _next(self, capture):
         """Read and estimate one frame (worker thread): (pts seconds, host ns, people) or None at the end."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._busy = True
+        try:
+            return self._estimate(capture)
+        finally:
+            with self._lock:
+                self._busy = False
+                if self._closed:
+                    capture.release()
+
+    def _estimate(self, capture):
         import cv2
 
         ok, image = capture.read()

@@ -95,3 +95,15 @@ def test_the_top_down_path_is_surer_of_a_small_athlete(kinefuse_pipeline):
                             duration_s=60.0).keypoint_frames("cam")  # fmt: skip
     assert len(top["seq"]) == len(whole["seq"])
     assert np.nanmean(top["keypoints"][..., 2]) > np.nanmean(whole["keypoints"][..., 2]) + 0.2
+
+
+@needs_shared
+def test_a_camera_that_stops_giving_frames_is_restarted_by_its_watchdog(kinefuse_pipeline):
+    # a real file read with a watchdog shorter than one frame's decode and inference: every attempt times out
+    overrides = {"supervisor": {"restart_budget": 2, "backoff_initial_s": 0.05}}
+    result = kinefuse_pipeline(
+        sources=[camera(DEMO, watchdog_s=0.001)], duration_s=20.0, config_overrides=overrides
+    )
+    stats = result.source_stats("cam")
+    assert stats["state"] == "failed" and stats["restarts"] == 2
+    assert "no frame from" in stats["reason"] and "(watchdog)" in stats["reason"]
