@@ -107,3 +107,32 @@ def test_a_camera_that_stops_giving_frames_is_restarted_by_its_watchdog(kinefuse
     stats = result.source_stats("cam")
     assert stats["state"] == "failed" and stats["restarts"] == 2
     assert "no frame from" in stats["reason"] and "(watchdog)" in stats["reason"]
+
+
+@needs_shared
+def test_four_pose2sim_cameras_keep_the_person_and_left_right_consistent(kinefuse_pipeline):
+    videos = sorted((SHARED / "data" / "pose2sim_demo" / "videos").glob("cam*.mp4"))
+    detector = SHARED / "models" / spec("rtmdet_nano_person").file
+    sources = [
+        camera(v, id=v.stem, detector="rtmdet_nano_person", detector_path=str(detector)) for v in videos
+    ]
+    result = kinefuse_pipeline(sources=sources, duration_s=60.0)
+    boxes = PoseModel(spec("rtmdet_nano_person"), detector)
+    for video in videos:
+        frames = result.keypoint_frames(video.stem)
+        keypoints = frames["keypoints"][np.argsort(frames["seq"])]
+        assert len(keypoints) >= 95, video.name  # 100 frames at 60 fps
+        shoulders = keypoints[:, 5:7]  # COCO left, right shoulder
+        both = (shoulders[..., 2] > 0.3).all(axis=1)
+        side = np.sign(shoulders[both, 0, 0] - shoulders[both, 1, 0])
+        assert both.mean() > 0.8 and abs(side.mean()) > 0.8, (
+            video.name
+        )  # the same side of each other throughout
+        capture = cv2.VideoCapture(str(video))
+        ok, first = capture.read()
+        x1, y1, x2, y2, _ = boxes(first).result[0]
+        margin = 0.1 * (x2 - x1)
+        seen = keypoints[0][keypoints[0][:, 2] > 0.3, :2]
+        inside = ((seen[:, 0] > x1 - margin) & (seen[:, 0] < x2 + margin)
+                  & (seen[:, 1] > y1 - margin) & (seen[:, 1] < y2 + margin))  # fmt: skip
+        assert inside.mean() > 0.9, video.name
