@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Debian packages the tests need: GStreamer's RTSP server (a local RTSP camera for the camera tests)
+SYSTEM_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+SYSTEM_DEPS := $(VENV)/.system-packages
 CONFIG ?= config.toml
 # make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded).
 PYTEST_ARGS ?=
@@ -23,7 +26,12 @@ build: $(INSTALLED)
 run: $(INSTALLED)
 	$(BIN)/kinefuse run --config $(CONFIG)
 
-test: $(INSTALLED)
+$(SYSTEM_DEPS): $(BIN)/python
+	dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); }
+	touch $@
+
+test: $(INSTALLED) $(SYSTEM_DEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALLED)

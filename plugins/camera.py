@@ -8,7 +8,8 @@ a crop around each person found, the people tracked across frames and the athlet
 presentation time (``CAP_PROP_POS_MSEC``), in microsecond ticks; its sequence number is that time times
 the nominal frame rate, so a dropped frame shows as a jump the ``sequence_gaps`` processor counts. The
 host stamp is ``time.monotonic_ns()`` when the frame was read. A camera that gives no frame for
-``watchdog_s`` fails with that reason, and its supervisor restarts it (reconnects) with backoff. A file
+``watchdog_s``, or a live stream that ends, fails with that reason, and its supervisor restarts it
+(reconnects) with backoff. A file
 is replayed at its own rate (``realtime = true``) or as fast as it decodes. Bad input fails with what
 and where: a missing or unreadable file, a file that is no video, a stream that ends early (truncated).
 """
@@ -29,6 +30,9 @@ from kinefuse.pose.tracking import Tracker
 from kinefuse.types import DeviceInfo, DeviceKind, keypoint_batch
 
 CLOCK_HZ = 1_000_000.0  # frame times in microseconds
+_FIRST_CONNECTION: dict[
+    str, int
+] = {}  # source id -> monotonic ns of its first connection (survives restarts)
 SCHEMA = {
     "path": Field(str, "", "video file, V4L2 device (/dev/video0, /dev/v4l/by-id/...) or rtsp:// URL"),
     "device_id": Field(str, "", "device id in storage (default: the source id)"),
@@ -111,7 +115,9 @@ class CameraSource:
         is_file = not where.startswith(("rtsp://", "/dev/"))
         if is_file and not Path(where).is_file():
             raise FileNotFoundError(f"camera {self.source_id!r}: video file {where} does not exist")
-        capture = cv2.VideoCapture(where)
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+        capture = cv2.VideoCapture(where, cv2.CAP_FFMPEG, timeouts) if not where.startswith("/dev/") else \
+            cv2.VideoCapture(where)  # fmt: skip
         if not capture.isOpened():
             raise ValueError(
                 f"camera {self.source_id!r}: cannot open {where} as a video (wrong format, or not a video)"
@@ -122,6 +128,10 @@ class CameraSource:
 
     async def _stream(self, ctx: SourceContext, capture, fps: float, expected: int) -> None:
         started = time.monotonic_ns()
+        live = self.options["path"].startswith(("rtsp://", "/dev/"))
+        # a live stream's timestamps restart with each connection: count from the source's first connection,
+        # so time runs on and the frames missed while reconnecting show as a jump in the sequence numbers
+        epoch_s = (started - _FIRST_CONNECTION.setdefault(self.source_id, started)) / 1e9 if live else 0.0
         frames = 0
         while True:
             frame = await self._read(capture)
@@ -134,8 +144,13 @@ class CameraSource:
                 if delay > 0:
                     await asyncio.sleep(delay / 1e9)
             keypoints = people[0] if len(people) else np.full((17, 3), np.nan)
-            ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(pts_s * fps)], [round(pts_s * CLOCK_HZ)],
+            t = epoch_s + pts_s
+            ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(t * fps)], [round(t * CLOCK_HZ)],
                                     [host_ns], self.pose.spec.keypoint_set, keypoints[None]))  # fmt: skip
+        if live:
+            raise ConnectionError(
+                f"camera {self.source_id!r}: {self.options['path']} stopped after {frames} frames"
+            )
         if expected and frames < expected - 1:
             raise EOFError(f"camera {self.source_id!r}: {self.options['path']} ended after {frames} of its "
                            f"{expected} frames: the file is truncated or damaged")  # fmt: skip

@@ -136,3 +136,54 @@ def test_four_pose2sim_cameras_keep_the_person_and_left_right_consistent(kinefus
         inside = ((seen[:, 0] > x1 - margin) & (seen[:, 0] < x2 + margin)
                   & (seen[:, 1] > y1 - margin) & (seen[:, 1] < y2 + margin))  # fmt: skip
         assert inside.mean() > 0.9, video.name
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_rtsp(port):
+    import subprocess
+    from pathlib import Path
+
+    server = Path(__file__).resolve().parents[1] / "tools" / "rtsp_server.py"
+    process = subprocess.Popen(["/usr/bin/python3", str(server), str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert process.stdout.readline().strip() == "ready", "the RTSP test server did not start"
+    return process
+
+
+@needs_shared
+def test_an_rtsp_camera_reconnects_after_its_server_dies_and_counts_the_gap(kinefuse_pipeline):
+    import threading
+
+    port = _free_port()
+    servers = [_start_rtsp(port)]
+
+    def outage():  # the server dies 2 s in and comes back 1.5 s later
+        servers[0].kill()
+        servers[0].wait()
+        threading.Timer(1.5, lambda: servers.append(_start_rtsp(port))).start()
+
+    threading.Timer(2.0, outage).start()
+    try:
+        result = kinefuse_pipeline(
+            sources=[camera(f"rtsp://127.0.0.1:{port}/live", watchdog_s=1.0)],
+            processors=[{"id": "gaps", "type": "sequence_gaps"}],
+            duration_s=7.0,
+            config_overrides={"supervisor": {"backoff_initial_s": 0.2, "backoff_max_s": 0.5}},
+        )
+    finally:
+        for server in servers:
+            server.kill()
+    stats = result.source_stats("cam")
+    assert stats["restarts"] >= 1
+    frames = result.keypoint_frames("cam")
+    host_s = (np.sort(frames["host_ns"]) - np.min(frames["host_ns"])) / 1e9
+    assert (host_s < 1.5).sum() > 20 and (host_s > host_s[-1] - 1.5).sum() > 20  # frames before and after
+    gaps = result.events("sample_gap")
+    assert any(g["detail"]["missing"] >= 15 for g in gaps), gaps  # the outage, counted in frames
