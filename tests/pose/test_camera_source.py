@@ -187,3 +187,12 @@ def test_an_rtsp_camera_reconnects_after_its_server_dies_and_counts_the_gap(kine
     assert (host_s < 1.5).sum() > 20 and (host_s > host_s[-1] - 1.5).sum() > 20  # frames before and after
     gaps = result.events("sample_gap")
     assert any(g["detail"]["missing"] >= 15 for g in gaps), gaps  # the outage, counted in frames
+
+
+@needs_shared
+def test_a_video_with_the_wrong_extension_is_read_by_its_content(kinefuse_pipeline, tmp_path):
+    misnamed = tmp_path / "demo.txt"
+    misnamed.write_bytes(DEMO.read_bytes())
+    result = kinefuse_pipeline(sources=[camera(misnamed)], duration_s=60.0, config_overrides=FAIL_FAST)
+    assert result.source_stats("cam")["state"] == "finished"
+    assert len(result.keypoint_frames("cam")["seq"]) > 200
