@@ -66,6 +66,30 @@ cdef Model _model(int dim, double q, double r0, double min_confidence, double ga
     return m
 
 
+cdef inline void _mul(int d, const double* A, const double* B, double* out) noexcept nogil:
+    """out = A B for d x d blocks of row-major 3x3 storage (out must not alias A or B)."""
+    cdef double acc
+    cdef int i, j, k
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += A[3 * i + k] * B[3 * k + j]
+            out[3 * i + j] = acc
+
+
+cdef inline void _mul_t(int d, const double* A, const double* B, double* out) noexcept nogil:
+    """out = A B' (out must not alias A or B)."""
+    cdef double acc
+    cdef int i, j, k
+    for i in range(d):
+        for j in range(d):
+            acc = 0.0
+            for k in range(d):
+                acc += A[3 * i + k] * B[3 * j + k]
+            out[3 * i + j] = acc
+
+
 cdef inline void _transition(const Model* m, double dt, double* F, double* Q) noexcept nogil:
     """F and Q (row-major 3x3, the leading dim x dim block used) for a step of dt seconds."""
     cdef double dt2 = dt * dt, dt3 = dt2 * dt, q = m.q
@@ -88,6 +112,7 @@ cdef inline void _transition(const Model* m, double dt, double* F, double* Q) no
 cdef inline void _predict(int d, const double* F, const double* Q, double* x, double* P) noexcept nogil:
     """x <- F x (both axes: x[0:3] and x[3:6]); P <- F P F' + Q."""
     cdef double tmp[9]
+    cdef double FPF[9]
     cdef double out[3]
     cdef int i, j, k, axis
     for axis in range(2):
@@ -97,17 +122,11 @@ cdef inline void _predict(int d, const double* F, const double* Q, double* x, do
                 out[i] += F[3 * i + k] * x[3 * axis + k]
         for i in range(d):
             x[3 * axis + i] = out[i]
+    _mul(d, F, P, tmp)
+    _mul_t(d, tmp, F, FPF)
     for i in range(d):
         for j in range(d):
-            tmp[3 * i + j] = 0.0
-            for k in range(d):
-                tmp[3 * i + j] += F[3 * i + k] * P[3 * k + j]
-    for i in range(d):
-        for j in range(d):
-            out[0] = 0.0
-            for k in range(d):
-                out[0] += tmp[3 * i + k] * F[3 * j + k]
-            P[3 * i + j] = out[0] + Q[3 * i + j]
+            P[3 * i + j] = FPF[3 * i + j] + Q[3 * i + j]
 
 
 cdef inline void _correct(int d, double zx, double zy, double R, double* x, double* P) noexcept nogil:
@@ -116,7 +135,8 @@ cdef inline void _correct(int d, double zx, double zy, double R, double* x, doub
     cdef double K[3]
     cdef double A[9]
     cdef double tmp[9]
-    cdef double ex = zx - x[0], ey = zy - x[3], acc
+    cdef double APA[9]
+    cdef double ex = zx - x[0], ey = zy - x[3]
     cdef int i, j, k
     for i in range(d):
         K[i] = P[3 * i] / S
@@ -126,18 +146,11 @@ cdef inline void _correct(int d, double zx, double zy, double R, double* x, doub
     for i in range(d):  # A = I - K H
         for j in range(d):
             A[3 * i + j] = (1.0 if i == j else 0.0) - (K[i] if j == 0 else 0.0)
+    _mul(d, A, P, tmp)
+    _mul_t(d, tmp, A, APA)
     for i in range(d):
         for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += A[3 * i + k] * P[3 * k + j]
-            tmp[3 * i + j] = acc
-    for i in range(d):
-        for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += tmp[3 * i + k] * A[3 * j + k]
-            P[3 * i + j] = acc + K[i] * R * K[j]
+            P[3 * i + j] = APA[3 * i + j] + K[i] * R * K[j]
 
 
 cdef inline void _start(const Model* m, double zx, double zy, double R, double* x, double* P) noexcept nogil:
@@ -301,6 +314,7 @@ cdef inline void _smooth_step(int d, double dt, const Model* m, const double* xf
     cdef double C[9]
     cdef double D[9]
     cdef double CD[9]
+    cdef double CDC[9]
     cdef double acc
     cdef int i, j, k, axis
     _transition(m, dt, F, Q)
@@ -310,18 +324,8 @@ cdef inline void _smooth_step(int d, double dt, const Model* m, const double* xf
         for i in range(9):
             Ps[i] = Pf[i]
         return
-    for i in range(d):
-        for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += Pf[3 * i + k] * F[3 * j + k]
-            PF[3 * i + j] = acc
-    for i in range(d):
-        for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += PF[3 * i + k] * inv[3 * k + j]
-            C[3 * i + j] = acc
+    _mul_t(d, Pf, F, PF)
+    _mul(d, PF, inv, C)
     for axis in range(2):
         for i in range(d):
             acc = 0.0
@@ -331,18 +335,11 @@ cdef inline void _smooth_step(int d, double dt, const Model* m, const double* xf
     for i in range(d):
         for j in range(d):
             D[3 * i + j] = Ps_next[3 * i + j] - Pp_next[3 * i + j]
+    _mul(d, C, D, CD)
+    _mul_t(d, CD, C, CDC)
     for i in range(d):
         for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += C[3 * i + k] * D[3 * k + j]
-            CD[3 * i + j] = acc
-    for i in range(d):
-        for j in range(d):
-            acc = 0.0
-            for k in range(d):
-                acc += CD[3 * i + k] * C[3 * j + k]
-            Ps[3 * i + j] = Pf[3 * i + j] + acc
+            Ps[3 * i + j] = Pf[3 * i + j] + CDC[3 * i + j]
 
 
 def rts_smooth(double[::1] times, dict filtered, int dim=2, double q=5.0e4):
