@@ -32,6 +32,9 @@ class SourceContext(Protocol):
     def decode_error(self, message: str) -> None:
         """Count and log input the source could not decode; name the device and packet in ``message``."""
 
+    def note_dropped(self, samples: int) -> None:
+        """Count samples the source itself let go (a camera's stale frames while pose was busy)."""
+
 
 class Source(Protocol):
     async def run(self, ctx: SourceContext) -> None:

@@ -87,26 +87,39 @@ class CameraSource:
     async def run(self, ctx: SourceContext) -> None:
         capture, fps, expected = await asyncio.to_thread(self._open)
         self._lock, self._busy, self._closed = threading.Lock(), False, False
+        live = _LatestFrameReader(capture) if self.options["path"].startswith(("rtsp://", "/dev/")) else None
         try:
             meta = {"path": self.options["path"], "fps": fps, "model": self.pose.spec.name}
             ctx.add_device(DeviceInfo(self.device_id, DeviceKind.CAMERA, CLOCK_HZ,
                                       keypoint_set=self.pose.spec.keypoint_set, meta=meta))  # fmt: skip
-            await self._stream(ctx, capture, fps, expected)
+            await self._stream(ctx, capture, fps, expected, live)
         finally:
-            with self._lock:  # a read still running in its thread releases the capture when it returns
-                self._closed = True
-                if not self._busy:
-                    capture.release()
+            if live is not None:
+                live.close()  # its thread releases the capture once its last read returns
+            else:
+                with self._lock:  # a read still running in its thread releases the capture when it returns
+                    self._closed = True
+                    if not self._busy:
+                        capture.release()
 
-    async def _read(self, capture):
+    async def _read(self, capture, live: _LatestFrameReader | None):
         """The next frame, or a TimeoutError after ``watchdog_s`` without one (the supervisor then
         restarts the source, which reconnects)."""
+        watchdog = self.options["watchdog_s"]
+        if live is not None:
+            frame = await asyncio.to_thread(live.take, watchdog)
+            if frame is _NO_FRAME:
+                raise self._watchdog_error()
+            return None if frame is None else (*frame[:2], await asyncio.to_thread(self._people, frame[2]))
         reading = asyncio.ensure_future(asyncio.to_thread(self._next, capture))
-        done, _ = await asyncio.wait({reading}, timeout=self.options["watchdog_s"])
+        done, _ = await asyncio.wait({reading}, timeout=watchdog)
         if not done:
-            raise TimeoutError(f"camera {self.source_id!r}: no frame from {self.options['path']} for "
-                               f"{self.options['watchdog_s']:g} s (watchdog)")  # fmt: skip
+            raise self._watchdog_error()
         return reading.result()
+
+    def _watchdog_error(self) -> TimeoutError:
+        return TimeoutError(f"camera {self.source_id!r}: no frame from {self.options['path']} for "
+                            f"{self.options['watchdog_s']:g} s (watchdog)")  # fmt: skip
 
     def _open(self):
         import cv2
@@ -126,15 +139,18 @@ class CameraSource:
         expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if is_file else 0
         return capture, float(fps), expected
 
-    async def _stream(self, ctx: SourceContext, capture, fps: float, expected: int) -> None:
+    async def _stream(self, ctx: SourceContext, capture, fps: float, expected: int, live) -> None:
         started = time.monotonic_ns()
-        live = self.options["path"].startswith(("rtsp://", "/dev/"))
         # a live stream's timestamps restart with each connection: count from the source's first connection,
         # so time runs on and the frames missed while reconnecting show as a jump in the sequence numbers
         epoch_s = (started - _FIRST_CONNECTION.setdefault(self.source_id, started)) / 1e9 if live else 0.0
         frames = 0
+        dropped = 0
         while True:
-            frame = await self._read(capture)
+            frame = await self._read(capture, live)
+            if live is not None and live.dropped > dropped:  # frames the camera sent while pose was busy
+                ctx.note_dropped(live.dropped - dropped)
+                dropped = live.dropped
             if frame is None:
                 break
             pts_s, host_ns, people = frame
@@ -147,7 +163,7 @@ class CameraSource:
             t = epoch_s + pts_s
             ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(t * fps)], [round(t * CLOCK_HZ)],
                                     [host_ns], self.pose.spec.keypoint_set, keypoints[None]))  # fmt: skip
-        if live:
+        if live is not None:
             raise ConnectionError(
                 f"camera {self.source_id!r}: {self.options['path']} stopped after {frames} frames"
             )
@@ -177,13 +193,64 @@ class CameraSource:
             return None
         host_ns = time.monotonic_ns()
         pts_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
+        return pts_s, host_ns, self._people(image)
+
+    def _people(self, image):
+        """The pose model on one frame (worker thread): the athlete's keypoints, or nobody."""
         if self.topdown is None:
-            return pts_s, host_ns, self.pose(image).result
+            return self.pose(image).result
         people = self.topdown(image)
         if self.tracker is None:
             self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"])
         athlete = self.tracker.update(people.boxes, people.keypoints).athlete
-        return pts_s, host_ns, ([] if athlete is None or athlete.missed else [athlete.keypoints])
+        return [] if athlete is None or athlete.missed else [athlete.keypoints]
+
+
+_NO_FRAME = object()  # _LatestFrameReader.take timed out
+
+
+class _LatestFrameReader:
+    """A live stream's frames, read in a thread as fast as the camera sends them, keeping only the latest:
+    a pose model slower than the camera never backs the stream up (latency stays one frame); frames replaced
+    before they were taken are counted in ``dropped``. The thread owns the capture and releases it."""
+
+    def __init__(self, capture):
+        self.capture, self.dropped = capture, 0
+        self._ready = threading.Condition()
+        self._latest, self._ended, self._closed = None, False, False
+        threading.Thread(target=self._loop, name="camera-reader", daemon=True).start()
+
+    def _loop(self) -> None:
+        import cv2
+
+        try:
+            while not self._closed:
+                ok, image = self.capture.read()
+                host_ns = time.monotonic_ns()
+                if not ok:
+                    break
+                frame = (self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3, host_ns, image)
+                with self._ready:
+                    self.dropped += self._latest is not None
+                    self._latest = frame
+                    self._ready.notify()
+        finally:
+            with self._ready:
+                self._ended = True
+                self._ready.notify()
+            self.capture.release()
+
+    def take(self, timeout: float):
+        """The newest frame (pts s, host ns, image); None once the stream ended; _NO_FRAME after ``timeout``."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._latest is not None or self._ended, timeout)
+            frame, self._latest = self._latest, None
+        if frame is None:
+            return None if self._ended else _NO_FRAME
+        return frame
+
+    def close(self) -> None:
+        self._closed = True
 
 
 @hookimpl

@@ -3,7 +3,7 @@
 python3-gi, gstreamer1.0-plugins-good; `make test` installs them) streaming a moving test pattern as
 RTP/JPEG at rtsp://127.0.0.1:PORT/live. Runs under the system Python, which has the GObject bindings.
 
-    rtsp_server.py PORT
+    rtsp_server.py PORT [FPS]
 """
 
 import sys
@@ -26,7 +26,7 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(sys.argv[1])
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(PIPELINE)
+    factory.set_launch(PIPELINE.format(fps=sys.argv[2] if len(sys.argv) > 2 else "30"))
     factory.set_shared(True)
     server.get_mount_points().add_factory("/live", factory)
     server.attach(None)
