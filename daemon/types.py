@@ -139,6 +139,7 @@ class KeypointBatch:
     keypoint_set: str
     keypoints: np.ndarray  # float32 (n, N, 3)
     time_ns: np.ndarray | None = None
+    swap_corrected: np.ndarray | None = None  # bool (n,): the source undid a left/right swap in the frame
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -173,7 +174,9 @@ def imu_batch(source_id, device_id, seq, device_time, host_ns, acc, gyr, mag=Non
     )
 
 
-def keypoint_batch(source_id, device_id, seq, device_time, host_ns, keypoint_set, keypoints) -> KeypointBatch:
+def keypoint_batch(
+    source_id, device_id, seq, device_time, host_ns, keypoint_set, keypoints, swap_corrected=None
+) -> KeypointBatch:
     """Build a KeypointBatch, converting to the dtypes the pipeline expects."""
     return KeypointBatch(
         source_id,
@@ -183,6 +186,7 @@ def keypoint_batch(source_id, device_id, seq, device_time, host_ns, keypoint_set
         _as_int64(host_ns),
         keypoint_set,
         np.ascontiguousarray(keypoints, dtype=np.float32),
+        swap_corrected=None if swap_corrected is None else np.asarray(swap_corrected, dtype=bool),
     )
 
 

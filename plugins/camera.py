@@ -73,6 +73,7 @@ class CameraSource:
             detector = PoseModel(*self._model(options["detector"], options["detector_path"]), *runtime)
             self.topdown = TopDown(detector, self.pose, options["max_people"])
         self.tracker: Tracker | None = None
+        self._swapped = False  # the last estimated frame's athlete had a left/right swap undone
 
     def _model(self, name: str, file: str):
         from kinefuse.pose import registry
@@ -162,7 +163,8 @@ class CameraSource:
             keypoints = people[0] if len(people) else np.full((17, 3), np.nan)
             t = epoch_s + pts_s
             ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(t * fps)], [round(t * CLOCK_HZ)],
-                                    [host_ns], self.pose.spec.keypoint_set, keypoints[None]))  # fmt: skip
+                                    [host_ns], self.pose.spec.keypoint_set, keypoints[None],
+                                    [self._swapped]))  # fmt: skip
         if live is not None:
             raise ConnectionError(
                 f"camera {self.source_id!r}: {self.options['path']} stopped after {frames} frames"
@@ -202,7 +204,9 @@ class CameraSource:
         people = self.topdown(image)
         if self.tracker is None:
             self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"])
-        athlete = self.tracker.update(people.boxes, people.keypoints).athlete
+        frame = self.tracker.update(people.boxes, people.keypoints)
+        athlete = frame.athlete
+        self._swapped = frame.swapped
         return [] if athlete is None or athlete.missed else [athlete.keypoints]
 
 

@@ -180,13 +180,18 @@ def imu_samples(db: DbLike, session_id: int | None = None, device_id: str | None
 
 def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | None = None) -> dict:
     """The stored camera frames in arrival order: the keys of ``imu_samples`` up to time_ns, then
-    keypoint_set and keypoints, float32 (n, N, 3) of x, y, confidence.
+    keypoint_set, keypoints, float32 (n, N, 3) of x, y, confidence, and swap_corrected (bool: the source
+    undid a left/right swap in that frame).
 
     Frames of different keypoint counts cannot share one array: select a device_id then.
     """
     with _reading(db) as conn:
         columns = _fetch(
-            conn, "keypoint_frames", ("keypoint_set", "n_keypoints", "keypoints"), session_id, device_id
+            conn,
+            "keypoint_frames",
+            ("keypoint_set", "n_keypoints", "keypoints", "swap_corrected"),
+            session_id,
+            device_id,
         )
     counts = sorted(set(columns["n_keypoints"]))
     if len(counts) > 1:
@@ -194,6 +199,7 @@ def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | 
     out = _common_arrays(columns)
     out["keypoint_set"] = np.array(columns["keypoint_set"], dtype=object)
     out["keypoints"] = unpack_rows(columns["keypoints"], (counts[0] if counts else 0, 3))
+    out["swap_corrected"] = np.array(columns["swap_corrected"], dtype=bool)
     return out
 
 

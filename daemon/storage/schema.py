@@ -124,7 +124,12 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["session_id", "kind"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Keypoint frames whose left/right labels the source swapped back (1), so a reader can tell."""
+    db["keypoint_frames"].add_column("swap_corrected", int, not_null_default=0)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

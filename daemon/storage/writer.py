@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 _SAMPLE_COLUMNS = ("session_id", "device_ref", "seq", "device_time", "host_ns", "time_ns")
 COLUMNS = {
     "imu_samples": (*_SAMPLE_COLUMNS, "acc", "gyr", "mag"),
-    "keypoint_frames": (*_SAMPLE_COLUMNS, "keypoint_set", "n_keypoints", "keypoints"),
+    "keypoint_frames": (*_SAMPLE_COLUMNS, "keypoint_set", "n_keypoints", "keypoints", "swap_corrected"),
     "metrics": (
         "session_id",
         "device_ref",
@@ -227,6 +227,9 @@ class SqliteSink:
             itertools.repeat(batch.keypoint_set, n),
             itertools.repeat(batch.keypoints.shape[1], n),
             pack_rows(batch.keypoints),
+            itertools.repeat(0, n)
+            if batch.swap_corrected is None
+            else batch.swap_corrected.astype(int).tolist(),
         )
 
     def _add_samples(self, table: str, batch: ImuBatch | KeypointBatch, ref: int, *payload) -> None:

@@ -67,6 +67,7 @@ def frames(n):
         time.monotonic_ns() + seq,
         "coco17",
         rng.uniform(0, 640, size=(n, 17, 3)),
+        swap_corrected=seq % 2 == 1,
     )
     return dataclasses.replace(batch, time_ns=batch.host_ns - 1_000)
 
@@ -132,6 +133,7 @@ def test_round_trip_of_every_item_kind(tmp_path):
     np.testing.assert_array_equal(cams["keypoints"], video.keypoints)
     np.testing.assert_array_equal(cams["time_ns"], video.time_ns)
     assert list(cams["keypoint_set"]) == ["coco17"] * 4
+    np.testing.assert_array_equal(cams["swap_corrected"], [False, True, False, True])
 
     db = sqlite_utils.Database(path)
     metrics = list(db.query("SELECT name, value, unit, provenance, quality, reason, device_ref FROM metrics"))
