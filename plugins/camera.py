@@ -51,6 +51,9 @@ SCHEMA = {
     "detector_path": Field(str, "", "detector file (default: the installed one)", is_path=True),
     "athlete": Field(str, "largest", "which tracked person is the athlete", choices=("largest", "central")),
     "max_people": Field(int, 4, "people tracked at most (top-down path)", min=1, max=32),
+    "batch_across_cameras": Field(
+        bool, True, "share one session per model file with the other cameras, batching where the model allows"
+    ),
     "watchdog_s": Field(
         float, 5.0, "no frame for this long: restart the camera (reconnect)", min=0.001, max=600.0
     ),
@@ -66,7 +69,7 @@ class CameraSource:
         self.device_id = options["device_id"] or source_id
         if not options["path"]:
             raise ValueError(f"camera {source_id!r}: no path (a video file, V4L2 device or rtsp:// URL)")
-        runtime = (tuple(options["providers"]), options["threads"])
+        runtime = (tuple(options["providers"]), options["threads"], options["batch_across_cameras"])
         self.pose = PoseModel(*self._model(options["model"], options["model_path"]), *runtime)
         self.topdown = None
         if options["detector"]:

@@ -44,12 +44,22 @@ def session(path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), 
 class PoseModel:
     """One model ready to run on BGR frames (OpenCV's order)."""
 
-    def __init__(self, model: ModelSpec, path: Path, providers=("CPUExecutionProvider",), threads: int = 1):
+    def __init__(self, model: ModelSpec, path: Path, providers=("CPUExecutionProvider",), threads: int = 1,
+                 shared: bool = False):  # fmt: skip
+        """``shared``: use the process's one session for this file, batching requests across cameras
+        (kinefuse.pose.batching) where the model takes any batch size."""
         if model.decoder not in DECODERS:
             raise ValueError(f"model {model.name}: unknown decoder {model.decoder!r}")
         self.spec = model
-        self.session = session(path, tuple(providers), threads)
         self.decode = DECODERS[model.decoder]
+        if shared:
+            from kinefuse.pose.batching import shared_model  # batching builds on this module's sessions
+
+            self._shared = shared_model(path, tuple(providers), threads)
+            self.session = self._shared.session
+        else:
+            self._shared = None
+            self.session = session(path, tuple(providers), threads)
 
     def preprocess(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, Transform]:
         s = self.spec
@@ -69,7 +79,10 @@ class PoseModel:
         start = time.perf_counter()
         tensor, transform = self.preprocess(frame_bgr)
         prepared = time.perf_counter()
-        outputs = self.session.run(None, {self.spec.input: tensor})
+        if self._shared is not None:
+            outputs = self._shared.run(tensor)
+        else:
+            outputs = self.session.run(None, {self.spec.input: tensor})
         inferred = time.perf_counter()
         decoded = self.decode(outputs, self.spec.size)
         result = self._to_image(decoded, transform)
