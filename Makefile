@@ -6,11 +6,15 @@ INSTALLED := $(VENV)/.installed
 # Debian packages the tests need: GStreamer's RTSP server (a local RTSP camera for the camera tests)
 SYSTEM_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 SYSTEM_DEPS := $(VENV)/.system-packages
+# The optional mediapipe_pose plugin: mediapipe without its declared requirements (they pull a second
+# OpenCV and jax; pyproject's [mediapipe] extra lists what its pose solution needs). 0.10.14 ships the
+# BlazePose full model inside the wheel, so nothing is downloaded at run time.
+MEDIAPIPE := $(VENV)/.mediapipe
 CONFIG ?= config.toml
 # make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded).
 PYTEST_ARGS ?=
 
-.PHONY: run test bench accuracy lint clean build
+.PHONY: run test bench accuracy lint clean build mediapipe
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +35,14 @@ $(SYSTEM_DEPS): $(BIN)/python
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); }
 	touch $@
 
-test: $(INSTALLED) $(SYSTEM_DEPS)
+$(MEDIAPIPE): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[dev,mediapipe]'
+	$(BIN)/python -m pip install --quiet --no-deps mediapipe==0.10.14
+	touch $@
+
+mediapipe: $(MEDIAPIPE)
+
+test: $(INSTALLED) $(SYSTEM_DEPS) $(MEDIAPIPE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALLED)

@@ -22,6 +22,12 @@ def register_processors():
 
 
 @hookspec
+def register_pose_estimators():
+    """Return a list of kinefuse.interfaces.PoseEstimatorSpec: pose estimators the ``camera`` source can use
+    by name (``model = ...``) beside the ONNX models of kinefuse.pose.registry."""
+
+
+@hookspec
 def register_sinks():
     """Return a list of kinefuse.interfaces.SinkSpec: destinations for the stream, enabled by ``[daemon] sinks``."""
 

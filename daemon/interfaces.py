@@ -119,6 +119,25 @@ class ProcessorSpec:
     doc: str
 
 
+class PoseEstimator(Protocol):
+    """Keypoints of the people in one frame; called from the camera's worker thread."""
+
+    def __call__(self, frame_bgr: Any) -> Any:
+        """A kinefuse.pose.runtime.Inference: ``result`` (people, keypoints, 3) as x, y in image pixels and
+        confidence, ``timings`` in seconds by stage."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PoseEstimatorSpec:
+    """A pose estimator the ``camera`` source runs when its ``model`` is ``name``: ``factory(options)`` gets
+    the camera's options and returns a PoseEstimator emitting ``keypoint_set`` (e.g. "BlazePose-33")."""
+
+    name: str
+    factory: Callable[[dict], PoseEstimator]
+    keypoint_set: str
+    doc: str
+
+
 @dataclasses.dataclass(frozen=True)
 class SinkSpec:
     """A sink type, enabled by ``[daemon] sinks``; ``factory(config)`` gets the whole validated config."""

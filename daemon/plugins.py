@@ -19,11 +19,13 @@ from kinefuse.interfaces import (
     BenchSpec,
     CommandSpec,
     ConfigSection,
+    PoseEstimatorSpec,
     ProcessorSpec,
     ServiceSpec,
     SinkSpec,
     SourceSpec,
 )
+from kinefuse.pose import estimators
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "kinefuse.plugins"
@@ -31,6 +33,7 @@ BUILTIN_MODULES = (
     "kinefuse.builtin.synthetic",
     "kinefuse.builtin.sequence_gaps",
     "kinefuse_plugins.camera",
+    "kinefuse_plugins.mediapipe_pose",
     "kinefuse.builtin.orientation",
     "kinefuse.builtin.sqlite_sink",
     "kinefuse.builtin.status",
@@ -46,6 +49,7 @@ BUILTIN_MODULES = (
 _REGISTRATIONS = {
     "register_sources": ("sources", SourceSpec),
     "register_processors": ("processors", ProcessorSpec),
+    "register_pose_estimators": ("pose_estimators", PoseEstimatorSpec),
     "register_sinks": ("sinks", SinkSpec),
     "register_services": ("services", ServiceSpec),
     "register_config_sections": ("config_sections", ConfigSection),
@@ -70,6 +74,7 @@ class Registry:
 
     sources: dict[str, SourceSpec] = dataclasses.field(default_factory=dict)
     processors: dict[str, ProcessorSpec] = dataclasses.field(default_factory=dict)
+    pose_estimators: dict[str, PoseEstimatorSpec] = dataclasses.field(default_factory=dict)
     sinks: dict[str, SinkSpec] = dataclasses.field(default_factory=dict)
     services: dict[str, ServiceSpec] = dataclasses.field(default_factory=dict)
     config_sections: dict[str, ConfigSection] = dataclasses.field(default_factory=dict)
@@ -185,4 +190,5 @@ def load_plugins(extra: tuple[tuple[str, object], ...] = (), entry_points: bool 
         loader.load_entry_points()
     for name, plugin in extra:
         loader.add(plugin, name, "registered", getattr(plugin, "__version__", "?"))
+    estimators.publish(loader.registry.pose_estimators)
     return loader.registry

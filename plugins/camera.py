@@ -26,6 +26,7 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.configschema import Field
 from kinefuse.interfaces import SourceContext, SourceSpec
+from kinefuse.pose.registry import KEYPOINT_COUNTS
 from kinefuse.pose.tracking import Tracker
 from kinefuse.types import DeviceInfo, DeviceKind, keypoint_batch
 
@@ -36,7 +37,11 @@ _FIRST_CONNECTION: dict[
 SCHEMA = {
     "path": Field(str, "", "video file, V4L2 device (/dev/video0, /dev/v4l/by-id/...) or rtsp:// URL"),
     "device_id": Field(str, "", "device id in storage (default: the source id)"),
-    "model": Field(str, "movenet_singlepose_lightning_int8", "pose model (kinefuse models list)"),
+    "model": Field(
+        str,
+        "movenet_singlepose_lightning_int8",
+        "pose model: an ONNX model or a plugin's (kinefuse models list)",
+    ),
     "model_path": Field(
         str, "", "model file (default: the installed one, kinefuse models add)", is_path=True
     ),
@@ -62,6 +67,7 @@ SCHEMA = {
 
 class CameraSource:
     def __init__(self, options: dict, source_id: str):
+        from kinefuse.pose import estimators
         from kinefuse.pose.runtime import PoseModel
         from kinefuse.pose.topdown import TopDown
 
@@ -70,7 +76,16 @@ class CameraSource:
         if not options["path"]:
             raise ValueError(f"camera {source_id!r}: no path (a video file, V4L2 device or rtsp:// URL)")
         runtime = (tuple(options["providers"]), options["threads"], options["batch_across_cameras"])
-        self.pose = PoseModel(*self._model(options["model"], options["model_path"]), *runtime)
+        plugin_estimator = estimators.lookup(options["model"])
+        if plugin_estimator is not None:  # a plugin's estimator (e.g. mediapipe_pose_full), whole image
+            if options["detector"]:
+                raise ValueError(f"camera {source_id!r}: model {options['model']} runs on the whole image; "
+                                 "the top-down path (detector) needs an ONNX keypoint model")  # fmt: skip
+            self.pose = plugin_estimator.factory(options)
+            self.keypoint_set = plugin_estimator.keypoint_set
+        else:
+            self.pose = PoseModel(*self._model(options["model"], options["model_path"]), *runtime)
+            self.keypoint_set = self.pose.spec.keypoint_set
         self.topdown = None
         if options["detector"]:
             detector = PoseModel(*self._model(options["detector"], options["detector_path"]), *runtime)
@@ -93,9 +108,9 @@ class CameraSource:
         self._lock, self._busy, self._closed = threading.Lock(), False, False
         live = _LatestFrameReader(capture) if self.options["path"].startswith(("rtsp://", "/dev/")) else None
         try:
-            meta = {"path": self.options["path"], "fps": fps, "model": self.pose.spec.name}
+            meta = {"path": self.options["path"], "fps": fps, "model": self.options["model"]}
             ctx.add_device(DeviceInfo(self.device_id, DeviceKind.CAMERA, CLOCK_HZ,
-                                      keypoint_set=self.pose.spec.keypoint_set, meta=meta))  # fmt: skip
+                                      keypoint_set=self.keypoint_set, meta=meta))  # fmt: skip
             await self._stream(ctx, capture, fps, expected, live)
         finally:
             if live is not None:
@@ -163,10 +178,10 @@ class CameraSource:
                 delay = started + pts_s * 1e9 - time.monotonic_ns()
                 if delay > 0:
                     await asyncio.sleep(delay / 1e9)
-            keypoints = people[0] if len(people) else np.full((17, 3), np.nan)
+            keypoints = people[0] if len(people) else np.full((KEYPOINT_COUNTS[self.keypoint_set], 3), np.nan)
             t = epoch_s + pts_s
             ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(t * fps)], [round(t * CLOCK_HZ)],
-                                    [host_ns], self.pose.spec.keypoint_set, keypoints[None],
+                                    [host_ns], self.keypoint_set, keypoints[None],
                                     [self._swapped]))  # fmt: skip
         if live is not None:
             raise ConnectionError(

@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kinefuse.pose import registry
+    from kinefuse.pose import estimators, registry
 
     if args.action == "list":
         print(f"models in {registry.model_dir()}:")
@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
                 "installed" if where else f"not installed (kinefuse models add FILE --sha256 {model.sha256})"
             )
             print(f"  {model.name:36s} {model.kind:9s} {model.size[0]}x{model.size[1]}  {state}")
+        plugin_estimators = estimators.registered()
+        if plugin_estimators:
+            print("pose estimators from plugins:")
+        for spec in plugin_estimators.values():
+            print(f"  {spec.name:36s} {spec.keypoint_set:13s} {spec.doc}")
         return 0
     if args.action == "add":
         try:
@@ -50,9 +55,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from kinefuse.pose import registry
+    from kinefuse.pose import estimators, registry
     from kinefuse.pose.runtime import PoseModel
 
+    plugin_estimator = estimators.lookup(args.name)
+    if plugin_estimator is not None:
+        try:
+            runner = plugin_estimator.factory({})
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return _time(runner, f"{args.name} (plugin)")
     try:
         model = registry.spec(args.name)
     except KeyError as exc:
@@ -64,11 +77,15 @@ def _check(args: argparse.Namespace) -> int:
               f"kinefuse models add FILE --sha256 {model.sha256}", file=sys.stderr)  # fmt: skip
         return 1
     runner = PoseModel(model, path, tuple(args.provider or ("CPUExecutionProvider",)))
+    return _time(runner, f"{model.name} on {runner.session.get_providers()[0]}")
+
+
+def _time(runner, label: str) -> int:
     frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
     runner(frame)  # the first run allocates; time the second
     result = runner(frame)
     stages = ", ".join(f"{stage} {seconds * 1e3:.2f} ms" for stage, seconds in result.timings.items())
-    print(f"{model.name} on {runner.session.get_providers()[0]}: {stages}")
+    print(f"{label}: {stages}")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import platformdirs
 
 MODELS_ENV = "KINEFUSE_MODELS"
-KEYPOINT_COUNTS = {"COCO-17": 17, "HALPE-26": 26}
+KEYPOINT_COUNTS = {"COCO-17": 17, "HALPE-26": 26, "BlazePose-33": 33}
 _FIELDS = ("file", "sha256", "kind", "input", "size", "layout", "dtype", "colour", "mean", "std", "pad_value",
            "align", "decoder", "source")  # fmt: skip
 
