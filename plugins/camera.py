@@ -106,7 +106,7 @@ class CameraSource:
     async def run(self, ctx: SourceContext) -> None:
         capture, fps, expected = await asyncio.to_thread(self._open)
         self._lock, self._busy, self._closed = threading.Lock(), False, False
-        live = _LatestFrameReader(capture) if self.options["path"].startswith(("rtsp://", "/dev/")) else None
+        live = _LatestFrameReader(capture) if _kind(self.options["path"]) != "file" else None
         try:
             meta = {"path": self.options["path"], "fps": fps, "model": self.options["model"]}
             ctx.add_device(DeviceInfo(self.device_id, DeviceKind.CAMERA, CLOCK_HZ,
@@ -144,16 +144,17 @@ class CameraSource:
         import cv2
 
         where = self.options["path"]
-        is_file = not where.startswith(("rtsp://", "/dev/"))
+        kind = _kind(where)
+        is_file = kind == "file"
         if is_file and not Path(where).is_file():
             raise FileNotFoundError(f"camera {self.source_id!r}: video file {where} does not exist")
+        if kind == "device" and not Path(where).exists():
+            raise FileNotFoundError(f"camera {self.source_id!r}: device {where} does not exist (unplugged?)")
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
-        capture = cv2.VideoCapture(where, cv2.CAP_FFMPEG, timeouts) if not where.startswith("/dev/") else \
+        capture = cv2.VideoCapture(where, cv2.CAP_FFMPEG, timeouts) if kind != "device" else \
             cv2.VideoCapture(where)  # fmt: skip
         if not capture.isOpened():
-            raise ValueError(
-                f"camera {self.source_id!r}: cannot open {where} as a video (wrong format, or not a video)"
-            )
+            raise ValueError(f"camera {self.source_id!r}: cannot open {where} ({_WHY_NOT_OPEN[kind]})")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if is_file else 0
         return capture, float(fps), expected
@@ -226,6 +227,17 @@ class CameraSource:
         athlete = frame.athlete
         self._swapped = frame.swapped
         return [] if athlete is None or athlete.missed else [athlete.keypoints]
+
+
+_WHY_NOT_OPEN = {
+    "file": "wrong format, or not a video",
+    "rtsp": "no RTSP server answered there, or it has no such stream: check the URL",
+    "device": "not a video capture device, or busy in another program",
+}
+
+
+def _kind(where: str) -> str:
+    return "rtsp" if where.startswith("rtsp://") else "device" if where.startswith("/dev/") else "file"
 
 
 _NO_FRAME = object()  # _LatestFrameReader.take timed out

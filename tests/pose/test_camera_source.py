@@ -220,3 +220,23 @@ def test_a_camera_faster_than_its_pose_model_drops_stale_frames_and_counts_them(
     assert abs(missing - stats["dropped"]) <= max(3, 0.1 * stats["dropped"])
     host_s = (np.asarray(frames["host_ns"]) - np.min(frames["host_ns"])) / 1e9
     assert np.max(np.diff(np.sort(host_s))) < 0.5  # frames kept flowing: no backlog
+
+
+@needs_shared
+def test_a_wrong_url_and_a_vanished_device_fail_clearly_while_the_synthetic_source_runs_on(kinefuse_pipeline):
+    url = f"rtsp://127.0.0.1:{_free_port()}/live"  # nothing listens there
+    synthetic = {"id": "synth", "type": "synthetic", "realtime": True}
+    result = kinefuse_pipeline(
+        sources=[
+            camera(url, id="ip_cam"),
+            camera("/dev/v4l/by-id/usb-gone-video-index0", id="usb_cam"),
+            synthetic,
+        ],
+        duration_s=3.0,
+        config_overrides=FAIL_FAST,
+    )
+    ip_cam, usb_cam = result.source_stats("ip_cam"), result.source_stats("usb_cam")
+    assert ip_cam["state"] == "failed" and f"cannot open {url} (no RTSP server answered" in ip_cam["reason"]
+    assert usb_cam["state"] == "failed"
+    assert "device /dev/v4l/by-id/usb-gone-video-index0 does not exist" in usb_cam["reason"]
+    assert len(result.imu_samples()["seq"]) > 100
