@@ -27,7 +27,7 @@ from kinefuse import hookimpl
 from kinefuse.configschema import Field
 from kinefuse.interfaces import SourceContext, SourceSpec
 from kinefuse.pose.registry import KEYPOINT_COUNTS
-from kinefuse.pose.tracking import Tracker
+from kinefuse.pose.tracking import Tracker, valid_region
 from kinefuse.types import DeviceInfo, DeviceKind, keypoint_batch
 
 CLOCK_HZ = 1_000_000.0  # frame times in microseconds
@@ -54,7 +54,12 @@ SCHEMA = {
         str, "", "person detector for the top-down path (e.g. rtmdet_nano_person); empty: whole image"
     ),
     "detector_path": Field(str, "", "detector file (default: the installed one)", is_path=True),
-    "athlete": Field(str, "largest", "which tracked person is the athlete", choices=("largest", "central")),
+    "athlete": Field(
+        str, "largest", "which tracked person is the athlete", choices=("largest", "central", "region")
+    ),
+    "athlete_region": Field(
+        list, [], "athlete = region: x1, y1, x2, y2 as fractions of the image", item_type=float
+    ),
     "max_people": Field(int, 4, "people tracked at most (top-down path)", min=1, max=32),
     "batch_across_cameras": Field(
         bool, True, "share one session per model file with the other cameras, batching where the model allows"
@@ -90,6 +95,10 @@ class CameraSource:
         if options["detector"]:
             detector = PoseModel(*self._model(options["detector"], options["detector_path"]), *runtime)
             self.topdown = TopDown(detector, self.pose, options["max_people"])
+        if options["athlete"] == "region" and not valid_region(options["athlete_region"]):
+            region = options["athlete_region"]
+            raise ValueError(f"camera {source_id!r}: athlete = 'region' needs athlete_region = [x1, y1, x2, "
+                             f"y2], fractions of the image, x1 < x2, y1 < y2; got {region}")  # fmt: skip
         self.tracker: Tracker | None = None
         self._swapped = False  # the last estimated frame's athlete had a left/right swap undone
 
@@ -222,7 +231,8 @@ class CameraSource:
             return self.pose(image).result
         people = self.topdown(image)
         if self.tracker is None:
-            self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"])
+            self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"],
+                                   region=tuple(self.options["athlete_region"]))  # fmt: skip
         frame = self.tracker.update(people.boxes, people.keypoints)
         athlete = frame.athlete
         self._swapped = frame.swapped

@@ -6,8 +6,9 @@ mean distance of their confident keypoints over the track box's diagonal; the Hu
 ``max_cost`` is no pair. Unpaired detections start tracks; a track unseen for ``max_missed`` frames ends.
 Ids are never reused.
 
-The athlete of interest is a fixed track once chosen: the ``largest`` box or the most ``central`` one
-among the tracks, chosen again only when the chosen one ends.
+The athlete of interest is a fixed track once chosen: the ``largest`` box, the most ``central`` one, or
+the largest whose box centre lies in a configured ``region`` of the image (a treadmill, a platform),
+chosen again only when the chosen one ends. With ``region`` and nobody in it, there is no athlete.
 
 A left/right swap (the detector labels the athlete's left as right) shows as the mirrored keypoints
 fitting the previous frame much better than the keypoints as labelled: when the mirrored distance is
@@ -54,10 +55,15 @@ class Frame:
 class Tracker:
     def __init__(self, image_size: tuple[int, int], athlete: str = "largest", max_cost: float = 1.2,
                  max_missed: int = 15, swap_ratio: float = 0.5, min_confidence: float = 0.3,
-                 mirror: np.ndarray = COCO17_MIRROR):  # fmt: skip
-        if athlete not in ("largest", "central"):
-            raise ValueError(f"athlete must be 'largest' or 'central', got {athlete!r}")
+                 mirror: np.ndarray = COCO17_MIRROR, region: tuple[float, ...] = ()):  # fmt: skip
+        """``region``: x1, y1, x2, y2 as fractions of the image width and height (rule ``region``)."""
+        if athlete not in ("largest", "central", "region"):
+            raise ValueError(f"athlete must be 'largest', 'central' or 'region', got {athlete!r}")
+        if athlete == "region" and not valid_region(region):
+            raise ValueError(f"athlete 'region' needs a region x1, y1, x2, y2 in 0..1 with x1 < x2, y1 < y2, "
+                             f"got {list(region)}")  # fmt: skip
         self.size, self.rule = image_size, athlete
+        self.region = np.array(region, dtype=np.float64) * np.tile(image_size, 2) if region else None
         self.max_cost, self.max_missed, self.swap_ratio = max_cost, max_missed, swap_ratio
         self.min_confidence, self.mirror = min_confidence, mirror
         self.tracks: list[Track] = []
@@ -118,9 +124,28 @@ class Tracker:
                 self.athlete_id = None
             return
         visible = [t for t in self.tracks if t.missed == 0] or self.tracks
-        if self.rule == "largest":
+        if self.rule == "region":
+            visible = [t for t in visible if self._in_region(t.box)]
+            if not visible:
+                self.athlete_id = None
+                return
+        if self.rule in ("largest", "region"):
             best = max(visible, key=lambda t: (t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
         else:
             centre = np.array(self.size) / 2
             best = min(visible, key=lambda t: np.hypot(*(((t.box[:2] + t.box[2:4]) / 2) - centre)))
         self.athlete_id = best.track_id
+
+    def _in_region(self, box: np.ndarray) -> bool:
+        x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x1, y1, x2, y2 = self.region
+        return bool(x1 <= x <= x2 and y1 <= y <= y2)
+
+
+def valid_region(region) -> bool:
+    return (
+        len(region) == 4
+        and all(0 <= v <= 1 for v in region)
+        and region[0] < region[2]
+        and region[1] < region[3]
+    )

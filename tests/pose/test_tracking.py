@@ -64,3 +64,23 @@ def test_left_right_swaps_are_caught_and_undone(side_camera):
     assert np.mean(caught) >= 0.8
     assert false_alarms <= 0.01 * len(truth)
     assert np.nanmedian(restored) < 10.0  # pixels: the undone frame sits on the true keypoints
+
+
+def test_the_athlete_can_be_whoever_stands_in_a_configured_region():
+    """A large person at the left, a smaller one on the treadmill at the right: ``region`` picks the one on
+    the treadmill, ``largest`` the other; with nobody in the region there is no athlete."""
+    people = np.zeros((2, 17, 3))
+    big, small = (100, 100, 500, 700, 0.9), (900, 300, 1100, 650, 0.9)
+    treadmill = (0.6, 0.3, 1.0, 1.0)
+    in_region = Tracker((1280, 720), "region", region=treadmill).update(np.array([big, small]), people)
+    largest = Tracker((1280, 720), "largest").update(np.array([big, small]), people)
+    nobody = Tracker((1280, 720), "region", region=treadmill).update(np.array([big]), people[:1])
+    assert in_region.athlete is not None and in_region.athlete.box[0] == 900
+    assert largest.athlete.box[0] == 100
+    assert nobody.athlete_id is None and len(nobody.tracks) == 1
+
+
+@pytest.mark.parametrize("region", [(), (0.5, 0.2, 0.4, 0.9), (0.0, 0.0, 1.2, 1.0)])
+def test_a_region_rule_without_a_sound_region_is_refused(region):
+    with pytest.raises(ValueError, match="needs a region"):
+        Tracker((1280, 720), "region", region=region)
