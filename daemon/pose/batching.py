@@ -38,8 +38,11 @@ class SharedModel:
     ):
         self.session = session(path, tuple(providers), threads)
         self.input = self.session.get_inputs()[0].name
-        self.batchable: bool | None = None  # probed on the first request, with its real shape
-        self.why_not_batched = "not probed yet"
+        batch = self.session.get_inputs()[0].shape[0]
+        self.batchable: bool | None = False if isinstance(batch, int) else None  # None: probe on first use
+        self.why_not_batched = (
+            f"input batch is fixed at {batch}" if isinstance(batch, int) else "not probed yet"
+        )
         self.window_s = window_s
         self.runs = self.requests = 0
         self._lock = threading.Lock()
@@ -47,12 +50,10 @@ class SharedModel:
         self._leader_busy = False
 
     def _probe_batch(self, tensor: np.ndarray) -> tuple[bool, str]:
-        """Whether two copies of a real request run as one batch with one output row per image."""
+        """Whether two copies of a real request (a free batch dimension) run as one batch with one output row
+        per image."""
         import onnxruntime
 
-        batch = self.session.get_inputs()[0].shape[0]
-        if isinstance(batch, int):
-            return False, f"input batch is fixed at {batch}"
         quiet = onnxruntime.RunOptions()
         quiet.log_severity_level = 4  # the failure is expected for some exports and reported below
         try:
