@@ -44,6 +44,7 @@ BUILTIN_MODULES = (
     "kinefuse.builtin.bench_pose",
     "kinefuse.builtin.simulate_command",
     "kinefuse.builtin.models_command",
+    "kinefuse.builtin.devices_command",
 )
 # hook name -> (registry attribute, the spec type each returned item must be)
 _REGISTRATIONS = {

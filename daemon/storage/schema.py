@@ -129,7 +129,17 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     db["keypoint_frames"].add_column("swap_corrected", int, not_null_default=0)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Which athlete and body segment each BLE strap (by address) is worn on (``kinefuse devices assign``)."""
+    db["device_assignments"].create(
+        {"address": str, "athlete_id": int, "segment": str, "assigned_wall": str},
+        pk="address",
+        not_null={"athlete_id", "segment", "assigned_wall"},
+        foreign_keys=[("athlete_id", "athletes", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
