@@ -14,7 +14,7 @@ CONFIG ?= config.toml
 # make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded).
 PYTEST_ARGS ?=
 
-.PHONY: run test bench accuracy lint clean build mediapipe
+.PHONY: run test bench accuracy lint clean build mediapipe fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ mediapipe: $(MEDIAPIPE)
 
 test: $(INSTALLED) $(SYSTEM_DEPS) $(MEDIAPIPE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# At least a million inputs per BLE decoder (atheris, coverage-guided); make test runs a short hypothesis fuzz.
+fuzz: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python -m tests.ble.fuzz_decoders
 
 bench: $(INSTALLED)
 	$(BIN)/kinefuse bench pipeline --json bench-pipeline.json

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import sqlite3
 from pathlib import Path
+
+import sqlite_utils
 
 from kinefuse.sim.body import SEGMENTS
 from kinefuse.storage.schema import open_database
@@ -57,11 +60,13 @@ def forget(db_path: Path, address: str) -> bool:
 
 
 def assignments(db_path: Path) -> dict[str, Assignment]:
-    """Every assignment by address; none when the database does not exist yet."""
+    """Every assignment by address, read without changing the file; none when it has no assignments yet."""
     if not Path(db_path).exists():
         return {}
-    db = open_database(db_path)
+    db = sqlite_utils.Database(sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True))
     try:
+        if "device_assignments" not in db.table_names():
+            return {}
         rows = db.query("SELECT d.address, a.name, d.segment, d.assigned_wall FROM device_assignments d "
                         "JOIN athletes a ON a.id = d.athlete_id ORDER BY d.address")  # fmt: skip
         return {

@@ -1,0 +1,1 @@
+"""Bluetooth LE IMU straps: protocols, the bumble-backed bleak backend, emulated peripherals."""
