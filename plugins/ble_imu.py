@@ -94,7 +94,8 @@ class BleImuSource:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # out of range, adapter off, pairing refused, a vanished transport...
-                ctx.log.warning("strap %s: %s: %s; retrying", self._wanted(), type(exc).__name__, exc)
+                ctx.log.warning("strap %s via %s: %s: %s; retrying", self._wanted(), self.radio.describe(),
+                                type(exc).__name__, exc)  # fmt: skip
             self._failures = 0 if streamed else self._failures + 1
             await asyncio.sleep(self._backoff_s())
 

@@ -24,6 +24,11 @@ class Radio:
         if self.backend == "bumble" and not self.transport:
             raise ValueError("the bumble backend needs a transport (e.g. usb:0, tcp-client:127.0.0.1:6402)")
 
+    def describe(self) -> str:
+        if self.backend == "bumble":
+            return f"bumble transport {self.transport}"
+        return "the system's Bluetooth (BlueZ over D-Bus: is bluetoothd running, with an adapter?)"
+
     def scanner_kwargs(self) -> dict:
         if self.backend == "bluez":
             return {}

@@ -65,9 +65,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace, assigned: dict) -> int:
+    from bleak.exc import BleakError
+
     from kinefuse.ble import discovery
 
-    found = asyncio.run(discovery.scan(args.timeout, discovery.Radio(args.backend, args.transport)))
+    radio = discovery.Radio(args.backend, args.transport)
+    try:
+        found = asyncio.run(discovery.scan(args.timeout, radio))
+    except (BleakError, OSError) as exc:  # no adapter, adapter off, BlueZ not running: say so, no traceback
+        print(f"error: cannot scan with {radio.describe()}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     if not found:
         print(f"no BLE devices seen in {args.timeout:g} s")
     for device in found:

@@ -73,14 +73,14 @@ def test_three_protocols_stream_the_emulated_motion_into_storage(kinefuse_pipeli
 def test_a_strap_that_drops_the_link_is_reconnected_and_the_gap_counted(kinefuse_pipeline):
     strap = EmulatedOpenStrap("KF-D", "F1:00:00:00:00:04")
     with VirtualRadio([strap]) as radio:
-        timers = [later(2.0, radio, strap.power_off), later(3.0, radio, strap.power_on)]
+        timers = [later(3.0, radio, strap.power_off), later(4.0, radio, strap.power_on)]
         result = kinefuse_pipeline(sources=[strap_source(radio, strap, protocol="open", rate_hz=100.0), SYNTHETIC],
-                                   processors=GAPS, duration_s=6.0)  # fmt: skip
+                                   processors=GAPS, duration_s=7.0)  # fmt: skip
         for timer in timers:
             timer.cancel()
-    samples = result.imu_samples("KF-D")
-    host_s = (samples["host_ns"] - samples["host_ns"].min()) / 1e9
-    assert (host_s < 1.5).sum() > 50 and (host_s > host_s.max() - 1.0).sum() > 50  # before and after
+    host_s = np.sort(result.imu_samples("KF-D")["host_ns"]) / 1e9
+    outage = int(np.argmax(np.diff(host_s)))
+    assert outage > 50 and len(host_s) - outage > 50  # samples before the drop and after the reconnection
     gaps = gaps_of(result, "KF-D")
     assert len(gaps) == 1 and 70 <= gaps[0]["detail"]["missing"] <= 200, gaps  # about 1 s at 100 Hz
     assert result.source_stats("synth")["received"] > 0  # the other source ran on
@@ -130,16 +130,17 @@ def test_a_strap_that_never_answers_is_retried_while_the_others_stream(kinefuse_
 def test_the_adapter_disappearing_and_returning_resumes_the_stream(kinefuse_pipeline, caplog):
     strap = EmulatedOpenStrap("KF-I", "F1:00:00:00:00:09")
     with VirtualRadio([strap]) as radio:
-        timers = [threading.Timer(2.0, radio.stop_adapter), threading.Timer(4.0, radio.start_adapter)]
+        timers = [threading.Timer(3.0, radio.stop_adapter), threading.Timer(5.0, radio.start_adapter)]
         for timer in timers:
             timer.start()
         result = kinefuse_pipeline(sources=[strap_source(radio, strap, protocol="open", rate_hz=100.0), SYNTHETIC],
-                                   processors=GAPS, duration_s=8.0)  # fmt: skip
+                                   processors=GAPS, duration_s=9.0)  # fmt: skip
         for timer in timers:
             timer.cancel()
-    host_s = np.sort(result.imu_samples("KF-I")["host_ns"] - result.db.execute(
-        "SELECT started_ns FROM sessions").fetchone()[0]) / 1e9  # fmt: skip
-    assert (host_s < 2.0).sum() > 50 and (host_s > 5.5).sum() > 100  # before the unplug and after the return
+    host_s = np.sort(result.imu_samples("KF-I")["host_ns"]) / 1e9
+    outage = int(np.argmax(np.diff(host_s)))
+    assert np.diff(host_s)[outage] > 1.5  # the adapter was away for 2 s
+    assert outage > 30 and len(host_s) - outage > 100  # samples before the unplug and after the return
     assert gaps_of(result, "KF-I")  # the outage shows as a gap
     assert any("transport" in r.getMessage() and "retrying" in r.getMessage() for r in caplog.records)
     assert result.source_stats("synth")["received"] > 0

@@ -38,3 +38,31 @@ def test_an_unknown_segment_is_refused_naming_the_known_ones(tmp_path):
                     "--db", str(tmp_path / "gym.db"))  # fmt: skip
     assert made.returncode == 1
     assert "unknown segment 'left_shin'" in made.stderr and "left_shank" in made.stderr
+
+
+def test_scan_lists_straps_with_their_protocol_and_wearer(tmp_path):
+    """A real scan through bleak and the bumble backend, in its own process, of emulated straps."""
+    from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion
+    from kinefuse.ble.emulator import VirtualRadio
+
+    db = str(tmp_path / "gym.db")
+    kinefuse("assign", "F1:00:00:00:00:21", "--athlete", "Ana", "--segment", "pelvis", "--db", db)
+    straps = [EmulatedWitMotion("WT901-21", "F1:00:00:00:00:21"), EmulatedPolar("Polar Sense 22", "F1:00:00:00:00:22"),
+              EmulatedOpenStrap("KF-23", "F1:00:00:00:00:23")]  # fmt: skip
+    with VirtualRadio(straps) as radio:
+        scan = kinefuse(
+            "scan", "--backend", "bumble", "--transport", radio.transport, "--timeout", "2", "--db", db
+        )
+    assert scan.returncode == 0, scan.stderr
+    lines = {line.split()[0]: line for line in scan.stdout.splitlines()}
+    assert "witmotion" in lines["F1:00:00:00:00:21"] and "Ana, pelvis" in lines["F1:00:00:00:00:21"]
+    assert "polar" in lines["F1:00:00:00:00:22"] and "unassigned" in lines["F1:00:00:00:00:22"]
+    assert "open" in lines["F1:00:00:00:00:23"] and "KF-23" in lines["F1:00:00:00:00:23"]
+    assert " dBm" in lines["F1:00:00:00:00:23"]
+
+
+def test_scan_without_an_adapter_says_so(tmp_path):
+    scan = kinefuse("scan", "--backend", "bumble", "--transport", "tcp-client:127.0.0.1:9", "--timeout", "1",
+                    "--db", str(tmp_path / "gym.db"))  # fmt: skip
+    assert scan.returncode == 1
+    assert "tcp-client:127.0.0.1:9" in scan.stderr and "Traceback" not in scan.stderr
