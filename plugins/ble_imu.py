@@ -173,9 +173,10 @@ class BleImuSource:
                         decoded.append(samples)
                 except DecodeError as exc:
                     ctx.decode_error(f"strap {self.source_id} ({address}): {exc}; packet {hexdump(packet)}")
-            if decoded:  # one batch per decode round: seq, device time, host ns, acc, gyr
-                columns = [np.concatenate(column) for column in zip(*decoded, strict=True)]
-                ctx.emit(imu_batch(self.source_id, self.device_id, *columns))
+            if decoded:  # one batch per decode round: seq, device time, host ns, acc, gyr, mag
+                *columns, mags = zip(*decoded, strict=True)
+                mag = None if any(m is None for m in mags) else np.concatenate(mags)
+                ctx.emit(imu_batch(self.source_id, self.device_id, *map(np.concatenate, columns), mag))
             if self.strap.dropped > self._unpaired:  # samples no partner will come for (Polar)
                 ctx.note_dropped(self.strap.dropped - self._unpaired)
                 self._unpaired = self.strap.dropped

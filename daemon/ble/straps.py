@@ -17,17 +17,17 @@ import numpy as np
 from kinefuse.ble.protocols import open_profile, polar_pmd, witmotion
 from kinefuse.ble.protocols.common import DecodeError
 
-Samples = tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
-]  # seq, device time, host ns, acc, gyr
+# seq, device time, host ns, acc (m/s^2), gyr (rad/s), mag (uT) or None
+Samples = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 Notify = Callable[[object, bytearray], None]
 _NS = 1_000_000_000
 
 
-def _samples(seq, device_time, host_ns: int, acc, gyr) -> Samples:
+def _samples(seq, device_time, host_ns: int, acc, gyr, mag=None) -> Samples:
     n = len(seq)
     return (np.asarray(seq, np.int64), np.asarray(device_time, np.int64), np.full(n, host_ns, np.int64),
-            np.asarray(acc, np.float64).reshape(n, 3), np.asarray(gyr, np.float64).reshape(n, 3))  # fmt: skip
+            np.asarray(acc, np.float64).reshape(n, 3), np.asarray(gyr, np.float64).reshape(n, 3),
+            None if mag is None else np.asarray(mag, np.float64).reshape(n, 3))  # fmt: skip
 
 
 class WitMotionStrap:
@@ -101,7 +101,7 @@ class OpenProfileStrap:
         self._last = (int(device_time[-1]), host_ns)
         self.packets += 1
         seq = np.rint(device_time * (self.rate_hz / self.clock_hz))
-        return _samples(seq, device_time, host_ns, decoded.acc, decoded.gyr)
+        return _samples(seq, device_time, host_ns, decoded.acc, decoded.gyr, decoded.extra.get("mag_ut"))
 
 
 class PolarStrap:

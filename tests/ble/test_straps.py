@@ -14,7 +14,7 @@ M = polar_pmd.MeasurementType
 def test_witmotion_counts_samples_across_batched_notifications():
     strap = WitMotionStrap(100.0)
     two = witmotion.encode([[0, 0, 1], [0, 0, 1]], [[0, 0, 90], [0, 0, 90]], [[0, 0, 0], [0, 0, 0]])
-    seq, device_time, host_ns, acc, gyr = strap.samples(two, 5)
+    seq, device_time, host_ns, acc, gyr, mag = strap.samples(two, 5)
     seq2, *_ = strap.samples(two[:20], 6)
     assert (
         list(seq) == [0, 1] and list(seq2) == [2] and list(device_time) == [0, 1] and list(host_ns) == [5, 5]
@@ -65,7 +65,7 @@ def test_polar_pairs_accelerometer_and_gyroscope_by_time_and_counts_the_unpaired
     nothing = strap.samples(_frame(M.ACC, t0 + 3 * period, acc), 1)
     assert len(nothing[0]) == 0  # no gyroscope yet: the accelerometer samples wait
     # the gyroscope's frame is stamped 2 ms later and lost its first sample
-    seq, times, _, a, g = strap.samples(_frame(M.GYRO, t0 + 3 * period + 2_000_000, gyr[:3]), 2)
+    seq, times, _, a, g, _ = strap.samples(_frame(M.GYRO, t0 + 3 * period + 2_000_000, gyr[:3]), 2)
     assert list(seq) == [0, 1, 2] and times[0] == t0 + period  # the first accelerometer sample had no partner
     np.testing.assert_allclose(a[:, 2], STANDARD_GRAVITY)
     np.testing.assert_allclose(g[:, 2], np.pi / 2)
@@ -76,3 +76,14 @@ def test_protocols_are_recognised_by_their_advertised_service():
     assert protocol_of([witmotion.SERVICE_UUID.upper()]) == "witmotion"
     assert protocol_of(["0000180f-0000-1000-8000-00805f9b34fb", open_profile.SERVICE_UUID]) == "open"
     assert protocol_of(["0000180f-0000-1000-8000-00805f9b34fb"]) is None
+
+
+def test_open_profile_magnetometer_reaches_the_samples_in_microtesla():
+    strap = OpenProfileStrap(100.0)
+    strap.clock_hz = 1_000_000
+    field = [[20.0, -5.0, 40.0]] * 2
+    packet = open_profile.encode(
+        0, 1000, 10_000, np.tile([0.0, 0.0, 1.0], (2, 1)), np.zeros((2, 3)), mag_ut=field
+    )
+    *_, mag = strap.samples(packet, 0)
+    np.testing.assert_allclose(mag, field, atol=1 / 16)
