@@ -1,0 +1,107 @@
+"""`VirtualRadio` with the central's adapter on the Linux kernel's VHCI (``/dev/vhci``) instead of a TCP socket.
+
+The emulated straps stay exactly as in tests/ble (bumble controllers and hosts on one `LocalLink`); only the
+adapter's HCI goes elsewhere: opening ``/dev/vhci`` makes the kernel register a new ``hciN`` whose controller
+is bumble's emulated one, so the kernel's Bluetooth stack, bluetoothd and bleak's BlueZ D-Bus backend all run
+for real above it. Closing the file unplugs the adapter (the kernel removes ``hciN``). Used only inside the
+`make test-bluez` guest (tools/bluez/), where the kernel has ``hci_vhci`` and bluetoothd runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from bumble import hci, ll
+from bumble.controller import Controller
+from bumble.transport.vhci import open_vhci_transport
+
+from kinefuse.ble.emulator import VirtualRadio
+
+VHCI_DEVICE = "/dev/vhci"
+ADAPTER_ADDRESS = "00:1B:DC:F0:00:01"  # a public address: a controller reporting 00:00:... is unconfigured
+ADAPTER_TIMEOUT_S = 60.0  # bluetoothd under software emulation is slow to set a new adapter up
+
+
+class VhciRadio(VirtualRadio):
+    """Use as ``with VhciRadio(peripherals) as radio:``; the central uses BlueZ (``backend = "bluez"``)."""
+
+    def __init__(self, peripherals, device: str = VHCI_DEVICE) -> None:
+        super().__init__(peripherals)
+        self.device = device
+        self._vhci = None
+
+    @property
+    def transport(self) -> str:
+        return f"vhci:{self.device}"
+
+    def start(self) -> None:
+        super().start()
+        wait_for_powered_adapter(ADAPTER_ADDRESS, ADAPTER_TIMEOUT_S)
+
+    def start_adapter(self) -> None:
+        super().start_adapter()
+        wait_for_powered_adapter(ADAPTER_ADDRESS, ADAPTER_TIMEOUT_S)
+
+    async def _plug_adapter(self) -> None:
+        if self._adapter is not None:
+            return
+        self._vhci = await open_vhci_transport(self.device)
+        self._adapter = Controller(
+            "central-adapter",
+            host_source=self._vhci.source,
+            host_sink=self._vhci.sink,
+            link=self._link,
+            public_address=ADAPTER_ADDRESS,
+        )
+
+    async def _unplug_adapter(self) -> None:
+        if self._adapter is None or self._link is None or self._vhci is None:
+            return
+        for connection in list(self._adapter.le_connections.values()):
+            connection.send_ll_control_pdu(ll.TerminateInd(hci.HCI_CONNECTION_TIMEOUT_ERROR))
+        self._link.remove_controller(self._adapter)
+        self._adapter = None
+        vhci, self._vhci = self._vhci, None
+        await vhci.close()  # the kernel removes the hciN device
+        await asyncio.sleep(0.5)  # let bluetoothd see the index go before a replug reuses it
+
+
+def wait_for_powered_adapter(address: str, timeout_s: float) -> str:
+    """Block until bluetoothd exports an adapter with `address` and Powered = true; return its object path."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer from org.bluez"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            path, powered = asyncio.run(_adapter_state(address))
+            if path and powered:
+                return path
+            last = f"adapter {path or address} present={bool(path)} powered={powered}"
+        time.sleep(0.2)
+    raise TimeoutError(f"bluetoothd did not power the VHCI adapter {address} in {timeout_s:g} s ({last})")
+
+
+async def _adapter_state(address: str) -> tuple[str | None, bool]:
+    from dbus_fast import BusType, Message, MessageType
+    from dbus_fast.aio import MessageBus
+
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    try:
+        reply = await bus.call(
+            Message(
+                destination="org.bluez",
+                path="/",
+                interface="org.freedesktop.DBus.ObjectManager",
+                member="GetManagedObjects",
+            )
+        )
+    finally:
+        bus.disconnect()
+    if reply.message_type != MessageType.METHOD_RETURN:
+        raise RuntimeError(f"GetManagedObjects: {reply.body}")
+    for path, interfaces in reply.body[0].items():
+        adapter = interfaces.get("org.bluez.Adapter1")
+        if adapter and adapter["Address"].value.upper() == address.upper():
+            return path, bool(adapter["Powered"].value)
+    return None, False
