@@ -60,13 +60,7 @@ class MediaPipePose:
         if found is not None:
             marks = [(m.x * width - 0.5, m.y * height - 0.5, m.visibility) for m in found.landmark]
             people = np.array(marks, dtype=np.float64)[None]
-        done = time.perf_counter()
-        timings = {
-            "preprocess": prepared - start,
-            "inference": inferred - prepared,
-            "postprocess": done - inferred,
-        }
-        return Inference(people, timings)
+        return Inference.timed(people, start, prepared, inferred)
 
 
 @hookimpl

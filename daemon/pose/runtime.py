@@ -25,6 +25,17 @@ class Inference:
     result: np.ndarray
     timings: dict[str, float]
 
+    @classmethod
+    def timed(cls, result: np.ndarray, start: float, prepared: float, inferred: float) -> Inference:
+        """``result`` with the stage times from perf_counter readings taken at each stage's start (now: done)."""
+        done = time.perf_counter()
+        stages = {
+            "preprocess": prepared - start,
+            "inference": inferred - prepared,
+            "postprocess": done - inferred,
+        }
+        return cls(result, stages)
+
 
 def session(path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int = 1):
     """An onnxruntime session on the first of ``providers`` this onnxruntime has (CPU as the last resort)."""
@@ -86,13 +97,7 @@ class PoseModel:
         inferred = time.perf_counter()
         decoded = self.decode(outputs, self.spec.size)
         result = self._to_image(decoded, transform)
-        done = time.perf_counter()
-        timings = {
-            "preprocess": prepared - start,
-            "inference": inferred - prepared,
-            "postprocess": done - inferred,
-        }
-        return Inference(result, timings)
+        return Inference.timed(result, start, prepared, inferred)
 
     def _to_image(self, decoded: np.ndarray, transform: Transform) -> np.ndarray:
         out = np.array(decoded, dtype=np.float64, copy=True)

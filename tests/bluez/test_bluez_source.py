@@ -70,7 +70,9 @@ def test_three_protocols_stream_the_emulated_motion_into_storage(kinefuse_pipeli
         assert np.all(np.diff(samples["time_ns"]) >= 0) and np.all(np.diff(samples["time_ns"][rate:]) > 0)
         assert not gaps_of(result, strap.name)
         meta = device_meta(result, strap.name)
-        assert meta["battery_percent"] == 87 and meta["rssi_dbm"] < 0 and meta["address"] == strap.address, meta
+        assert meta["battery_percent"] == 87 and meta["rssi_dbm"] < 0 and meta["address"] == strap.address, (
+            meta
+        )
     open_samples = result.imu_samples("KF-C")
     acc_g, gyr_dps = motion(open_samples["device_time"] / EmulatedOpenStrap.CLOCK_HZ)
     np.testing.assert_allclose(open_samples["acc"] / STANDARD_GRAVITY, acc_g, atol=1e-3)

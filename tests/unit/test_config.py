@@ -78,7 +78,8 @@ def test_unknown_source_type_and_duplicate_ids(tmp_path, registry):
     errors = {e.key: (e.line, e.message) for e in errors_of(path, registry)}
     assert errors["sources[1].id"][0] == 6 and "duplicate id" in errors["sources[1].id"][1]
     assert (
-        errors["sources[2].type"][0] == 10 and "available: ble_imu, camera, synthetic" in errors["sources[2].type"][1]
+        errors["sources[2].type"][0] == 10
+        and "available: ble_imu, camera, synthetic" in errors["sources[2].type"][1]
     )
 
 

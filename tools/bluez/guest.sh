@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs INSIDE the make test-bluez guest (virtme-ng boots Debian's kernel with the host's filesystem as root,
 # overlaid copy-on-write, as root): loads hci_vhci, starts a system D-Bus and bluetoothd, then runs pytest
-# on tests/bluez with the project venv. Arguments are passed to pytest. Exit status: pytest's.
+# on tests/bluez with the project venv. Arguments are passed to pytest (or: --run CMD ARGS...). Exit status:
+# pytest's (or CMD's).
 set -eu
 cd "$(dirname "$0")/../.."
 LOG_DIR=${KINEFUSE_BLUEZ_LOGS:-/tmp/kinefuse-bluez}
@@ -35,9 +36,14 @@ until dbus-send --system --print-reply --dest=org.bluez / org.freedesktop.DBus.O
 done
 echo "guest: $(uname -r), $(/usr/libexec/bluetooth/bluetoothd --version | sed 's/^/bluetoothd /'), bus and daemon up"
 
-export KINEFUSE_BLUEZ_GUEST=1
+export KINEFUSE_BLUEZ_GUEST=1 PYTHONDONTWRITEBYTECODE=1  # the guest's view of the repository is read-only
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider tests/bluez "$@" || status=$?
+if [ "${1:-}" = "--run" ]; then  # tools/bluez/guest.sh --run CMD...: another command in the same set-up
+    shift
+    "$@" || status=$?
+else
+    .venv/bin/python -m pytest -p no:cacheprovider tests/bluez "$@" || status=$?
+fi
 if [ $status -ne 0 ]; then
     echo "--- tail of bluetoothd's log ($LOG_DIR/bluetoothd.log) ---"
     tail -n 60 "$LOG_DIR/bluetoothd.log"
