@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import random
 import time
 from pathlib import Path
@@ -155,6 +156,9 @@ class BleImuSource:
         finally:
             packets.close()
             await decoding  # what arrived before the link went is decoded and kept
+            if client.is_connected:  # the daemon is stopping: tell the strap, briefly, then let the link go
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.strap.stop(client), 1.0)
         raise ConnectionError(f"disconnected after {self.strap.packets} notifications")
 
     async def _decode(self, ctx: SourceContext, packets: DropOldestChannel, address: str) -> None:

@@ -57,10 +57,13 @@ class EmulatedStrap(EmulatedPeripheral):
             return packet[: len(packet) // 2] + b"\xde\xad"  # cut short with junk: not what the protocol says
         return packet
 
-    def _stream(self, characteristic_uuid: str, produce) -> None:
+    def _stop_streams(self) -> None:
         for stream in self.streams:
             stream.stop()
         self.streams.clear()
+
+    def _stream(self, characteristic_uuid: str, produce) -> None:
+        self._stop_streams()
         self.start_stream(characteristic_uuid, self.rate_hz / self.per_notification, self._stamped(produce))
 
     def _stamped(self, produce):
@@ -120,8 +123,7 @@ class EmulatedOpenStrap(EmulatedStrap):
         elif command is open_profile.Command.START:
             self._stream(open_profile.DATA_UUID, self._packet)
         else:
-            for stream in self.streams:
-                stream.stop()
+            self._stop_streams()
 
     def _packet(self, first: int, count: int) -> bytes:
         period = round(self.CLOCK_HZ / self.rate_hz)
@@ -176,6 +178,9 @@ class EmulatedPolar(EmulatedStrap):
             self.started.add(request.measurement)
             if self.started == set(self.OFFERED):
                 self._stream(polar_pmd.DATA_UUID, self._frames)
+        elif request.op is polar_pmd.ControlOp.STOP:
+            self.started.discard(request.measurement)
+            self._stop_streams()
         asyncio.get_running_loop().create_task(self.notify(polar_pmd.CONTROL_POINT_UUID, reply))
 
     def _frames(self, first: int, count: int) -> bytes:

@@ -52,6 +52,9 @@ class WitMotionStrap:
         self._next_seq = max(self._next_seq, elapsed)
         await client.start_notify(witmotion.NOTIFY_UUID, on_notification)
 
+    async def stop(self, client) -> None:
+        await client.stop_notify(witmotion.NOTIFY_UUID)  # the strap streams while powered: nothing to stop
+
     def samples(self, packet: bytes, host_ns: int) -> Samples:
         decoded = witmotion.decode(packet)
         seq = np.arange(self._next_seq, self._next_seq + len(decoded.acc))
@@ -88,6 +91,10 @@ class OpenProfileStrap:
         await client.write_gatt_char(
             open_profile.CONTROL_UUID, command(open_profile.Command.START), response=True
         )
+
+    async def stop(self, client) -> None:
+        command = open_profile.encode_command(open_profile.Command.STOP)
+        await client.write_gatt_char(open_profile.CONTROL_UUID, command, response=True)
 
     def samples(self, packet: bytes, host_ns: int) -> Samples:
         previous = None if self._last is None else self._last[0] - self._rebase
@@ -136,6 +143,11 @@ class PolarStrap:
             self.settings[measurement] = polar_pmd.PmdSettings.from_selected(
                 {**selected, polar_pmd.SettingType.FACTOR: factor}
             )
+
+    async def stop(self, client) -> None:
+        for measurement in self.MEASUREMENTS:
+            await client.write_gatt_char(polar_pmd.CONTROL_POINT_UUID, polar_pmd.stop_request(measurement),
+                                         response=True)  # fmt: skip
 
     def _choose(self, measurement, offered: dict) -> dict:
         kinds = polar_pmd.SettingType

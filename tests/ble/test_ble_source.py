@@ -129,6 +129,7 @@ def test_a_strap_that_never_answers_is_retried_while_the_others_stream(kinefuse_
         ]
         result = kinefuse_pipeline(sources=sources, duration_s=6.0)
     assert len(result.imu_samples("Polar Sense H")["seq"]) > 100
+    assert working.started == set()  # the stopping daemon stopped both measurements
     silent_stats = result.source_stats("KF-G")
     assert silent_stats["received"] == 0 and silent_stats["state"] == "stopped"  # still retrying at the stop
 
