@@ -14,7 +14,7 @@ CONFIG ?= config.toml
 # make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded).
 PYTEST_ARGS ?=
 
-.PHONY: run test bench accuracy lint clean build mediapipe fuzz
+.PHONY: run test bench accuracy lint clean build mediapipe fuzz test-bluez
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ test: $(INSTALLED) $(SYSTEM_DEPS) $(MEDIAPIPE)
 fuzz: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet atheris
 	$(BIN)/python -m tests.ble.fuzz_decoders
+
+# Optional, not part of make test: the ble_imu scenarios through real BlueZ (bleak's D-Bus backend, bluetoothd,
+# the kernel's Bluetooth stack) in a QEMU guest started by virtme-ng, on a bumble controller attached over
+# /dev/vhci (tests/bluez, tools/bluez). Needs root for apt-get; without KVM it takes several minutes.
+BLUEZ_PACKAGES := qemu-system-x86 linux-image-amd64 bluez dbus kmod udev
+test-bluez: $(INSTALLED)
+	dpkg -s $(BLUEZ_PACKAGES) >/dev/null 2>&1 || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BLUEZ_PACKAGES); }
+	$(BIN)/python -m pip show --quiet virtme-ng >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet virtme-ng
+	tools/bluez/run-guest.sh $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/kinefuse bench pipeline --json bench-pipeline.json

@@ -95,8 +95,8 @@ class BleImuSource:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # out of range, adapter off, pairing refused, a vanished transport...
-                ctx.log.warning("strap %s via %s: %s: %s; retrying", self._wanted(), self.radio.describe(),
-                                type(exc).__name__, exc)  # fmt: skip
+                ctx.log.warning("strap %s via %s: %s: %s%s; retrying", self._wanted(), self.radio.describe(),
+                                type(exc).__name__, exc, _hint(exc))  # fmt: skip
             self._failures = 0 if streamed else self._failures + 1
             await asyncio.sleep(self._backoff_s())
 
@@ -215,3 +215,18 @@ async def _battery(client) -> int | None:
 @hookimpl
 def register_sources():
     return [SourceSpec("ble_imu", BleImuSource, SCHEMA, __doc__.strip())]
+
+
+def _hint(exc: Exception) -> str:
+    """What to do about errors a user can fix, appended to the retry warning."""
+    from bleak.exc import BleakGATTProtocolError
+    from bleak.exc import BleakGATTProtocolErrorCode as Code
+
+    wants_bond = {
+        Code.INSUFFICIENT_AUTHENTICATION,
+        Code.INSUFFICIENT_ENCRYPTION,
+        Code.INSUFFICIENT_ENCRYPTION_KEY_SIZE,
+    }
+    if isinstance(exc, BleakGATTProtocolError) and exc.code in wants_bond:
+        return " (the strap wants a paired link: pair it once, e.g. `bluetoothctl pair ADDRESS`, see docs/ble.md)"
+    return ""

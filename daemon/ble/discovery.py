@@ -3,11 +3,15 @@ kinefuse's own bleak backend), scanning, and picking one strap by address, name 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import weakref
 
 from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
+
+_SCAN_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {Radio: asyncio.Lock}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +81,17 @@ async def find(radio: Radio, timeout_s: float, address: str = "", name: str = ""
             return True
         return False
 
-    device = await BleakScanner.find_device_by_filter(keep, timeout_s, **radio.scanner_kwargs())
+    async with _scan_lock(radio):
+        device = await BleakScanner.find_device_by_filter(keep, timeout_s, **radio.scanner_kwargs())
     return None if device is None else hits[-1]
+
+
+def _scan_lock(radio: Radio) -> asyncio.Lock:
+    """One scan at a time per radio: BlueZ allows one discovery per D-Bus client (bleak shares one per
+    process), so straps looking at once would fail each other with InProgress, and one stopping its scan
+    would stop the others'. Each scan ends as soon as its strap is seen, so waiting is short."""
+    locks = _SCAN_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(radio, asyncio.Lock())
 
 
 def _found(device: BLEDevice, adv: AdvertisementData) -> Found:

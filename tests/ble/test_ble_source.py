@@ -7,9 +7,11 @@ import threading
 
 import numpy as np
 import pytest
+from bumble.gatt import Characteristic
 
 from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion, motion
 from kinefuse.ble.emulator import VirtualRadio
+from kinefuse.ble.protocols import open_profile
 from kinefuse.ble.protocols.common import STANDARD_GRAVITY
 
 FAST_RETRY = {
@@ -49,15 +51,10 @@ def gaps_of(result, device_id):
     return [e for e in result.events("sample_gap") if e["device_id"] == device_id]
 
 
-def test_three_protocols_stream_the_emulated_motion_into_storage(kinefuse_pipeline):
-    straps = [EmulatedWitMotion("WT901-A", "F1:00:00:00:00:01"), EmulatedPolar("Polar Sense B", "F1:00:00:00:00:02"),
-              EmulatedOpenStrap("KF-C", "F1:00:00:00:00:03", per_notification=4)]  # fmt: skip
-    with VirtualRadio(straps) as radio:
-        sources = [strap_source(radio, straps[0], protocol="witmotion", rate_hz=100.0),
-                   strap_source(radio, straps[1], protocol="polar", rate_hz=52.0),
-                   strap_source(radio, straps[2], protocol="open", rate_hz=200.0)]  # fmt: skip
-        result = kinefuse_pipeline(sources=sources, processors=GAPS, duration_s=5.0)
-    for strap, rate in zip(straps, (100, 52, 200), strict=True):
+def assert_streamed_the_emulated_motion(result, straps, rates) -> None:
+    """Each strap streamed seconds of its motion into storage with nothing dropped, malformed or missing, and
+    its battery and RSSI recorded; the open strap's samples are exactly the motion it sent."""
+    for strap, rate in zip(straps, rates, strict=True):
         stats = result.source_stats(strap.name)
         samples = result.imu_samples(strap.name)
         assert stats["decode_errors"] == 0 and stats["dropped"] == 0, stats
@@ -70,11 +67,23 @@ def test_three_protocols_stream_the_emulated_motion_into_storage(kinefuse_pipeli
         assert not gaps_of(result, strap.name)
         meta = device_meta(result, strap.name)
         assert meta["battery_percent"] == 87 and meta["rssi_dbm"] < 0 and meta["address"] == strap.address
-    # the samples are the motion the straps sent: the open strap's clock is the host's, in microseconds
-    open_samples = result.imu_samples("KF-C")
-    acc_g, gyr_dps = motion(open_samples["device_time"] / EmulatedOpenStrap.CLOCK_HZ)
-    np.testing.assert_allclose(open_samples["acc"] / STANDARD_GRAVITY, acc_g, atol=1e-3)
-    np.testing.assert_allclose(np.rad2deg(open_samples["gyr"]), gyr_dps, atol=0.1)
+    # the samples are the motion the straps sent: an open strap's clock is the host's, in microseconds
+    for strap in (strap for strap in straps if isinstance(strap, EmulatedOpenStrap)):
+        samples = result.imu_samples(strap.name)
+        acc_g, gyr_dps = motion(samples["device_time"] / EmulatedOpenStrap.CLOCK_HZ)
+        np.testing.assert_allclose(samples["acc"] / STANDARD_GRAVITY, acc_g, atol=1e-3)
+        np.testing.assert_allclose(np.rad2deg(samples["gyr"]), gyr_dps, atol=0.1)
+
+
+def test_three_protocols_stream_the_emulated_motion_into_storage(kinefuse_pipeline):
+    straps = [EmulatedWitMotion("WT901-A", "F1:00:00:00:00:01"), EmulatedPolar("Polar Sense B", "F1:00:00:00:00:02"),
+              EmulatedOpenStrap("KF-C", "F1:00:00:00:00:03", per_notification=4)]  # fmt: skip
+    with VirtualRadio(straps) as radio:
+        sources = [strap_source(radio, straps[0], protocol="witmotion", rate_hz=100.0),
+                   strap_source(radio, straps[1], protocol="polar", rate_hz=52.0),
+                   strap_source(radio, straps[2], protocol="open", rate_hz=200.0)]  # fmt: skip
+        result = kinefuse_pipeline(sources=sources, processors=GAPS, duration_s=5.0)
+    assert_streamed_the_emulated_motion(result, straps, rates=(100, 52, 200))
 
 
 def test_a_strap_that_drops_the_link_is_reconnected_and_the_gap_counted(kinefuse_pipeline):
@@ -132,6 +141,28 @@ def test_a_strap_that_never_answers_is_retried_while_the_others_stream(kinefuse_
     assert working.started == set()  # the stopping daemon stopped both measurements
     silent_stats = result.source_stats("KF-G")
     assert silent_stats["received"] == 0 and silent_stats["state"] == "stopped"  # still retrying at the stop
+
+
+def test_a_strap_that_refuses_an_unpaired_central_is_retried_with_the_reason(kinefuse_pipeline, caplog):
+    # a strap wanting a bonded link answers the first GATT read with Insufficient Authentication, as one does
+    # when the pairing it asks for is refused or was never made
+    locked = EmulatedOpenStrap("KF-L", "F1:00:00:00:00:0A")
+    locked.characteristic(open_profile.INFO_UUID).permissions = (
+        Characteristic.READABLE | Characteristic.READ_REQUIRES_AUTHENTICATION
+    )
+    working = EmulatedOpenStrap("KF-M", "F1:00:00:00:00:0B")
+    with VirtualRadio([locked, working]) as radio:
+        sources = [
+            strap_source(radio, locked, protocol="open"),
+            strap_source(radio, working, protocol="open"),
+        ]
+        result = kinefuse_pipeline(sources=sources, duration_s=4.0)
+    refusals = [r.getMessage() for r in caplog.records if "KF-L" in r.getMessage()]
+    assert len(refusals) >= 2 and all("retrying" in m for m in refusals), refusals  # logged, and tried again
+    assert "F1:00:00:00:00:0A" in refusals[0] and "Insufficient Authentication" in refusals[0], refusals[0]
+    assert "bluetoothctl pair" in refusals[0]  # and what to do about it
+    assert result.source_stats("KF-L")["received"] == 0 and result.source_stats("KF-L")["state"] == "stopped"
+    assert len(result.imu_samples("KF-M")["seq"]) > 100
 
 
 def test_the_adapter_disappearing_and_returning_resumes_the_stream(kinefuse_pipeline, caplog):

@@ -83,6 +83,12 @@ def client(target, radio: VirtualRadio, **kwargs) -> BleakClient:
     return BleakClient(target, backend=BumbleClient, bumble_transport=radio.transport, **kwargs)
 
 
+def watched_client(target, radio: VirtualRadio) -> tuple[BleakClient, asyncio.Event]:
+    """A client and the event its disconnected callback sets."""
+    dropped = asyncio.Event()
+    return client(target, radio, timeout=5.0, disconnected_callback=lambda _client: dropped.set()), dropped
+
+
 async def wait_until(condition: Callable[[], bool], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
@@ -195,10 +201,7 @@ def test_peripheral_drop_fires_disconnected_callback_and_a_new_client_reconnects
     strap = TestStrap(1)
 
     async def scenario(radio: VirtualRadio) -> None:
-        dropped = asyncio.Event()
-        first = client(
-            "F1:00:00:00:00:01", radio, timeout=5.0, disconnected_callback=lambda _client: dropped.set()
-        )
+        first, dropped = watched_client("F1:00:00:00:00:01", radio)
         await first.connect()
         radio.call(strap.disconnect)
         async with asyncio.timeout(2.0):
@@ -218,8 +221,8 @@ def test_powered_off_strap_drops_the_link_and_stops_advertising():
     strap = TestStrap(1)
 
     async def scenario(radio: VirtualRadio) -> None:
-        dropped = asyncio.Event()
-        async with client("F1:00:00:00:00:01", radio, disconnected_callback=lambda _client: dropped.set()):
+        central, dropped = watched_client("F1:00:00:00:00:01", radio)
+        async with central:
             radio.call(strap.power_off)
             async with asyncio.timeout(2.0):
                 await dropped.wait()
@@ -258,10 +261,7 @@ def test_adapter_loss_raises_a_clear_error_and_a_new_adapter_works():
     strap = TestStrap(1)
 
     async def scenario(radio: VirtualRadio) -> None:
-        dropped = asyncio.Event()
-        central = client(
-            "F1:00:00:00:00:01", radio, timeout=5.0, disconnected_callback=lambda _client: dropped.set()
-        )
+        central, dropped = watched_client("F1:00:00:00:00:01", radio)
         await central.connect()
         await central.start_notify(SAMPLES, lambda _characteristic, _data: None)
 

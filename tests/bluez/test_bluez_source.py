@@ -9,12 +9,12 @@ began instead of at fixed times; what is asserted about the data is the same as 
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
-from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion, motion
-from kinefuse.ble.protocols.common import STANDARD_GRAVITY
-from tests.ble.test_ble_source import GAPS, SYNTHETIC, device_meta, gaps_of
+from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion
+from tests.ble.test_ble_source import GAPS, assert_streamed_the_emulated_motion, gaps_of
 from tests.bluez.vhci_radio import VhciRadio
 
 RETRY = {
@@ -23,6 +23,19 @@ RETRY = {
     "reconnect_initial_s": 0.2,
     "reconnect_max_s": 1.0,
 }
+
+
+# the source that must carry on while a strap drops: a one-strap walk, light enough for the emulated guest
+SYNTHETIC = {
+    "id": "synth",
+    "type": "synthetic",
+    "scenario": str(Path(__file__).with_name("one_strap_walk.toml")),
+}
+
+# bluetoothd under software emulation cannot keep up with three straps advertising every 50 ms: its GLib loop
+# never goes idle, so the D-Bus signals for found devices wait until discovery stops. Real straps advertise
+# every 100 ms to 1 s; 500 ms keeps bluetoothd responsive here.
+ADV = {"advertising_interval_ms": 500.0}
 
 
 def strap_source(strap, **options):
@@ -53,49 +66,36 @@ def once_streaming(strap, radio, steps):
 
 
 def test_three_protocols_stream_the_emulated_motion_into_storage(kinefuse_pipeline):
-    straps = [EmulatedWitMotion("WT901-A", "F1:00:00:00:00:01"), EmulatedPolar("Polar Sense B", "F1:00:00:00:00:02"),
-              EmulatedOpenStrap("KF-C", "F1:00:00:00:00:03", per_notification=4)]  # fmt: skip
+    straps = [EmulatedWitMotion("WT901-A", "F1:00:00:00:00:01", **ADV),
+              EmulatedPolar("Polar Sense B", "F1:00:00:00:00:02", **ADV),
+              EmulatedOpenStrap("KF-C", "F1:00:00:00:00:03", per_notification=4, **ADV)]  # fmt: skip
     with VhciRadio(straps):
         sources = [strap_source(straps[0], protocol="witmotion", rate_hz=100.0),
                    strap_source(straps[1], protocol="polar", rate_hz=52.0),
                    strap_source(straps[2], protocol="open", rate_hz=200.0)]  # fmt: skip
-        result = kinefuse_pipeline(sources=sources, processors=GAPS, duration_s=20.0)
-    for strap, rate in zip(straps, (100, 52, 200), strict=True):
-        stats = result.source_stats(strap.name)
-        samples = result.imu_samples(strap.name)
-        assert stats["decode_errors"] == 0 and stats["dropped"] == 0, stats
-        assert len(samples["seq"]) > 2 * rate, (strap.name, len(samples["seq"]))  # seconds of streaming
-        np.testing.assert_allclose(np.linalg.norm(samples["acc"], axis=1), STANDARD_GRAVITY, rtol=0.01)
-        assert np.ptp(samples["gyr"][:, 0]) > 5.0  # the 1 Hz swing: about +-3.3 rad/s about x
-        assert np.all(np.diff(samples["time_ns"]) >= 0) and np.all(np.diff(samples["time_ns"][rate:]) > 0)
-        assert not gaps_of(result, strap.name)
-        meta = device_meta(result, strap.name)
-        assert meta["battery_percent"] == 87 and meta["rssi_dbm"] < 0 and meta["address"] == strap.address, (
-            meta
-        )
-    open_samples = result.imu_samples("KF-C")
-    acc_g, gyr_dps = motion(open_samples["device_time"] / EmulatedOpenStrap.CLOCK_HZ)
-    np.testing.assert_allclose(open_samples["acc"] / STANDARD_GRAVITY, acc_g, atol=1e-3)
-    np.testing.assert_allclose(np.rad2deg(open_samples["gyr"]), gyr_dps, atol=0.1)
+        result = kinefuse_pipeline(sources=sources, processors=GAPS, duration_s=40.0)
+    assert_streamed_the_emulated_motion(result, straps, rates=(100, 52, 200))
 
 
 def test_a_strap_that_drops_the_link_is_reconnected_and_the_gap_counted(kinefuse_pipeline):
-    strap = EmulatedOpenStrap("KF-D", "F1:00:00:00:00:04")
+    strap = EmulatedOpenStrap("KF-D", "F1:00:00:00:00:04", **ADV)
     with VhciRadio([strap]) as radio:
         # 2 s of streaming, then the strap is off for 1 s; the run is long enough to reconnect under emulation
         watcher, done = once_streaming(strap, radio, [(2.0, strap.power_off), (1.0, strap.power_on)])
         result = kinefuse_pipeline(sources=[strap_source(strap, protocol="open", rate_hz=100.0), SYNTHETIC],
-                                   processors=GAPS, duration_s=25.0)  # fmt: skip
+                                   processors=GAPS, duration_s=30.0)  # fmt: skip
         watcher.stop.set()
     assert len(done) == 2, "the strap never started streaming, or the run ended before it came back"
     samples = result.imu_samples("KF-D")
     host_ns = np.sort(samples["host_ns"])
     before, after = host_ns[host_ns <= done[0]], host_ns[host_ns > done[1]]  # done: after power_off, power_on
-    assert len(before) > 100 and len(after) > 100, (len(before), len(after))  # streamed before and after
+    assert len(before) > 50 and len(after) > 50, (len(before), len(after))  # streamed before and after
     gaps = gaps_of(result, "KF-D")
     assert len(gaps) == 1, gaps
     missing = gaps[0]["detail"]["missing"]
-    outage_s = (after[0] - before[-1]) / 1e9  # last sample before the cut to the first after the reconnect
-    # at least the second the strap was off; at most the silence the host saw, at 100 Hz
-    assert 70 <= missing <= 100 * outage_s + 10, (missing, outage_s)
+    # at least the second the strap was off (under emulation bluetoothd also loses what was in flight when the
+    # link went: measured 421 for 1 s off); and exactly counted: every sample the strap's clock says it took
+    # in the span either reached storage or is in the gap
+    seq = np.asarray(samples["seq"])
+    assert missing >= 70 and len(seq) + missing == seq.max() - seq.min() + 1, (missing, len(seq))
     assert result.source_stats("synth")["received"] > 0  # the other source ran on

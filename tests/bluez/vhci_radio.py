@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 
 from bumble import hci, ll
@@ -22,6 +23,24 @@ from kinefuse.ble.emulator import VirtualRadio
 VHCI_DEVICE = "/dev/vhci"
 ADAPTER_ADDRESS = "00:1B:DC:F0:00:01"  # a public address: a controller reporting 00:00:... is unconfigured
 ADAPTER_TIMEOUT_S = 60.0  # bluetoothd under software emulation is slow to set a new adapter up
+
+
+class _LinuxAdapter(Controller):
+    """bumble's controller, keeping one LE address: its public one.
+
+    Linux connects with its public address but scans with a fresh non-resolvable random address (LE Set Random
+    Address). bumble's `LocalLink` sends a controller's LE ACL data from its *random* address whatever address
+    the connection was made with, so the straps would drop everything the central sends ("no connection for
+    <random address>"). Ignoring the random address keeps the central's ATT traffic on its connections; the
+    straps never see the scanning address anyway (bumble's controller sends no scan requests)."""
+
+    @property
+    def random_address(self) -> hci.Address:
+        return self.public_address
+
+    @random_address.setter
+    def random_address(self, address: hci.Address | str) -> None:
+        pass
 
 
 class VhciRadio(VirtualRadio):
@@ -48,7 +67,7 @@ class VhciRadio(VirtualRadio):
         if self._adapter is not None:
             return
         self._vhci = await open_vhci_transport(self.device)
-        self._adapter = Controller(
+        self._adapter = _LinuxAdapter(
             "central-adapter",
             host_source=self._vhci.source,
             host_sink=self._vhci.sink,
@@ -79,7 +98,19 @@ def wait_for_powered_adapter(address: str, timeout_s: float) -> str:
                 return path
             last = f"adapter {path or address} present={bool(path)} powered={powered}"
         time.sleep(0.2)
-    raise TimeoutError(f"bluetoothd did not power the VHCI adapter {address} in {timeout_s:g} s ({last})")
+    alive = any(_is_bluetoothd(pid) for pid in os.listdir("/proc") if pid.isdigit())
+    raise TimeoutError(
+        f"bluetoothd did not power the VHCI adapter {address} in {timeout_s:g} s ({last}; bluetoothd "
+        f"{'is running' if alive else 'is NOT running'})"
+    )
+
+
+def _is_bluetoothd(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as comm:
+            return comm.read().strip() == "bluetoothd"
+    except OSError:
+        return False
 
 
 async def _adapter_state(address: str) -> tuple[str | None, bool]:

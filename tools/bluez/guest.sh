@@ -44,6 +44,9 @@ if [ "${1:-}" = "--run" ]; then  # tools/bluez/guest.sh --run CMD...: another co
 else
     .venv/bin/python -m pytest -p no:cacheprovider tests/bluez "$@" || status=$?
 fi
+if ! kill -0 $BLUETOOTHD 2>/dev/null; then
+    wait $BLUETOOTHD || echo "bluetoothd exited during the tests, status $?" >&2
+fi
 if [ $status -ne 0 ]; then
     echo "--- tail of bluetoothd's log ($LOG_DIR/bluetoothd.log) ---"
     tail -n 60 "$LOG_DIR/bluetoothd.log"

@@ -41,6 +41,18 @@ def main() -> int:
                 return f"{strap.name}: {type(exc).__name__}: {exc} after {time.monotonic() - start:.2f} s"
             return f"{strap.name}: {'found' if found else 'NOT found'} after {time.monotonic() - start:.2f} s"
 
+        async def everything_seen(seconds=8.0):
+            from collections import Counter
+
+            from bleak import BleakScanner
+
+            seen = Counter()
+            async with BleakScanner(lambda device, adv: seen.update([device.address])):
+                await asyncio.sleep(seconds)
+            return f"callbacks per address in {seconds:g} s: {dict(seen)}"
+
+        say(asyncio.run(everything_seen()))
+
         async def one_by_one():
             return [await find(strap) for strap in straps]
 
