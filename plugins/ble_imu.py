@@ -128,8 +128,12 @@ class BleImuSource:
         disconnected = asyncio.Event()
         client = BleakClient(device, disconnected_callback=lambda _: disconnected.set(),
                              timeout=o["connect_timeout_s"], **self.radio.client_kwargs())  # fmt: skip
-        async with client:
-            return await self._stream(ctx, client, device, advertisement.rssi, disconnected)
+        try:
+            async with client:
+                return await self._stream(ctx, client, device, advertisement.rssi, disconnected)
+        except TimeoutError as exc:  # bleak's and wait_for's carry no message of their own
+            raise TimeoutError(f"no answer within connect_timeout_s = {o['connect_timeout_s']:g} s while "
+                               "connecting, discovering its services or starting its stream") from exc  # fmt: skip
 
     async def _stream(
         self, ctx: SourceContext, client, device, rssi: int, disconnected: asyncio.Event
