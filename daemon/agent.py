@@ -9,6 +9,7 @@ import logging
 import signal
 import time
 import uuid
+from pathlib import Path
 
 from kinefuse import __version__
 from kinefuse.channels import ChannelClosed, DropOldestChannel
@@ -80,7 +81,11 @@ class Agent:
         policy_section = config["supervisor"]
         self.supervisors = {
             c.id: SourceSupervisor(
-                c, registry.sources[c.type], self.ingest.put, RestartPolicy.from_config(policy_section)
+                c,
+                registry.sources[c.type],
+                self.ingest.put,
+                RestartPolicy.from_config(policy_section),
+                Path(config["storage"]["path"]),
             )
             for c in config.sources
         }

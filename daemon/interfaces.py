@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from kinefuse.configschema import Schema
@@ -22,6 +23,9 @@ class SourceContext(Protocol):
 
     source_id: str
     log: logging.Logger
+    database_path: (
+        Path | None
+    )  # the daemon's SQLite file ([storage] path), to read what commands stored there
 
     def add_device(self, device: DeviceInfo) -> None:
         """Declare a device before emitting its first batch."""

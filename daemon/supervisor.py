@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from kinefuse.config import ComponentConfig
 from kinefuse.interfaces import DeviceAdded, SourceSpec
@@ -67,8 +68,10 @@ class SourceSupervisor:
         spec: SourceSpec,
         emit_item: Callable[[object], None],
         policy: RestartPolicy,
+        database_path: Path | None = None,
     ):
         self.source_id = component.id
+        self.database_path = database_path
         self.component, self.spec = component, spec
         self.log = logging.getLogger(f"kinefuse.source.{component.id}")
         self._emit_item = emit_item

@@ -56,7 +56,7 @@ SCHEMA = {
     "assignments_db": Field(
         str,
         "",
-        "database with `kinefuse devices assign` (default: $KINEFUSE_DB or kinefuse.db)",
+        "database holding `kinefuse devices assign`'s labels (empty: the daemon's own, [storage] path)",
         is_path=True,
     ),  # fmt: skip
 }
@@ -151,7 +151,7 @@ class BleImuSource:
 
         await asyncio.wait_for(self.strap.start(client, on_notification), self.options["connect_timeout_s"])
         meta = {"address": device.address, "name": device.name, "protocol": self.strap.protocol, "rssi_dbm": rssi,
-                "battery_percent": await _battery(client), **self._assignment(device.address)}  # fmt: skip
+                "battery_percent": await _battery(client), **self._assignment(ctx, device.address)}  # fmt: skip
         ctx.add_device(DeviceInfo(self.device_id, DeviceKind.IMU, self.strap.clock_hz, meta=meta))
         ctx.log.info("strap %s connected: %s", self._wanted(), meta)
         decoding = asyncio.ensure_future(self._decode(ctx, packets, device.address))
@@ -189,22 +189,22 @@ class BleImuSource:
                 ctx.note_dropped(self.strap.dropped - self._unpaired)
                 self._unpaired = self.strap.dropped
 
-    def _assignment(self, address: str) -> dict:
+    def _assignment(self, ctx: SourceContext, address: str) -> dict:
+        """Who wears the strap on which segment; a label, so an unreadable database only loses the label."""
+        import sqlite3
+
         from kinefuse.ble import assignments
 
-        path = Path(self.options["assignments_db"] or _default_db())
-        wearer = (
-            assignments.assignments(path).get(assignments.normalise_address(address))
-            if path.exists()
-            else None
-        )
+        path = Path(self.options["assignments_db"]) if self.options["assignments_db"] else ctx.database_path
+        try:
+            wearer = (
+                assignments.assignments(path).get(assignments.normalise_address(address)) if path else None
+            )
+        except (sqlite3.Error, OSError) as exc:
+            ctx.log.warning("strap %s: cannot read its assignment from %s (%s); streaming it unlabelled",
+                            self.source_id, path, exc)  # fmt: skip
+            return {}
         return {"athlete": wearer.athlete, "segment": wearer.segment} if wearer else {}
-
-
-def _default_db() -> str:
-    import os
-
-    return os.environ.get("KINEFUSE_DB", "kinefuse.db")
 
 
 async def _battery(client) -> int | None:

@@ -26,6 +26,7 @@ class _Collector:
     def __init__(self, source_id: str):
         self.source_id, self.log = source_id, logging.getLogger(f"kinefuse.bench.ble.{source_id}")
         self.device, self.samples, self.errors, self.dropped = None, 0, 0, 0
+        self.database_path = None  # no daemon database: the straps go unlabelled
         self.latency_us: list[np.ndarray] = []
 
     def add_device(self, device):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from bumble.gatt import Characteristic
 
+from kinefuse.ble import assignments
 from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion, motion
 from kinefuse.ble.emulator import VirtualRadio
 from kinefuse.ble.protocols import open_profile
@@ -84,6 +85,31 @@ def test_three_protocols_stream_the_emulated_motion_into_storage(kinefuse_pipeli
                    strap_source(radio, straps[2], protocol="open", rate_hz=200.0)]  # fmt: skip
         result = kinefuse_pipeline(sources=sources, processors=GAPS, duration_s=5.0)
     assert_streamed_the_emulated_motion(result, straps, rates=(100, 52, 200))
+
+
+def test_the_strap_is_labelled_from_the_daemons_database_and_an_unreadable_one_only_loses_the_label(
+    kinefuse_pipeline, tmp_path, caplog
+):
+    labelled = EmulatedOpenStrap("KF-N", "F1:00:00:00:00:0C")
+    unlabelled = EmulatedOpenStrap("KF-O", "F1:00:00:00:00:0D")
+    daemon_db, damaged = tmp_path / "daemon.db", tmp_path / "damaged.db"
+    assignments.assign(
+        daemon_db, "f1-00-00-00-00-0c", "Ana", "left_shank"
+    )  # as `kinefuse devices assign` does
+    damaged.write_bytes(b"not a database" * 100)
+    with VirtualRadio([labelled, unlabelled]) as radio:
+        sources = [strap_source(radio, labelled, protocol="open"),
+                   strap_source(radio, unlabelled, protocol="open", assignments_db=str(damaged))]  # fmt: skip
+        storage = {"storage": {"path": str(daemon_db)}}  # the daemon writes the file the assignment is in
+        result = kinefuse_pipeline(sources=sources, duration_s=3.0, config_overrides=storage)
+    meta = device_meta(result, "KF-N")
+    assert meta["athlete"] == "Ana" and meta["segment"] == "left_shank", meta
+    assert "athlete" not in device_meta(result, "KF-O")
+    assert len(result.imu_samples("KF-O")["seq"]) > 100  # streamed all the same
+    said = [
+        r.getMessage() for r in caplog.records if "KF-O" in r.getMessage() and "assignment" in r.getMessage()
+    ]
+    assert said and str(damaged) in said[0] and "unlabelled" in said[0], said
 
 
 def test_a_strap_that_drops_the_link_is_reconnected_and_the_gap_counted(kinefuse_pipeline):
