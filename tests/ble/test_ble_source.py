@@ -7,7 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from bumble.gatt import Characteristic
+from bumble.att import ATT_Error, ErrorCode
+from bumble.gatt import Characteristic, CharacteristicValue
 
 from kinefuse.ble import assignments
 from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion, motion
@@ -207,6 +208,40 @@ def test_a_strap_that_refuses_an_unpaired_central_is_retried_with_the_reason(kin
     assert "bluetoothctl pair" in refusals[0]  # and what to do about it
     assert result.source_stats("KF-L")["received"] == 0 and result.source_stats("KF-L")["state"] == "stopped"
     assert len(result.imu_samples("KF-M")["seq"]) > 100
+
+
+def failing_first_set_up(strap: EmulatedOpenStrap) -> EmulatedOpenStrap:
+    """The strap answers its first info read with an ATT error (as a busy strap may), so the central drops
+    the link it has just made; later reads work."""
+    info = strap.characteristic(open_profile.INFO_UUID)
+    answer, refused = info.value.read, []
+
+    def read_once_refused(connection):
+        if not refused:
+            refused.append(connection)
+            raise ATT_Error(ErrorCode.UNLIKELY_ERROR)
+        return answer(connection)
+
+    info.value = CharacteristicValue(read=read_once_refused)
+    return strap
+
+
+def assert_found_again_after_a_failed_set_up(result, caplog, strap, rate) -> None:
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if strap.name in r.getMessage() and "retrying" in r.getMessage()
+    ]
+    assert said and "Unlikely Error" in said[0], said  # the first set-up failed, and said why
+    assert len(result.imu_samples(strap.name)["seq"]) > 2 * rate  # then it was found again and streamed
+
+
+def test_a_strap_whose_set_up_fails_is_found_again_and_streams(kinefuse_pipeline, caplog):
+    strap = failing_first_set_up(EmulatedOpenStrap("KF-P", "F1:00:00:00:00:0E"))
+    with VirtualRadio([strap]) as radio:
+        result = kinefuse_pipeline(sources=[strap_source(radio, strap, protocol="open", rate_hz=100.0)],
+                                   duration_s=5.0)  # fmt: skip
+    assert_found_again_after_a_failed_set_up(result, caplog, strap, 100)
 
 
 def test_the_adapter_disappearing_and_returning_resumes_the_stream(kinefuse_pipeline, caplog):
