@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion
 from tests.ble.test_ble_source import (
@@ -143,12 +142,6 @@ def test_a_strap_that_never_answers_is_retried_while_the_others_stream(kinefuse_
     assert_retried_without_an_answer(result, caplog, "KF-G")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, under investigation (docs/ble.md, 'What it found'): after the source's disconnect the kernel "
-    "sent LE Create Connection Cancel instead of Disconnect, so the link stays up and the strap never "
-    "advertises again",
-)
 def test_a_strap_whose_set_up_fails_is_found_again_and_streams(kinefuse_pipeline, caplog):
     strap = failing_first_set_up(EmulatedOpenStrap("KF-P", "F1:00:00:00:00:0E", **ADV))
     with VhciRadio([strap]):

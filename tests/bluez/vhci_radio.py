@@ -32,7 +32,18 @@ class _LinuxAdapter(Controller):
     Address). bumble's `LocalLink` sends a controller's LE ACL data from its *random* address whatever address
     the connection was made with, so the straps would drop everything the central sends ("no connection for
     <random address>"). Ignoring the random address keeps the central's ATT traffic on its connections; the
-    straps never see the scanning address anyway (bumble's controller sends no scan requests)."""
+    straps never see the scanning address anyway (bumble's controller sends no scan requests).
+
+    It also does not claim LL Privacy or extended advertising. With either, Linux waits for the *LE Enhanced
+    Connection Complete* event after a connection request (the Core Specification, Vol 4, Part E, 7.7.65.10,
+    has a controller send it instead of the legacy event once the host unmasks it), but bumble's controller only
+    sends the legacy *LE Connection Complete*. The kernel then timed out about 4 s into every connection, sent
+    LE Create Connection Cancel (which bumble acknowledges without acting) and dropped the link on its side
+    only, so the strap stayed connected in the emulation and never advertised again."""
+
+    le_features = Controller.le_features & ~(
+        hci.LeFeatureMask.LL_PRIVACY | hci.LeFeatureMask.LE_EXTENDED_ADVERTISING
+    )
 
     @property
     def random_address(self) -> hci.Address:
