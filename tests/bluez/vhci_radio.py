@@ -22,6 +22,7 @@ from kinefuse.ble.emulator import VirtualRadio
 
 VHCI_DEVICE = "/dev/vhci"
 ADAPTER_ADDRESS = "00:1B:DC:F0:00:01"  # a public address: a controller reporting 00:00:... is unconfigured
+_LE_ENHANCED_COMPLETE = 1 << 9  # its bit in HCI_LE_Set_Event_Mask (Core Specification Vol 4, Part E, 7.8.1)
 ADAPTER_TIMEOUT_S = 60.0  # bluetoothd under software emulation is slow to set a new adapter up
 
 
@@ -34,16 +35,32 @@ class _LinuxAdapter(Controller):
     <random address>"). Ignoring the random address keeps the central's ATT traffic on its connections; the
     straps never see the scanning address anyway (bumble's controller sends no scan requests).
 
-    It also does not claim LL Privacy or extended advertising. With either, Linux waits for the *LE Enhanced
-    Connection Complete* event after a connection request (the Core Specification, Vol 4, Part E, 7.7.65.10,
-    has a controller send it instead of the legacy event once the host unmasks it), but bumble's controller only
-    sends the legacy *LE Connection Complete*. The kernel then timed out about 4 s into every connection, sent
-    LE Create Connection Cancel (which bumble acknowledges without acting) and dropped the link on its side
-    only, so the strap stayed connected in the emulation and never advertised again."""
+    It also sends *LE Enhanced Connection Complete* where bumble's controller sends the legacy *LE Connection
+    Complete*, once the host has unmasked the enhanced event: the Core Specification (Vol 4, Part E, 7.7.65.10)
+    has a controller do so, and Linux, seeing LL Privacy and extended advertising, waits for it. Without this
+    the kernel timed out about 4 s into every connection, sent LE Create Connection Cancel (which bumble
+    acknowledges without acting) and dropped the link on its side only, so the strap stayed connected in the
+    emulation and never advertised again."""
 
-    le_features = Controller.le_features & ~(
-        hci.LeFeatureMask.LL_PRIVACY | hci.LeFeatureMask.LE_EXTENDED_ADVERTISING
-    )
+    def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        if (
+            isinstance(packet, hci.HCI_LE_Connection_Complete_Event)
+            and self.le_event_mask & _LE_ENHANCED_COMPLETE
+        ):
+            packet = hci.HCI_LE_Enhanced_Connection_Complete_Event(
+                status=packet.status,
+                connection_handle=packet.connection_handle,
+                role=packet.role,
+                peer_address_type=packet.peer_address_type,
+                peer_address=packet.peer_address,
+                local_resolvable_private_address=hci.Address.ANY,  # no address resolution here
+                peer_resolvable_private_address=hci.Address.ANY,
+                connection_interval=packet.connection_interval,
+                peripheral_latency=packet.peripheral_latency,
+                supervision_timeout=packet.supervision_timeout,
+                central_clock_accuracy=packet.central_clock_accuracy,
+            )
+        super().send_hci_packet(packet)
 
     @property
     def random_address(self) -> hci.Address:
