@@ -52,6 +52,13 @@ class Field:
 
 
 Schema = Mapping[str, Field]
+
+
+def defaults(schema: Schema) -> dict[str, Any]:
+    """The options a table of this schema has when it sets nothing (keys without a default are left out)."""
+    return {key: field.default for key, field in schema.items() if field.default is not REQUIRED}
+
+
 _TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from kinefuse import hookimpl
 from kinefuse.bench import make_row
+from kinefuse.configschema import defaults
 from kinefuse.interfaces import BenchSpec
 
 STRAPS = 8
@@ -47,9 +48,8 @@ class _Collector:
 async def _stream(radio, straps, rate_hz: float, duration_s: float) -> list[_Collector]:
     from kinefuse_plugins.ble_imu import SCHEMA, BleImuSource
 
-    defaults = {key: field.default for key, field in SCHEMA.items()}
     contexts = [_Collector(strap.name) for strap in straps]
-    sources = [BleImuSource({**defaults, "protocol": "open", "address": strap.address, "backend": "bumble",
+    sources = [BleImuSource({**defaults(SCHEMA), "protocol": "open", "address": strap.address, "backend": "bumble",
                              "bumble_transport": radio.transport, "rate_hz": rate_hz}, strap.name)
                for strap in straps]  # fmt: skip
     tasks = [asyncio.ensure_future(s.run(c)) for s, c in zip(sources, contexts, strict=True)]

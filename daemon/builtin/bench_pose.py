@@ -15,6 +15,7 @@ import numpy as np
 
 from kinefuse import hookimpl
 from kinefuse.bench import make_row
+from kinefuse.configschema import defaults
 from kinefuse.datasets.paths import shared_dir
 from kinefuse.interfaces import BenchSpec
 from kinefuse.pose.registry import spec
@@ -93,8 +94,7 @@ async def _cameras(video: Path, model_path: Path, cameras: int) -> tuple[float, 
     """Frames per second and seconds per frame of the real camera source, ``cameras`` at once."""
     from kinefuse_plugins.camera import SCHEMA, CameraSource
 
-    defaults = {key: field.default for key, field in SCHEMA.items()}
-    options = {**defaults, "path": str(video), "model_path": str(model_path), "realtime": False}
+    options = {**defaults(SCHEMA), "path": str(video), "model_path": str(model_path), "realtime": False}
     sources = [CameraSource(options, f"cam{i}") for i in range(cameras)]
     contexts = [_Collector() for _ in sources]
     start = time.perf_counter()

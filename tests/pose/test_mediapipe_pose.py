@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from kinefuse.configschema import defaults
 from kinefuse.datasets import paths
 from kinefuse.pose.registry import spec
 from kinefuse.pose.runtime import PoseModel
@@ -107,7 +108,7 @@ def test_blazepose_is_whole_image_so_a_detector_is_refused():
     from kinefuse_plugins.camera import SCHEMA, CameraSource
 
     load_plugins(entry_points=False)
-    options = {name: field.default for name, field in SCHEMA.items()}
+    options = defaults(SCHEMA)
     options.update(path=str(VIDEO), model=mediapipe_pose.NAME, detector="rtmdet_nano_person")
     with pytest.raises(ValueError, match="top-down path"):
         CameraSource(options, "cam")

@@ -7,10 +7,10 @@ import textwrap
 import numpy as np
 
 from kinefuse.builtin.synthetic import SCHEMA, SyntheticSource
-from kinefuse.configschema import REQUIRED
+from kinefuse.configschema import defaults
 from kinefuse.types import ImuBatch, KeypointBatch
 
-DEFAULTS = {key: field.default for key, field in SCHEMA.items() if field.default is not REQUIRED}
+DEFAULTS = defaults(SCHEMA)
 SMALL = """
 [scenario]
 name = "small"
