@@ -100,7 +100,6 @@ class CameraSource:
             raise ValueError(f"camera {source_id!r}: athlete = 'region' needs athlete_region = [x1, y1, x2, "
                              f"y2], fractions of the image, x1 < x2, y1 < y2; got {region}")  # fmt: skip
         self.tracker: Tracker | None = None
-        self._swapped = False  # the last estimated frame's athlete had a left/right swap undone
 
     def _model(self, name: str, file: str):
         from kinefuse.pose import registry
@@ -138,7 +137,7 @@ class CameraSource:
             frame = await asyncio.to_thread(live.take, watchdog)
             if frame is _NO_FRAME:
                 raise self._watchdog_error()
-            return None if frame is None else (*frame[:2], await asyncio.to_thread(self._people, frame[2]))
+            return None if frame is None else (*frame[:2], *await asyncio.to_thread(self._people, frame[2]))
         reading = asyncio.ensure_future(asyncio.to_thread(self._next, capture))
         done, _ = await asyncio.wait({reading}, timeout=watchdog)
         if not done:
@@ -182,7 +181,7 @@ class CameraSource:
                 dropped = live.dropped
             if frame is None:
                 break
-            pts_s, host_ns, people = frame
+            pts_s, host_ns, people, swapped = frame
             frames += 1
             if self.options["realtime"]:
                 delay = started + pts_s * 1e9 - time.monotonic_ns()
@@ -192,7 +191,7 @@ class CameraSource:
             t = epoch_s + pts_s
             ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(t * fps)], [round(t * CLOCK_HZ)],
                                     [host_ns], self.keypoint_set, keypoints[None],
-                                    [self._swapped]))  # fmt: skip
+                                    [swapped]))  # fmt: skip
         if live is not None:
             raise ConnectionError(
                 f"camera {self.source_id!r}: {self.options['path']} stopped after {frames} frames"
@@ -223,20 +222,20 @@ class CameraSource:
             return None
         host_ns = time.monotonic_ns()
         pts_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
-        return pts_s, host_ns, self._people(image)
+        return pts_s, host_ns, *self._people(image)
 
-    def _people(self, image):
-        """The pose model on one frame (worker thread): the athlete's keypoints, or nobody."""
+    def _people(self, image) -> tuple[list, bool]:
+        """The pose model on one frame (worker thread): the athlete's keypoints, or nobody, and whether the
+        tracker undid a left/right swap in them."""
         if self.topdown is None:
-            return self.pose(image).result
+            return self.pose(image).result, False
         people = self.topdown(image)
         if self.tracker is None:
             self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"],
                                    region=tuple(self.options["athlete_region"]))  # fmt: skip
         frame = self.tracker.update(people.boxes, people.keypoints)
         athlete = frame.athlete
-        self._swapped = frame.swapped
-        return [] if athlete is None or athlete.missed else [athlete.keypoints]
+        return ([] if athlete is None or athlete.missed else [athlete.keypoints]), frame.swapped
 
 
 _WHY_NOT_OPEN = {
