@@ -361,14 +361,19 @@ class VirtualRadio:
     async def _unplug_adapter(self) -> None:
         if self._adapter is None or self._link is None or self._adapter_transport is None:
             return
-        for connection in list(self._adapter.le_connections.values()):
-            # The peripherals stop hearing the adapter: their supervision timeout ends each link.
-            connection.send_ll_control_pdu(ll.TerminateInd(hci.HCI_CONNECTION_TIMEOUT_ERROR))
-        self._link.remove_controller(self._adapter)
-        self._adapter = None
+        self._drop_adapter_from_link()
         # bumble's TCP server transport keeps its listening server in `.server` and the accepted
         # connection in its sink's `.transport`; both must close for the central to see the adapter vanish.
         self._adapter_transport.server.close()
         if (client := self._adapter_transport.sink.transport) is not None:
             client.close()
         self._adapter_transport = None
+
+    def _drop_adapter_from_link(self) -> None:
+        """The adapter's controller leaves the virtual link; its HCI transport is the caller's to close."""
+        assert self._adapter is not None and self._link is not None
+        for connection in list(self._adapter.le_connections.values()):
+            # The peripherals stop hearing the adapter: their supervision timeout ends each link.
+            connection.send_ll_control_pdu(ll.TerminateInd(hci.HCI_CONNECTION_TIMEOUT_ERROR))
+        self._link.remove_controller(self._adapter)
+        self._adapter = None

@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 
-from bumble import hci, ll
+from bumble import hci
 from bumble.controller import Controller
 from bumble.transport.vhci import open_vhci_transport
 
@@ -106,10 +106,7 @@ class VhciRadio(VirtualRadio):
     async def _unplug_adapter(self) -> None:
         if self._adapter is None or self._link is None or self._vhci is None:
             return
-        for connection in list(self._adapter.le_connections.values()):
-            connection.send_ll_control_pdu(ll.TerminateInd(hci.HCI_CONNECTION_TIMEOUT_ERROR))
-        self._link.remove_controller(self._adapter)
-        self._adapter = None
+        self._drop_adapter_from_link()
         vhci, self._vhci = self._vhci, None
         await vhci.close()  # the kernel removes the hciN device
         await asyncio.sleep(0.5)  # let bluetoothd see the index go before a replug reuses it
