@@ -127,8 +127,9 @@ class EmulatedOpenStrap(EmulatedStrap):
 
     def _packet(self, first: int, count: int) -> bytes:
         period = round(self.CLOCK_HZ / self.rate_hz)
-        if first == 0:  # sampling starts: the sample clock is the host's, so latency can be read off it
-            self._start_ticks = time.monotonic_ns() // 1000 - (count - 1) * period
+        if first == 0:  # sampling starts: the sample clock is the host's, so latency can be read off it;
+            # anchored at the stream's scheduled start, so no sample is stamped later than it is sent
+            self._start_ticks = self.streams[-1].start_ns // 1000 - (count - 1) * period
         first_ticks = (self._start_ticks + first * period) % 2**32  # a 32-bit device counter
         acc, gyr = motion((first_ticks + np.arange(count) * period) / self.CLOCK_HZ)
         self._sequence = (self._sequence + 1) % 65536

@@ -84,6 +84,7 @@ class NotificationStream:
         count: int | None,
     ) -> None:
         self.sent = 0
+        self.start_ns: int | None = None  # host monotonic ns of tick 0's scheduled time
         self._peripheral = peripheral
         self._characteristic_uuid = characteristic_uuid
         self._period_s = 1.0 / rate_hz
@@ -94,6 +95,7 @@ class NotificationStream:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        self.start_ns = round(start * 1e9)  # the loop's clock is time.monotonic()
         while self._count is None or self.sent < self._count:
             await self._peripheral.notify(self._characteristic_uuid, self._produce(self.sent))
             self.sent += 1
