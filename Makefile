@@ -42,13 +42,15 @@ $(MEDIAPIPE): $(INSTALLED)
 
 mediapipe: $(MEDIAPIPE)
 
+# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]) before the tests run.
 test: $(INSTALLED) $(SYSTEM_DEPS) $(MEDIAPIPE)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # At least a million inputs per BLE decoder (atheris, coverage-guided); make test runs a short hypothesis fuzz.
 fuzz: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet atheris
-	$(BIN)/python -m tests.ble.fuzz_decoders
+	$(BIN)/python -m plugins.ble_imu.tests.fuzz_decoders
 
 # Optional, not part of make test: the ble_imu scenarios through real BlueZ (bleak's D-Bus backend, bluetoothd,
 # the kernel's Bluetooth stack) in a QEMU guest started by virtme-ng, on a bumble controller attached over

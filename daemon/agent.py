@@ -15,10 +15,10 @@ from kinefuse import __version__
 from kinefuse.channels import ChannelClosed, DropOldestChannel
 from kinefuse.clock import ClockAligner
 from kinefuse.config import Config
-from kinefuse.interfaces import DeviceAdded, Processor, SessionInfo, Sink
-from kinefuse.plugins import Registry
+from kinefuse.interfaces import Processor, Sink
+from kinefuse.plugin_loader import Registry
 from kinefuse.supervisor import RestartPolicy, SourceState, SourceSupervisor
-from kinefuse.types import ImuBatch, KeypointBatch
+from kinefuse.types import DeviceAdded, ImuBatch, KeypointBatch, SessionInfo
 
 log = logging.getLogger(__name__)
 _BATCH_TYPES = (ImuBatch, KeypointBatch)

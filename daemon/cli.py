@@ -12,7 +12,8 @@ from pathlib import Path
 from kinefuse import __version__
 from kinefuse.config import Config, default_config_path, load_config
 from kinefuse.configschema import ConfigInvalid
-from kinefuse.plugins import Registry, load_plugins
+from kinefuse.interfaces import Registry
+from kinefuse.plugin_loader import load_plugins
 
 EXIT_CONFIG = 2
 
@@ -74,6 +75,7 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
 
 def cmd_status(args: argparse.Namespace, registry: Registry) -> int:
     from kinefuse import control
+    from kinefuse.control import client
     from kinefuse.storage import reader
 
     if args.db is not None:
@@ -83,49 +85,17 @@ def cmd_status(args: argparse.Namespace, registry: Registry) -> int:
     config = _load_config(args.config, registry)
     if config is None:
         return EXIT_CONFIG
-    return control.print_status(control.socket_path(config), as_json=args.json)
+    return client.print_status(control.socket_path(config), as_json=args.json)
 
 
 def cmd_tail(args: argparse.Namespace, registry: Registry) -> int:
     from kinefuse import control
+    from kinefuse.control import client
 
     config = _load_config(args.config, registry)
     if config is None:
         return EXIT_CONFIG
-    return control.tail(control.socket_path(config), kinds=args.kind, limit=args.count)
-
-
-def cmd_bench(args: argparse.Namespace, registry: Registry) -> int:
-    from kinefuse import bench
-
-    options = {"duration_s": args.duration, "shared_dir": args.data}
-    try:
-        rows = bench.run_bench(registry, args.name, options)
-    except bench.BenchError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    bench.print_table(args.name, rows, sys.stdout)
-    if args.json is not None:
-        bench.write_json(args.json, args.name, rows)
-        print(f"wrote {args.json}")
-    return 0
-
-
-def cmd_report(args: argparse.Namespace, registry: Registry) -> int:
-    from kinefuse import bench
-
-    try:
-        document = bench.read_json(args.json)
-    except (OSError, ValueError, bench.BenchError) as exc:
-        print(f"cannot read {args.json}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    text = bench.markdown(document, str(args.json))
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}")
-    return 0
+    return client.tail(control.socket_path(config), kinds=args.kind, limit=args.count)
 
 
 def build_parser(registry: Registry) -> argparse.ArgumentParser:
@@ -163,18 +133,6 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     )
     tail.add_argument("--count", type=int, help="stop after this many records")
     tail.set_defaults(handler=cmd_tail)
-
-    bench = commands.add_parser("bench", help="run a benchmark: " + ", ".join(sorted(registry.benches)))
-    bench.add_argument("name")
-    bench.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    bench.add_argument("--duration", type=float, help="seconds to run each case")
-    bench.add_argument("--data", type=Path, help="data folder to score (default: the shared data)")
-    bench.set_defaults(handler=cmd_bench)
-
-    report = commands.add_parser("report", help="render a bench JSON file as a Markdown page")
-    report.add_argument("json", type=Path, help="a file written by kinefuse bench NAME --json")
-    report.add_argument("--out", type=Path, help="write here instead of standard output")
-    report.set_defaults(handler=cmd_report)
 
     for spec in registry.commands.values():
         sub = commands.add_parser(spec.name, help=spec.help)

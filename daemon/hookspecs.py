@@ -1,6 +1,7 @@
 """The whole kinefuse plugin contract.
 
-Every hook registers something once, at start-up; none is called per sample.  A plugin module
+Every hook is called once, at start-up; none is called per sample. The ``register_*`` hooks register
+things; ``plugins_loaded`` tells a plugin what all of them registered.  A plugin module
 implements any subset with ``@kinefuse.hookimpl``.  Each hook is documented in docs/plugins.md
 (tests/unit/test_hookspecs_documented.py fails when one is not).
 """
@@ -24,7 +25,7 @@ def register_processors():
 @hookspec
 def register_pose_estimators():
     """Return a list of kinefuse.interfaces.PoseEstimatorSpec: pose estimators the ``camera`` source can use
-    by name (``model = ...``) beside the ONNX models of kinefuse.pose.registry."""
+    by name (``model = ...``) beside its own ONNX models."""
 
 
 @hookspec
@@ -51,3 +52,10 @@ def register_commands():
 @hookspec
 def register_benches():
     """Return a list of kinefuse.interfaces.BenchSpec: benchmarks run by ``kinefuse bench NAME``."""
+
+
+@hookspec
+def plugins_loaded(registry):
+    """Called once after every plugin has registered, with the kinefuse.interfaces.Registry of everything
+    registered: for a plugin that uses what others register (the camera runs the pose estimators other
+    plugins register). Read it; do not change it."""

@@ -9,7 +9,7 @@ import numpy as np
 import tomli_w
 
 from kinefuse.config import Config
-from kinefuse.plugins import Registry
+from kinefuse.plugin_loader import Registry
 
 
 def write_config(path: Path, tables: dict) -> Path:
@@ -31,7 +31,7 @@ def _plain(value):
     return value
 
 
-async def run_agent(config: Config, registry: Registry, duration_s: float | None = None):
+async def run_in_process(config: Config, registry: Registry, duration_s: float | None = None):
     """Run an Agent to the end (``duration_s``, or until its sources end); return it with its exit code."""
     from kinefuse.agent import Agent  # here: importing plugins must not import the whole runtime
 

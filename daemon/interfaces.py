@@ -10,12 +10,15 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from kinefuse.configschema import Schema
-from kinefuse.types import DerivedValue, DeviceInfo, Event, SampleBatch, StreamItem
+from kinefuse.types import DerivedValue, DeviceAdded, DeviceInfo, Event, SampleBatch, SessionInfo, StreamItem
 
 
 class SourceContext(Protocol):
@@ -51,24 +54,6 @@ class Processor(Protocol):
 
     def flush(self) -> Iterable[DerivedValue | Event]:
         """Emit what is still held back; called once at stop."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SessionInfo:
-    session_uuid: str
-    athlete: str
-    started_wall: str  # ISO 8601, UTC
-    started_ns: int  # time.monotonic_ns()
-    config_path: str
-    kinefuse_version: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DeviceAdded:
-    """Stream item: a source declared a device. Travels in order with the batches."""
-
-    source_id: str
-    device: DeviceInfo
 
 
 class Sink(Protocol):
@@ -126,9 +111,28 @@ class ProcessorSpec:
 class PoseEstimator(Protocol):
     """Keypoints of the people in one frame; called from the camera's worker thread."""
 
-    def __call__(self, frame_bgr: Any) -> Any:
-        """A kinefuse.pose.runtime.Inference: ``result`` (people, keypoints, 3) as x, y in image pixels and
-        confidence, ``timings`` in seconds by stage."""
+    def __call__(self, frame_bgr: Any) -> Inference:
+        """``result`` (people, keypoints, 3) as x, y in image pixels and confidence, ``timings`` in seconds
+        by stage."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Inference:
+    """People found: keypoints (P, K, 3) or boxes (P, 5) in image pixels, and the stage times in seconds."""
+
+    result: np.ndarray
+    timings: dict[str, float]
+
+    @classmethod
+    def timed(cls, result: np.ndarray, start: float, prepared: float, inferred: float) -> Inference:
+        """``result`` with the stage times from perf_counter readings taken at each stage's start (now: done)."""
+        done = time.perf_counter()
+        stages = {
+            "preprocess": prepared - start,
+            "inference": inferred - prepared,
+            "postprocess": done - inferred,
+        }
+        return cls(result, stages)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,3 +190,34 @@ class BenchSpec:
     name: str
     doc: str
     run: Callable[[dict], Awaitable[list[dict]] | list[dict]]
+
+
+@dataclasses.dataclass
+class PluginRecord:
+    name: str
+    version: str
+    origin: str  # "built-in", "entry point" or "registered"
+    hooks: list[str]
+    status: str = "loaded"  # or "quarantined"
+    reason: str = ""
+
+
+@dataclasses.dataclass
+class Registry:
+    """Everything the loaded plugins registered, by name, and a record of every plugin."""
+
+    sources: dict[str, SourceSpec] = dataclasses.field(default_factory=dict)
+    processors: dict[str, ProcessorSpec] = dataclasses.field(default_factory=dict)
+    pose_estimators: dict[str, PoseEstimatorSpec] = dataclasses.field(default_factory=dict)
+    sinks: dict[str, SinkSpec] = dataclasses.field(default_factory=dict)
+    services: dict[str, ServiceSpec] = dataclasses.field(default_factory=dict)
+    config_sections: dict[str, ConfigSection] = dataclasses.field(default_factory=dict)
+    commands: dict[str, CommandSpec] = dataclasses.field(default_factory=dict)
+    benches: dict[str, BenchSpec] = dataclasses.field(default_factory=dict)
+    plugins: list[PluginRecord] = dataclasses.field(default_factory=list)
+
+    def quarantine_hint(self) -> str:
+        bad = [p for p in self.plugins if p.status == "quarantined"]
+        if not bad:
+            return ""
+        return "; quarantined plugins: " + "; ".join(f"{p.name} ({p.reason})" for p in bad)

@@ -12,8 +12,16 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from kinefuse.interfaces import DeviceAdded
-from kinefuse.types import DerivedValue, Event, ImuBatch, ImuSample, KeypointBatch, Provenance, QualityLevel
+from kinefuse.types import (
+    DerivedValue,
+    DeviceAdded,
+    Event,
+    ImuBatch,
+    ImuSample,
+    KeypointBatch,
+    Provenance,
+    QualityLevel,
+)
 
 _DECIMALS = 4  # enough for m/s^2, rad/s, uT and sub-pixel keypoints; keeps lines short
 IMU_UNITS = {"acc": ImuSample.ACC_UNIT, "gyr": ImuSample.GYR_UNIT, "mag": ImuSample.MAG_UNIT}

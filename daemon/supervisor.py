@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kinefuse.config import ComponentConfig
-from kinefuse.interfaces import DeviceAdded, SourceSpec
-from kinefuse.types import BatchError, DeviceInfo, SampleBatch, check_batch
+from kinefuse.interfaces import SourceSpec
+from kinefuse.types import BatchError, DeviceAdded, DeviceInfo, SampleBatch, check_batch
 
 _NS = 1_000_000_000
 

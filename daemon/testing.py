@@ -23,7 +23,7 @@ Fixtures
     - ``sources`` / ``processors``: dicts written as ``[[sources]]`` / ``[[processors]]`` tables;
       ``sources=None`` runs the built-in realtime ``synthetic`` source with its defaults.
     - ``plugins``: ``(name, module_or_object)`` pairs registered after the built-ins, as
-      ``kinefuse.plugins.load_plugins(extra=plugins)`` does.  A plugin that gets quarantined fails the
+      ``kinefuse.plugin_loader.load_plugins(extra=plugins)`` does.  A plugin that gets quarantined fails the
       test with the reason.
     - ``entry_points``: also load the installed ``kinefuse.plugins`` entry points.  Off by default, so a
       test sees the built-ins and the plugins it names, whatever else is installed.
@@ -58,7 +58,7 @@ import pytest
 if TYPE_CHECKING:
     import sqlite_utils
 
-    from kinefuse.plugins import Registry
+    from kinefuse.plugin_loader import Registry
 
 _DEFAULT_SOURCE = {"id": "synth", "type": "synthetic", "realtime": True}
 
@@ -125,7 +125,7 @@ class _Pipeline:
         config_overrides: dict | None = None,
         entry_points: bool = False,
     ) -> PipelineResult:
-        from kinefuse.plugins import load_plugins
+        from kinefuse.plugin_loader import load_plugins
 
         self.runs += 1
         folder = self.tmp_path / f"run{self.runs}"  # short: a Unix socket path has ~100 bytes
@@ -205,10 +205,10 @@ def _load(config_path: Path, registry: Registry):
 def _run_agent(config, registry: Registry, duration_s: float) -> tuple[int, dict]:
     import asyncio
 
-    from kinefuse.inprocess import run_agent
+    from kinefuse.inprocess import run_in_process
 
     async def run() -> tuple[int, dict]:
-        agent, exit_code = await run_agent(config, registry, duration_s)
+        agent, exit_code = await run_in_process(config, registry, duration_s)
         return exit_code, agent.status()
 
     return asyncio.run(run())

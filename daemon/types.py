@@ -14,6 +14,23 @@ from typing import ClassVar
 
 import numpy as np
 
+# The body segments a strap can sit on and the synthetic athlete models, by name, everywhere in kinefuse.
+SEGMENTS = (
+    "pelvis",
+    "trunk",
+    "head",
+    "left_thigh",
+    "left_shank",
+    "left_foot",
+    "right_thigh",
+    "right_shank",
+    "right_foot",
+    "left_upper_arm",
+    "left_forearm",
+    "right_upper_arm",
+    "right_forearm",
+)
+
 
 class Provenance(enum.StrEnum):
     """Where a value came from."""
@@ -256,3 +273,21 @@ class Event:
 
 
 StreamItem = ImuBatch | KeypointBatch | DerivedValue | Event
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionInfo:
+    session_uuid: str
+    athlete: str
+    started_wall: str  # ISO 8601, UTC
+    started_ns: int  # time.monotonic_ns()
+    config_path: str
+    kinefuse_version: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceAdded:
+    """Stream item: a source declared a device. Travels in order with the batches."""
+
+    source_id: str
+    device: DeviceInfo

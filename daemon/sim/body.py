@@ -58,27 +58,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kinefuse.sim.rotations import cardan_yxz, rot_z
+from kinefuse.types import SEGMENTS
 
 if TYPE_CHECKING:
     from kinefuse.sim.motions import Motion
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
 
-SEGMENTS = (
-    "pelvis",
-    "trunk",
-    "head",
-    "left_thigh",
-    "left_shank",
-    "left_foot",
-    "right_thigh",
-    "right_shank",
-    "right_foot",
-    "left_upper_arm",
-    "left_forearm",
-    "right_upper_arm",
-    "right_forearm",
-)
 
 # segment -> (parent segment, the joint between them); the pelvis is the root, driven by joint "pelvis"
 CHAIN: dict[str, tuple[str | None, str]] = {
@@ -518,7 +504,7 @@ class Body:
 
     def landmarks(self, t) -> dict[str, np.ndarray]:
         """World positions (n, 3) of joint centres, feet and head landmarks: every keypoint name of
-        ``kinefuse.sim.keypoints.KEYPOINT_SETS`` and more (``left_heel``, ``left_toe``, ``left_small_toe``,
+        ``kinefuse.sim.detector_model.KEYPOINT_SETS`` and more (``left_heel``, ``left_toe``, ``left_small_toe``,
         ``neck``, ``head_top``, ``chin``, ``pelvis_centre``, ``lumbosacral``, the same for the right)."""
         states = self.segments(t)
         out = {}

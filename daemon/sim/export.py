@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinefuse.calibration import write_calibration
+from kinefuse.camera_calibration import write_calibration
 from kinefuse.sim.body import SEGMENTS
 from kinefuse.sim.render import render_video
 from kinefuse.sim.simulate import CameraChunk, ImuChunk, Simulation

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kinefuse.calibration import CameraCalibration, depth, project
-from kinefuse.sim.keypoints import Capsule
+from kinefuse.camera_calibration import CameraCalibration, depth, project
+from kinefuse.sim.detector_model import Capsule
 
 # Limbs drawn when no capsules are given, as (landmark, landmark); those whose landmarks are absent are
 # skipped. The COCO skeleton plus the feet.

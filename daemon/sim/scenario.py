@@ -220,7 +220,7 @@ def load_scenario(path: Path | str) -> Scenario:
 
 
 def _camera_subtables() -> dict:
-    from kinefuse.sim.keypoints import DetectorErrors
+    from kinefuse.sim.detector_model import DetectorErrors
     from kinefuse.sim.timing import Link
 
     return {
@@ -285,8 +285,8 @@ def _check_motion_controls(check: Validator, motion: dict) -> None:
 
 def _check_names(check: Validator, scenario: Scenario) -> None:
     from kinefuse.sim.body import SEGMENTS
+    from kinefuse.sim.detector_model import KEYPOINT_SETS
     from kinefuse.sim.imu import PRESETS
-    from kinefuse.sim.keypoints import KEYPOINT_SETS
 
     devices = [("cameras", c) for c in scenario.cameras] + [("imus", i) for i in scenario.imus]
     seen: set[str] = set()

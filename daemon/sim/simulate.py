@@ -13,11 +13,11 @@ import dataclasses
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinefuse.calibration import CameraCalibration
+from kinefuse.camera_calibration import CameraCalibration
 from kinefuse.sim.body import Body, BodyShape
-from kinefuse.sim.camera import look_at
+from kinefuse.sim.camera_rig import look_at
+from kinefuse.sim.detector_model import DetectorErrors, KeypointTrack, Occluder, simulate_keypoints
 from kinefuse.sim.imu import PRESETS, ImuErrors, ImuTrack, simulate_imu
-from kinefuse.sim.keypoints import DetectorErrors, KeypointTrack, Occluder, simulate_keypoints
 from kinefuse.sim.magnetic import FerrousDisturbance, MagneticEnvironment
 from kinefuse.sim.motions import make_motion
 from kinefuse.sim.scenario import Scenario, apply_overrides

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from kinefuse.interfaces import DeviceAdded, SessionInfo
 from kinefuse.storage.codec import pack_rows
 from kinefuse.storage.schema import open_database
-from kinefuse.types import DerivedValue, Event, ImuBatch, KeypointBatch, StreamItem
+from kinefuse.types import DerivedValue, DeviceAdded, Event, ImuBatch, KeypointBatch, SessionInfo, StreamItem
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The ``ble_imu`` scenarios of tests/ble/test_ble_source.py through real BlueZ: bleak's BlueZ D-Bus backend
+"""The ``ble_imu`` scenarios of plugins/ble_imu/tests/test_ble_source.py through real BlueZ: bleak's BlueZ D-Bus backend
 (``backend = "bluez"``), bluetoothd and the kernel's Bluetooth stack, on an adapter whose controller is bumble's
 emulated one attached over the kernel's VHCI (`VhciRadio`), against the same emulated straps.
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion
-from tests.ble.test_ble_source import (
+from kinefuse_plugins.ble_imu.emulation.peripherals import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion
+from plugins.ble_imu.tests.test_ble_source import (
     GAPS,
     assert_bursts_get_evenly_spaced_times,
     assert_each_streamed,

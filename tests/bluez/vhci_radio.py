@@ -18,7 +18,7 @@ from bumble import hci
 from bumble.controller import Controller
 from bumble.transport.vhci import open_vhci_transport
 
-from kinefuse.ble.emulator import VirtualRadio
+from kinefuse_plugins.ble_imu.emulation.radio import VirtualRadio
 
 VHCI_DEVICE = "/dev/vhci"
 ADAPTER_ADDRESS = "00:1B:DC:F0:00:01"  # a public address: a controller reporting 00:00:... is unconfigured

@@ -8,8 +8,8 @@ from scipy.spatial.transform import Rotation
 
 from kinefuse._ext import ahrs as compiled
 from kinefuse._pure import ahrs as twin
-from kinefuse.datasets import broad, paths
-from kinefuse.scoring.orientation import score_orientation
+from kinefuse.bench.datasets import broad, paths
+from kinefuse.bench.scoring.orientation_error import score_orientation
 from kinefuse.sim.body import Body, BodyShape
 from kinefuse.sim.imu import PRESETS, simulate_imu
 from kinefuse.sim.magnetic import MagneticEnvironment

@@ -8,7 +8,7 @@ import pytest
 
 from kinefuse._native import clock_map
 from kinefuse.fusion.cross_modal import estimate_offset, estimate_skew, segment_angle_rate
-from kinefuse.sim.keypoints import KEYPOINT_SETS
+from kinefuse.sim.detector_model import KEYPOINT_SETS
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import ImuChunk, Simulation
 

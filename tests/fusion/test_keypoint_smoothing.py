@@ -6,7 +6,7 @@ import importlib.resources
 import numpy as np
 import pytest
 
-from kinefuse.fusion.keypoints import (
+from kinefuse.fusion.keypoint_smoothing import (
     FILLED,
     MEASURED,
     MISSING,
@@ -15,7 +15,7 @@ from kinefuse.fusion.keypoints import (
     OneEuroKeypoints,
     smooth_offline,
 )
-from kinefuse.sim.keypoints import KEYPOINT_SETS
+from kinefuse.sim.detector_model import KEYPOINT_SETS
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 from kinefuse.types import Provenance, QualityLevel

@@ -7,7 +7,7 @@ import importlib.resources
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinefuse.builtin.bench_accuracy import scenario_rows
+from kinefuse.bench.accuracy import scenario_rows
 from kinefuse.fusion.segments import angle_between, fuse_heading, long_axis
 from kinefuse.types import Provenance, QualityLevel
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from kinefuse.bench import markdown, read_json
-from kinefuse.builtin.bench_accuracy import scenario_rows
-from kinefuse.calibration import write_calibration
-from kinefuse.datasets import paths
-from kinefuse.scoring.public import NOT_YET, public_rows
-from kinefuse.sim.camera import look_at
+from kinefuse.bench.accuracy import scenario_rows
+from kinefuse.bench.datasets import paths
+from kinefuse.bench.scoring.public import NOT_YET, public_rows
+from kinefuse.camera_calibration import write_calibration
+from kinefuse.sim.camera_rig import look_at
 
 REPO = Path(__file__).resolve().parents[2]
 BROAD = paths.shared_dir() / "data" / "broad"

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from kinefuse.bench import read_json
-from kinefuse.datasets import paths
+from kinefuse.bench.datasets import paths
 
 BROAD = paths.shared_dir() / "data" / "broad"
 needs_shared = pytest.mark.skipif(not BROAD.is_dir(), reason=f"shared data folder {BROAD} is absent")

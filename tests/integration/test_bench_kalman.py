@@ -1,6 +1,6 @@
 """``kinefuse bench kalman`` runs both sides in one go and reports rates and the ratio's inputs."""
 
-from kinefuse.builtin import bench_kalman
+from kinefuse.bench import kalman as bench_kalman
 
 
 def test_the_bench_measures_ours_and_filterpy(monkeypatch):

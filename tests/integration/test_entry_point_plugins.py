@@ -35,7 +35,7 @@ def test_plugins_lists_the_example_and_quarantines_the_broken(installed_plugins)
         line for line in result.stdout.splitlines() if line.startswith("quarantined misspelled_hook:")
     ]
     assert "register_sorces" in misspelled
-    assert rows["kinefuse.builtin.synthetic"][2:4] == ["built-in", "loaded"]
+    assert rows["kinefuse.builtin.sources.synthetic"][2:4] == ["built-in", "loaded"]
 
 
 def test_plugins_json(installed_plugins):

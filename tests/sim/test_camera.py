@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from kinefuse.calibration import depth, project, triangulate
-from kinefuse.sim.camera import look_at, ring
+from kinefuse.camera_calibration import depth, project, triangulate
+from kinefuse.sim.camera_rig import look_at, ring
 from kinefuse.sim.render import render_video
 from tests.sim.test_keypoints import walking_figure
 

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kinefuse.calibration import project
-from kinefuse.sim.camera import look_at
-from kinefuse.sim.keypoints import KEYPOINT_SETS, DetectorErrors, Occluder, simulate_keypoints
+from kinefuse.camera_calibration import project
+from kinefuse.sim.camera_rig import look_at
+from kinefuse.sim.detector_model import KEYPOINT_SETS, DetectorErrors, Occluder, simulate_keypoints
 
 # A person standing upright facing +x (y left, z up, metres), feet on the floor at the origin.
 STANDING = {

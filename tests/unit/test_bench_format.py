@@ -6,7 +6,7 @@ import pytest
 
 from kinefuse.bench import ROW_KEYS, BenchError, check_row, make_row, print_table, run_bench, write_json
 from kinefuse.interfaces import BenchSpec
-from kinefuse.plugins import Registry
+from kinefuse.plugin_loader import Registry
 
 
 def _rows():

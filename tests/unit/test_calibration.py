@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from kinefuse.calibration import (
+from kinefuse.bench.datasets.paths import shared_dir
+from kinefuse.camera_calibration import (
     CameraCalibration,
     depth,
     project,
@@ -19,7 +20,6 @@ from kinefuse.calibration import (
     undistort_pixels,
     write_calibration,
 )
-from kinefuse.datasets.paths import shared_dir
 
 SHARED = shared_dir()
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data folder {SHARED} is absent")

@@ -6,7 +6,7 @@ import pytest
 
 from kinefuse.config import load_config
 from kinefuse.configschema import ConfigInvalid, KeyLines
-from kinefuse.plugins import load_plugins
+from kinefuse.plugin_loader import load_plugins
 
 
 @pytest.fixture(scope="module")

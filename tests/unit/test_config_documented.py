@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from kinefuse.config import CORE_SECTIONS
-from kinefuse.plugins import load_plugins
+from kinefuse.plugin_loader import load_plugins
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
 

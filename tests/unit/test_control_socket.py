@@ -16,8 +16,9 @@ from kinefuse import control
 from kinefuse.agent import Subscription
 from kinefuse.config import load_config
 from kinefuse.configschema import ConfigInvalid
-from kinefuse.control import ControlServer
-from kinefuse.plugins import load_plugins
+from kinefuse.control import client
+from kinefuse.control.server import ControlServer
+from kinefuse.plugin_loader import load_plugins
 from kinefuse.types import DerivedValue, Event, Provenance, Quality, QualityLevel, imu_batch
 
 STATUS = {
@@ -123,8 +124,8 @@ def test_status_reply_socket_mode_and_cleanup(tmp_path, capsys):
             assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
             (reply,) = await _request(path, b'{"cmd": "status"}\n')
             assert json.loads(reply) == STATUS
-            assert await asyncio.to_thread(control.query_status, path) == STATUS
-            assert await asyncio.to_thread(control.print_status, path, False) == 0
+            assert await asyncio.to_thread(client.query_status, path) == STATUS
+            assert await asyncio.to_thread(client.print_status, path, False) == 0
         assert not path.exists()  # removed on exit
 
     asyncio.run(scenario())
@@ -257,8 +258,8 @@ def test_tail_prints_records_until_its_limit_or_the_daemon_stops(tmp_path, capsy
 
     async def scenario():
         async with serving(path, agent) as server:
-            limited = asyncio.create_task(asyncio.to_thread(control.tail, path, ["event"], 2))
-            endless = asyncio.create_task(asyncio.to_thread(control.tail, path, None, None))
+            limited = asyncio.create_task(asyncio.to_thread(client.tail, path, ["event"], 2))
+            endless = asyncio.create_task(asyncio.to_thread(client.tail, path, None, None))
             await _until(lambda: len(agent.subscriptions) == 2)
             for item in (_imu(samples=1), _gap_event(), _gap_event(), _gap_event()):
                 agent.publish(item)
@@ -276,8 +277,8 @@ def test_tail_prints_records_until_its_limit_or_the_daemon_stops(tmp_path, capsy
 
 def test_no_daemon_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "nobody.sock"
-    assert control.print_status(path) == 1
-    assert control.tail(path) == 1
+    assert client.print_status(path) == 1
+    assert client.tail(path) == 1
     assert f"no kinefuse daemon is listening on {path}" in capsys.readouterr().err
 
 

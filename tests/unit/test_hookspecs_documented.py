@@ -1,5 +1,5 @@
 """Every hook is part of the documented contract: a docstring, its own section in docs/plugins.md with an
-example, and a place in plugins.py's _REGISTRATIONS (a hook missing there would be called by nobody)."""
+example, and a place in plugin_loader._HOOKS (a hook missing there would be called by nobody)."""
 
 import inspect
 import re
@@ -8,7 +8,7 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from kinefuse import hookspecs, plugins
+from kinefuse import hookspecs, plugin_loader
 
 GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
 HOOKS = sorted(
@@ -39,4 +39,4 @@ def test_hook_has_its_own_section_with_an_example(hook):
 
 
 def test_registrations_cover_exactly_the_hooks():
-    assert sorted(plugins._REGISTRATIONS) == HOOKS
+    assert sorted(plugin_loader._HOOKS) == HOOKS

@@ -45,14 +45,25 @@ def test_pure_python_twins_load_when_asked():
 def test_the_fusion_wrappers_run_on_the_twins():
     code = """
 import numpy as np
-from kinefuse.fusion import keypoints, orientation
+from kinefuse.fusion import keypoint_smoothing, orientation_filter
 n = 200
 gyr, acc = np.zeros((n, 3)), np.tile([0.0, 0.0, 9.81], (n, 1))
-q = orientation.estimate_orientation(gyr, acc, rate_hz=100.0)
+q = orientation_filter.estimate_orientation(gyr, acc, rate_hz=100.0)
 k = np.concatenate([np.full((n, 2, 2), 100.0), np.ones((n, 2, 1))], axis=-1)
-s = keypoints.smooth_offline(np.arange(n) / 30.0, k)
-print(type(orientation.OrientationFilter(100.0)).__module__, q.shape, s.mean.shape)
+s = keypoint_smoothing.smooth_offline(np.arange(n) / 30.0, k)
+print(type(orientation_filter.OrientationFilter(100.0)).__module__, q.shape, s.mean.shape)
 """
     result = _python(code, pure=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["kinefuse._pure.ahrs", "(200,", "4)", "(200,", "2,", "2)"]
+
+
+def test_the_ble_protocol_codecs_import_without_the_build():
+    # a firmware author's script or a fuzzer decodes packets without building kinefuse's kernels
+    code = """
+from kinefuse_plugins.ble_imu.protocols import open_profile, polar_pmd, witmotion
+print(sorted(name for name in sys.modules if name == "kinefuse" or name.startswith("kinefuse.")))
+"""
+    result = _python(code, pure=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]"]

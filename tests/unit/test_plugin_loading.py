@@ -5,9 +5,11 @@ from types import SimpleNamespace
 import pytest
 
 from kinefuse import hookimpl
-from kinefuse.builtin.synthetic import SyntheticSource
+from kinefuse.builtin.sources.synthetic import SyntheticSource
 from kinefuse.interfaces import ProcessorSpec, SourceSpec
-from kinefuse.plugins import BUILTIN_MODULES, load_plugins
+from kinefuse.plugin_loader import CORE_MODULES, load_plugins
+
+FEATURE_PLUGINS = ("camera", "ble_imu", "mediapipe_pose")  # this distribution's entry points
 
 
 def plugin(**hooks):
@@ -33,8 +35,9 @@ def load(*extra):
 
 
 def assert_builtins_loaded(records):
-    for module in BUILTIN_MODULES:
-        assert records[module].status == "loaded", records[module].reason
+    for name in (*CORE_MODULES, *FEATURE_PLUGINS):
+        assert records[name].status == "loaded", records[name].reason
+        assert records[name].origin == "built-in"
 
 
 def test_a_raising_hook_quarantines_its_plugin_and_nothing_it_registered_leaks():
@@ -63,7 +66,7 @@ def test_a_duplicate_source_name_is_quarantined_and_the_builtin_kept():
     assert records["duplicate"].status == "quarantined"
     assert "'synthetic' is already registered" in records["duplicate"].reason
     assert registry.sources["synthetic"].factory is SyntheticSource
-    assert records["kinefuse.builtin.synthetic"].status == "loaded"
+    assert records["kinefuse.builtin.sources.synthetic"].status == "loaded"
 
 
 def test_a_misspelled_hook_is_quarantined_naming_it_and_later_plugins_still_load():
@@ -86,3 +89,23 @@ def test_the_config_names_the_quarantined_plugin(tmp_path):
     message = str(failure.value)
     assert "unknown type 'from_the_broken_plugin'" in message
     assert "quarantined plugins: raises (RuntimeError: no hardware here)" in message
+
+
+def test_plugins_loaded_sees_every_registration_and_a_raising_one_is_withdrawn():
+    seen = {}
+
+    def remember(registry):
+        seen.update(registry.sources)
+
+    def fail(registry):
+        raise ValueError("cannot use what was registered")
+
+    watcher = plugin(plugins_loaded=remember)
+    broken = plugin(register_sources=lambda: [source_spec("withdrawn")], plugins_loaded=fail)
+    registry, records = load(("watcher", watcher), ("broken", broken), ("good", good_plugin()))
+    assert {"synthetic", "camera", "ble_imu", "good_source"} <= seen.keys()
+    assert records["watcher"].hooks == ["plugins_loaded"]
+    assert records["broken"].status == "quarantined"
+    assert records["broken"].reason == "ValueError: cannot use what was registered"
+    assert "withdrawn" not in registry.sources and "good_source" in registry.sources
+    assert_builtins_loaded(records)

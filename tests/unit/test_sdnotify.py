@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from kinefuse import sdnotify
-from kinefuse.builtin.status import SystemdNotify, register_services
+from kinefuse.builtin.services.status import SystemdNotify, register_services
 
 
 class FakeAgent:

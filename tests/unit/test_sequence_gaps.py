@@ -1,6 +1,6 @@
 import numpy as np
 
-from kinefuse.builtin.sequence_gaps import SequenceGaps
+from kinefuse.builtin.processors.sequence_gaps import SequenceGaps
 from kinefuse.types import imu_batch
 
 

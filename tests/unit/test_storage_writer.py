@@ -9,17 +9,18 @@ import time
 import numpy as np
 import sqlite_utils
 
-from kinefuse.interfaces import DeviceAdded, SessionInfo
 from kinefuse.storage import reader
 from kinefuse.storage.writer import SqliteSink
 from kinefuse.types import (
     DerivedValue,
+    DeviceAdded,
     DeviceInfo,
     DeviceKind,
     Event,
     Provenance,
     Quality,
     QualityLevel,
+    SessionInfo,
     imu_batch,
     keypoint_batch,
 )

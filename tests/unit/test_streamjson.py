@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from kinefuse import streamjson
-from kinefuse.interfaces import DeviceAdded
 from kinefuse.types import (
     DerivedValue,
+    DeviceAdded,
     DeviceInfo,
     DeviceKind,
     Event,

@@ -6,9 +6,9 @@ import random
 import numpy as np
 
 from kinefuse.config import ComponentConfig
-from kinefuse.interfaces import DeviceAdded, SourceSpec
+from kinefuse.interfaces import SourceSpec
 from kinefuse.supervisor import RestartPolicy, SourceState, SourceSupervisor
-from kinefuse.types import DeviceInfo, DeviceKind, imu_batch
+from kinefuse.types import DeviceAdded, DeviceInfo, DeviceKind, imu_batch
 
 IMU = DeviceInfo("imu0", DeviceKind.IMU, 1e6)
 

@@ -6,7 +6,7 @@ import textwrap
 
 import numpy as np
 
-from kinefuse.builtin.synthetic import SCHEMA, SyntheticSource
+from kinefuse.builtin.sources.synthetic import SCHEMA, SyntheticSource
 from kinefuse.configschema import defaults
 from kinefuse.types import ImuBatch, KeypointBatch
 

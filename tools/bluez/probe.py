@@ -16,14 +16,18 @@ def say(message: str) -> None:
 
 def main() -> int:
     say("importing")
-    from kinefuse.ble import discovery
-    from kinefuse.ble.emulated_straps import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion
+    from kinefuse_plugins.ble_imu import discovery
+    from kinefuse_plugins.ble_imu.emulation.peripherals import (
+        EmulatedOpenStrap,
+        EmulatedPolar,
+        EmulatedWitMotion,
+    )
 
     sys.path.insert(0, ".")
     from tests.bluez.vhci_radio import VhciRadio
 
-    say("imported kinefuse.ble and bumble")
-    from kinefuse.plugins import load_plugins
+    say("imported kinefuse_plugins.ble_imu and bumble")
+    from kinefuse.plugin_loader import load_plugins
 
     load_plugins(entry_points=False)
     say("loaded kinefuse's built-in plugins")

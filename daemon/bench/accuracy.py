@@ -1,0 +1,183 @@
+"""Built-in bench ``kinefuse bench accuracy``: runs a fixed suite of synthetic-athlete scenarios through the
+real pipeline and scores every stage against the simulator's truth, then scores the public data sets
+(``--data DIR`` scores any folder in the same formats instead). Stages not built yet give None with
+"not available yet"; docs/accuracy.md is generated from this bench's JSON (``make accuracy``)."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kinefuse import hookimpl
+from kinefuse.bench import make_row
+from kinefuse.bench.datasets.paths import shared_dir
+from kinefuse.bench.scoring.clock import score_alignment, true_mapper_skew_ppm
+from kinefuse.bench.scoring.fusion import knee_angle_rows
+from kinefuse.bench.scoring.public import NOT_YET, public_rows
+from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate
+from kinefuse.interfaces import BenchSpec
+from kinefuse.sim.detector_model import KEYPOINT_SETS
+from kinefuse.sim.scenario import load_scenario
+from kinefuse.sim.simulate import Simulation
+
+SUITE = (
+    "walk.toml",
+    "walk_asymmetric.toml",
+    "walk_fusion.toml",
+    "run.toml",
+    "squat.toml",
+    "drop_landing.toml",
+)
+WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples are not scored
+_STAGES_NOT_BUILT = (
+    ("joint angles: RMSE per joint", "deg", "the joint-angle metric"),
+    ("joint angles: max error per joint", "deg", "the joint-angle metric"),
+    ("3D keypoint error", "mm", "triangulation"),
+    ("gait event timing RMSE", "ms", "gait event detection"),
+    ("stride-time asymmetry error", "%", "gait metrics"),
+    ("honesty: good values wrong by > 2x tolerance", "%", "quality flags on derived values"),
+    ("honesty: truly bad samples flagged", "%", "quality flags on samples"),
+)
+
+
+async def run(options: dict) -> list[dict]:
+    if options.get("shared_dir") is not None:  # --data: score the user's folder only
+        return public_rows(Path(options["shared_dir"]))
+    rows = []
+    for name in SUITE:
+        rows += await scenario_rows(_packaged(name))
+    return rows + public_rows(shared_dir() / "data")
+
+
+def _packaged(name: str) -> Path:
+    return Path(str(importlib.resources.files("kinefuse.scenarios") / name))
+
+
+async def scenario_rows(path: Path) -> list[dict]:
+    """Run one scenario through the pipeline as fast as possible and score what reached storage."""
+    from kinefuse.config import load_config
+    from kinefuse.inprocess import run_in_process, write_config
+    from kinefuse.plugin_loader import load_plugins
+    from kinefuse.storage import reader
+
+    path = Path(path).resolve()  # the config written below resolves relative paths against its own folder
+    scenario = load_scenario(path)
+    with tempfile.TemporaryDirectory(prefix="kinefuse-accuracy-") as tmp:
+        folder = Path(tmp)
+        config_path = write_config(folder / "config.toml", _config_tables(folder, path))
+        registry = load_plugins(entry_points=False)
+        _, exit_code = await run_in_process(load_config(config_path, registry), registry)
+        if exit_code != 0:
+            raise RuntimeError(
+                f"scenario {scenario.name}: the pipeline did not finish cleanly (exit {exit_code})"
+            )
+        db = reader.open_for_reading(folder / "accuracy.db")
+        dropped = sum(row["dropped"] for row in db.query("SELECT dropped FROM source_stats"))
+        if dropped:
+            raise RuntimeError(f"scenario {scenario.name}: the pipeline dropped {dropped} samples")
+        try:
+            simulation = Simulation(scenario)
+            rows = _clock_rows(scenario.name, simulation, db, reader)
+            rows += _cross_modal_rows(scenario.name, simulation, db, reader)
+            rows += knee_angle_rows(scenario.name, simulation, db, reader)
+        finally:
+            db.close()
+    return rows + [
+        make_row(scenario.name, metric, unit, None, "lower", note=f"{NOT_YET}: {stage} is not built")
+        for metric, unit, stage in _STAGES_NOT_BUILT
+    ]
+
+
+def _config_tables(folder: Path, scenario: Path) -> dict:
+    return {
+        "daemon": {"athlete": "accuracy", "log_level": "warning"},
+        # as fast as possible, the source outruns the pipeline: deep channels so nothing is dropped and
+        # every run scores the same data (drops are the pipeline bench's subject, not this one's)
+        "channels": {"ingest_capacity": 1_000_000, "sink_capacity": 1_000_000},
+        "storage": {"path": folder / "accuracy.db"},
+        "status": {"socket_path": folder / "k.sock"},
+        "sources": [
+            {"id": "sim", "type": "synthetic", "scenario": scenario, "realtime": False, "loop": False}
+        ],
+    }
+
+
+def _clock_rows(name: str, simulation: Simulation, db, reader) -> list[dict]:
+    """Aligned-time error and skew error, worst over the IMUs and over the cameras."""
+    devices = {row["device_id"]: row for row in db.query("SELECT * FROM devices")}
+    rows = []
+    for kind, sims, load, rate in (
+        ("IMU", simulation.imus, reader.imu_samples, lambda d: d.rate_hz),
+        ("camera", simulation.cameras, reader.keypoint_frames, lambda d: d.fps),
+    ):
+        scores = []
+        for device in sims:
+            stored = load(db, device_id=device.name)
+            zero_ns = _meta(devices[device.name])["sim_time_zero_ns"]
+            score = score_alignment(
+                np.asarray(stored["time_ns"]), stored["seq"] / rate(device), zero_ns, WARMUP_S
+            )
+            skew_error = abs(devices[device.name]["clock_skew_ppm"] - true_mapper_skew_ppm(device.clock))
+            scores.append((device.name, score, skew_error))
+        if scores:
+            rows += _worst_rows(name, kind, scores)
+    return rows
+
+
+def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dict]:
+    """Offset between a shank strap's and a camera's aligned timelines, from the shank's angular speed seen
+    by both, against the truth (each stream's aligned-time error is known from the sample numbers)."""
+    metric = "cross-modal IMU-camera offset error"
+    shank = next((d for d in simulation.imus if d.segment.endswith("_shank")), None)
+    camera = simulation.cameras[0] if simulation.cameras else None
+    if shank is None or camera is None or camera.keypoint_set != "COCO-17":
+        return [make_row(name, metric, "ms", None, "lower",
+                         note="insufficient data: the scenario has no shank strap and COCO-17 camera")]  # fmt: skip
+    side = shank.segment.split("_")[0]
+    imu, frames = (
+        reader.imu_samples(db, device_id=shank.name),
+        reader.keypoint_frames(db, device_id=camera.name),
+    )
+    zero_ns = _meta(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [shank.name])))[
+        "sim_time_zero_ns"
+    ]
+    # seconds since the simulation's time zero: the correlation grid then falls the same way every run
+    imu_t, cam_t = (
+        (np.asarray(imu["time_ns"]) - zero_ns) / 1e9,
+        (np.asarray(frames["time_ns"]) - zero_ns) / 1e9,
+    )
+    names = KEYPOINT_SETS["COCO-17"].keypoints
+    mid, rate = segment_angle_rate(
+        cam_t, frames["keypoints"], names.index(f"{side}_knee"), names.index(f"{side}_ankle")
+    )
+    estimate = estimate_offset(imu_t, np.asarray(imu["gyr"], dtype=np.float64), mid, rate)
+    truth = np.median(imu_t - imu["seq"] / shank.rate_hz) - np.median(cam_t - frames["seq"] / camera.fps)
+    note = f"{shank.name} against {camera.name}, {side} knee-ankle angular speed; correlation {estimate.confidence:.2f}"
+    if not estimate.sufficient:
+        return [make_row(name, metric, "ms", None, "lower", note=f"{estimate.reason}; {note}")]
+    return [make_row(name, metric, "ms", abs(estimate.offset_s - truth) * 1e3, "lower", note=note)]
+
+
+def _worst_rows(name: str, kind: str, scores: list) -> list[dict]:
+    spread_device, spread, _ = max(scores, key=lambda s: s[1]["p95_spread_ms"])
+    skew_device, _, skew = max(scores, key=lambda s: s[2])
+    after = f"after the first {WARMUP_S:.0f} s, worst of {len(scores)} {kind}(s)"
+    return [
+        make_row(name, f"{kind} aligned time: p95 error spread", "ms", spread["p95_spread_ms"], "lower",
+                 note=f"{spread_device}, {after}; median offset {spread['median_ms']:.1f} ms is the link's latency"
+                 " floor"),
+        make_row(name, f"{kind} clock skew error", "ppm", skew, "lower", note=f"{skew_device}, {after}"),
+    ]  # fmt: skip
+
+
+def _meta(device_row: dict) -> dict:
+    return json.loads(device_row["meta"])
+
+
+@hookimpl
+def register_benches():
+    return [BenchSpec("accuracy", __doc__.strip(), run)]

@@ -1,1 +1,0 @@
-"""Bluetooth LE IMU straps: protocols, the bumble-backed bleak backend, emulated peripherals."""

@@ -1,0 +1,202 @@
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from kinefuse.bench.scoring.orientation_error import (
+    heading_inclination_error,
+    quat_multiply,
+    score_orientation,
+)
+from kinefuse.bench.scoring.strapdown import integrate_gyro
+
+N = 3000
+
+
+def _quat(rotation: Rotation) -> np.ndarray:
+    return rotation.as_quat(scalar_first=True)
+
+
+def _random_motion(seed: int, n: int = N) -> np.ndarray:
+    """A body tumbling about every axis: a random walk of the rotation vector."""
+    steps = np.random.default_rng(seed).normal(0.0, 0.05, (n, 3))
+    return _quat(Rotation.from_rotvec(np.cumsum(steps, axis=0)))
+
+
+def _about(axis: str, degrees) -> np.ndarray:
+    """Rotation(s) about one axis: (4,) for a number, (n, 4) for an array of angles."""
+    return _quat(
+        Rotation.from_euler(axis, np.reshape(degrees, (-1, 1)) if np.ndim(degrees) else degrees, True)
+    )
+
+
+def _misaligned(truth: np.ndarray, seed: int) -> np.ndarray:
+    """The truth seen through arbitrary constant reference (O -> E) and sensor (S -> B) rotations."""
+    reference, sensor = _quat(Rotation.random(2, random_state=seed))
+    return quat_multiply(reference, quat_multiply(truth, sensor))
+
+
+def test_truth_against_itself_scores_zero():
+    truth, movement = _random_motion(1), np.ones(N, bool)
+    nine = score_orientation(truth, truth, movement)
+    assert nine["samples"] == N
+    for key in ("heading_rmse_deg", "inclination_rmse_deg", "total_rmse_deg"):
+        assert nine[key] == pytest.approx(0.0, abs=1e-9)
+    six = score_orientation(truth, truth, movement, mode="6d")
+    assert six["inclination_rmse_deg"] == pytest.approx(0.0, abs=1e-9)
+    assert six["heading_rmse_deg"] is None and six["total_rmse_deg"] is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("mode", ["9d", "6d"])
+def test_constant_sensor_and_reference_rotations_are_estimated_away(seed, mode):
+    truth = _random_motion(seed)
+    est = _misaligned(truth, seed)
+    # the sign of a quaternion is arbitrary: flipping some must not matter
+    est[::7] *= -1
+    scores = score_orientation(est, truth, np.ones(N, bool), mode=mode)
+    assert scores["inclination_rmse_deg"] < 0.01
+    if mode == "9d":
+        assert scores["heading_rmse_deg"] < 0.01 and scores["total_rmse_deg"] < 0.01
+
+
+def test_alignment_holds_for_rotation_about_a_single_axis():
+    # every relative rotation shares one axis, so the starting point is underdetermined; the fit must still
+    # find an exact alignment
+    angle = 120.0 * np.sin(np.linspace(0.0, 20.0, N))
+    truth = quat_multiply(_quat(Rotation.random(random_state=3)), _about("z", angle))
+    scores = score_orientation(_misaligned(truth, 4), truth, np.ones(N, bool))
+    assert scores["total_rmse_deg"] < 0.01
+
+
+def test_linear_heading_drift_is_heading_error_not_inclination():
+    # orientations spread over all of SO(3), so no constant sensor rotation can mimic a drift about the
+    # global vertical (with a few persistent rotation axes one partly can: see the next test)
+    truth = _quat(Rotation.random(N, random_state=2))
+    drift = np.linspace(0.0, 20.0, N)
+    est = quat_multiply(_about("z", drift), _misaligned(truth, 2))
+    scores = score_orientation(est, truth, np.ones(N, bool))
+    # the constant part of the drift goes into the reference rotation, leaving drift - mean:
+    # the RMS of a ramp of height D about its mean is D / sqrt(12)
+    assert scores["heading_rmse_deg"] == pytest.approx(20.0 / np.sqrt(12.0), rel=0.01)
+    assert scores["inclination_rmse_deg"] < 0.2
+
+
+def test_linear_heading_drift_with_the_sensor_rotation_known():
+    truth = _random_motion(2)
+    est = quat_multiply(_about("z", np.linspace(0.0, 20.0, N)), quat_multiply(_about("y", 70.0), truth))
+    scores = score_orientation(est, truth, np.ones(N, bool), align_sensor=False)
+    assert scores["heading_rmse_deg"] == pytest.approx(20.0 / np.sqrt(12.0), rel=1e-3)
+    assert scores["inclination_rmse_deg"] < 1e-6
+
+
+def test_tilt_error_is_inclination_not_heading():
+    truth = _random_motion(3)
+    tilt = 5.0 * np.sin(np.linspace(0.0, 40.0 * np.pi, N))
+    est = quat_multiply(_about("x", tilt), truth)
+    scores = score_orientation(est, truth, np.ones(N, bool))
+    assert scores["inclination_rmse_deg"] == pytest.approx(5.0 / np.sqrt(2.0), rel=0.02)
+    assert scores["heading_rmse_deg"] < 0.05
+
+
+def test_six_d_ignores_heading_drift_but_nine_d_sees_it():
+    truth = _random_motion(4)
+    # a heading that wanders far and not linearly, as a 6D estimator's does
+    wander = 90.0 * np.sin(np.linspace(0.0, 3.0, N)) + np.linspace(0.0, 60.0, N)
+    est = quat_multiply(_about("z", wander), _misaligned(truth, 5))
+    movement = np.ones(N, bool)
+    assert score_orientation(est, truth, movement, mode="6d")["inclination_rmse_deg"] < 0.01
+    assert score_orientation(est, truth, movement, mode="9d")["heading_rmse_deg"] > 10.0
+
+
+def test_nan_truth_and_rest_samples_are_not_scored():
+    truth = _random_motion(5)
+    est = _misaligned(truth, 6)
+    truth_with_gaps, movement = truth.copy(), np.ones(N, bool)
+    truth_with_gaps[100:400] = np.nan
+    movement[2000:2500] = False
+    # whatever the estimate does where nothing is scored (here: garbage or NaN) must not count
+    est[100:250] = _quat(Rotation.random(150, random_state=7))
+    est[2000:2500] = np.nan
+    scores = score_orientation(est, truth_with_gaps, movement)
+    assert scores["samples"] == N - 300 - 500
+    assert scores["total_rmse_deg"] < 0.01
+
+
+def test_align_sensor_false_fits_only_the_reference():
+    truth = _random_motion(6)
+    reference = _quat(Rotation.random(random_state=8))
+    est = quat_multiply(reference, truth)
+    assert score_orientation(est, truth, np.ones(N, bool), align_sensor=False)["total_rmse_deg"] < 0.01
+    # a sensor rotation is now error, not alignment
+    tilted_sensor = quat_multiply(est, _about("x", 10.0))
+    scores = score_orientation(tilted_sensor, truth, np.ones(N, bool), align_sensor=False)
+    assert scores["total_rmse_deg"] > 1.0
+
+
+@pytest.mark.parametrize(
+    ("rotation", "heading", "inclination"),
+    [
+        (Rotation.from_euler("z", 30, degrees=True), 30.0, 0.0),
+        (Rotation.from_euler("z", -170, degrees=True), -170.0, 0.0),
+        (Rotation.from_euler("x", 20, degrees=True), 0.0, 20.0),
+        (Rotation.from_euler("y", -15, degrees=True), 0.0, 15.0),
+        # heading applied after (in the global frame, left of) a tilt
+        (Rotation.from_euler("z", 40, degrees=True) * Rotation.from_euler("x", 25, degrees=True), 40.0, 25.0),
+    ],
+)
+def test_heading_inclination_split(rotation, heading, inclination):
+    q = _quat(rotation)
+    for sign in (1.0, -1.0):
+        h, i = heading_inclination_error(sign * q)
+        assert h == pytest.approx(heading, abs=1e-9)
+        assert i == pytest.approx(inclination, abs=1e-9)
+
+
+def test_inclination_is_the_angle_between_the_verticals():
+    q = _quat(Rotation.random(50, random_state=9))
+    up = Rotation.from_quat(q, scalar_first=True).apply([0.0, 0.0, 1.0])
+    _, inclination = heading_inclination_error(q)
+    np.testing.assert_allclose(inclination, np.degrees(np.arccos(np.clip(up[:, 2], -1, 1))), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mode": "3d"}, "mode must be one of"),
+        ({"movement": np.ones(N - 1, bool)}, "expected est_quat"),
+        ({"movement": np.zeros(N, bool)}, "no sample to score"),
+        ({"est_quat": np.full((N, 4), np.nan)}, "not finite at 3000 scored samples"),
+    ],
+)
+def test_bad_input_is_reported(change, message):
+    truth = _random_motion(0)
+    arguments = {"est_quat": truth, "truth_quat": truth, "movement": np.ones(N, bool), "mode": "9d"} | change
+    with pytest.raises(ValueError, match=message):
+        score_orientation(**arguments)
+
+
+def test_strapdown_of_a_constant_rate_is_the_exact_rotation():
+    rate_hz, omega = 200.0, np.array([0.3, -1.2, 2.0])
+    q0 = _quat(Rotation.from_euler("xyz", [10, 20, 30], degrees=True))
+    quats = integrate_gyro(np.tile(omega, (N, 1)), rate_hz, q0)
+    # output k is after sample k: (k + 1) steps of omega / rate_hz, in the sensor frame (right of q0)
+    steps = np.arange(1, N + 1)[:, None] * omega / rate_hz
+    expected = (Rotation.from_quat(q0, scalar_first=True) * Rotation.from_rotvec(steps)).as_quat(
+        scalar_first=True
+    )
+    np.testing.assert_allclose(quats * np.sign(quats[:, :1] * expected[:, :1]), expected, atol=1e-12)
+
+
+def test_strapdown_composes_rotations_in_the_sensor_frame():
+    # 90° about x, then 90° about the sensor's (now turned) y: the same as scipy's intrinsic "xy"
+    rate_hz, n = 100.0, 100
+    gyr = np.zeros((2 * n, 3))
+    gyr[:n, 0] = gyr[n:, 1] = np.pi / 2.0
+    final = integrate_gyro(gyr, rate_hz)[-1]
+    expected = _quat(Rotation.from_euler("XY", [90, 90], degrees=True))
+    np.testing.assert_allclose(final * np.sign(final[0] * expected[0]), expected, atol=1e-12)
+
+
+def test_strapdown_of_no_rotation_stays_at_q0():
+    quats = integrate_gyro(np.zeros((10, 3)), 50.0, q0=(0.0, 0.0, 0.0, 2.0))
+    np.testing.assert_array_equal(quats, np.tile([0.0, 0.0, 0.0, 1.0], (10, 1)))
