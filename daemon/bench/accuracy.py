@@ -15,7 +15,7 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.bench import make_row
 from kinefuse.bench.datasets.paths import shared_dir
-from kinefuse.bench.scoring.clock import score_alignment, true_mapper_skew_ppm
+from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
 from kinefuse.bench.scoring.fusion import knee_angle_rows
 from kinefuse.bench.scoring.public import NOT_YET, public_rows
 from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate

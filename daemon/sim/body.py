@@ -61,7 +61,7 @@ from kinefuse.sim.rotations import cardan_yxz, rot_z
 from kinefuse.types import SEGMENTS
 
 if TYPE_CHECKING:
-    from kinefuse.sim.motions import Motion
+    from kinefuse.sim.motion import Motion
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
 

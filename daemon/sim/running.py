@@ -1,7 +1,7 @@
 """Running: a designed pelvis path, and legs by inverse kinematics onto a rolling stance foot and a swing
 path designed relative to the hip.
 
-Walking takes the pelvis from the feet (``kinefuse.sim.motions``). Normative running curves put into a
+Walking takes the pelvis from the feet (``kinefuse.sim.walking``). Normative running curves put into a
 foot-locked chain make the pelvis rise through stance, the opposite of the spring-mass behaviour of
 runners (Cavagna et al., J Physiol 268:467, 1976; Novacheck, Gait & Posture 7:77, 1998: the centre of
 mass is lowest at mid stance and highest in mid flight). So here the pelvis is designed and the legs
@@ -42,18 +42,8 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from kinefuse.sim.body import BodyShape
-from kinefuse.sim.motions import (
-    SIDES,
-    GaitPlan,
-    Motion,
-    _curves_from_samples,
-    _gait_samples,
-    _GaitTable,
-    _Periodic,
-    _quintic_hermite,
-    _smoothstep,
-    gait_plan,
-)
+from kinefuse.sim.gait import GaitPlan, GaitTable, gait_plan, gait_samples
+from kinefuse.sim.motion import SIDES, Motion, Periodic, curves_from_samples, quintic_hermite, smoothstep
 from kinefuse.sim.rotations import rot_y
 from kinefuse.sim.tasks import planted_leg
 
@@ -85,7 +75,7 @@ _REACH_SOFTNESS_M = 0.01
 # Novacheck (1998), running at about 3.2 m/s: toe-off at 39 % of the cycle, stance knee peak ~40 deg,
 # swing ~90 deg, hip 35-40 deg flexion at contact; here only the pelvis, trunk and arms are taken from
 # it (and the knee range, which sets the swing peak); the legs come from the designed feet.
-_RUN = _GaitTable(
+_RUN = GaitTable(
     toe_off=0.39,
     hip=((0, 40), (10, 36), (20, 24), (30, 10), (39, 1), (45, -1), (55, 10), (65, 30), (75, 48), (82, 53),
          (90, 49), (95, 44)),
@@ -113,7 +103,7 @@ def _toe_roll(x: np.ndarray) -> np.ndarray:
     theta = math.radians(_TOE_OFF_PITCH_DEG)
     out = np.zeros_like(x)
     inside = x > 0
-    out[inside] = _quintic_hermite(x[inside], 1.0, (0.0, 0.0, 0.0), (theta, _TOE_OFF_RATE * theta, 0.0))
+    out[inside] = quintic_hermite(x[inside], 1.0, (0.0, 0.0, 0.0), (theta, _TOE_OFF_RATE * theta, 0.0))
     return out
 
 
@@ -147,7 +137,7 @@ class _Runner:
         """Ankle position (n, 3) and foot rotation (n, 3, 3) at stance fractions ``a`` (any real: the
         heel and toe pivots continue outside [0, 1], which gives the derivatives at contact)."""
         shape = self.shape
-        up = math.radians(_TOUCHDOWN_PITCH_DEG) * (1 - _smoothstep(a / _HEEL_ROLL_END))
+        up = math.radians(_TOUCHDOWN_PITCH_DEG) * (1 - smoothstep(a / _HEEL_ROLL_END))
         down = _toe_roll((a - _TOE_ROLL_START) / (1 - _TOE_ROLL_START))
         R = rot_y(down - up)  # rot_y(+) pitches the toe down
         flat = np.array([self.flat_ankle_x[side], self.side_y(side), shape.ankle_height])
@@ -219,7 +209,7 @@ class _Runner:
             for (t0, *a), (t1, *b) in zip(knots, knots[1:], strict=False):
                 tau = (t - t0) % period
                 inside = tau <= (t1 - t0)
-                z[inside] = _quintic_hermite(tau[inside], t1 - t0, tuple(a), tuple(b))
+                z[inside] = quintic_hermite(tau[inside], t1 - t0, tuple(a), tuple(b))
         return z
 
     def root(self, t: np.ndarray) -> np.ndarray:
@@ -252,17 +242,17 @@ class _Runner:
         mixed = np.empty((len(t), 3))
         first = t <= t_peak
         for c in range(3):
-            mixed[first, c] = _quintic_hermite(t[first] - t_to, t_peak - t_to, tuple(x[c] for x in lift),
-                                               (peak[c], peak_rate[c], 0.0))  # fmt: skip
-            mixed[~first, c] = _quintic_hermite(t[~first] - t_peak, t_td - t_peak, (peak[c], peak_rate[c], 0.0),
-                                                tuple(x[c] for x in land))  # fmt: skip
+            mixed[first, c] = quintic_hermite(t[first] - t_to, t_peak - t_to, tuple(x[c] for x in lift),
+                                              (peak[c], peak_rate[c], 0.0))  # fmt: skip
+            mixed[~first, c] = quintic_hermite(t[~first] - t_peak, t_td - t_peak, (peak[c], peak_rate[c], 0.0),
+                                               tuple(x[c] for x in land))  # fmt: skip
         relative = mixed - self.hip(side, t) * [0.0, 0.0, 1.0]
         pitch_off, pitch_on = self._stance_jet(side, t_to, 1), self._stance_jet(side, t_td, 1, stride=1)
-        pitch = _quintic_hermite(t - t_to, t_td - t_to, tuple(x[0] for x in pitch_off),
-                                 tuple(x[0] for x in pitch_on))  # fmt: skip
+        pitch = quintic_hermite(t - t_to, t_td - t_to, tuple(x[0] for x in pitch_off),
+                                tuple(x[0] for x in pitch_on))  # fmt: skip
         R = rot_y(pitch)
         phase = (t - t_to) / (t_td - t_to)
-        window = _smoothstep(phase / _CONTACT_RAMP) * _smoothstep((1 - phase) / _CONTACT_RAMP)
+        window = smoothstep(phase / _CONTACT_RAMP) * smoothstep((1 - phase) / _CONTACT_RAMP)
         ankle = self.hip(side, t) + relative + window[:, None] * (self._within_reach(relative) - relative)
         toe = ankle[:, 2] + (R @ self.shape.toe_offset)[:, 2]
         heel = ankle[:, 2] + (R @ self.shape.heel_offset)[:, 2]
@@ -307,16 +297,16 @@ def run_motion(shape: BodyShape, controls: Mapping[str, object]) -> Motion:
     plan = gait_plan(
         _RUN, shape, controls, contact_length_m=_CONTACT_LENGTH * shape.height_m, max_duty=_MAX_DUTY
     )
-    t = _Periodic.grid(plan.period)
-    samples = _gait_samples(_RUN, t, plan.period, plan.t_ic, plan.stance, 1.0, 0.0, plan.knee_target, plan.valgus,
-                            plan.lean, plan.lateral)  # fmt: skip
+    t = Periodic.grid(plan.period)
+    samples = gait_samples(_RUN, t, plan.period, plan.t_ic, plan.stance, 1.0, 0.0, plan.knee_target, plan.valgus,
+                           plan.lean, plan.lateral)  # fmt: skip
     runner = _Runner(shape, plan, samples, t)
     for side in SIDES:
         samples[f"{side}_hip"], samples[f"{side}_knee"], samples[f"{side}_ankle"] = runner.leg(side, t)
     x = np.append(t, plan.period)
     still = CubicSpline(x, np.zeros((len(x), 2)), bc_type="periodic", axis=0)
-    root_xy = _Periodic(plan.period, still, drift=np.array([plan.speed, 0.0]))
-    root_z = _Periodic.from_samples(plan.period, runner.height(t)[:, None])
+    root_xy = Periodic(plan.period, still, drift=np.array([plan.speed, 0.0]))
+    root_z = Periodic.from_samples(plan.period, runner.height(t)[:, None])
     events = sorted(
         [(s, "ic", plan.t_ic[s]) for s in SIDES] + [(s, "tc", runner.t_to[s] % plan.period) for s in SIDES],
         key=lambda e: e[2],
@@ -328,5 +318,5 @@ def run_motion(shape: BodyShape, controls: Mapping[str, object]) -> Motion:
         "stride_time_s": plan.period,
         "stance_time_s": dict(runner.stance_s),
     }
-    return Motion("run", controls, shape, plan.period, _curves_from_samples(plan.period, samples), root_xy,
+    return Motion("run", controls, shape, plan.period, curves_from_samples(plan.period, samples), root_xy,
                   root_z, tuple(events), info)  # fmt: skip

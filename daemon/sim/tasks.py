@@ -27,16 +27,16 @@ import numpy as np
 from scipy.optimize import brentq
 
 from kinefuse.sim.body import BodyShape
-from kinefuse.sim.motions import (
+from kinefuse.sim.motion import (
     Motion,
-    _align,
-    _curves_from_samples,
-    _joint_angles_of,
-    _joint_rotation,
-    _knee_target,
-    _Periodic,
-    _quintic_hermite,
-    _ramp_profile,
+    Periodic,
+    align,
+    curves_from_samples,
+    joint_angles_of,
+    joint_rotation,
+    knee_target,
+    quintic_hermite,
+    smoothstep,
 )
 from kinefuse.sim.rotations import rot_y
 
@@ -73,6 +73,17 @@ COMMON_CONTROLS = (
 )
 
 
+def _ramp_profile(phase: np.ndarray, knots: list[tuple[float, float]]) -> np.ndarray:
+    """A C2 profile through (phase, level) knots with smoothstep transitions between consecutive knots;
+    phases in [0, 1] ascending, the first at 0 and the last at 1 with the same level (periodic)."""
+    phase = np.mod(phase, 1.0)
+    out = np.full_like(phase, knots[0][1])
+    for (p0, v0), (p1, v1) in zip(knots[:-1], knots[1:], strict=True):
+        if p1 > p0 and v1 != v0:
+            out = out + (v1 - v0) * smoothstep((phase - p0) / (p1 - p0))
+    return out
+
+
 def _side_sign(side: str) -> float:
     return 1.0 if side == "left" else -1.0
 
@@ -96,7 +107,7 @@ def planted_leg(
     the plane of the pelvis's forward axis); the ankle takes up the rest of the foot's orientation. A target
     beyond reach by up to ``reach_tolerance_m`` is reached short with a straight knee; further raises."""
     thigh, shank = shape.thigh_length, shape.shank_length
-    R_pelvis = _joint_rotation("pelvis", pelvis)
+    R_pelvis = joint_rotation("pelvis", pelvis)
     hip_centre = root + R_pelvis @ shape.joint_offset(f"{side}_thigh")
     target = ankle_target - hip_centre
     length2 = np.sum(target * target, axis=1)
@@ -109,13 +120,13 @@ def planted_leg(
     cos_f = (length2 - thigh**2 - shank**2) / (2 * thigh * shank * np.cos(knee_adduction))
     cos_f = np.clip(cos_f, -1.0, 1.0)
     knee = np.stack([np.arccos(cos_f), knee_adduction, np.zeros_like(cos_f)], axis=1)
-    R_knee = _joint_rotation(f"{side}_knee", knee)
+    R_knee = joint_rotation(f"{side}_knee", knee)
     reach_in_thigh = np.array([0.0, 0.0, -thigh]) + R_knee @ np.array([0.0, 0.0, -shank])
     reach = np.einsum("nij,nj->ni", R_pelvis, reach_in_thigh)
-    R_thigh = _align(reach, target) @ R_pelvis
-    hip = _joint_angles_of(f"{side}_hip", np.swapaxes(R_pelvis, 1, 2) @ R_thigh)
+    R_thigh = align(reach, target) @ R_pelvis
+    hip = joint_angles_of(f"{side}_hip", np.swapaxes(R_pelvis, 1, 2) @ R_thigh)
     R_shank = R_thigh @ R_knee
-    ankle = _joint_angles_of(f"{side}_ankle", np.swapaxes(R_shank, 1, 2) @ foot_R)
+    ankle = joint_angles_of(f"{side}_ankle", np.swapaxes(R_shank, 1, 2) @ foot_R)
     return hip, knee, ankle
 
 
@@ -329,7 +340,7 @@ def _feet_height(
         -GRAVITY * start,
         -GRAVITY,
     )
-    out[window] = _quintic_hermite(t[window] - start, _TOUCHDOWN_S, pelvis_at_start, (0.0, 0.0, 0.0))
+    out[window] = quintic_hermite(t[window] - start, _TOUCHDOWN_S, pelvis_at_start, (0.0, 0.0, 0.0))
     return out
 
 
@@ -350,7 +361,7 @@ def _drop_landing(shape: BodyShape, u: np.ndarray, depth: float, controls: Mappi
     knots = _contact_knots(t_land, t_off, speed, contact_z, stand_z, depth)
     for (t0, *start), (t1, *end) in zip(knots, knots[1:], strict=False):
         inside = (t >= t0) & (t <= t1)
-        z[inside] = _quintic_hermite(t[inside] - t0, t1 - t0, tuple(start), tuple(end))
+        z[inside] = quintic_hermite(t[inside] - t0, t1 - t0, tuple(start), tuple(end))
     design.root[:, 2] = z
     air_z = shape.ankle_height + _standing_height(shape, lateral, knee_deg=_AIR_KNEE_DEG)
     feet_z = _feet_height(np.minimum(t, period - t), t_land, contact_z, air_z - contact_z, height)
@@ -389,13 +400,11 @@ def _peak_knee(samples: Mapping[str, np.ndarray], sides: tuple[str, ...]) -> flo
 def task_motion(kind: str, shape: BodyShape, controls: Mapping[str, object]) -> Motion:
     """The closed-chain task ``kind`` (see the module docstring) for ``shape``."""
     period = float(controls.get("rep_period_s", _DEFAULT_PERIOD_S[kind]))
-    t = _Periodic.grid(period)
+    t = Periodic.grid(period)
     u = t / period
     info: dict[str, object] = {"rep_period_s": period}
     if kind in _TARGET_KNEE_DEG:
-        target = _knee_target(
-            math.radians(_STANDING_KNEE_DEG), math.radians(_TARGET_KNEE_DEG[kind]), controls
-        )
+        target = knee_target(math.radians(_STANDING_KNEE_DEG), math.radians(_TARGET_KNEE_DEG[kind]), controls)
 
         sides = (str(controls.get("lead_leg", "right")),) if kind == "lunge" else SIDES
 
@@ -408,9 +417,9 @@ def task_motion(kind: str, shape: BodyShape, controls: Mapping[str, object]) -> 
     else:
         depth = 0.0
     design = _design(kind, shape, u, depth, controls, period)
-    curves = _curves_from_samples(period, design.joint_samples(shape))
-    root_xy = _Periodic.from_samples(period, design.root[:, :2])
-    root_z = _Periodic.from_samples(period, design.root[:, 2:])
+    curves = curves_from_samples(period, design.joint_samples(shape))
+    root_xy = Periodic.from_samples(period, design.root[:, :2])
+    root_z = Periodic.from_samples(period, design.root[:, 2:])
     events: tuple[tuple[str, str, float], ...] = ()
     if kind == "drop_landing":
         t_land, t_off, _ = _drop_timeline(period, float(controls.get("drop_height_m", 0.30)))

@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "kinefuse-example-plugin"
 PLUGIN_PACKAGES = (
     EXAMPLE,
-    REPO / "tests" / "plugins" / "broken_import",
-    REPO / "tests" / "plugins" / "misspelled_hook",
+    REPO / "tests" / "plugin_fixtures" / "broken_import",
+    REPO / "tests" / "plugin_fixtures" / "misspelled_hook",
 )
 # variables that would redirect a daemon's database, socket or config away from what a test passes
 _REDIRECTING_ENV = ("KINEFUSE_DB", "KINEFUSE_SOCKET", "KINEFUSE_CONFIG", "NOTIFY_SOCKET")

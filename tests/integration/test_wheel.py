@@ -26,8 +26,13 @@ def test_wheel_contains_packages_kernels_stubs_and_entry_points(tmp_path):
     assert "kinefuse/_ext/clock_map.pyi" in names
     assert "kinefuse/_pure/clock_map.py" in names and "kinefuse/hookspecs.py" in names
     assert "kinefuse_plugins/__init__.py" in names
+    for feature in ("camera/plugin.py", "camera/models.toml", "ble_imu/protocols/witmotion.py",
+                    "ble_imu/emulation/radio.py", "mediapipe_pose/plugin.py"):  # fmt: skip
+        assert f"kinefuse_plugins/{feature}" in names
+    assert not any("/tests/" in n for n in names), "a plugin's tests are not shipped"
     assert not any(n.startswith(("daemon/", "ext/", "plugins/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[pytest11]" in text and "kinefuse = kinefuse.testing" in text
     assert "kinefuse = kinefuse.cli:main" in text
+    assert "[kinefuse.plugins]" in text and "camera = kinefuse_plugins.camera.plugin" in text

@@ -12,8 +12,7 @@ from kinefuse.bench.datasets import paths
 from kinefuse.configschema import defaults
 from kinefuse_plugins.camera.pose_models import spec
 from kinefuse_plugins.camera.pose_runtime import PoseModel
-from kinefuse_plugins.mediapipe_pose import plugin as mediapipe_pose
-from kinefuse_plugins.mediapipe_pose.estimator import LANDMARKS, MediaPipePose
+from kinefuse_plugins.mediapipe_pose.estimator import LANDMARKS, NAME, MediaPipePose
 
 SHARED = paths.shared_dir()
 ASTRONAUT = SHARED / "data" / "images" / "astronaut.png"
@@ -109,6 +108,6 @@ def test_blazepose_is_whole_image_so_a_detector_is_refused():
 
     load_plugins(entry_points=False)
     options = defaults(SCHEMA)
-    options.update(path=str(VIDEO), model=mediapipe_pose.NAME, detector="rtmdet_nano_person")
+    options.update(path=str(VIDEO), model=NAME, detector="rtmdet_nano_person")
     with pytest.raises(ValueError, match="top-down path"):
         CameraSource(options, "cam")

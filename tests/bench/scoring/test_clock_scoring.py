@@ -1,6 +1,6 @@
 import numpy as np
 
-from kinefuse.bench.scoring.clock import score_alignment, true_mapper_skew_ppm
+from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
 from kinefuse.sim.timing import DeviceClock
 
 
