@@ -1,6 +1,6 @@
 """`VirtualRadio` with the central's adapter on the Linux kernel's VHCI (``/dev/vhci``) instead of a TCP socket.
 
-The emulated straps stay exactly as in tests/ble (bumble controllers and hosts on one `LocalLink`); only the
+The emulated straps stay exactly as in plugins/ble_imu/tests (bumble controllers and hosts on one `LocalLink`); only the
 adapter's HCI goes elsewhere: opening ``/dev/vhci`` makes the kernel register a new ``hciN`` whose controller
 is bumble's emulated one, so the kernel's Bluetooth stack, bluetoothd and bleak's BlueZ D-Bus backend all run
 for real above it. Closing the file unplugs the adapter (the kernel removes ``hciN``). Used only inside the
