@@ -1,7 +1,8 @@
 """The pose estimators plugins registered (``register_pose_estimators``), by name, for the camera source.
 
-Sources are built from their options alone (``SourceSpec.factory(options, source_id)``), so the plugin
-loader publishes what was registered here when it finishes; the last load wins, as the daemon loads once.
+Sources are built from their options alone (``SourceSpec.factory(options, source_id)``), so this plugin's
+``plugins_loaded`` hook keeps what was registered here once every plugin has loaded; the last load wins,
+as the daemon loads once.
 """
 
 from __future__ import annotations
