@@ -39,22 +39,6 @@ CORE_SECTIONS: dict[str, dict[str, Field]] = {
         "backoff_initial_s": Field(float, 0.5, "first restart delay (doubles each time, jittered)", min=0.0),
         "backoff_max_s": Field(float, 30.0, "longest restart delay", min=0.0),
     },
-    "paths": {
-        "data_dir": Field(
-            str,
-            "",
-            "models and other data (empty: the platform's user data dir)",
-            env="KINEFUSE_DATA_DIR",
-            is_path=True,
-        ),
-        "shared_dir": Field(
-            str,
-            "../shared",
-            "the shared data sets used by tests and benchmarks",
-            env="KINEFUSE_SHARED",
-            is_path=True,
-        ),
-    },
 }
 _ENTRY_KEYS = ("id", "type")
 
@@ -160,6 +144,21 @@ def _components(check: Validator, entries, table: str, specs: dict, registry) ->
         if ident in seen:
             check.error((*path, "id"), f"duplicate id {ident!r}: each of [[{table}]] needs its own")
         seen.add(ident)
+        errors_before = len(check.errors)
         options = check.check_table(entry, specs[kind].schema, path, ignore=_ENTRY_KEYS)
+        if len(check.errors) == errors_before:  # each option is sound: can they run together?
+            _check_combination(check, specs[kind], options, path)
         out.append(ComponentConfig(ident, kind, options))
     return out
+
+
+def _check_combination(check: Validator, spec, options: dict, path: tuple) -> None:
+    if spec.check is None:
+        return
+    try:
+        problems = spec.check(options)
+    except Exception as exc:  # a plugin's check is plugin code: its bug is a config error, not a crash
+        check.error(path, f"the {spec.name!r} type's check failed: {type(exc).__name__}: {exc}")
+        return
+    for key, message in problems:
+        check.error((*path, key) if key in options else path, message)

@@ -90,22 +90,28 @@ class Service(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
-    """A source type: ``[[sources]] type = name`` builds one with ``factory(options, source_id)``."""
+    """A source type: ``[[sources]] type = name`` builds one with ``factory(options, source_id)``.
+
+    ``check(options)``, when given, returns (key, message) pairs for options that pass their schema but can
+    never run together; ``check-config`` and ``run`` refuse them, with file and line, before anything starts."""
 
     name: str
     factory: Callable[[dict, str], Source]
     schema: Schema
     doc: str
+    check: Callable[[dict], list[tuple[str, str]]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class ProcessorSpec:
-    """A processor type: ``[[processors]] type = name`` builds one with ``factory(options, processor_id)``."""
+    """A processor type: ``[[processors]] type = name`` builds one with ``factory(options, processor_id)``;
+    ``check(options)`` as for SourceSpec."""
 
     name: str
     factory: Callable[[dict, str], Processor]
     schema: Schema
     doc: str
+    check: Callable[[dict], list[tuple[str, str]]] | None = None
 
 
 class PoseEstimator(Protocol):

@@ -69,6 +69,35 @@ SCHEMA = {
 }
 
 
+def problems(options: dict) -> list[tuple[str, str]]:
+    """Options that pass their schema but can never run together, as (key, message): ``check-config`` and
+    ``run`` refuse them before start instead of the camera failing at every restart."""
+    found = [] if options["path"] else [("path", "no path: a video file, V4L2 device or rtsp:// URL")]
+    found += _model_problems(options["model"], options["detector"])
+    if options["athlete"] == "region" and not valid_region(options["athlete_region"]):
+        region = options["athlete_region"]
+        found.append(("athlete_region", "athlete = 'region' needs athlete_region = [x1, y1, x2, y2], "
+                                        f"fractions of the image, x1 < x2, y1 < y2; got {region}"))  # fmt: skip
+    return found
+
+
+def _model_problems(model: str, detector: str) -> list[tuple[str, str]]:
+    from kinefuse_plugins.camera import estimators, pose_models
+
+    models, plugin_estimator = pose_models.known_models(), estimators.lookup(model)
+    found = []
+    if plugin_estimator is None and model not in models:
+        known = ", ".join(sorted([*models, *estimators.registered()]))
+        found.append(("model", f"unknown model {model!r}; known: {known}"))
+    if detector and plugin_estimator is not None:
+        found.append(("detector", f"model {model} runs on the whole image; the top-down path (detector) "
+                                  "needs an ONNX keypoint model"))  # fmt: skip
+    if detector and (detector not in models or models[detector].kind != "detector"):
+        detectors = ", ".join(sorted(name for name, m in models.items() if m.kind == "detector"))
+        found.append(("detector", f"{detector!r} is no person detector; known: {detectors}"))
+    return found
+
+
 class CameraSource:
     def __init__(self, options: dict, source_id: str):
         from kinefuse_plugins.camera import estimators
@@ -77,14 +106,11 @@ class CameraSource:
 
         self.options, self.source_id = options, source_id
         self.device_id = options["device_id"] or source_id
-        if not options["path"]:
-            raise ValueError(f"camera {source_id!r}: no path (a video file, V4L2 device or rtsp:// URL)")
+        for key, message in problems(options):
+            raise ValueError(f"camera {source_id!r}: {key}: {message}")
         runtime = (tuple(options["providers"]), options["threads"], options["batch_across_cameras"])
         plugin_estimator = estimators.lookup(options["model"])
         if plugin_estimator is not None:  # a plugin's estimator (e.g. mediapipe_pose_full), whole image
-            if options["detector"]:
-                raise ValueError(f"camera {source_id!r}: model {options['model']} runs on the whole image; "
-                                 "the top-down path (detector) needs an ONNX keypoint model")  # fmt: skip
             self.pose = plugin_estimator.factory(options)
             self.keypoint_set = plugin_estimator.keypoint_set
         else:
@@ -94,10 +120,6 @@ class CameraSource:
         if options["detector"]:
             detector = PoseModel(*self._model(options["detector"], options["detector_path"]), *runtime)
             self.topdown = TopDown(detector, self.pose, options["max_people"])
-        if options["athlete"] == "region" and not valid_region(options["athlete_region"]):
-            region = options["athlete_region"]
-            raise ValueError(f"camera {source_id!r}: athlete = 'region' needs athlete_region = [x1, y1, x2, "
-                             f"y2], fractions of the image, x1 < x2, y1 < y2; got {region}")  # fmt: skip
         self.tracker: Tracker | None = None
 
     def _model(self, name: str, file: str):
@@ -295,4 +317,4 @@ class _LatestFrameReader:
         self._closed = True
 
 
-SPEC = SourceSpec("camera", CameraSource, SCHEMA, __doc__.strip())
+SPEC = SourceSpec("camera", CameraSource, SCHEMA, __doc__.strip(), check=problems)

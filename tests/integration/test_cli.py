@@ -43,3 +43,41 @@ def test_run_refuses_a_bad_config_without_starting(tmp_path):
     result = kinefuse("run", "--config", str(bad), "--db", str(tmp_path / "k.db"))
     assert result.returncode == 2 and "storage.flush_interval_s" in result.stderr
     assert not (tmp_path / "k.db").exists()
+
+
+IMPOSSIBLE_CAMERAS = """[[sources]]
+id = "synth"
+type = "synthetic"
+
+[[sources]]
+id = "front"
+type = "camera"
+path = "front.mp4"
+model = "mediapipe_pose_full"
+detector = "rtmdet_nano_person"
+
+[[sources]]
+id = "side"
+type = "camera"
+path = "side.mp4"
+athlete = "region"
+"""
+
+
+def test_options_that_can_never_run_together_are_refused_before_start(tmp_path):
+    config = tmp_path / "cameras.toml"
+    config.write_text(IMPOSSIBLE_CAMERAS)
+    checked = kinefuse("check-config", str(config))
+    assert checked.returncode == 2
+    assert (
+        f"{config}:10: sources[1].detector: model mediapipe_pose_full runs on the whole image"
+        in checked.stderr
+    )
+    # athlete_region is not in the file: the error points at its entry's [[sources]] line
+    assert (
+        f"{config}:12: sources[2].athlete_region: athlete = 'region' needs athlete_region" in checked.stderr
+    )
+    assert "2 config error(s)" in checked.stderr
+    ran = kinefuse("run", "--config", str(config), "--db", str(tmp_path / "k.db"))
+    assert ran.returncode == 2 and "sources[1].detector" in ran.stderr
+    assert not (tmp_path / "k.db").exists()

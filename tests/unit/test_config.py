@@ -126,3 +126,40 @@ def test_key_lines_skip_multiline_values():
     assert lines.line_of(("t", "u", "e")) == 10
     assert lines.line_of(("arr", 1, "f")) == 13
     assert lines.line_of(("arr", 1, "missing")) == 12
+
+
+def test_a_types_check_refuses_options_that_cannot_run_together_at_their_lines(tmp_path):
+    from kinefuse import hookimpl
+    from kinefuse.builtin.sources.synthetic import SyntheticSource
+    from kinefuse.configschema import Field
+    from kinefuse.interfaces import SourceSpec
+
+    schema = {"low": Field(int, 0, "lower bound"), "high": Field(int, 10, "upper bound")}
+
+    def ordered(options):
+        return [("high", "high must exceed low")] if options["high"] <= options["low"] else []
+
+    def broken(options):
+        raise KeyError("missing")
+
+    specs = [SourceSpec("ranged", SyntheticSource, schema, "d", check=ordered),
+             SourceSpec("buggy", SyntheticSource, {}, "d", check=broken)]  # fmt: skip
+    plugin = type("Plugin", (), {"register_sources": staticmethod(hookimpl(lambda: specs))})
+    registry = load_plugins(extra=(("checks", plugin),), entry_points=False)
+    path = write(
+        tmp_path,
+        """
+        [[sources]]
+        type = "ranged"
+        low = 5
+        high = 3
+
+        [[sources]]
+        type = "buggy"
+        """,
+    )
+    messages = [str(e) for e in errors_of(path, registry)]
+    assert messages == [
+        f"{path}:4: sources[0].high: high must exceed low",
+        f"{path}:6: sources[1]: the 'buggy' type's check failed: KeyError: 'missing'",
+    ]
