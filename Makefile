@@ -22,7 +22,7 @@ $(BIN)/python:
 
 # Reinstalling rebuilds the Cython kernels in ext/ whenever a .pyx or the build files change.
 $(INSTALLED): $(BIN)/python pyproject.toml setup.py $(wildcard ext/*.pyx)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 build: $(INSTALLED)
@@ -36,7 +36,7 @@ $(SYSTEM_DEPS): $(BIN)/python
 	touch $@
 
 $(MEDIAPIPE): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e '.[dev,mediapipe]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,mediapipe]'
 	$(BIN)/python -m pip install --quiet --no-deps mediapipe==0.10.14
 	touch $@
 
