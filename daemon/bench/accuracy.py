@@ -1,7 +1,8 @@
 """Built-in bench ``kinefuse bench accuracy``: runs a fixed suite of synthetic-athlete scenarios through the
-real pipeline and scores every stage against the simulator's truth, then scores the public data sets
-(``--data DIR`` scores any folder in the same formats instead). Stages not built yet give None with
-"not available yet"; docs/accuracy.md is generated from this bench's JSON (``make accuracy``)."""
+real pipeline and scores what reached storage against the simulator's truth, then scores the public data
+sets (``--data DIR`` scores the BROAD trials in any folder instead). Every row is a measurement; a value is
+None only where a measurement was tried and could not give a number, and its note says why.
+docs/accuracy.md is generated from this bench's JSON (``make accuracy``)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from kinefuse import hookimpl
-from kinefuse.bench import make_row
+from kinefuse.bench import BenchError, make_row
 from kinefuse.bench.datasets.paths import shared_dir
 from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
 from kinefuse.bench.scoring.fusion import knee_angle_rows
-from kinefuse.bench.scoring.public import NOT_YET, public_rows
+from kinefuse.bench.scoring.public import public_rows
 from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate
 from kinefuse.interfaces import BenchSpec
 from kinefuse.sim.detector_model import KEYPOINT_SETS
@@ -33,24 +34,33 @@ SUITE = (
     "drop_landing.toml",
 )
 WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples are not scored
-_STAGES_NOT_BUILT = (
-    ("joint angles: RMSE per joint", "deg", "the joint-angle metric"),
-    ("joint angles: max error per joint", "deg", "the joint-angle metric"),
-    ("3D keypoint error", "mm", "triangulation"),
-    ("gait event timing RMSE", "ms", "gait event detection"),
-    ("stride-time asymmetry error", "%", "gait metrics"),
-    ("honesty: good values wrong by > 2x tolerance", "%", "quality flags on derived values"),
-    ("honesty: truly bad samples flagged", "%", "quality flags on samples"),
-)
 
 
 async def run(options: dict) -> list[dict]:
     if options.get("shared_dir") is not None:  # --data: score the user's folder only
-        return public_rows(Path(options["shared_dir"]))
+        return folder_rows(Path(options["shared_dir"]))
+    return await suite_rows() + public_rows(shared_dir() / "data")
+
+
+async def suite_rows(names: tuple[str, ...] = SUITE) -> list[dict]:
+    """The packaged scenarios ``names`` (default: the whole suite) through the pipeline, scored."""
     rows = []
-    for name in SUITE:
+    for name in names:
         rows += await scenario_rows(_packaged(name))
-    return rows + public_rows(shared_dir() / "data")
+    return rows
+
+
+def folder_rows(folder: Path) -> list[dict]:
+    """``--data DIR``: a folder with nothing to measure is an error, not an empty table."""
+    if not folder.is_dir():
+        raise BenchError(f"{folder} is not a folder")
+    rows = public_rows(folder)
+    if not rows:
+        raise BenchError(
+            f"nothing to score in {folder}: no BROAD trial (.hdf5 or .mat) in it or below it, and BROAD "
+            "orientation is the only public format kinefuse measures yet"
+        )
+    return rows
 
 
 def _packaged(name: str) -> Path:
@@ -86,10 +96,7 @@ async def scenario_rows(path: Path) -> list[dict]:
             rows += knee_angle_rows(scenario.name, simulation, db, reader)
         finally:
             db.close()
-    return rows + [
-        make_row(scenario.name, metric, unit, None, "lower", note=f"{NOT_YET}: {stage} is not built")
-        for metric, unit, stage in _STAGES_NOT_BUILT
-    ]
+    return rows
 
 
 def _config_tables(folder: Path, scenario: Path) -> dict:

@@ -1,6 +1,7 @@
 """Built-in bench ``kinefuse bench ahrs [--data DIR]``: orientation accuracy on every BROAD trial (in
-../shared/data/broad, or DIR) scored as the accuracy harness does, with kinefuse's orientation filter next
-to vqf and imufusion measured in the same run; then speed, samples per second, per sample and in batch."""
+../shared/data/broad, or DIR) scored as the accuracy harness does (fitted frames and BROAD's own protocol),
+with kinefuse's orientation filter next to vqf and imufusion measured in the same run; then speed, samples
+per second, per sample and in batch."""
 
 from __future__ import annotations
 
@@ -13,13 +14,12 @@ from kinefuse import hookimpl
 from kinefuse.bench import make_row
 from kinefuse.bench.datasets import broad
 from kinefuse.bench.datasets.paths import shared_dir
-from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS, score_orientation
+from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS, PROTOCOL_NOTES, score_metrics
 from kinefuse.fusion.orientation_filter import OrientationFilter
 from kinefuse.interfaces import BenchSpec
 
 VQF = "vqf (PyPI), VQF defaults"
 IMUFUSION = "imufusion (PyPI), gain 0.5, rejection 10 deg / 5 s"
-NOTE = "movement samples; reference-frame rotation fitted, sensor frame as given"
 SPEED_SAMPLES = 20_000  # per-sample timing: Python-level calls, one per sample
 
 
@@ -71,17 +71,14 @@ def _imufusion(trial) -> dict:
 
 
 def accuracy_rows(trial) -> list[dict]:
-    ours, peers = _ours(trial), {VQF: _vqf(trial), IMUFUSION: _imufusion(trial)}
-    case = f"BROAD {trial.name}"
+    mine = score_metrics(_ours(trial), trial.opt_quat, trial.movement)
+    peers = {peer: score_metrics(estimates, trial.opt_quat, trial.movement)
+             for peer, estimates in ((VQF, _vqf(trial)), (IMUFUSION, _imufusion(trial)))}  # fmt: skip
     rows = []
-    for mode, metric, key in ORIENTATION_METRICS:
-        mine = score_orientation(ours[mode], trial.opt_quat, trial.movement, mode=mode, align_sensor=False)[
-            key
-        ]
-        for peer, estimates in peers.items():
-            theirs = score_orientation(estimates[mode], trial.opt_quat, trial.movement, mode=mode,
-                                       align_sensor=False)[key]  # fmt: skip
-            rows.append(make_row(case, metric, "deg", mine, "lower", peer=peer, peer_value=theirs, note=NOTE))
+    for protocol, _, metric, _ in ORIENTATION_METRICS:
+        note = f"movement samples; {PROTOCOL_NOTES[protocol]}"
+        rows += [make_row(f"BROAD {trial.name}", metric, "deg", mine[metric], "lower", peer=peer,
+                          peer_value=theirs[metric], note=note) for peer, theirs in peers.items()]  # fmt: skip
     return rows
 
 

@@ -10,6 +10,7 @@ from kinefuse._ext import ahrs as compiled
 from kinefuse._pure import ahrs as twin
 from kinefuse.bench.datasets import broad, paths
 from kinefuse.bench.scoring.orientation_error import score_orientation
+from kinefuse.bench.scoring.strapdown import integrate_gyro
 from kinefuse.sim.body import Body, BodyShape
 from kinefuse.sim.imu import PRESETS, simulate_imu
 from kinefuse.sim.magnetic import MagneticEnvironment
@@ -17,6 +18,15 @@ from kinefuse.sim.motions import make_motion
 
 BROAD = paths.shared_dir() / "data" / "broad"
 needs_shared = pytest.mark.skipif(not BROAD.is_dir(), reason=f"shared data folder {BROAD} is absent")
+# the BROAD trials the shared folder holds (its README lists them): a folder missing any fails, not passes
+BROAD_TRIALS = (
+    "02_undisturbed_slow_rotation_B",
+    "07_undisturbed_fast_rotation_B",
+    "11_undisturbed_slow_translation_B",
+    "16_undisturbed_fast_translation_B",
+    "24_disturbed_tapping_A",
+    "30_disturbed_stationary_magnet_C",
+)
 RATE = 100.0
 UP = np.array([0.0, 0.0, 9.81])
 
@@ -52,7 +62,9 @@ def test_compiled_and_twin_are_bit_identical(walking_strap):
 def test_vqf_is_reproduced_and_matched_in_accuracy_on_every_broad_trial():
     from vqf import VQF
 
-    for path in broad.find_trials(BROAD):
+    trials = broad.find_trials(BROAD)
+    assert tuple(path.stem for path in trials) == BROAD_TRIALS
+    for path in trials:
         trial = broad.load_trial(path)
         g, a, m = (np.ascontiguousarray(x) for x in (trial.gyr, trial.acc, trial.mag))
         theirs = VQF(1.0 / trial.rate_hz).updateBatch(g, a, m)
@@ -142,18 +154,24 @@ def test_the_walking_shank_orientation_follows_the_truth(walking_strap):
     truth = Rotation.from_matrix(walking_strap.R_world_sensor).as_quat(scalar_first=True)
     movement = np.ones(len(truth), dtype=bool)
     movement[: int(10 * RATE)] = False  # the filters settle first
+    g, a, m = walking_strap.gyr, walking_strap.acc, walking_strap.mag
     estimates = {
-        "vqf": compiled.OrientationFilter(RATE).update_batch(
-            walking_strap.gyr, walking_strap.acc, walking_strap.mag
-        ),
-        "madgwick": compiled.Madgwick(RATE).update_batch(
-            walking_strap.gyr, walking_strap.acc, walking_strap.mag
-        ),
+        "vqf": compiled.OrientationFilter(RATE).update_batch(g, a, m)["quat9d"],
+        "madgwick": compiled.Madgwick(RATE).update_batch(g, a, m),
+        "strapdown": integrate_gyro(g, RATE, truth[0]),
     }
-    scores = {name: score_orientation(q["quat9d"] if isinstance(q, dict) else q, truth, movement, mode="9d",
-                                      align_sensor=False) for name, q in estimates.items()}  # fmt: skip
+    scores = {name: score_orientation(q, truth, movement, mode="9d", align_sensor=False)
+              for name, q in estimates.items()}  # fmt: skip
     assert scores["vqf"]["inclination_rmse_deg"] < 2.0
     assert scores["vqf"]["total_rmse_deg"] < 4.0
+    # The consumer strap's gyroscope is biased by 5 deg/s per axis, which Madgwick does not estimate: it
+    # stays about 11 deg off in inclination (10.2 to 12.0 over rng seeds 0-9) where the uncorrected
+    # strapdown drifts about 83 deg (82.5 to 84.1), and far off in heading. Its accelerometer correction
+    # must hold inclination to under a quarter of the strapdown's (0.12 to 0.15 over those seeds), and VQF,
+    # which learns the bias, must beat it (total 2.2-2.4 deg against 53-61 deg).
+    madgwick, strapdown = scores["madgwick"], scores["strapdown"]
+    assert madgwick["inclination_rmse_deg"] < 0.25 * strapdown["inclination_rmse_deg"]
+    assert scores["vqf"]["total_rmse_deg"] < madgwick["total_rmse_deg"]
 
 
 def test_bad_settings_are_refused():

@@ -7,6 +7,7 @@ import pytest
 
 from kinefuse.bench import read_json
 from kinefuse.bench.datasets import paths
+from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS
 
 BROAD = paths.shared_dir() / "data" / "broad"
 needs_shared = pytest.mark.skipif(not BROAD.is_dir(), reason=f"shared data folder {BROAD} is absent")
@@ -33,7 +34,9 @@ def test_bench_ahrs_on_a_folder_of_one_trial(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = read_json(out)["rows"]
     accuracy = [row for row in rows if row["unit"] == "deg"]
-    assert len(accuracy) == 8 and {row["peer"].split()[0] for row in accuracy} == {"vqf", "imufusion"}
+    # each metric of both protocols (fitted frames, BROAD's own), against each peer
+    assert [row["metric"] for row in accuracy] == [m for _, _, m, _ in ORIENTATION_METRICS for _ in range(2)]
+    assert [row["peer"].split()[0] for row in accuracy] == ["vqf", "imufusion"] * len(ORIENTATION_METRICS)
     assert all(row["value"] <= row["peer_value"] + 1e-9 for row in accuracy if row["peer"].startswith("vqf"))
     speed = [row for row in rows if row["unit"] == "samples/s"]
     assert [row["case"] for row in speed] == ["batch", "per sample", "per sample"]

@@ -3,8 +3,12 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from kinefuse.bench.scoring.orientation_error import (
+    ORIENTATION_METRICS,
     heading_inclination_error,
+    quat_conjugate,
     quat_multiply,
+    score_broad_protocol,
+    score_metrics,
     score_orientation,
 )
 from kinefuse.bench.scoring.strapdown import integrate_gyro
@@ -173,6 +177,77 @@ def test_bad_input_is_reported(change, message):
     arguments = {"est_quat": truth, "truth_quat": truth, "movement": np.ones(N, bool), "mode": "9d"} | change
     with pytest.raises(ValueError, match=message):
         score_orientation(**arguments)
+
+
+def test_broad_protocol_fits_nothing_in_9d():
+    truth, movement = _random_motion(10), np.ones(N, bool)
+    exact = score_broad_protocol(truth, truth, movement)
+    assert exact["total_rmse_deg"] == pytest.approx(0.0, abs=1e-9) and exact["heading_offset_deg"] == 0.0
+    # a constant heading and tilt error, which the fitted frames would absorb, is all error here
+    est = quat_multiply(_about("z", 5.0), quat_multiply(_about("x", 3.0), truth))
+    est[::7] *= -1  # the sign of a quaternion is arbitrary
+    scores = score_broad_protocol(est, truth, movement)
+    assert scores["heading_rmse_deg"] == pytest.approx(5.0, abs=1e-9)
+    assert scores["inclination_rmse_deg"] == pytest.approx(3.0, abs=1e-9)
+    error = Rotation.from_euler("z", 5.0, degrees=True) * Rotation.from_euler("x", 3.0, degrees=True)
+    assert scores["total_rmse_deg"] == pytest.approx(np.degrees(error.magnitude()), abs=1e-9)
+    assert score_orientation(est, truth, movement, align_sensor=False)["total_rmse_deg"] < 1e-6
+
+
+def test_broad_protocol_errors_are_the_papers_definitions():
+    # the dataset's definitions on the error quaternion in the reference frame: total 2 acos|w|, heading
+    # 2 atan|z / w|, inclination 2 acos sqrt(w² + z²), written here independently of the module
+    truth = _random_motion(11)
+    est = quat_multiply(_quat(Rotation.random(N, random_state=12) ** 0.05), truth)
+    q = quat_multiply(est, quat_conjugate(truth))
+    w, z = q[:, 0], q[:, 3]
+    expected = {
+        "total_rmse_deg": 2 * np.arccos(np.clip(np.abs(w), 0, 1)),
+        "heading_rmse_deg": 2 * np.arctan(np.abs(z / w)),
+        "inclination_rmse_deg": 2 * np.arccos(np.clip(np.sqrt(w**2 + z**2), 0, 1)),
+    }
+    scores = score_broad_protocol(est, truth, np.ones(N, bool))
+    for key, error in expected.items():
+        assert scores[key] == pytest.approx(np.degrees(np.sqrt(np.mean(error**2))), rel=1e-9), key
+
+
+@pytest.mark.parametrize("offset", [123.0, -40.0])
+def test_broad_protocol_removes_one_constant_heading_offset_in_6d(offset):
+    truth, movement = _random_motion(13), np.ones(N, bool)
+    est = quat_multiply(_about("z", offset), truth)
+    scores = score_broad_protocol(est, truth, movement, mode="6d")
+    assert scores["heading_offset_deg"] == pytest.approx(offset, abs=1e-9)
+    assert scores["total_rmse_deg"] == pytest.approx(0.0, abs=1e-9)
+    # a drift is not a constant offset: a ramp of height D about its mean leaves RMS D / sqrt(12)
+    drifting = quat_multiply(_about("z", offset + np.linspace(0.0, 20.0, N)), truth)
+    scores = score_broad_protocol(drifting, truth, movement, mode="6d")
+    assert scores["heading_offset_deg"] == pytest.approx(offset + 10.0, abs=1e-6)
+    assert scores["heading_rmse_deg"] == pytest.approx(20.0 / np.sqrt(12.0), rel=1e-3)
+    assert scores["inclination_rmse_deg"] < 1e-6
+
+
+def test_the_removed_heading_offset_is_the_least_squares_best():
+    truth = _random_motion(14)
+    heading = 30.0 + 15.0 * np.sin(np.linspace(0.0, 7.0, N)) ** 3  # skewed: its mean is not the answer
+    est = quat_multiply(
+        _about("z", heading), quat_multiply(_about("y", 4.0 * np.cos(np.linspace(0, 9, N))), truth)
+    )
+    found = score_broad_protocol(est, truth, np.ones(N, bool), mode="6d")["heading_offset_deg"]
+    q_err = quat_multiply(est, quat_conjugate(truth))
+    grid = found + np.linspace(-1.0, 1.0, 2001)  # 0.001° steps around the answer
+    # the cost: Σ sin²(θ/2) of the total error θ after removing each candidate offset
+    costs = [np.sum(1.0 - quat_multiply(_about("z", -d), q_err)[:, 0] ** 2) for d in grid]
+    assert abs(grid[int(np.argmin(costs))] - found) <= 0.001
+
+
+def test_every_metric_is_scored_by_its_protocol():
+    truth, movement = _random_motion(15), np.ones(N, bool)
+    est = quat_multiply(_about("z", 5.0), truth)
+    values = score_metrics({"9d": est, "6d": est}, truth, movement)
+    assert list(values) == [metric for _, _, metric, _ in ORIENTATION_METRICS]
+    assert values["9D heading RMSE"] < 1e-6  # fitted: the constant offset is frame, not error
+    assert values["9D heading RMSE (BROAD protocol)"] == pytest.approx(5.0, abs=1e-9)
+    assert values["6D total RMSE (BROAD protocol)"] < 1e-6  # 6D: the constant offset is removed
 
 
 def test_strapdown_of_a_constant_rate_is_the_exact_rotation():
