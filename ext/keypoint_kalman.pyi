@@ -24,6 +24,18 @@ def filter_track(
 def rts_smooth(
     times: npt.NDArray[np.float64], filtered: dict[str, np.ndarray], dim: int = ..., q: float = ...
 ) -> tuple[np.ndarray, np.ndarray]: ...
+def smooth_track(
+    times: npt.NDArray[np.float64],
+    keypoints: npt.NDArray[np.float64],
+    dim: int = ...,
+    q: float = ...,
+    r0: float = ...,
+    min_confidence: float = ...,
+    gate: float = ...,
+    max_gap_s: float = ...,
+    init_velocity_sigma: float = ...,
+    init_acceleration_sigma: float = ...,
+) -> dict[str, np.ndarray]: ...
 
 Emitted = tuple[float, np.ndarray, np.ndarray, np.ndarray]
 

@@ -16,8 +16,9 @@ after MISSING starts a new track segment, which the smoother never crosses.
 
 The update uses the Joseph form, P = (I - KH) P (I - KH)' + K R K', like filterpy. Smoothing is the
 Rauch-Tung-Striebel backward pass (Rauch, Tung & Striebel, AIAA J 3:1445, 1965): offline over whole
-segments (``rts_smooth``), and in ``LiveKeypointFilter`` over the last ``lag_s`` of frames, emitting each
-frame once it is ``lag_s`` old (a fixed-lag smoother).
+segments (``rts_smooth`` after ``filter_track``, or ``smooth_track`` doing both in one pass without
+keeping the filter's intermediates), and in ``LiveKeypointFilter`` over the last ``lag_s`` of frames,
+emitting each frame once it is ``lag_s`` old (a fixed-lag smoother).
 
 ``kinefuse._pure.keypoint_kalman`` is the reference twin, written with NumPy matrices; tests check that
 both agree, and that both agree with filterpy's KalmanFilter and rts_smoother.
@@ -90,14 +91,14 @@ cdef inline void _mul_t(int d, const double* A, const double* B, double* out) no
             out[3 * i + j] = acc
 
 
-cdef inline void _transition(const Model* m, double dt, double* F, double* Q) noexcept nogil:
+cdef inline void _transition(int d, const Model* m, double dt, double* F, double* Q) noexcept nogil:
     """F and Q (row-major 3x3, the leading dim x dim block used) for a step of dt seconds."""
     cdef double dt2 = dt * dt, dt3 = dt2 * dt, q = m.q
     cdef int i
     for i in range(9):
         F[i] = 0.0
         Q[i] = 0.0
-    if m.dim == 2:
+    if d == 2:
         F[0] = 1.0; F[1] = dt; F[4] = 1.0
         Q[0] = q * dt3 / 3.0; Q[1] = q * dt2 / 2.0
         Q[3] = Q[1]; Q[4] = q * dt
@@ -176,7 +177,7 @@ cdef inline double _measurement_variance(const Model* m, double c) noexcept nogi
     return sigma * sigma
 
 
-cdef inline int _step(const Model* m, bint* alive, double* last_measured, double t, double dt,
+cdef inline int _step(int d, const Model* m, bint* alive, double* last_measured, double t, double dt,
                       double zx, double zy, double c, double* x, double* P,
                       double* xp, double* Pp, bint* starts) noexcept nogil:
     """One keypoint, one frame: predict over dt (if the track is alive), then use the detection. xp/Pp get
@@ -184,11 +185,11 @@ cdef inline int _step(const Model* m, bint* alive, double* last_measured, double
     cdef double F[9]
     cdef double Q[9]
     cdef double R, e2
-    cdef int i, d = m.dim
+    cdef int i
     cdef bint usable = _usable(m, zx, zy, c)
     starts[0] = False
     if alive[0]:
-        _transition(m, dt, F, Q)
+        _transition(d, m, dt, F, Q)
         _predict(d, F, Q, x, P)
     for i in range(6):
         xp[i] = x[i] if alive[0] else NAN
@@ -217,62 +218,6 @@ cdef inline int _step(const Model* m, bint* alive, double* last_measured, double
     _correct(d, zx, zy, R, x, P)
     last_measured[0] = t
     return _MEASURED
-
-
-def filter_track(double[::1] times, double[:, :, ::1] keypoints, int dim=2, double q=5.0e4, double r0=3.0,
-                 double min_confidence=0.05, double gate=13.8, double max_gap_s=0.15,
-                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0):
-    """Forward pass over a whole recording: ``times`` (n,) seconds, ascending; ``keypoints`` (n, K, 3) of
-    x, y, confidence. Returns filtered and predicted states (n, K, 2, dim) and covariances (n, K, dim, dim),
-    the status (n, K) int8 and segment starts (n, K) bool."""
-    cdef Model m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
-                          init_acceleration_sigma)
-    cdef Py_ssize_t n = keypoints.shape[0], K = keypoints.shape[1], f, k, i, j
-    if keypoints.shape[2] != 3 or times.shape[0] != n:
-        raise ValueError(f"keypoints must be (n, K, 3) with n = len(times); got {tuple(keypoints.shape)[:3]} "
-                         f"and {times.shape[0]} times")
-    for f in range(1, n):
-        if not times[f] > times[f - 1]:
-            raise ValueError(f"times must increase; frame {f} at {times[f]!r} follows {times[f - 1]!r}")
-    xf_arr = np.full((n, K, 2, dim), np.nan)
-    Pf_arr = np.full((n, K, dim, dim), np.nan)
-    xp_arr = np.full((n, K, 2, dim), np.nan)
-    Pp_arr = np.full((n, K, dim, dim), np.nan)
-    status_arr = np.empty((n, K), dtype=np.int8)
-    starts_arr = np.zeros((n, K), dtype=bool)
-    cdef double[:, :, :, ::1] xf = xf_arr, xp = xp_arr, Pf = Pf_arr, Pp = Pp_arr
-    cdef signed char[:, ::1] status = status_arr
-    cdef cython.uchar[:, ::1] starts = starts_arr.view(np.uint8)
-    cdef double x[6]
-    cdef double P[9]
-    cdef double xpred[6]
-    cdef double Ppred[9]
-    cdef bint alive, start
-    cdef double last
-    cdef int code
-    with nogil:
-        for k in range(K):
-            alive = False
-            last = NAN
-            for f in range(n):
-                code = _step(&m, &alive, &last, times[f], times[f] - times[f - 1] if f > 0 else 0.0,
-                             keypoints[f, k, 0], keypoints[f, k, 1], keypoints[f, k, 2], x, P, xpred, Ppred,
-                             &start)
-                status[f, k] = code
-                starts[f, k] = start
-                for i in range(m.dim):
-                    xp[f, k, 0, i] = xpred[i]
-                    xp[f, k, 1, i] = xpred[3 + i]
-                    for j in range(m.dim):
-                        Pp[f, k, i, j] = Ppred[3 * i + j]
-                if code != _MISSING:
-                    for i in range(m.dim):
-                        xf[f, k, 0, i] = x[i]
-                        xf[f, k, 1, i] = x[3 + i]
-                        for j in range(m.dim):
-                            Pf[f, k, i, j] = P[3 * i + j]
-    return {"x": xf_arr, "P": Pf_arr, "x_pred": xp_arr, "P_pred": Pp_arr, "status": status_arr,
-            "starts": starts_arr}
 
 
 cdef inline bint _invert(int d, const double* A, double* out) noexcept nogil:
@@ -317,7 +262,7 @@ cdef inline void _smooth_step(int d, double dt, const Model* m, const double* xf
     cdef double CDC[9]
     cdef double acc
     cdef int i, j, k, axis
-    _transition(m, dt, F, Q)
+    _transition(d, m, dt, F, Q)
     if not _invert(d, Pp_next, inv):
         for i in range(6):
             xs[i] = xf[i]
@@ -342,6 +287,143 @@ cdef inline void _smooth_step(int d, double dt, const Model* m, const double* xf
             Ps[3 * i + j] = Pf[3 * i + j] + CDC[3 * i + j]
 
 
+# The batch API runs one keypoint at a time through scratch rows, one row per frame holding that frame's
+# filtered, predicted and smoothed states and covariances in the 3x3 storage the steps use: the steps read
+# and write them in place, one keypoint's track stays in cache (45 doubles a frame), and each (n, K, ...)
+# array the caller gets is written once.
+cdef enum:
+    _FX = 0  # filtered state (6)
+    _FP = 6  # filtered covariance (9)
+    _PX = 15  # predicted state
+    _PP = 21  # predicted covariance
+    _SX = 30  # smoothed state
+    _SP = 36  # smoothed covariance
+    _ROW = 45
+
+
+cdef void _forward(const Model* m, Py_ssize_t n, const double* times, const double* z, Py_ssize_t z_stride,
+                   double* rows, signed char* status, cython.uchar* starts) noexcept nogil:
+    # one call per model size, so that the compiler builds each with d a constant and unrolls the steps
+    if m.dim == 2:
+        _forward_d(2, m, n, times, z, z_stride, rows, status, starts)
+    else:
+        _forward_d(3, m, n, times, z, z_stride, rows, status, starts)
+
+
+cdef inline void _forward_d(int d, const Model* m, Py_ssize_t n, const double* times, const double* z,
+                            Py_ssize_t z_stride, double* rows, signed char* status,
+                            cython.uchar* starts) noexcept nogil:
+    """Filter one keypoint (x, y, confidence at z + f * z_stride in frame f) over n frames into the rows'
+    filtered and predicted parts, NaN where there is no estimate."""
+    cdef double x[6]
+    cdef double P[9]
+    cdef double* row
+    cdef const double* zf
+    cdef double last = NAN
+    cdef bint alive = False, start
+    cdef Py_ssize_t f
+    cdef int i
+    for i in range(6):  # _start sets them at the first detection; zeroed so nothing reads garbage before
+        x[i] = 0.0
+    for i in range(9):
+        P[i] = 0.0
+    for f in range(n):
+        row = rows + f * _ROW
+        zf = z + f * z_stride
+        status[f] = _step(d, m, &alive, &last, times[f], times[f] - times[f - 1] if f > 0 else 0.0,
+                          zf[0], zf[1], zf[2], x, P, row + _PX, row + _PP, &start)
+        starts[f] = start
+        for i in range(6):
+            row[_FX + i] = NAN if status[f] == _MISSING else x[i]
+        for i in range(9):
+            row[_FP + i] = NAN if status[f] == _MISSING else P[i]
+
+
+cdef void _backward(const Model* m, Py_ssize_t n, const double* times, double* rows,
+                    const signed char* status, const cython.uchar* starts) noexcept nogil:
+    if m.dim == 2:
+        _backward_d(2, m, n, times, rows, status, starts)
+    else:
+        _backward_d(3, m, n, times, rows, status, starts)
+
+
+cdef inline void _backward_d(int d, const Model* m, Py_ssize_t n, const double* times, double* rows,
+                             const signed char* status, const cython.uchar* starts) noexcept nogil:
+    """Rauch-Tung-Striebel over one keypoint's filtered rows into their smoothed parts; the last frame of a
+    segment (and a missing one) keeps its filtered estimate."""
+    cdef double* row
+    cdef Py_ssize_t f
+    cdef int i
+    for f in range(n - 1, -1, -1):
+        row = rows + f * _ROW
+        if f == n - 1 or status[f] == _MISSING or status[f + 1] == _MISSING or starts[f + 1]:
+            for i in range(6):
+                row[_SX + i] = row[_FX + i]
+            for i in range(9):
+                row[_SP + i] = row[_FP + i]
+        else:
+            _smooth_step(d, times[f + 1] - times[f], m, row + _FX, row + _FP, row + _ROW + _PX,
+                         row + _ROW + _PP, row + _ROW + _SX, row + _ROW + _SP, row + _SX, row + _SP)
+
+
+cdef void _copy_blocks(int r, int d, Py_ssize_t n, double* rows, int offset, double* array, Py_ssize_t stride,
+                       bint into_rows) noexcept nogil:
+    """Copy an r x d block per frame between the rows (3-wide storage at ``offset``) and a caller's array
+    (the block of frame f row-major at array + f * stride), into the rows or out of them."""
+    cdef Py_ssize_t f
+    cdef int a, i
+    for f in range(n):
+        for a in range(r):
+            for i in range(d):
+                if into_rows:
+                    rows[f * _ROW + offset + 3 * a + i] = array[f * stride + a * d + i]
+                else:
+                    array[f * stride + a * d + i] = rows[f * _ROW + offset + 3 * a + i]
+
+
+cdef tuple _track_size(double[::1] times, double[:, :, ::1] keypoints):
+    cdef Py_ssize_t n = keypoints.shape[0], f
+    if keypoints.shape[2] != 3 or times.shape[0] != n:
+        raise ValueError(f"keypoints must be (n, K, 3) with n = len(times); got {tuple(keypoints.shape)[:3]} "
+                         f"and {times.shape[0]} times")
+    for f in range(1, n):
+        if not times[f] > times[f - 1]:
+            raise ValueError(f"times must increase; frame {f} at {times[f]!r} follows {times[f - 1]!r}")
+    return n, keypoints.shape[1]
+
+
+def filter_track(double[::1] times, double[:, :, ::1] keypoints, int dim=2, double q=5.0e4, double r0=3.0,
+                 double min_confidence=0.05, double gate=13.8, double max_gap_s=0.15,
+                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0):
+    """Forward pass over a whole recording: ``times`` (n,) seconds, ascending; ``keypoints`` (n, K, 3) of
+    x, y, confidence. Returns filtered and predicted states (n, K, 2, dim) and covariances (n, K, dim, dim),
+    the status (n, K) int8 and segment starts (n, K) bool."""
+    cdef Model m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
+                          init_acceleration_sigma)
+    cdef Py_ssize_t n, K, f, k
+    n, K = _track_size(times, keypoints)
+    out = {"x": np.empty((n, K, 2, dim)), "P": np.empty((n, K, dim, dim)), "x_pred": np.empty((n, K, 2, dim)),
+           "P_pred": np.empty((n, K, dim, dim)), "status": np.empty((n, K), dtype=np.int8),
+           "starts": np.empty((n, K), dtype=bool)}
+    cdef double[:, :, :, ::1] xf = out["x"], Pf = out["P"], xp = out["x_pred"], Pp = out["P_pred"]
+    cdef signed char[:, ::1] status = out["status"]
+    cdef cython.uchar[:, ::1] starts = out["starts"].view(np.uint8)
+    cdef double[:, ::1] rows = np.empty((n + 1, _ROW))  # one spare row: never a zero-size buffer
+    cdef signed char[:, ::1] flags = np.empty((2, n + 1), dtype=np.int8)
+    cdef cython.uchar* row_starts = <cython.uchar*> &flags[1, 0]
+    with nogil:
+        for k in range(K):
+            _forward(&m, n, &times[0], &keypoints[0, k, 0], 3 * K, &rows[0, 0], &flags[0, 0], row_starts)
+            _copy_blocks(2, dim, n, &rows[0, 0], _FX, &xf[0, k, 0, 0], 2 * dim * K, False)
+            _copy_blocks(dim, dim, n, &rows[0, 0], _FP, &Pf[0, k, 0, 0], dim * dim * K, False)
+            _copy_blocks(2, dim, n, &rows[0, 0], _PX, &xp[0, k, 0, 0], 2 * dim * K, False)
+            _copy_blocks(dim, dim, n, &rows[0, 0], _PP, &Pp[0, k, 0, 0], dim * dim * K, False)
+            for f in range(n):
+                status[f, k] = flags[0, f]
+                starts[f, k] = row_starts[f]
+    return out
+
+
 def rts_smooth(double[::1] times, dict filtered, int dim=2, double q=5.0e4):
     """Rauch-Tung-Striebel over every track segment of ``filter_track``'s output (same ``dim`` and ``q``).
     Returns smoothed states (n, K, 2, dim) and covariances (n, K, dim, dim); NaN where _MISSING."""
@@ -350,40 +432,58 @@ def rts_smooth(double[::1] times, dict filtered, int dim=2, double q=5.0e4):
     cdef double[:, :, :, ::1] Pp = filtered["P_pred"]
     cdef signed char[:, ::1] status = filtered["status"]
     cdef cython.uchar[:, ::1] starts = filtered["starts"].view(np.uint8)
-    cdef Py_ssize_t n = xf.shape[0], K = xf.shape[1], f, k, i, j
+    cdef Py_ssize_t n = xf.shape[0], K = xf.shape[1], f, k
     if xf.shape[3] != dim:
         raise ValueError(f"the filtered states have dim {xf.shape[3]}, not {dim}")
-    xs_arr = np.array(filtered["x"], copy=True)
-    Ps_arr = np.array(filtered["P"], copy=True)
+    if times.shape[0] != n:
+        raise ValueError(f"{times.shape[0]} times for {n} filtered frames")
+    xs_arr, Ps_arr = np.empty((n, K, 2, dim)), np.empty((n, K, dim, dim))
     cdef double[:, :, :, ::1] xs = xs_arr, Ps = Ps_arr
-    cdef double a_xf[6]
-    cdef double a_Pf[9]
-    cdef double a_xp[6]
-    cdef double a_Pp[9]
-    cdef double a_xs[6]
-    cdef double a_Ps[9]
-    cdef double o_xs[6]
-    cdef double o_Ps[9]
+    cdef double[:, ::1] rows = np.empty((n + 1, _ROW))
+    cdef signed char[:, ::1] flags = np.empty((2, n + 1), dtype=np.int8)
+    cdef cython.uchar* row_starts = <cython.uchar*> &flags[1, 0]
     with nogil:
         for k in range(K):
-            for f in range(n - 2, -1, -1):
-                if status[f, k] == _MISSING or status[f + 1, k] == _MISSING or starts[f + 1, k]:
-                    continue  # the last frame of a segment keeps its filtered estimate
-                for i in range(dim):
-                    a_xf[i] = xf[f, k, 0, i]; a_xf[3 + i] = xf[f, k, 1, i]
-                    a_xp[i] = xp[f + 1, k, 0, i]; a_xp[3 + i] = xp[f + 1, k, 1, i]
-                    a_xs[i] = xs[f + 1, k, 0, i]; a_xs[3 + i] = xs[f + 1, k, 1, i]
-                    for j in range(dim):
-                        a_Pf[3 * i + j] = Pf[f, k, i, j]
-                        a_Pp[3 * i + j] = Pp[f + 1, k, i, j]
-                        a_Ps[3 * i + j] = Ps[f + 1, k, i, j]
-                _smooth_step(dim, times[f + 1] - times[f], &m, a_xf, a_Pf, a_xp, a_Pp, a_xs, a_Ps, o_xs, o_Ps)
-                for i in range(dim):
-                    xs[f, k, 0, i] = o_xs[i]
-                    xs[f, k, 1, i] = o_xs[3 + i]
-                    for j in range(dim):
-                        Ps[f, k, i, j] = o_Ps[3 * i + j]
+            _copy_blocks(2, dim, n, &rows[0, 0], _FX, &xf[0, k, 0, 0], 2 * dim * K, True)
+            _copy_blocks(dim, dim, n, &rows[0, 0], _FP, &Pf[0, k, 0, 0], dim * dim * K, True)
+            _copy_blocks(2, dim, n, &rows[0, 0], _PX, &xp[0, k, 0, 0], 2 * dim * K, True)
+            _copy_blocks(dim, dim, n, &rows[0, 0], _PP, &Pp[0, k, 0, 0], dim * dim * K, True)
+            for f in range(n):
+                flags[0, f] = status[f, k]
+                row_starts[f] = starts[f, k]
+            _backward(&m, n, &times[0], &rows[0, 0], &flags[0, 0], row_starts)
+            _copy_blocks(2, dim, n, &rows[0, 0], _SX, &xs[0, k, 0, 0], 2 * dim * K, False)
+            _copy_blocks(dim, dim, n, &rows[0, 0], _SP, &Ps[0, k, 0, 0], dim * dim * K, False)
     return xs_arr, Ps_arr
+
+
+def smooth_track(double[::1] times, double[:, :, ::1] keypoints, int dim=2, double q=5.0e4, double r0=3.0,
+                 double min_confidence=0.05, double gate=13.8, double max_gap_s=0.15,
+                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0):
+    """``filter_track`` then ``rts_smooth`` in one pass per keypoint, keeping only what the smoother gives:
+    smoothed states (n, K, 2, dim) and covariances (n, K, dim, dim), status and starts (as filter_track)."""
+    cdef Model m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
+                          init_acceleration_sigma)
+    cdef Py_ssize_t n, K, f, k
+    n, K = _track_size(times, keypoints)
+    out = {"x": np.empty((n, K, 2, dim)), "P": np.empty((n, K, dim, dim)),
+           "status": np.empty((n, K), dtype=np.int8), "starts": np.empty((n, K), dtype=bool)}
+    cdef double[:, :, :, ::1] xs = out["x"], Ps = out["P"]
+    cdef signed char[:, ::1] status = out["status"]
+    cdef cython.uchar[:, ::1] starts = out["starts"].view(np.uint8)
+    cdef double[:, ::1] rows = np.empty((n + 1, _ROW))
+    cdef signed char[:, ::1] flags = np.empty((2, n + 1), dtype=np.int8)
+    cdef cython.uchar* row_starts = <cython.uchar*> &flags[1, 0]
+    with nogil:
+        for k in range(K):
+            _forward(&m, n, &times[0], &keypoints[0, k, 0], 3 * K, &rows[0, 0], &flags[0, 0], row_starts)
+            _backward(&m, n, &times[0], &rows[0, 0], &flags[0, 0], row_starts)
+            _copy_blocks(2, dim, n, &rows[0, 0], _SX, &xs[0, k, 0, 0], 2 * dim * K, False)
+            _copy_blocks(dim, dim, n, &rows[0, 0], _SP, &Ps[0, k, 0, 0], dim * dim * K, False)
+            for f in range(n):
+                status[f, k] = flags[0, f]
+                starts[f, k] = row_starts[f]
+    return out
 
 
 cdef class LiveKeypointFilter:
@@ -468,7 +568,7 @@ cdef class LiveKeypointFilter:
         cdef double dt = t - self.ring_t[(self.frames - 1) % self.capacity] if self.frames > 0 else 0.0
         cdef bint alive = self.alive[k], start = False
         cdef double last = self.last_measured[k]
-        cdef int code = _step(&self.m, &alive, &last, t, dt, x, y, confidence, &self.x_now[k, 0],
+        cdef int code = _step(self.m.dim, &self.m, &alive, &last, t, dt, x, y, confidence, &self.x_now[k, 0],
                               &self.P_now[k, 0], &self.ring_xp[slot, k, 0], &self.ring_Pp[slot, k, 0], &start)
         self.alive[k] = alive
         self.last_measured[k] = last

@@ -143,6 +143,8 @@ def rts_smooth(times, filtered, dim=2, q=5.0e4):
     model = _Model(dim, q, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0)
     if filtered["x"].shape[3] != dim:
         raise ValueError(f"the filtered states have dim {filtered['x'].shape[3]}, not {dim}")
+    if len(times) != len(filtered["x"]):
+        raise ValueError(f"{len(times)} times for {len(filtered['x'])} filtered frames")
     xs, Ps = filtered["x"].copy(), filtered["P"].copy()
     status, starts = filtered["status"], filtered["starts"]
     n, K = status.shape
@@ -154,6 +156,15 @@ def rts_smooth(times, filtered, dim=2, q=5.0e4):
                                               filtered["P"][f, k], filtered["x_pred"][f + 1, k],
                                               filtered["P_pred"][f + 1, k], xs[f + 1, k], Ps[f + 1, k])  # fmt: skip
     return xs, Ps
+
+
+def smooth_track(times, keypoints, dim=2, q=5.0e4, r0=3.0, min_confidence=0.05, gate=13.8, max_gap_s=0.15,
+                 init_velocity_sigma=1000.0, init_acceleration_sigma=2000.0):  # fmt: skip
+    """``filter_track`` then ``rts_smooth``: smoothed x and P, with the filter's status and starts."""
+    filtered = filter_track(times, keypoints, dim, q, r0, min_confidence, gate, max_gap_s,
+                            init_velocity_sigma, init_acceleration_sigma)  # fmt: skip
+    xs, Ps = rts_smooth(times, filtered, dim, q)
+    return {"x": xs, "P": Ps, "status": filtered["status"], "starts": filtered["starts"]}
 
 
 class LiveKeypointFilter:

@@ -76,10 +76,10 @@ def smooth_offline(
     """Filter and RTS-smooth a whole recording: ``times`` (n,) s ascending, ``keypoints`` (n, K, 3)."""
     times = np.ascontiguousarray(times, dtype=np.float64)
     keypoints = np.ascontiguousarray(keypoints, dtype=np.float64)
-    args = settings.kernel_args()
-    filtered = keypoint_kalman.filter_track(times, keypoints, **args)
-    states, covariances = keypoint_kalman.rts_smooth(times, filtered, dim=args["dim"], q=args["q"])
-    return SmoothedKeypoints(times, states[..., 0], np.sqrt(covariances[..., 0, 0]), filtered["status"])
+    smoothed = keypoint_kalman.smooth_track(times, keypoints, **settings.kernel_args())
+    return SmoothedKeypoints(
+        times, smoothed["x"][..., 0], np.sqrt(smoothed["P"][..., 0, 0]), smoothed["status"]
+    )
 
 
 class LiveKeypointSmoother:

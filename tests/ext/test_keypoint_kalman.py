@@ -3,11 +3,10 @@ live fixed-lag smoother equals the offline smoother on what it has seen, and the
 
 import numpy as np
 import pytest
-from filterpy.common import Q_continuous_white_noise
-from filterpy.kalman import KalmanFilter, rts_smoother
 
 from kinefuse._ext import keypoint_kalman as compiled
 from kinefuse._pure import keypoint_kalman as twin
+from kinefuse.bench.kalman import filterpy_track
 
 MODEL = {"q": 5.0e4, "r0": 3.0, "min_confidence": 0.05, "gate": 13.8, "max_gap_s": 0.15}
 
@@ -64,44 +63,63 @@ def test_compiled_and_reference_twin_agree(dim):
 
 @pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_filterpy_gives_the_same_filter_and_rts_smoother(implementation, dim):
-    times, keypoints, _ = recording(n=150, K=2, holes=False)
-    ours = implementation.filter_track(times, keypoints, dim=dim, **{**MODEL, "gate": 1e12})
-    smoothed, smoothed_P = implementation.rts_smooth(times, ours, dim=dim, q=MODEL["q"])
-    for k in range(2):
-        for axis in range(2):
-            x, P, s, sP = _filterpy(times, keypoints[:, k, axis], keypoints[:, k, 2], dim)
-            for mine, theirs in ((ours["x"][:, k, axis], x), (ours["P"][:, k], P), (smoothed[:, k, axis], s),
-                                 (smoothed_P[:, k], sP)):  # fmt: skip
-                assert_close(mine, theirs)
+def test_smooth_track_is_filter_track_then_rts_smooth(implementation, dim):
+    times, keypoints, _ = recording()
+    fused = implementation.smooth_track(times, keypoints, dim=dim, **MODEL)
+    filtered = implementation.filter_track(times, keypoints, dim=dim, **MODEL)
+    states, covariances = implementation.rts_smooth(times, filtered, dim=dim, q=MODEL["q"])
+    np.testing.assert_array_equal(fused["x"], states)  # the same steps in the same order: bit for bit
+    np.testing.assert_array_equal(fused["P"], covariances)
+    np.testing.assert_array_equal(fused["status"], filtered["status"])
+    np.testing.assert_array_equal(fused["starts"], filtered["starts"])
 
 
-def _filterpy(times, z, confidence, dim):
-    kf = KalmanFilter(dim_x=dim, dim_z=1)
-    kf.H = np.eye(1, dim)
-    xs, Ps, Fs, Qs = [], [], [], []
-    for f, t in enumerate(times):
-        R = (MODEL["r0"] / confidence[f]) ** 2
-        if f == 0:
-            kf.x = np.zeros((dim, 1))
-            kf.x[0, 0] = z[0]
-            kf.P = np.diag([R, 1000.0**2, 2000.0**2][:dim])
-        else:
-            kf.F, kf.Q = _transition(t - times[f - 1], dim)
-            kf.predict()
-            kf.update(z[f], R=R)
-        xs.append(kf.x[:, 0].copy())
-        Ps.append(kf.P.copy())
-        F, Q = _transition(times[f + 1] - t if f + 1 < len(times) else 0.03, dim)
-        Fs.append(F)
-        Qs.append(Q)
-    smoothed, smoothed_P, _, _ = rts_smoother(np.array(xs)[..., None], np.array(Ps), Fs, Qs)
-    return np.array(xs), np.array(Ps), smoothed[..., 0], smoothed_P
+def fillable(n=150, K=3, seed=1):
+    """``recording`` without outliers, its detections missing only for as long as the filter fills them:
+    10 % dropped (NaN), 5 % at a confidence below ``min_confidence``, three frames in a row on keypoint 0
+    and the first two on keypoint 2 (its track starts late), while the confidence (so R) changes every
+    frame."""
+    times, keypoints, _ = recording(n, K, seed, holes=False)
+    rng = np.random.default_rng(seed)
+    keypoints[rng.random((n, K)) < 0.10, :2] = np.nan
+    keypoints[rng.random((n, K)) < 0.05, 2] = 0.01
+    keypoints[60:63, 0, :2] = np.nan
+    keypoints[:2, 2, :2] = np.nan
+    return times, keypoints
 
 
-def _transition(dt, dim):
-    F = np.array([[1.0, dt, dt * dt / 2], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])[:dim, :dim]
-    return F, Q_continuous_white_noise(dim, dt, MODEL["q"])
+@pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("gaps", [False, True], ids=["every-frame", "with-gaps"])
+def test_filterpy_gives_the_same_filter_and_rts_smoother(implementation, dim, gaps):
+    """filterpy's batch_filter and rts_smoother (driven as the bench drives them: a frame without a usable
+    detection is None, R per frame from the confidence) give our filtered, predicted and smoothed states
+    and covariances. filterpy has no gate (ours is off here) and no segments (no gap outlasts the limit)."""
+    times, keypoints = fillable() if gaps else recording(n=150, K=3, holes=False)[:2]
+    settings = {**MODEL, "gate": 1e12}
+    ours = implementation.filter_track(times, keypoints, dim=dim, **settings)
+    smoothed = implementation.smooth_track(times, keypoints, dim=dim, **settings)
+    unusable = np.isnan(keypoints[..., 0]) | (keypoints[..., 2] <= MODEL["min_confidence"])
+    assert (ours["starts"].sum(axis=0) == 1).all()  # one track per keypoint: nothing outlasted the limit
+    tracked = np.cumsum(ours["starts"], axis=0) > 0
+    np.testing.assert_array_equal(ours["status"] == implementation.FILLED, unusable & tracked)
+    assert (ours["status"] == implementation.FILLED).any() == gaps
+    model = {key: settings[key] for key in ("q", "r0", "min_confidence")}
+    theirs = filterpy_track(times, keypoints, dim=dim, **model, smooth=False)
+    theirs_smoothed = filterpy_track(times, keypoints, dim=dim, **model, smooth=True)
+    for k in range(keypoints.shape[1]):
+        for key in ("x", "x_pred"):
+            assert_close(ours[key][:, k], theirs[k][key].reshape(-1, 2, dim))
+        for key in ("P", "P_pred"):
+            assert_same_covariance(ours[key][:, k], theirs[k][key], dim)
+        assert_close(smoothed["x"][:, k], theirs_smoothed[k]["x"].reshape(-1, 2, dim))
+        assert_same_covariance(smoothed["P"][:, k], theirs_smoothed[k]["P"], dim)
+
+
+def assert_same_covariance(mine, theirs, dim):
+    """Our one (dim, dim) covariance is filterpy's block for x and its block for y (ordered by axis)."""
+    assert_close(mine, theirs[:, :dim, :dim])
+    assert_close(mine, theirs[:, dim:, dim:])
 
 
 @pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
@@ -189,6 +207,10 @@ def test_bad_input_is_refused(implementation):
         implementation.filter_track(np.array([0.0, 1.0, 1.0]), np.zeros((3, 1, 3)))
     with pytest.raises(ValueError, match=r"\(n, K, 3\)"):
         implementation.filter_track(np.arange(3.0), np.zeros((3, 1, 2)))
+    with pytest.raises(ValueError, match="2 times for 3 filtered frames"):
+        implementation.rts_smooth(
+            np.arange(2.0), implementation.filter_track(np.arange(3.0), np.zeros((3, 1, 3)))
+        )
     live = implementation.LiveKeypointFilter(2)
     live.push(1.0, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="does not follow"):
