@@ -73,22 +73,24 @@ class SyntheticSource:
         return imus + cameras
 
     async def run(self, ctx: SourceContext) -> None:
-        start_ns = time.monotonic_ns()  # true time 0 of the simulation on the host clock
-        for device in self.devices(start_ns):
-            ctx.add_device(device)
         chunk_s, duration = self.options["chunk_s"], self.simulation.duration_s
         last, until = (
             (None, np.inf) if self.options["loop"] else (int(np.ceil(duration / chunk_s)) - 1, duration)
         )
         simulate = self.simulation.chunk
-        pending = asyncio.ensure_future(asyncio.to_thread(simulate, 0, chunk_s, until))
+        current = await asyncio.to_thread(simulate, 0, chunk_s, until)
+        # time 0 once the first chunk exists: a clock started before it would find every notification due
+        # meanwhile overdue, and real time would begin with a burst that no device sends
+        start_ns = time.monotonic_ns()  # true time 0 of the simulation on the host clock
+        for device in self.devices(start_ns):
+            ctx.add_device(device)
         for index in itertools.count():
-            current = await pending
             if index != last:  # simulate the next chunk in a thread while this one is delivered
                 pending = asyncio.ensure_future(asyncio.to_thread(simulate, index + 1, chunk_s, until))
             await self._deliver(ctx, current, start_ns)
             if index == last:
                 return
+            current = await pending
 
     async def _deliver(self, ctx: SourceContext, chunks: list, start_ns: int) -> None:
         realtime, fail_after_ns = self.options["realtime"], int(self.options["fail_after_s"] * 1e9)
