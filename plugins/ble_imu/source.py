@@ -5,15 +5,18 @@ The strap is found by address, advertised name or service UUID, connected with a
 (bleak's advice: a client is not reusable after a disconnect), configured (output rate, measurement start)
 and subscribed. The notification callback only stamps ``time.monotonic_ns()`` and puts the raw bytes on a
 bounded queue (oldest dropped and counted when full); a decode task turns packets into samples, so a slow
-decode never stalls the Bluetooth stack. A packet that does not decode is counted as a decode error naming
-the strap and showing the bytes in hex, and the stream goes on. Device timestamps go to the pipeline's
-clock aligner (offset + skew, robust to batched notifications); sequence numbers make lost packets visible
-to ``sequence_gaps``.
+decode never stalls the Bluetooth stack. A packet that does not decode (DecodeError) is counted as a decode
+error naming the strap and showing the bytes in hex, and the stream goes on. Any other exception while
+decoding is a bug in kinefuse: it ends the stream at once and the source fails with a DecoderBug naming the
+strap and the packet, for the supervisor to restart it within its restart budget. Device timestamps go to
+the pipeline's clock aligner (offset + skew, robust to batched notifications); sequence numbers make lost
+packets visible to ``sequence_gaps``.
 
-A strap that is out of range, switched off, never answers, or an adapter that is off or absent is not a
-failure of the daemon: the source logs the reason and retries forever with jittered exponential backoff
-up to ``reconnect_max_s`` (the supervisor's restart budget is for crashes, not for straps walking away).
-Battery level (standard Battery Service) and RSSI are recorded in the device's metadata at connection.
+A strap that is out of range, switched off, never answers, refuses an unpaired central, or an adapter that is
+off or absent is not a failure of the daemon: the source logs the reason and retries forever with jittered
+exponential backoff up to ``reconnect_max_s`` (the supervisor's restart budget is for crashes, not for straps
+walking away). Only those errors are retried (``radio_errors``); anything else propagates. Battery level
+(standard Battery Service) and RSSI are recorded in the device's metadata at connection.
 """
 
 from __future__ import annotations
@@ -61,6 +64,33 @@ SCHEMA = {
 }
 
 
+class DecoderBug(RuntimeError):
+    """A strap driver or codec raised something other than DecodeError: a bug, not bad input."""
+
+
+def radio_errors(backend: str) -> tuple[type[BaseException], ...]:
+    """What the connect loop retries: the radio, the link and the strap's own answers, never our code.
+
+    bleak raises BleakError and its subclasses (D-Bus errors, GATT protocol errors such as Insufficient
+    Authentication, no adapter, device not found); TimeoutError when a strap never answers; OSError covers
+    the source's own ConnectionError (not seen, disconnected, a measurement refused) and a transport's socket
+    errors, EOFError a transport closed under a read; DecodeError a set-up answer the protocol does not
+    allow. The bumble backend turns bumble's errors into bleak's, but one raised outside its requests (a lost
+    transport, an HCI, ATT or connection error) is the radio too.
+    """
+    from bleak.exc import BleakError
+
+    from kinefuse_plugins.ble_imu.protocols.common import DecodeError
+
+    errors: tuple[type[BaseException], ...] = (BleakError, TimeoutError, OSError, EOFError, DecodeError)
+    if backend == "bumble":  # bumble is installed only where it is used
+        from bumble import core
+        from bumble.transport.common import TransportLostError
+
+        errors += (TransportLostError, core.ProtocolError, core.ConnectionError, core.TimeoutError)
+    return errors
+
+
 class BleImuSource:
     def __init__(self, options: dict, source_id: str):
         from kinefuse_plugins.ble_imu.discovery import Radio
@@ -72,6 +102,7 @@ class BleImuSource:
         self.strap = make_strap(options["protocol"], options["rate_hz"])
         self.service_uuid = options["service_uuid"] or self.strap.service_uuid
         self._failures = self._unpaired = 0
+        self._streamed = False  # this connection delivered samples: the backoff starts over after it
         self._rng = random.Random()
 
     async def run(self, ctx: SourceContext) -> None:
@@ -87,16 +118,19 @@ class BleImuSource:
                     await close_centrals()
 
     async def _keep_connected(self, ctx: SourceContext) -> None:
+        retried = radio_errors(self.radio.backend)
         while True:
-            streamed = False
+            self._streamed = False
             try:
-                streamed = await self._connect_and_stream(ctx)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # out of range, adapter off, pairing refused, a vanished transport...
+                await self._connect_and_stream(ctx)
+            except retried as exc:  # out of range, adapter off, pairing refused, a vanished transport...
                 ctx.log.warning("strap %s via %s: %s: %s%s; retrying", self._wanted(), self.radio.describe(),
                                 type(exc).__name__, exc, _hint(exc))  # fmt: skip
-            self._failures = 0 if streamed else self._failures + 1
+            except Exception as exc:  # a bug: the supervisor restarts the source, within its restart budget
+                ctx.log.error("strap %s via %s: %s: %s; not a radio problem, so not retried: the source fails",
+                              self._wanted(), self.radio.describe(), type(exc).__name__, exc, exc_info=exc)  # fmt: skip
+                raise
+            self._failures = 0 if self._streamed else self._failures + 1
             await asyncio.sleep(self._backoff_s())
 
     def _backoff_s(self) -> float:
@@ -112,7 +146,7 @@ class BleImuSource:
                  f"service {self.service_uuid}"]  # fmt: skip
         return f"{self.source_id} ({', '.join(p for p in parts if p)})"
 
-    async def _connect_and_stream(self, ctx: SourceContext) -> bool:
+    async def _connect_and_stream(self, ctx: SourceContext) -> None:
         from bleak import BleakClient
 
         from kinefuse_plugins.ble_imu import discovery
@@ -129,18 +163,18 @@ class BleImuSource:
                              timeout=o["connect_timeout_s"], **self.radio.client_kwargs())  # fmt: skip
         try:
             async with client:
-                return await self._stream(ctx, client, device, advertisement.rssi, disconnected)
+                await self._stream(ctx, client, device, advertisement.rssi, disconnected)
         except TimeoutError as exc:  # bleak's and wait_for's carry no message of their own
             raise TimeoutError(f"no answer within connect_timeout_s = {o['connect_timeout_s']:g} s while "
                                "connecting, discovering its services or starting its stream") from exc  # fmt: skip
 
     async def _stream(
         self, ctx: SourceContext, client, device, rssi: int, disconnected: asyncio.Event
-    ) -> bool:
+    ) -> None:
         packets: DropOldestChannel[tuple[int, bytes]] = DropOldestChannel(
             self.options["queue_capacity"],
             f"{self.source_id} notifications",
-            on_drop=lambda _: ctx.note_dropped(1),
+            on_drop=lambda _: self._lost(ctx),
         )
 
         def on_notification(_characteristic, data: bytearray) -> None:
@@ -154,39 +188,64 @@ class BleImuSource:
         ctx.add_device(DeviceInfo(self.device_id, DeviceKind.IMU, self.strap.clock_hz, meta=meta))
         ctx.log.info("strap %s connected: %s", self._wanted(), meta)
         decoding = asyncio.ensure_future(self._decode(ctx, packets, device.address))
-        try:
-            await disconnected.wait()
+        link_lost = asyncio.ensure_future(disconnected.wait())
+        try:  # a decoder bug ends the stream now, rather than leaving packets to pile up until the link drops
+            await asyncio.wait((decoding, link_lost), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            link_lost.cancel()
             packets.close()
-            await decoding  # what arrived before the link went is decoded and kept
-            if client.is_connected:  # the daemon is stopping: tell the strap, briefly, then let the link go
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.strap.stop(client), 1.0)
+            try:  # what arrived before the link went is decoded and kept; a DecoderBug is raised here
+                await decoding
+            finally:
+                if client.is_connected:  # stopping, or a bug: tell the strap, briefly, then let the link go
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self.strap.stop(client), 1.0)
         raise ConnectionError(f"disconnected after {self.strap.packets} notifications")
 
-    async def _decode(self, ctx: SourceContext, packets: DropOldestChannel, address: str) -> None:
+    def _lost(self, ctx: SourceContext) -> None:
+        ctx.note_dropped(1)
+        self.strap.packet_lost()
+
+    def _samples(self, ctx: SourceContext, packet: bytes, host_ns: int, address: str):
+        """The packet's samples; None for one that does not decode (counted); DecoderBug for anything else."""
         from kinefuse_plugins.ble_imu.protocols.common import DecodeError, hexdump
 
+        try:
+            return self.strap.samples(packet, host_ns)
+        except DecodeError as exc:
+            ctx.decode_error(f"strap {self.source_id} ({address}): {exc}; packet {hexdump(packet)}")
+            return None
+        except Exception as exc:
+            raise DecoderBug(f"strap {self.source_id} ({address}): {type(exc).__name__}: {exc} while decoding "
+                             f"packet {hexdump(packet)}") from exc  # fmt: skip
+
+    async def _decode(self, ctx: SourceContext, packets: DropOldestChannel, address: str) -> None:
         while True:
             try:
                 arrived = await packets.get_many(256)
             except ChannelClosed:
                 return
             decoded = []
-            for host_ns, packet in arrived:
-                try:
-                    samples = self.strap.samples(packet, host_ns)
-                    if len(samples[0]):  # Polar: a frame may wait for its partner measurement's
+            try:
+                for host_ns, packet in arrived:
+                    samples = self._samples(ctx, packet, host_ns, address)
+                    # Polar: a frame may wait for its partner measurement's, giving no samples yet
+                    if samples is not None and len(samples[0]):
                         decoded.append(samples)
-                except DecodeError as exc:
-                    ctx.decode_error(f"strap {self.source_id} ({address}): {exc}; packet {hexdump(packet)}")
-            if decoded:  # one batch per decode round: seq, device time, host ns, acc, gyr, mag
-                *columns, mags = zip(*decoded, strict=True)
-                mag = None if any(m is None for m in mags) else np.concatenate(mags)
-                ctx.emit(imu_batch(self.source_id, self.device_id, *map(np.concatenate, columns), mag))
+            finally:  # what decoded before a decoder bug is kept
+                self._emit(ctx, decoded)
             if self.strap.dropped > self._unpaired:  # samples no partner will come for (Polar)
                 ctx.note_dropped(self.strap.dropped - self._unpaired)
                 self._unpaired = self.strap.dropped
+
+    def _emit(self, ctx: SourceContext, decoded: list) -> None:
+        """One batch per decode round: seq, device time, host ns, acc, gyr, mag."""
+        if not decoded:
+            return
+        *columns, mags = zip(*decoded, strict=True)
+        mag = None if any(m is None for m in mags) else np.concatenate(mags)
+        ctx.emit(imu_batch(self.source_id, self.device_id, *map(np.concatenate, columns), mag))
+        self._streamed = True
 
     def _assignment(self, ctx: SourceContext, address: str) -> dict:
         """Who wears the strap on which segment; a label, so an unreadable database only loses the label."""

@@ -1,9 +1,10 @@
 """Strap drivers: how each protocol is set up over a connected BleakClient, and how its notifications become
 samples with the sequence numbers and device clock the pipeline needs.
 
-``samples(packet, host_ns)`` returns ``(seq, device_time, host_ns, acc, gyr)`` arrays (possibly empty) or
-raises DecodeError; a driver lives across reconnections, so sequence numbers and device time run on and the
-samples missed while the link was down show as a gap.
+``samples(packet, host_ns)`` returns ``(seq, device_time, host_ns, acc, gyr, mag)`` arrays (possibly empty)
+or raises DecodeError; a driver lives across reconnections, so sequence numbers and device time run on and the
+samples missed while the link was down show as a gap. ``packet_lost()`` tells it that a notification was
+dropped before decoding (the source's queue was full).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class WitMotionStrap:
     async def stop(self, client) -> None:
         await client.stop_notify(witmotion.NOTIFY_UUID)  # the strap streams while powered: nothing to stop
 
+    def packet_lost(self) -> None:
+        pass  # no state spans notifications but the sample count
+
     def samples(self, packet: bytes, host_ns: int) -> Samples:
         decoded = witmotion.decode(packet)
         seq = np.arange(self._next_seq, self._next_seq + len(decoded.acc))
@@ -96,6 +100,9 @@ class OpenProfileStrap:
         command = open_profile.encode_command(open_profile.Command.STOP)
         await client.write_gatt_char(open_profile.CONTROL_UUID, command, response=True)
 
+    def packet_lost(self) -> None:
+        pass  # every packet carries its own clock and sequence number
+
     def samples(self, packet: bytes, host_ns: int) -> Samples:
         previous = None if self._last is None else self._last[0] - self._rebase
         decoded = open_profile.decode(packet, self.clock_hz, previous)
@@ -114,8 +121,9 @@ class OpenProfileStrap:
 class PolarStrap:
     """Polar PMD: accelerometer and gyroscope are separate measurements, each started through the control
     point at the settings the device offers nearest the asked rate, and arrive in separate frames stamped in
-    ns since 2000. Samples are paired by time (within half a period); one that can no longer find a partner
-    is dropped and counted."""
+    ns since 2000. A frame's samples are spread over the time since its stream's previous frame (the SDK's
+    rule, polar_pmd.FrameTimes), forgotten at each connection and after a lost notification. Samples are
+    paired by time (within half a period); one that can no longer find a partner is dropped and counted."""
 
     protocol, service_uuid, clock_hz = "polar", polar_pmd.SERVICE_UUID, polar_pmd.CLOCK_HZ
     MEASUREMENTS = (polar_pmd.MeasurementType.ACC, polar_pmd.MeasurementType.GYRO)
@@ -124,10 +132,12 @@ class PolarStrap:
         self.rate_hz = rate_hz
         self.packets = self.dropped = 0
         self.settings: dict[int, polar_pmd.PmdSettings] = {}
+        self.frame_times = polar_pmd.FrameTimes()
         self._pending = {m: (np.empty(0, np.int64), np.empty((0, 3))) for m in self.MEASUREMENTS}
         self._first_ns: int | None = None
 
     async def start(self, client, on_notification: Notify) -> None:
+        self.frame_times.forget()  # a new connection: the SDK starts each stream afresh too
         responses: asyncio.Queue[bytes] = asyncio.Queue()
         await client.start_notify(
             polar_pmd.CONTROL_POINT_UUID, lambda _, data: responses.put_nowait(bytes(data))
@@ -148,6 +158,11 @@ class PolarStrap:
         for measurement in self.MEASUREMENTS:
             await client.write_gatt_char(polar_pmd.CONTROL_POINT_UUID, polar_pmd.stop_request(measurement),
                                          response=True)  # fmt: skip
+
+    def packet_lost(self) -> None:
+        # the next frame's predecessor never reached us: spreading its samples back to the last frame decoded
+        # would stretch them over the lost one's time, so count it back at the nominal rate (a first frame)
+        self.frame_times.forget()
 
     def _choose(self, measurement, offered: dict) -> dict:
         kinds = polar_pmd.SettingType
@@ -177,7 +192,7 @@ class PolarStrap:
         return response
 
     def samples(self, packet: bytes, host_ns: int) -> Samples:
-        decoded = polar_pmd.decode(packet, self.settings)
+        decoded = polar_pmd.decode(packet, self.settings, self.frame_times)
         measurement = decoded.extra["measurement"]
         if measurement not in self._pending:
             return _samples([], [], host_ns, [], [])  # a magnetometer frame: not asked for, not used

@@ -1,15 +1,42 @@
 """Polar Measurement Data (PMD) service: accelerometer, gyroscope and magnetometer of Verity Sense / H10.
 
-Sources (public):
-- Polar BLE SDK, technical_documentation/Polar_Measurement_Data_Specification.pdf (github.com/polarofficial/
-  polar-ble-sdk): service and characteristic UUIDs, control point op codes and response layout, data frame
-  header (type, 64-bit timestamp of the last sample in ns since 2000-01-01T00:00:00 UTC, frame type).
-- Polar BLE SDK Android sources, package ``...gatt.client.pmd`` (PmdSetting.kt, PmdControlPointResponse.kt,
-  PmdDataFrame.kt, BlePMDClient.kt, model/AccData.kt, model/GyrData.kt, model/MagData.kt): the settings TLV
-  field sizes, the factor as an IEEE 754 float32, the delta-frame layout and its LSB-first bit packing, and
-  the units (ACC mG, compressed ACC frame type 0 in G; GYRO deg/s; MAG mG), each multiplied by the factor.
-- technical_documentation/TimeSystemExplained.md: sample times of a frame are counted back from the last
-  sample's timestamp at the sample rate.
+Sources (public; paths in github.com/polarofficial/polar-ble-sdk, ``pmd/`` standing for
+``sources/Android/android-communications/library/src/main/java/com/polar/androidcommunications/api/ble/model/
+gatt/client/pmd/`` and ``pmd-tests/`` for the same package under ``library/src/test/java/``):
+- technical_documentation/Polar_Measurement_Data_Specification.pdf: service and characteristic UUIDs, control
+  point op codes and response layout, data frame header (type, 64-bit timestamp of the last sample, frame type).
+- pmd/PmdSetting.kt, pmd/PmdControlPointResponse.kt: the settings TLV field sizes, the factor as an IEEE 754
+  float32.
+- pmd/PmdDataFrame.kt: the header read as measurement type, u64 LE timestamp, frame type byte (bit 7 = delta
+  compressed, low 7 bits = frame type); each frame is handed its stream's previous timestamp, looked up by
+  measurement type and frame type (compression bit masked off).
+- pmd/BlePMDClient.kt: parseDeltaFramesAll (reference sample, then blocks of [bit width][count] with deltas
+  packed LSB first); processPmdData records every frame's timestamp as its stream's previous one before the
+  frame is parsed; the record is cleared by reset() (disconnection) and by stopMeasurement.
+- pmd/model/AccData.kt, pmd/model/GyrData.kt: ACC in mG except compressed frame type 0, which is in G; GYRO in
+  deg/s; each integer sample multiplied by the factor.
+- pmd/model/MagData.kt: MAG has compressed frames only (raw frame types are refused); compressed type 0 has 3
+  channels of 16 bits and is in gauss (sample x factor); compressed type 1 has 4 channels, x, y, z in
+  milligauss ((sample x factor) / 1000 to gauss) and the 4th the calibration status, taken unscaled
+  (CalibrationStatus: 0 unknown, 1 poor, 2 ok, 3 good, any other id -1 "not available", which type 0 samples
+  carry).
+- pmd/model/PmdTimeStampUtils.kt (and its iOS twin, sources/iOS/ios-communications/Sources/iOSCommunications/
+  ble/api/model/gatt/client/pmd/model/PmdTimeStampUtils.swift): sample times. With a previous frame timestamp
+  the samples are spread evenly over (previous, this] (delta = (this - previous) / n, the last sample at this
+  frame's timestamp); without one (0) they are counted back from the frame's timestamp at 1e9 / sample rate
+  ns; a frame whose timestamp is below n x delta (its first sample before the epoch) is refused, and so is,
+  explicitly on iOS, one not later than the previous frame.
+- pmd-tests/model/PmdTimeStampUtilsTest.kt: the expected times (10 samples at 1 Hz ending at 10 s start at
+  1 s, so a timestamp equal to n x delta is accepted; previous 100 ns, this 2 s, 3 samples: 666666733,
+  1333333367, 2000000000; 100 samples at 52 Hz ending at 100000 ns are refused).
+- pmd-tests/model/MagDataTest.kt: hand-built compressed type 0 and type 1 MAG frames and their values (type 1
+  divided by 1000, the status channel delta-coded like the others).
+- technical_documentation/TimeSystemExplained.md: timestamps are ns since 2000-01-01T00:00:00Z.
+
+kinefuse's units: m/s^2, rad/s and microtesla (1 G = 100 uT, 1 mG = 0.1 uT). A MAG frame's calibration status
+goes to ``Decoded.extra["mag_calibration"]`` (int8 per sample, the SDK's ids). The SDK computes sample times in
+float64; here they are exact integer ns (rounded to nearest), since float64 resolves only ~128 ns at today's
+timestamps.
 
 Assumptions where the documents leave room: the factor multiplies every integer sample (1.0 when the start
 response carries none); a compressed frame's reference sample has the resolution of the settings in force;
@@ -49,6 +76,9 @@ _FRAME_HEADER = struct.Struct("<BQB")
 _INT64_MAX = 2**63 - 1
 _MAX_DELTA_BITS = 32
 _MAX_BLOCK_SAMPLES = 255
+UT_PER_GAUSS = 100.0  # 1 G = 1e-4 T; kinefuse's magnetometer unit is the microtesla
+CALIBRATION_STATUS = {0: "unknown", 1: "poor", 2: "ok", 3: "good"}  # MAG type 1's 4th channel (SDK MagData)
+CALIBRATION_NOT_AVAILABLE = -1  # type 0 frames, and ids the SDK does not know
 
 
 class MeasurementType(enum.IntEnum):
@@ -354,6 +384,53 @@ def encode_frame(
 # --- data frames: decoding ------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class FrameHeader:
+    """[measurement type][timestamp of the last sample, u64 LE ns since 2000-01-01][frame type]."""
+
+    measurement: MeasurementType
+    timestamp_ns: int
+    frame_type: int
+
+    @property
+    def stream(self) -> tuple[int, int]:
+        """What the SDK keys a previous timestamp by: measurement and frame type, compression bit aside."""
+        return int(self.measurement), self.frame_type & ~COMPRESSED_BIT
+
+    def __str__(self) -> str:
+        return f"{self.measurement.name} frame (type {self.frame_type:#04x}) stamped {self.timestamp_ns} ns"
+
+
+def parse_header(packet: bytes) -> FrameHeader:
+    packet = bytes(packet)
+    require_length(packet, _FRAME_HEADER.size, "PMD data frame header (type, timestamp, frame type)")
+    type_byte, last_ns, frame_type = _FRAME_HEADER.unpack_from(packet)
+    measurement = type_byte & _MEASUREMENT_MASK
+    if measurement not in (MeasurementType.ACC, MeasurementType.GYRO, MeasurementType.MAG):
+        raise DecodeError(f"PMD: measurement type {measurement} at offset 0 is not ACC, GYRO or MAG")
+    if last_ns > _INT64_MAX:
+        raise DecodeError(f"PMD: timestamp {last_ns} at offset 1 is beyond year 2292 (over int64 ns)")
+    return FrameHeader(MeasurementType(measurement), last_ns, frame_type)
+
+
+class FrameTimes:
+    """Each stream's previous frame timestamp, the state behind the SDK's sample times (its
+    previousTimeStampMap). One per connection: the SDK forgets them at a disconnection and at a measurement
+    stop, and so should the owner, also when frames were lost before reaching the decoder."""
+
+    def __init__(self) -> None:
+        self._previous: dict[tuple[int, int], int] = {}
+
+    def advance(self, header: FrameHeader) -> int | None:
+        """The previous timestamp of ``header``'s stream (None for its first frame); ``header``'s replaces it."""
+        previous = self._previous.get(header.stream)
+        self._previous[header.stream] = header.timestamp_ns
+        return previous
+
+    def forget(self) -> None:
+        self._previous.clear()
+
+
 def _decode_uncompressed(payload: bytes, frame_type: int, channels: int) -> np.ndarray:
     width = _UNCOMPRESSED_WIDTH.get(frame_type)
     if width is None:
@@ -398,53 +475,102 @@ def _decode_compressed(payload: bytes, resolution_bits: int, channels: int) -> n
     return reference + np.cumsum(np.concatenate(deltas), axis=0)
 
 
-def _sample_times(last_ns: int, count: int, sample_rate_hz: int) -> np.ndarray:
+def _nominal_times(last_ns: int, count: int, sample_rate_hz: int) -> np.ndarray:
     """Times of ``count`` samples ending at ``last_ns``, spaced by the sample period (rounded to ns)."""
     steps_back = np.arange(count - 1, -1, -1, dtype=np.int64)
     return last_ns - (steps_back * 1_000_000_000 + sample_rate_hz // 2) // sample_rate_hz
 
 
-def _to_si(measurement: int, frame_type: int, values: np.ndarray) -> dict:
-    """Decoded fields for the measurement's physical unit (values already multiplied by the factor)."""
+def _spread_times(previous_ns: int, last_ns: int, count: int) -> np.ndarray:
+    """``count`` samples evenly over (previous_ns, last_ns], the last exactly at ``last_ns``.
+
+    Integer arithmetic, rounded to the nearest ns: float64 holds only ~128 ns steps at today's timestamps."""
+    quotient, remainder = divmod(last_ns - previous_ns, count)
+    k = np.arange(1, count + 1, dtype=np.int64)
+    return previous_ns + k * quotient + (2 * k * remainder + count) // (2 * count)
+
+
+def _sample_times(header: FrameHeader, count: int, rate_hz: int, previous_ns: int | None) -> np.ndarray:
+    """The SDK's rule (PmdTimeStampUtils): spread over the time since the stream's previous frame when there
+    is one, else count back at the nominal rate; a first sample before the 2000 epoch is refused."""
+    if previous_ns is not None:
+        if header.timestamp_ns <= previous_ns:
+            raise DecodeError(
+                f"PMD: {header} is not later than the previous frame of its stream ({previous_ns} ns)"
+            )
+        return _spread_times(previous_ns, header.timestamp_ns, count)
+    if header.timestamp_ns * rate_hz < count * 1_000_000_000:  # frame time < samples x period, exactly
+        raise DecodeError(f"PMD: {header} holds {count} samples at {rate_hz} Hz, so its first sample would fall "
+                          "before the 2000-01-01 epoch")  # fmt: skip
+    return _nominal_times(header.timestamp_ns, count, rate_hz)
+
+
+def _calibration(raw_status: np.ndarray) -> np.ndarray:
+    """The SDK's CalibrationStatus ids; any other value is 'not available' (CalibrationStatus.getById)."""
+    known = (raw_status >= 0) & (raw_status <= max(CALIBRATION_STATUS))
+    return np.where(known, raw_status, CALIBRATION_NOT_AVAILABLE).astype(np.int8)
+
+
+def _mag_extra(frame_type: int, raw: np.ndarray, factor: float) -> dict:
+    """Compressed MAG type 0 is in gauss with no status; type 1 in milligauss, its 4th channel the calibration
+    status (MagData.kt; the factor scales the field, not the status)."""
+    if frame_type == COMPRESSED_BIT:
+        status = np.full(len(raw), CALIBRATION_NOT_AVAILABLE, dtype=np.int8)
+        return {"mag_ut": raw[:, :3] * (factor * UT_PER_GAUSS), "mag_calibration": status}
+    return {"mag_ut": raw[:, :3] * (factor * UT_PER_GAUSS / 1000), "mag_calibration": _calibration(raw[:, 3])}
+
+
+def _to_si(measurement: int, frame_type: int, raw: np.ndarray, factor: float) -> dict:
+    """Decoded fields in the measurement's physical unit, each integer sample multiplied by the factor."""
     if measurement == MeasurementType.ACC:
         # Compressed ACC frame type 0 carries G, every other ACC frame mG (Polar SDK AccData).
         per_unit = 1.0 if frame_type == COMPRESSED_BIT else 1e-3
-        return {"acc": values * (per_unit * STANDARD_GRAVITY), "gyr": None, "extra": {}}
+        return {"acc": raw[:, :3] * (factor * per_unit * STANDARD_GRAVITY), "gyr": None, "extra": {}}
     if measurement == MeasurementType.GYRO:
-        if frame_type == COMPRESSED_BIT | 1:
-            raise DecodeError(
-                "PMD: compressed GYRO frame type 1 (float32 deltas) is not supported (offset 9)"
-            )
-        return {"acc": None, "gyr": np.deg2rad(values), "extra": {}}
-    return {"acc": None, "gyr": None, "extra": {"mag_ut": values * 0.1}}  # 1 mG = 0.1 uT
+        return {"acc": None, "gyr": np.deg2rad(raw[:, :3] * factor), "extra": {}}
+    return {"acc": None, "gyr": None, "extra": _mag_extra(frame_type, raw, factor)}
 
 
-def decode(packet: bytes, settings: Mapping[int, PmdSettings]) -> Decoded:
-    """One data notification, given the settings in force per measurement type (ACC, GYRO, MAG)."""
+def _check_supported(header: FrameHeader) -> None:
+    kind = header.frame_type & ~COMPRESSED_BIT
+    if header.frame_type & COMPRESSED_BIT and kind not in (0, 1):
+        raise DecodeError(f"PMD: unknown compressed frame type {header.frame_type:#04x} at offset 9")
+    if header.measurement == MeasurementType.GYRO and header.frame_type == COMPRESSED_BIT | 1:
+        raise DecodeError("PMD: compressed GYRO frame type 1 (float32 deltas) is not supported (offset 9)")
+    if header.measurement == MeasurementType.MAG and not header.frame_type & COMPRESSED_BIT:
+        # the SDK parses no uncompressed magnetometer frame, so no unit is documented for one
+        raise DecodeError(f"PMD: uncompressed MAG frame type {header.frame_type} (offset 9) is not supported")
+
+
+def _channels(header: FrameHeader, in_force: PmdSettings) -> int:
+    """MAG frames fix their channels by frame type (type 1 adds the calibration status); others as set."""
+    if header.measurement == MeasurementType.MAG:
+        return 4 if header.frame_type == COMPRESSED_BIT | 1 else 3
+    return in_force.channels
+
+
+def decode(
+    packet: bytes, settings: Mapping[int, PmdSettings], frame_times: FrameTimes | None = None
+) -> Decoded:
+    """One data notification, given the settings in force per measurement type (ACC, GYRO, MAG).
+
+    ``frame_times`` is the connection's record of each stream's previous frame timestamp: read for this
+    frame's sample times and updated with this frame's (even when its payload then fails to decode, as the
+    SDK does). Without it every frame is a first frame (counted back at the nominal rate).
+    """
     packet = bytes(packet)
-    require_length(packet, _FRAME_HEADER.size, "PMD data frame header (type, timestamp, frame type)")
-    type_byte, last_ns, frame_type = _FRAME_HEADER.unpack_from(packet)
-    measurement = type_byte & _MEASUREMENT_MASK
-    if measurement not in (MeasurementType.ACC, MeasurementType.GYRO, MeasurementType.MAG):
-        raise DecodeError(f"PMD: measurement type {measurement} at offset 0 is not ACC, GYRO or MAG")
-    in_force = settings.get(measurement)
+    header = parse_header(packet)
+    previous_ns = None if frame_times is None else frame_times.advance(header)
+    in_force = settings.get(header.measurement)
     if in_force is None:
-        raise DecodeError(f"PMD: no settings in force for {MeasurementType(measurement).name} (offset 0)")
-    if last_ns > _INT64_MAX:
-        raise DecodeError(f"PMD: timestamp {last_ns} at offset 1 is beyond year 2292 (over int64 ns)")
-    payload = packet[_FRAME_HEADER.size :]
-    if frame_type & COMPRESSED_BIT:
-        if frame_type & ~COMPRESSED_BIT not in (0, 1):
-            raise DecodeError(f"PMD: unknown compressed frame type {frame_type:#04x} at offset 9")
-        raw = _decode_compressed(payload, in_force.resolution_bits, in_force.channels)
+        raise DecodeError(f"PMD: no settings in force for {header.measurement.name} (offset 0)")
+    _check_supported(header)
+    payload, channels = packet[_FRAME_HEADER.size :], _channels(header, in_force)
+    if header.frame_type & COMPRESSED_BIT:
+        raw = _decode_compressed(payload, in_force.resolution_bits, channels)
     else:
-        raw = _decode_uncompressed(payload, frame_type, in_force.channels)
-    fields = _to_si(measurement, frame_type, raw[:, :3] * in_force.factor)
-    return Decoded(
-        acc=fields["acc"],
-        gyr=fields["gyr"],
-        device_time=_sample_times(last_ns, len(raw), in_force.sample_rate_hz),
-        clock_hz=CLOCK_HZ,
-        seq=None,
-        extra={"measurement": MeasurementType(measurement), "raw": raw, **fields["extra"]},
-    )
+        raw = _decode_uncompressed(payload, header.frame_type, channels)
+    device_time = _sample_times(header, len(raw), in_force.sample_rate_hz, previous_ns)
+    fields = _to_si(header.measurement, header.frame_type, raw, in_force.factor)
+    return Decoded(acc=fields["acc"], gyr=fields["gyr"], device_time=device_time, clock_hz=CLOCK_HZ, seq=None,
+                   extra={"measurement": header.measurement, "raw": raw, **fields["extra"]})  # fmt: skip

@@ -6,15 +6,21 @@ the mutators (bit flips, truncation, extension) start from.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 from kinefuse_plugins.ble_imu.protocols import open_profile, polar_pmd, witmotion
+from kinefuse_plugins.ble_imu.protocols.common import DecodeError
 from kinefuse_plugins.ble_imu.protocols.polar_pmd import MeasurementType, PmdSettings, SettingType
 
-# The first input byte picks the Polar settings in force, so the fuzzer explores every resolution.
+# The first input byte picks the Polar settings in force (its low 3 bits, so the fuzzer explores every
+# resolution) and the stream's previous frame (its high 5 bits: 0 none, 31 one stamped after this frame, k
+# one stamped k x 2.5 ms before it), so both of the SDK's sample time rules and their refusals are explored.
 POLAR_RESOLUTIONS = (8, 12, 16, 22, 24, 32)
+_POLAR_PREVIOUS_STEP_NS = 2_500_000
 
 
 def _polar_settings(resolution: int) -> dict[int, PmdSettings]:
@@ -28,10 +34,22 @@ def _polar_settings(resolution: int) -> dict[int, PmdSettings]:
 _POLAR_SETTINGS = [_polar_settings(r) for r in POLAR_RESOLUTIONS]
 
 
+def _polar_frame_times(choice: int, frame: bytes) -> polar_pmd.FrameTimes:
+    times = polar_pmd.FrameTimes()
+    with contextlib.suppress(DecodeError):  # no header: decode itself says so
+        header = polar_pmd.parse_header(frame)
+        if choice:
+            offset = 1_000_000 if choice == 31 else -choice * _POLAR_PREVIOUS_STEP_NS
+            previous = min(max(header.timestamp_ns + offset, 0), 2**63 - 1)
+            times.advance(dataclasses.replace(header, timestamp_ns=previous))
+    return times
+
+
 def _polar_data(data: bytes) -> object:
     if not data:
         return None
-    return polar_pmd.decode(data[1:], _POLAR_SETTINGS[data[0] % len(_POLAR_SETTINGS)])
+    settings = _POLAR_SETTINGS[(data[0] & 7) % len(_POLAR_SETTINGS)]
+    return polar_pmd.decode(data[1:], settings, _polar_frame_times(data[0] >> 3, data[1:]))
 
 
 def _polar_control(data: bytes) -> object:
@@ -74,6 +92,8 @@ def _polar_seeds() -> list[bytes]:
         mag = polar_pmd.encode_frame(
             MeasurementType.MAG, 10**18, np.clip(_ramp(9, 4, 5), -60, 60), 0x81, resolution
         )
+        seeds.append(bytes([variant | 8 * 7]) + mag)  # with a previous frame 17.5 ms earlier
+        mag = polar_pmd.encode_frame(MeasurementType.MAG, 10**18, np.clip(samples, -60, 60), 0x80, resolution)
         seeds.append(bytes([variant]) + mag)
     for frame_type in (0, 1, 2):
         frame = polar_pmd.encode_frame(

@@ -2,13 +2,17 @@
 emulated WitMotion, Polar and open-profile straps on a virtual radio: what reached storage, what was counted,
 and that nothing else stopped."""
 
+import itertools
 import json
 import threading
 
 import numpy as np
 import pytest
+from bleak.exc import BleakDBusError, BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
+from bumble import core, hci
 from bumble.att import ATT_Error, ErrorCode
 from bumble.gatt import Characteristic, CharacteristicValue
+from bumble.transport.common import TransportLostError
 
 from kinefuse_plugins.ble_imu import assignments
 from kinefuse_plugins.ble_imu.emulation.peripherals import (
@@ -19,7 +23,8 @@ from kinefuse_plugins.ble_imu.emulation.peripherals import (
 )
 from kinefuse_plugins.ble_imu.emulation.radio import VirtualRadio
 from kinefuse_plugins.ble_imu.protocols import open_profile
-from kinefuse_plugins.ble_imu.protocols.common import STANDARD_GRAVITY
+from kinefuse_plugins.ble_imu.protocols.common import STANDARD_GRAVITY, DecodeError, hexdump
+from kinefuse_plugins.ble_imu.source import DecoderBug, radio_errors
 
 FAST_RETRY = {
     "scan_timeout_s": 2.0,
@@ -189,6 +194,9 @@ def test_a_strap_that_never_answers_is_retried_while_the_others_stream(kinefuse_
 def assert_retried_without_an_answer(result, caplog, device_id) -> None:
     stats = result.source_stats(device_id)
     assert stats["received"] == 0 and stats["state"] == "stopped"  # still retrying at the stop
+    assert (
+        stats["restarts"] == 0
+    )  # retried by the source itself: the supervisor's restart budget is untouched
     said = [r.getMessage() for r in caplog.records if device_id in r.getMessage()]
     assert any("no answer within connect_timeout_s" in m and "retrying" in m for m in said), said
 
@@ -211,7 +219,8 @@ def test_a_strap_that_refuses_an_unpaired_central_is_retried_with_the_reason(kin
     assert len(refusals) >= 2 and all("retrying" in m for m in refusals), refusals  # logged, and tried again
     assert "F1:00:00:00:00:0A" in refusals[0] and "Insufficient Authentication" in refusals[0], refusals[0]
     assert "bluetoothctl pair" in refusals[0]  # and what to do about it
-    assert result.source_stats("KF-L")["received"] == 0 and result.source_stats("KF-L")["state"] == "stopped"
+    stats = result.source_stats("KF-L")
+    assert stats["received"] == 0 and stats["state"] == "stopped" and stats["restarts"] == 0, stats
     assert len(result.imu_samples("KF-M")["seq"]) > 100
 
 
@@ -263,7 +272,85 @@ def test_the_adapter_disappearing_and_returning_resumes_the_stream(kinefuse_pipe
     assert silence_s > 1.5 and before > 30 and after > 100  # away for 2 s; samples before and after
     assert gaps_of(result, "KF-I")  # the outage shows as a gap
     assert any("transport" in r.getMessage() and "retrying" in r.getMessage() for r in caplog.records)
+    assert result.source_stats("KF-I")["restarts"] == 0  # the source retried by itself, without crashing
     assert result.source_stats("synth")["received"] > 0
+
+
+def test_a_decoder_bug_fails_the_source_at_once_naming_the_strap_and_the_packet(
+    kinefuse_pipeline, caplog, monkeypatch
+):
+    strap = EmulatedOpenStrap("KF-Q", "F1:00:00:00:00:0F")
+    real_decode, calls, bad_packets = open_profile.decode, itertools.count(1), []
+
+    def decode_with_a_bug(packet, *args, **kwargs):  # every 30th packet hits a bug in our own code
+        if next(calls) % 30 == 0:
+            bad_packets.append(bytes(packet))
+            raise KeyError("calibration")
+        return real_decode(packet, *args, **kwargs)
+
+    monkeypatch.setattr(open_profile, "decode", decode_with_a_bug)
+    one_restart = {"supervisor": {"restart_budget": 1, "backoff_initial_s": 0.1, "backoff_max_s": 0.2}}
+    with VirtualRadio([strap]) as radio:
+        result = kinefuse_pipeline(sources=[strap_source(radio, strap, protocol="open", rate_hz=100.0), SYNTHETIC],
+                                   duration_s=6.0, config_overrides=one_restart)  # fmt: skip
+    stats = result.source_stats("KF-Q")
+    # the bug reached the supervisor: restarted once, then failed when it struck again, with the reason
+    assert stats["state"] == "failed" and stats["restarts"] == 1 and len(bad_packets) == 2, stats
+    named = f"DecoderBug: strap KF-Q ({strap.address}): KeyError: 'calibration' while decoding packet"
+    assert named in stats["reason"] and hexdump(bad_packets[-1]) in stats["reason"], stats["reason"]
+    # it ended the stream there and then: nothing piled up, and the strap was stopped instead of streaming
+    # the whole run on (about 550 samples in 6 s at 100 Hz)
+    assert stats["dropped"] == 0 and strap.sent_samples < 300, (stats, strap.sent_samples)
+    logged = [
+        r for r in caplog.records if "KF-Q" in r.getMessage() and "not a radio problem" in r.getMessage()
+    ]
+    assert len(logged) == 2 and all(r.exc_info for r in logged), logged  # with the traceback
+    assert hexdump(bad_packets[0]) in logged[0].getMessage()
+    assert result.source_stats("synth")["received"] > 0  # the rest of the daemon ran on
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BleakError("No Bluetooth adapters found."),
+        BleakDBusError("org.bluez.Error.InProgress", []),
+        BleakGATTProtocolError(ErrorCode.INSUFFICIENT_AUTHENTICATION),
+        BleakDeviceNotFoundError("F1:00:00:00:00:10"),
+        TimeoutError(),
+        ConnectionError("not seen in 2 s of scanning"),
+        ConnectionRefusedError(111, "Connect call failed"),
+        EOFError(),
+        DecodeError("open profile: the strap's clock changed"),
+        TransportLostError("transport lost"),
+        hci.HCI_Error(hci.HCI_CONNECTION_TIMEOUT_ERROR),
+        ATT_Error(ErrorCode.UNLIKELY_ERROR),
+        core.ConnectionError(
+            core.ConnectionError.CONNECTION_REFUSED,
+            core.PhysicalTransport.LE,
+            hci.Address("F1:00:00:00:00:10"),
+        ),
+        core.TimeoutError(),
+    ],
+    ids=type,
+)
+def test_radio_and_link_errors_are_retried(error):
+    assert isinstance(error, radio_errors("bumble"))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TypeError("bad operand"),
+        KeyError("x"),
+        AttributeError("no attribute"),
+        ValueError("bug"),
+        RuntimeError("bug"),
+        DecoderBug("strap KF: KeyError"),
+    ],  # fmt: skip
+    ids=type,
+)
+def test_errors_of_our_own_code_are_not_retried(error):
+    assert not isinstance(error, radio_errors("bumble")) and not isinstance(error, radio_errors("bluez"))
 
 
 @pytest.mark.slow
@@ -298,3 +385,37 @@ def assert_each_streamed(result, straps, rates, seconds, rate_fraction=0.9) -> N
         assert np.ptp(host_ns) / 1e9 > seconds and len(host_ns) > rate_fraction * rate * seconds, (
             strap.name, np.ptp(host_ns) / 1e9, len(host_ns))  # fmt: skip
         assert not gaps_of(result, strap.name), strap.name
+
+
+def test_the_reconnect_backoff_starts_over_after_a_connection_that_streamed(monkeypatch):
+    """Failures since the last connection that delivered samples set the backoff; one that streamed resets
+    it, so a strap that drops its link now and then is not left waiting reconnect_max_s each time."""
+    import asyncio
+    import logging
+
+    from kinefuse.configschema import defaults
+    from kinefuse_plugins.ble_imu import source as ble_source
+
+    source = ble_source.BleImuSource(defaults(ble_source.SCHEMA) | {"protocol": "open"}, "strap")
+    one_sample = tuple(np.zeros((1, 3)) if i >= 3 else np.zeros(1, dtype=np.int64) for i in range(5)) + (
+        None,
+    )
+    streams = iter([False, False, False, True, False, False])  # does each connection deliver samples?
+    emitted, failures = [], []
+
+    async def connect_and_stream(ctx):
+        if next(streams):
+            source._emit(ctx, [one_sample])
+        raise ConnectionError("disconnected")
+
+    async def backoff(seconds):
+        failures.append(source._failures)
+        if len(failures) == 6:
+            raise asyncio.CancelledError
+
+    ctx = type("Ctx", (), {"emit": staticmethod(emitted.append), "log": logging.getLogger("test")})()
+    monkeypatch.setattr(source, "_connect_and_stream", connect_and_stream)
+    monkeypatch.setattr(ble_source.asyncio, "sleep", backoff)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(source._keep_connected(ctx))
+    assert failures == [1, 2, 3, 0, 1, 2] and len(emitted) == 1

@@ -1,4 +1,5 @@
 import struct
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -51,20 +52,160 @@ def test_encoder_reproduces_the_hand_built_frame():
 
 
 def test_uncompressed_gyro_frame_with_factor():
-    # frame type 1: int16 x3; factor 0.5 deg/s per count
-    frame = bytes.fromhex("05 0100000000000000 01 b400 4cff 0000 0000 0000 0100")
+    # frame type 1: int16 x3, stamped 3 s after 2000; factor 0.5 deg/s per count
+    frame = bytes.fromhex("05 005ed0b200000000 01 b400 4cff 0000 0000 0000 0100")
     decoded = polar_pmd.decode(frame, {MeasurementType.GYRO: PmdSettings(sample_rate_hz=1, factor=0.5)})
     np.testing.assert_allclose(decoded.gyr, np.deg2rad([[90.0, -90.0, 0.0], [0.0, 0.0, 0.5]]))
-    assert decoded.acc is None and decoded.device_time.tolist() == [1 - 10**9, 1]
+    assert decoded.acc is None and decoded.device_time.tolist() == [2 * 10**9, 3 * 10**9]
 
 
-def test_int24_acc_and_magnetometer_units():
+def test_int24_acc_frame_is_in_milli_g():
     frame = bytes.fromhex("02 0000000000000010 02 e80300 18fcff 000000")  # frame type 2: int24 x3
     decoded = polar_pmd.decode(frame, ACC_52HZ)
     np.testing.assert_allclose(decoded.acc, [[STANDARD_GRAVITY, -STANDARD_GRAVITY, 0.0]])
-    mag = polar_pmd.encode_frame(MeasurementType.MAG, 10**12, np.array([[1000, -500, 0]]), 1)
-    decoded = polar_pmd.decode(mag, {MeasurementType.MAG: PmdSettings(50)})
-    np.testing.assert_allclose(decoded.extra["mag_ut"], [[100.0, -50.0, 0.0]])  # 1000 mG = 100 uT
+
+
+MAG_50HZ = {MeasurementType.MAG: PmdSettings(50, factor=2**-10)}  # 3 channels: what MAG type 1 must ignore
+
+# A compressed MAG frame of type 0 (0x80), built by hand:
+#   06 | 00 ca 9a 3b 00 00 00 00 (1e9 ns) | 80
+#   64 00  d8 ff  07 00         reference sample (100, -40, 7), int16 LE
+#   02 01 0d                    block: 2-bit deltas, 1 sample (1, -1, 0): 10 11 00 LSB first -> 0b00001101
+MAG_TYPE_0 = bytes.fromhex("06 00ca9a3b00000000 80 6400 d8ff 0700 02 01 0d")
+MAG_TYPE_0_RAW = [[100, -40, 7], [101, -41, 7]]
+
+# A compressed MAG frame of type 1 (0x81): four channels, x, y, z and the calibration status:
+#   06 | 00 ca 9a 3b 00 00 00 00 | 81
+#   f4 01  06 ff  e8 03  02 00  reference sample (500, -250, 1000, status 2), int16 LE
+#   03 01 f1 02                 block: 3-bit deltas, 1 sample (1, -2, 3, +1):
+#                               100 011 110 100 LSB first -> bits 0..7 = 1,0,0,0,1,1,1,1 = 0xf1; 8..11 -> 0x02
+MAG_TYPE_1 = bytes.fromhex("06 00ca9a3b00000000 81 f401 06ff e803 0200 03 01 f102")
+MAG_TYPE_1_RAW = [[500, -250, 1000, 2], [501, -252, 1003, 3]]
+
+
+def test_the_hand_built_magnetometer_frames_are_what_the_encoder_builds():
+    assert polar_pmd.encode_frame(MeasurementType.MAG, 10**9, np.array(MAG_TYPE_0_RAW), 0x80) == MAG_TYPE_0
+    assert polar_pmd.encode_frame(MeasurementType.MAG, 10**9, np.array(MAG_TYPE_1_RAW), 0x81) == MAG_TYPE_1
+
+
+def test_compressed_magnetometer_type_0_is_in_gauss():
+    decoded = polar_pmd.decode(MAG_TYPE_0, MAG_50HZ)
+    np.testing.assert_array_equal(decoded.extra["raw"], MAG_TYPE_0_RAW)
+    # raw x factor is gauss (SDK MagData type 0); 1 G = 100 uT
+    np.testing.assert_allclose(decoded.extra["mag_ut"], np.array(MAG_TYPE_0_RAW) * 2**-10 * 100)
+    assert decoded.extra["mag_calibration"].tolist() == [-1, -1]  # type 0 carries none: "not available"
+    assert decoded.acc is None and decoded.gyr is None and decoded.device_time.tolist() == [98 * 10**7, 10**9]
+
+
+def test_compressed_magnetometer_type_1_has_four_channels_in_milligauss_and_a_calibration_status():
+    decoded = polar_pmd.decode(MAG_TYPE_1, MAG_50HZ)  # whatever the settings say: four channels
+    np.testing.assert_array_equal(decoded.extra["raw"], MAG_TYPE_1_RAW)
+    xyz = np.array(MAG_TYPE_1_RAW)[:, :3]
+    np.testing.assert_allclose(decoded.extra["mag_ut"], xyz * 2**-10 * 0.1)  # milligauss: 1 mG = 0.1 uT
+    assert decoded.extra["mag_calibration"].tolist() == [2, 3]  # ok, good; the factor does not scale it
+
+
+def test_the_same_magnetometer_counts_are_a_thousand_times_more_field_in_type_0_than_in_type_1():
+    counts = np.array([[500, -250, 1000, 2]])
+    type_0 = polar_pmd.encode_frame(MeasurementType.MAG, 10**9, counts[:, :3], 0x80)
+    type_1 = polar_pmd.encode_frame(MeasurementType.MAG, 10**9, counts, 0x81)
+    in_gauss, in_milligauss = (polar_pmd.decode(f, MAG_50HZ).extra["mag_ut"] for f in (type_0, type_1))
+    np.testing.assert_allclose(in_gauss, 1000 * in_milligauss)
+
+
+def test_calibration_ids_the_sdk_does_not_know_are_not_available():
+    counts = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 3], [0, 0, 0, 4], [0, 0, 0, -2]])
+    frame = polar_pmd.encode_frame(MeasurementType.MAG, 10**9, counts, 0x81)
+    assert polar_pmd.decode(frame, MAG_50HZ).extra["mag_calibration"].tolist() == [0, 1, 3, -1, -1]
+
+
+def test_uncompressed_magnetometer_frames_are_refused():
+    # the SDK parses compressed MAG frames only: there is no documented unit for a raw one
+    frame = polar_pmd.encode_frame(MeasurementType.MAG, 10**9, np.array([[1000, -500, 0]]), 1)
+    with pytest.raises(DecodeError, match="uncompressed MAG frame type 1"):
+        polar_pmd.decode(frame, MAG_50HZ)
+
+
+ACC_50HZ = {MeasurementType.ACC: PmdSettings(50)}
+_FOUR = np.array([[0, 0, 1000]] * 4)
+
+
+def test_a_first_frame_whose_first_sample_would_precede_the_2000_epoch_is_refused():
+    # 4 samples 20 ms apart: stamped at 80 ms, the first falls at 20 ms after the epoch (the SDK accepts it)...
+    fits = polar_pmd.decode(polar_pmd.encode_frame(MeasurementType.ACC, 80_000_000, _FOUR, 1), ACC_50HZ)
+    assert fits.device_time.tolist() == [20_000_000, 40_000_000, 60_000_000, 80_000_000]
+    # ...one nanosecond earlier the frame time is less than samples x period, and the SDK refuses it
+    early = polar_pmd.encode_frame(MeasurementType.ACC, 79_999_999, _FOUR, 1)
+    message = (
+        r"ACC frame \(type 0x01\) stamped 79999999 ns holds 4 samples at 50 Hz.*before the 2000-01-01 epoch"
+    )
+    with pytest.raises(DecodeError, match=message):
+        polar_pmd.decode(early, ACC_50HZ)
+
+
+def _acc_frame(last_ns: int, count: int = 4, frame_type: int = 1) -> bytes:
+    return polar_pmd.encode_frame(MeasurementType.ACC, last_ns, np.array([[0, 0, 1000]] * count), frame_type)
+
+
+T0 = 800_000_000_000_000_000  # about 25 years after 2000
+
+
+def test_a_frame_after_the_first_spreads_its_samples_over_the_time_since_the_previous_frame():
+    times = polar_pmd.FrameTimes()
+    first = polar_pmd.decode(_acc_frame(T0), ACC_52HZ, times)
+    # the first frame of a stream counts back at the nominal 52 Hz (19230769.2 ns)
+    assert (T0 - first.device_time).tolist() == [57_692_308, 38_461_538, 19_230_769, 0]
+    # the strap really samples at 50 Hz: the next frame ends 80 ms later and its samples are 20 ms apart
+    second = polar_pmd.decode(_acc_frame(T0 + 80_000_000), ACC_52HZ, times)
+    assert (second.device_time - T0).tolist() == [20_000_000, 40_000_000, 60_000_000, 80_000_000]
+
+
+def test_spread_times_round_to_the_nearest_nanosecond_as_the_sdks_own_test_expects():
+    # PmdTimeStampUtilsTest: previous frame at 100 ns, this one at 2 s, 3 samples
+    times = polar_pmd.FrameTimes()
+    times.advance(polar_pmd.FrameHeader(MeasurementType.ACC, 100, 1))
+    decoded = polar_pmd.decode(_acc_frame(2 * 10**9, count=3), {MeasurementType.ACC: PmdSettings(1)}, times)
+    assert decoded.device_time.tolist() == [666_666_733, 1_333_333_367, 2_000_000_000]
+
+
+def _before_last(decoded) -> list[int]:
+    """How long before the frame's timestamp each sample was taken, ns."""
+    return (decoded.device_time[-1] - decoded.device_time).tolist()
+
+
+NOMINAL_52HZ = [57_692_308, 38_461_538, 19_230_769, 0]  # counted back at the nominal rate
+SPREAD_50HZ = [60_000_000, 40_000_000, 20_000_000, 0]  # spread over the 80 ms since the previous frame
+
+
+def test_each_stream_keeps_its_own_previous_timestamp():
+    times = polar_pmd.FrameTimes()
+    settings = {**ACC_52HZ, MeasurementType.GYRO: PmdSettings(52)}
+    polar_pmd.decode(_acc_frame(T0), settings, times)
+    later = T0 + 80_000_000
+    gyro = polar_pmd.encode_frame(MeasurementType.GYRO, later, _FOUR, 1)
+    # GYRO has had no frame yet: counted back at its nominal rate, not spread back to ACC's frame
+    assert _before_last(polar_pmd.decode(gyro, settings, times)) == NOMINAL_52HZ
+    # ACC frame type 2 is another stream than type 1 (the SDK keys by measurement and frame type)...
+    assert _before_last(polar_pmd.decode(_acc_frame(later, frame_type=2), settings, times)) == NOMINAL_52HZ
+    # ...but the compressed bit is not part of the key: 0x81 follows type 1's previous frame
+    assert _before_last(polar_pmd.decode(_acc_frame(later, frame_type=0x81), settings, times)) == SPREAD_50HZ
+
+
+def test_a_frame_not_later_than_its_previous_is_refused_and_the_next_spreads_from_it():
+    times = polar_pmd.FrameTimes()
+    polar_pmd.decode(_acc_frame(T0), ACC_52HZ, times)
+    with pytest.raises(DecodeError, match=f"ACC frame \\(type 0x01\\) stamped {T0 - 1} ns is not later"):
+        polar_pmd.decode(_acc_frame(T0 - 1), ACC_52HZ, times)  # the strap's clock was set back
+    after = polar_pmd.decode(_acc_frame(T0 - 1 + 80_000_000), ACC_52HZ, times)  # as the SDK: from the refused
+    assert (after.device_time - (T0 - 1)).tolist() == [20_000_000, 40_000_000, 60_000_000, 80_000_000]
+
+
+def test_forgotten_frame_times_count_back_at_the_nominal_rate_again():
+    times = polar_pmd.FrameTimes()
+    polar_pmd.decode(_acc_frame(T0), ACC_52HZ, times)
+    times.forget()  # a new connection, a stopped measurement, or a notification lost before decoding
+    again = polar_pmd.decode(_acc_frame(T0 + 80_000_000), ACC_52HZ, times)
+    assert (T0 + 80_000_000 - again.device_time).tolist() == [57_692_308, 38_461_538, 19_230_769, 0]
 
 
 def test_compressed_acc_frame_type_0_is_in_g():
@@ -179,7 +320,7 @@ def frames(draw):
     n = draw(st.integers(1, 40))
     values = st.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     samples = np.array(
-        draw(st.lists(st.tuples(values, values, values), min_size=n, max_size=n)), dtype=np.int64
+        draw(st.lists(st.tuples(values, values, values, values), min_size=n, max_size=n)), dtype=np.int64
     )
     return frame_type, bits, samples, draw(st.integers(1, 255)), draw(st.integers(10**9, 2**63 - 1))
 
@@ -190,7 +331,23 @@ def test_round_trip(frame, measurement):
     frame_type, bits, samples, block_samples, timestamp_ns = frame
     if measurement == MeasurementType.GYRO and frame_type == 0x81:
         measurement = MeasurementType.ACC  # GYRO 0x81 carries float32 deltas (unsupported, tested below)
+    if measurement == MeasurementType.MAG and not frame_type & 0x80:
+        measurement = MeasurementType.ACC  # MAG frames are compressed only (tested above)
+    samples = samples[:, : 4 if (measurement, frame_type) == (MeasurementType.MAG, 0x81) else 3]
     packet = polar_pmd.encode_frame(measurement, timestamp_ns, samples, frame_type, bits, block_samples)
     decoded = polar_pmd.decode(packet, {measurement: PmdSettings(200, resolution_bits=bits)})
     np.testing.assert_array_equal(decoded.extra["raw"], samples)
     assert decoded.device_time[-1] == timestamp_ns and np.all(np.diff(decoded.device_time) == 5_000_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**63 - 2), st.integers(1, 2**63 - 1), st.integers(1, 300))
+def test_spread_times_are_the_exact_even_spacing_rounded_to_the_ns(previous_ns, span_ns, count):
+    last_ns = min(previous_ns + span_ns, 2**63 - 1)
+    times = polar_pmd.FrameTimes()
+    times.advance(polar_pmd.FrameHeader(MeasurementType.ACC, previous_ns, 1))
+    frame = _acc_frame(last_ns, count)
+    decoded = polar_pmd.decode(frame, {MeasurementType.ACC: PmdSettings(200, resolution_bits=16)}, times)
+    exact = [previous_ns + Fraction(k * (last_ns - previous_ns), count) for k in range(1, count + 1)]
+    assert decoded.device_time[-1] == last_ns
+    assert all(abs(t - e) <= Fraction(1, 2) for t, e in zip(decoded.device_time.tolist(), exact, strict=True))

@@ -93,3 +93,20 @@ def test_open_profile_magnetometer_reaches_the_samples_in_microtesla():
     )
     *_, mag = strap.samples(packet, 0)
     np.testing.assert_allclose(mag, field, atol=1 / 16)
+
+
+def test_polar_spreads_a_frame_over_the_time_since_its_stream_s_previous_one_until_a_packet_is_lost():
+    strap, real_period = _polar_strap(52), 20_000_000  # asked for 52 Hz; the strap's clock says 50 Hz
+    t0, acc, gyr = 800_000_000_000_000_000, [[0, 0, 1000]] * 4, [[0, 0, 90]] * 4
+
+    def both(last_ns):
+        strap.samples(_frame(M.ACC, last_ns, acc), 1)
+        return strap.samples(_frame(M.GYRO, last_ns, gyr), 1)[1]  # device times of the pairs
+
+    first = both(t0)
+    assert list(t0 - first) == [57_692_308, 38_461_538, 19_230_769, 0]  # no previous frame: nominal 52 Hz
+    spread = both(t0 + 4 * real_period)
+    assert list(spread - t0) == [20_000_000, 40_000_000, 60_000_000, 80_000_000]  # the strap's own 50 Hz
+    strap.packet_lost()  # a notification dropped before decoding: the next frame's predecessor is unknown
+    after_loss = both(t0 + 12 * real_period)
+    assert list(t0 + 12 * real_period - after_loss) == [57_692_308, 38_461_538, 19_230_769, 0]
