@@ -14,7 +14,7 @@ CONFIG ?= config.toml
 # make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded).
 PYTEST_ARGS ?=
 
-.PHONY: run test bench accuracy lint clean build mediapipe fuzz test-bluez
+.PHONY: run test bench bench-docs accuracy lint clean build mediapipe fuzz test-bluez
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,16 @@ test-bluez: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/kinefuse bench pipeline --json bench-pipeline.json
+
+# Every speed bench, its rows as JSON and Markdown under docs/bench/ (the figures docs/bench.md links to).
+# Speed depends on the machine: run it on a quiet one; each page's note names the CPU it ran on.
+SPEED_BENCHES := pipeline kalman ahrs pose ble
+bench-docs: $(INSTALLED)
+	mkdir -p docs/bench
+	for name in $(SPEED_BENCHES); do \
+		$(BIN)/kinefuse bench $$name --json docs/bench/$$name.json && \
+		$(BIN)/kinefuse report docs/bench/$$name.json --out docs/bench/$$name.md || exit 1; \
+	done
 
 # Scores every stage on the synthetic suite and the public data; docs/accuracy.md is generated, never typed.
 accuracy: $(INSTALLED)

@@ -77,7 +77,9 @@ def test_print_table_aligns_columns_and_shows_ratio():
 def test_write_json_round_trips(tmp_path):
     path = tmp_path / "bench-demo.json"
     write_json(path, "demo", _rows())
-    assert json.loads(path.read_text()) == {"bench": "demo", "rows": _rows()}
+    document = json.loads(path.read_text())
+    assert document == {"bench": "demo", "machine": document["machine"], "rows": _rows()}
+    assert "cores" in document["machine"] and "Python" in document["machine"]  # what the speed was measured on
 
 
 def _registry(**benches):

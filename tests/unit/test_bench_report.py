@@ -17,6 +17,7 @@ def test_report_renders_every_row_and_marks_unmeasured_values(tmp_path, capsys):
     assert main(["report", str(path), "--out", str(out)]) == 0
     text = out.read_text()
     assert "# Bench: accuracy" in text and "do not edit by hand" in text
+    assert f"Measured on: {bench.machine()}." in text
     assert "| walk | knee angle RMSE | n/a | deg | lower | - | - | - | not available yet |" in text
     assert "| 2x |" in text
 
