@@ -79,7 +79,8 @@ def test_write_json_round_trips(tmp_path):
     write_json(path, "demo", _rows())
     document = json.loads(path.read_text())
     assert document == {"bench": "demo", "machine": document["machine"], "rows": _rows()}
-    assert "cores" in document["machine"] and "Python" in document["machine"]  # what the speed was measured on
+    # what the speed was measured on
+    assert "cores" in document["machine"] and "Python" in document["machine"]
 
 
 def _registry(**benches):
