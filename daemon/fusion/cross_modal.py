@@ -58,9 +58,10 @@ def segment_angle_rate(times, keypoints, proximal: int, distal: int, min_confide
     )
     angle = np.arctan2(vector[:, 1], vector[:, 0])
     step = np.diff(times)
-    usable = seen[1:] & seen[:-1] & (step <= max_gap_s)
+    # two frames stamped alike (a dropped stamp repeated) give no rate at all
+    usable = seen[1:] & seen[:-1] & (step > 0) & (step <= max_gap_s)
     change = (np.diff(angle) + np.pi) % (2 * np.pi) - np.pi
-    return (times[1:] + times[:-1])[usable] / 2, (change / step)[usable]
+    return (times[1:] + times[:-1])[usable] / 2, change[usable] / step[usable]
 
 
 def estimate_offset(imu_times, gyr, camera_times, angle_rate, *, max_lag_s: float = 0.5, rate_hz: float = 200.0,
