@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-# Debian packages the tests need: GStreamer's RTSP server (a local RTSP camera for the camera tests)
-SYSTEM_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+# Debian packages the tests need: GStreamer's RTSP server (a local RTSP camera for the camera tests), and
+# qemu-user: qemu-x86_64 -cpu Haswell runs MoveNet on an emulated x86-64 CPU without VNNI, where onnxruntime's
+# fused int8 kernels saturate (plugins/camera/tests/test_int8_path.py, docs/pose.md)
+SYSTEM_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	qemu-user
 SYSTEM_DEPS := $(VENV)/.system-packages
 # The optional mediapipe_pose plugin: mediapipe without its declared requirements (they pull a second
 # OpenCV and jax; pyproject's [mediapipe] extra lists what its pose solution needs). 0.10.14 ships the
@@ -30,7 +33,8 @@ build: $(INSTALLED)
 run: $(INSTALLED)
 	$(BIN)/kinefuse run --config $(CONFIG)
 
-$(SYSTEM_DEPS): $(BIN)/python
+# Rechecked when the Makefile changes, so a package added to SYSTEM_PACKAGES reaches existing checkouts too.
+$(SYSTEM_DEPS): $(BIN)/python Makefile
 	dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); }
 	touch $@

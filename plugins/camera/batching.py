@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kinefuse_plugins.camera.pose_runtime import session
+from kinefuse_plugins.camera import cpu_features
+from kinefuse_plugins.camera.pose_runtime import open_session
 
 _SHARED: dict[tuple, SharedModel] = {}
 _SHARED_LOCK = threading.Lock()
@@ -36,7 +37,7 @@ class SharedModel:
     def __init__(
         self, path: Path, providers=("CPUExecutionProvider",), threads: int = 1, window_s: float = 0.002
     ):
-        self.session = session(path, tuple(providers), threads)
+        self.session, self.runtime = open_session(path, tuple(providers), threads)
         self.input = self.session.get_inputs()[0].name
         batch = self.session.get_inputs()[0].shape[0]
         self.batchable: bool | None = False if isinstance(batch, int) else None  # None: probe on first use
@@ -115,8 +116,9 @@ class SharedModel:
 
 
 def shared_model(path: Path, providers=("CPUExecutionProvider",), threads: int = 1) -> SharedModel:
-    """The process's SharedModel for this file and settings (created on first use)."""
-    key = (str(Path(path).resolve()), tuple(providers), threads)
+    """The process's SharedModel for this file and settings (created on first use); the int8 path asked for
+    (``$KINEFUSE_INT8_PATH``) is one of the settings."""
+    key = (str(Path(path).resolve()), tuple(providers), threads, cpu_features.requested())
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = SharedModel(Path(path), providers, threads)

@@ -1,6 +1,7 @@
 """Built-in command ``kinefuse models``: ``list`` the registered models and whether their files are
 installed, ``add PATH|URL --sha256 HASH`` (checks the hash; works fully offline from a path), ``check NAME``
-(one inference on a test frame, with the latency of each stage). Model files live in the data directory
+(one inference on a test frame, with the latency of each stage; for an ONNX model first the CPU's int8
+features and the int8 path chosen, cpu_features). Model files live in the data directory
 (``kinefuse_plugins.camera.pose_models.model_dir``); nothing is ever downloaded implicitly."""
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add.add_argument("source", help="a local file, or an http(s) URL to fetch explicitly")
     add.add_argument("--sha256", required=True, help="the file's expected SHA-256 (hex)")
     add.add_argument("--name", help="registry entry the file is for (default: found by its hash)")
-    check = actions.add_parser("check", help="run one inference and print the latency of each stage")
+    check = actions.add_parser(
+        "check",
+        help="print the CPU's int8 features and the int8 path, run one inference, print each stage's latency",
+    )
     check.add_argument("name", help="a registered model")
     check.add_argument("--provider", action="append", help="execution provider, best first (default CPU)")
 
@@ -75,7 +79,13 @@ def _check(args: argparse.Namespace) -> int:
         print(f"error: {model.name} is not installed in {pose_models.model_dir()}; "
               f"kinefuse models add FILE --sha256 {model.sha256}", file=sys.stderr)  # fmt: skip
         return 1
-    runner = PoseModel(model, path, tuple(args.provider or ("CPUExecutionProvider",)))
+    try:
+        runner = PoseModel(model, path, tuple(args.provider or ("CPUExecutionProvider",)))
+    except ValueError as exc:  # an unknown provider or int8 path
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"cpu: {runner.runtime.cpu}")
+    print(runner.runtime.describe())
     return _time(runner, f"{model.name} on {runner.session.get_providers()[0]}")
 
 

@@ -7,14 +7,14 @@ import sys
 import pytest
 
 from kinefuse.bench.datasets import paths
-from kinefuse_plugins.camera import pose_models
+from kinefuse_plugins.camera import cpu_features, pose_models
 
 MOVENET = paths.shared_dir() / "models" / "movenet_singlepose_lightning_int8.onnx"
 needs_shared = pytest.mark.skipif(not MOVENET.is_file(), reason=f"{MOVENET} is absent")
 
 
-def kinefuse(tmp_path, *args):
-    env = {**os.environ, pose_models.MODELS_ENV: str(tmp_path / "models")}
+def kinefuse(tmp_path, *args, env=None):
+    env = {**os.environ, pose_models.MODELS_ENV: str(tmp_path / "models"), **(env or {})}
     return subprocess.run([sys.executable, "-m", "kinefuse", "models", *args], env=env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
 
@@ -34,6 +34,14 @@ def test_add_checks_the_hash_and_check_times_each_stage(tmp_path):
     assert checked.returncode == 0, checked.stderr
     for stage in ("preprocess", "inference", "postprocess"):
         assert f"{stage} " in checked.stdout and " ms" in checked.stdout
+    # the CPU's int8 features and the path chosen for them (cpu_features), then a forced path and a wrong one
+    features = cpu_features.detect()
+    assert f"cpu: {features.describe()}\n" in checked.stdout
+    assert f"int8 path: {cpu_features.choose(features, 'auto')[0]}" in checked.stdout
+    forced = kinefuse(tmp_path, "check", "movenet_singlepose_lightning_int8", env={cpu_features.ENV: "float"})
+    assert "int8 path: float (session.disable_quant_qdq=1): KINEFUSE_INT8_PATH=float" in forced.stdout
+    wrong = kinefuse(tmp_path, "check", "movenet_singlepose_lightning_int8", env={cpu_features.ENV: "fast"})
+    assert wrong.returncode == 1 and "KINEFUSE_INT8_PATH='fast': expected one of" in wrong.stderr
 
 
 def test_missing_files_and_unknown_models_are_clear_errors(tmp_path):

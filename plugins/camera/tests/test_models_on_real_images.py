@@ -4,6 +4,7 @@ import cv2
 import pytest
 
 from kinefuse.bench.datasets import paths
+from kinefuse_plugins.camera import cpu_features
 from kinefuse_plugins.camera.pose_models import spec
 from kinefuse_plugins.camera.pose_runtime import PoseModel
 
@@ -18,7 +19,9 @@ def _model(name):
 
 
 @needs_shared
-def test_movenet_finds_the_astronauts_face_and_shoulders():
+@pytest.mark.parametrize("int8_path", ("auto", "float"))  # this CPU's choice; other architectures'
+def test_movenet_finds_the_astronauts_face_and_shoulders(monkeypatch, int8_path):
+    monkeypatch.setenv(cpu_features.ENV, int8_path)
     image = cv2.imread(str(SHARED / "data" / "images" / "astronaut.png"))
     people = _model("movenet_singlepose_lightning_int8")(image).result
     assert people.shape == (1, 17, 3)
@@ -30,7 +33,7 @@ def test_movenet_finds_the_astronauts_face_and_shoulders():
     assert k["right_eye"][0] < k["nose"][0] < k["left_eye"][0]  # the person's right is the image's left
     assert k["right_shoulder"][0] < 170 < 270 < k["left_shoulder"][0]
     assert 220 <= k["right_shoulder"][1] <= 320 and 220 <= k["left_shoulder"][1] <= 320
-    assert min(k[name][2] for name in COCO) > 0.3
+    assert min(k[name][2] for name in COCO) > 0.3  # 0.365 with fused, precise and float alike
 
 
 @needs_shared
