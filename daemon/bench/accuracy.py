@@ -1,6 +1,7 @@
 """Built-in bench ``kinefuse bench accuracy``: runs a fixed suite of synthetic-athlete scenarios through the
 real pipeline and scores what reached storage against the simulator's truth, then scores the public data
-sets (``--data DIR`` scores the BROAD trials in any folder instead). Every row is a measurement; a value is
+sets, then sets the synthetic athlete's signals beside real ones (``kinefuse.bench.realism``; ``--data DIR``
+scores the BROAD trials in any folder instead). Every row is a measurement; a value is
 None only where a measurement was tried and could not give a number, and its note says why.
 docs/accuracy.md is generated from this bench's JSON (``make accuracy``)."""
 
@@ -16,6 +17,7 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.bench import BenchError, make_row
 from kinefuse.bench.datasets.paths import shared_dir
+from kinefuse.bench.realism import realism_rows
 from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
 from kinefuse.bench.scoring.fusion import knee_angle_rows
 from kinefuse.bench.scoring.public import public_rows
@@ -39,7 +41,8 @@ WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples
 async def run(options: dict) -> list[dict]:
     if options.get("shared_dir") is not None:  # --data: score the user's folder only
         return folder_rows(Path(options["shared_dir"]))
-    return await suite_rows() + public_rows(shared_dir() / "data")
+    data = shared_dir() / "data"
+    return await suite_rows() + public_rows(data) + realism_rows(data)
 
 
 async def suite_rows(names: tuple[str, ...] = SUITE) -> list[dict]:

@@ -10,6 +10,26 @@ Error model (each switched off by the default value of its field, see ``Detector
   and standard deviation ``confidence_spread``;
 - pixel noise: isotropic Gaussian with σ = pixel_noise_px / max(confidence, 0.1) per axis, so a keypoint
   the detector is unsure of is also placed worse (the 0.1 floor keeps σ finite);
+- jitter: heavy-tailed, as a real detector's frame-to-frame error is, and heavier the less sure the
+  detector is: per axis, Student-t with ν = ``jitter_dof`` · max(confidence, 0.1) ^ ``jitter_tail_power``
+  degrees of freedom and scale ``jitter_scale`` · torso · max(confidence, 0.1) ^
+  -``jitter_confidence_power``, independent from frame to frame (MoveNet's is, at 60 fps), where torso is
+  the person's torso length in pixels at its distance (focal length · mid-shoulder to mid-hip distance /
+  depth of the torso's midpoint): the error scales with the person's image size, not the image's; each
+  axis's jitter is clipped at ``JITTER_LIMIT_TORSO`` torso lengths (a tail this heavy would otherwise
+  now and then throw a keypoint far off the person, which a detector that looks only at the person's
+  crop never does);
+- drift: a slowly wandering error on top of the jitter, per keypoint and axis an Ornstein-Uhlenbeck
+  process (Uhlenbeck & Ornstein, Phys. Rev. 36, 1930) sampled at the frame times, stationary RMS
+  ``drift_scale`` · torso and correlation time ``drift_time_s``: MoveNet's error against triangulation
+  stays correlated for about half a second, longer than a few frames' jitter. It starts from its
+  stationary law in each call, so it restarts at each chunk of a simulation, as the IMUs' drifts do;
+- offsets: every keypoint sits off its landmark by a fixed 2D offset per joint and camera, drawn once,
+  Gaussian per axis with the RMS of the joint's group in ``offsets`` (a fraction of the torso length, so
+  it too scales with the person's image size), in a random direction (the offsets measured against
+  triangulation show no preferred direction along or across the limb). The draw depends only on the
+  camera's name and ``offset_seed``, not on the caller's generator, so every chunk of a recording sees the
+  same offsets;
 - self-occlusion: a keypoint hidden behind another segment's capsule is still reported, as detectors
   output every keypoint, but with its confidence multiplied by ``occluded_confidence`` and an extra
   Gaussian error of σ = ``occluded_error_px`` per axis (the detector's guess at where it is);
@@ -21,24 +41,29 @@ Error model (each switched off by the default value of its field, see ``Detector
 - timestamp jitter: the reported time is the true frame time plus Gaussian noise of σ =
   ``timestamp_jitter_s``.
 
-Each error draws from its own random stream (spawned from the caller's generator), so switching one error
-on or off never changes the draws of another.
+Each error draws from its own random stream (spawned from the caller's generator; the offsets from their
+own seed), so switching one error on or off never changes the draws of another. The figures MoveNet gives
+on real video, and how they were fitted: docs/simulation.md, "The detector model against MoveNet".
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from kinefuse.camera_calibration import CameraCalibration, project
+from kinefuse.camera_calibration import CameraCalibration, depth, project
 
 Capsule = tuple[
     np.ndarray, np.ndarray, float | np.ndarray
 ]  # start (n, 3), end (n, 3), radius (scalar or (n,))
 
 _MIN_CONFIDENCE_FOR_NOISE = 0.1
+# MoveNet top-down on the Pose2Sim demo (kinefuse.bench.scoring.detector_fit): the largest 9-frame residual
+# is 1.4 torso lengths, so about 1.9 of error (an isolated error leaves 0.745 of itself in the residual).
+JITTER_LIMIT_TORSO = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +137,24 @@ KEYPOINT_SETS: dict[str, KeypointSet] = {
 }
 
 
+# Offset groups: the landmarks whose keypoints share an offset size (JointOffsets' fields).
+_OFFSET_GROUPS = {
+    "head": ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "head_top"),
+    "shoulders": ("neck", "left_shoulder", "right_shoulder"),
+    "elbows": ("left_elbow", "right_elbow"),
+    "wrists": ("left_wrist", "right_wrist"),
+    "hips": ("pelvis_centre", "left_hip", "right_hip"),
+    "knees": ("left_knee", "right_knee"),
+    "feet": ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_toe", "right_toe"),
+}
+_GROUP_OF = {landmark: group for group, landmarks in _OFFSET_GROUPS.items() for landmark in landmarks}
+
+
+def offset_groups(landmarks: Sequence[str]) -> list[str]:
+    """The JointOffsets field that sizes each landmark's offset (COCO-17's keypoints are their landmarks)."""
+    return [_GROUP_OF[name] for name in landmarks]
+
+
 @dataclasses.dataclass(frozen=True)
 class Occluder:
     """Scripted occlusion: ``keypoints`` (detector names) are missing in frames with start_s <= t < end_s."""
@@ -123,6 +166,22 @@ class Occluder:
 
 def _field(default: float | bool, doc: str):
     return dataclasses.field(default=default, metadata={"doc": doc})  # scenario schemas show the doc
+
+
+@dataclasses.dataclass(frozen=True)
+class JointOffsets:
+    """RMS per axis of each keypoint's fixed offset, by joint group, as a fraction of the torso length."""
+
+    head: float = _field(0.0, "nose, eyes, ears, head top")
+    shoulders: float = _field(0.0, "shoulders and neck")
+    elbows: float = _field(0.0, "elbows")
+    wrists: float = _field(0.0, "wrists")
+    hips: float = _field(0.0, "hips and pelvis centre")
+    knees: float = _field(0.0, "knees")
+    feet: float = _field(0.0, "ankles, heels, toes")
+
+    def any(self) -> bool:
+        return any(getattr(self, f.name) for f in dataclasses.fields(self))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +197,22 @@ class DetectorErrors:
     swap_probability: float = _field(0.0, "probability per frame that left and right labels are swapped")
     frame_drop: float = _field(0.0, "probability per frame that it never reaches the host")
     timestamp_jitter_s: float = _field(0.0, "σ of the reported frame time")
+    jitter_scale: float = _field(
+        0.0, "Student-t jitter scale per axis at confidence 1, a fraction of the torso's image length"
+    )
+    jitter_dof: float = _field(
+        3.0, "degrees of freedom of the jitter's Student-t at confidence 1 (smaller: heavier tail)"
+    )
+    jitter_confidence_power: float = _field(1.0, "jitter scale grows as max(confidence, 0.1) ^ -power")
+    jitter_tail_power: float = _field(0.0, "jitter's degrees of freedom fall as max(confidence, 0.1) ^ power")
+    drift_scale: float = _field(
+        0.0, "RMS per axis of the slowly wandering error, a fraction of the torso length"
+    )
+    drift_time_s: float = _field(0.45, "correlation time of the wandering error (MoveNet's, fitted)")
+    offsets: JointOffsets = dataclasses.field(
+        default=JointOffsets(), metadata={"doc": "fixed per-joint offsets (RMS per axis, torso fraction)"}
+    )
+    offset_seed: int = _field(0, "seed of the offsets' draw (with the camera's name)")
     occluders: tuple[Occluder, ...] = ()
 
     def validate(self, keypoint_set: KeypointSet) -> None:
@@ -151,9 +226,18 @@ class DetectorErrors:
         for name in ("swap_probability", "frame_drop", "occluded_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("pixel_noise_px", "occluded_error_px", "timestamp_jitter_s"):
+        for name in ("pixel_noise_px", "occluded_error_px", "timestamp_jitter_s", "jitter_scale",
+                     "jitter_confidence_power", "jitter_tail_power", "drift_scale"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("jitter_dof", "drift_time_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for group in dataclasses.fields(self.offsets):
+            if getattr(self.offsets, group.name) < 0:
+                raise ValueError(
+                    f"offsets.{group.name} must not be negative, got {getattr(self.offsets, group.name)}"
+                )
         for occluder in self.occluders:
             unknown = set(occluder.keypoints) - set(keypoint_set.keypoints)
             if unknown:
@@ -197,7 +281,8 @@ def simulate_keypoints(
     points = _landmark_stack(kset, landmarks, len(times))
     if errors.occlusion and capsules is None:
         raise ValueError("occlusion needs the body's capsules")
-    conf_rng, noise_rng, occlusion_rng, swap_rng, drop_rng, jitter_rng = rng.spawn(6)
+    # the first six streams as before the jitter was added: spawning more children leaves them unchanged
+    conf_rng, noise_rng, occlusion_rng, swap_rng, drop_rng, jitter_rng, heavy_rng, drift_rng = rng.spawn(8)
 
     truth = project(cam, points)
     out_of_view = ~_in_image(truth, cam.size)
@@ -213,6 +298,22 @@ def simulate_keypoints(
     if errors.pixel_noise_px:
         sigma = errors.pixel_noise_px / np.maximum(confidence, _MIN_CONFIDENCE_FOR_NOISE)
         xy += sigma[..., None] * noise_rng.standard_normal(xy.shape)
+    if errors.jitter_scale or errors.drift_scale or errors.offsets.any():
+        torso = _torso_px(cam, landmarks, len(times))[:, None, None]
+    if errors.jitter_scale:
+        floored = np.maximum(confidence, _MIN_CONFIDENCE_FOR_NOISE)[..., None]
+        scale = errors.jitter_scale * torso * floored**-errors.jitter_confidence_power
+        dof = errors.jitter_dof * floored**errors.jitter_tail_power
+        unit = heavy_rng.standard_t(np.broadcast_to(dof, xy.shape))
+        xy += np.clip(scale * unit, -JITTER_LIMIT_TORSO * torso, JITTER_LIMIT_TORSO * torso)
+    if errors.drift_scale:
+        xy += (
+            errors.drift_scale
+            * torso
+            * _ornstein_uhlenbeck(times, errors.drift_time_s, xy.shape[1:], drift_rng)
+        )
+    if errors.offsets.any():
+        xy += torso * _offsets(cam, kset, errors)[None]
     if errors.occlusion and errors.occluded_error_px:
         guess = errors.occluded_error_px * occlusion_rng.standard_normal(xy.shape)
         xy = np.where(occluded[..., None], xy + guess, xy)
@@ -234,6 +335,41 @@ def simulate_keypoints(
         dropped=_bernoulli(drop_rng, errors.frame_drop, len(times)),
         reported_time_s=times + _normal(jitter_rng, errors.timestamp_jitter_s, len(times)),
     )
+
+
+def _torso_px(cam: CameraCalibration, landmarks: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """(n,) the torso's length in pixels at its distance: focal length (mean of fx, fy) times the 3D
+    distance from mid-shoulder to mid-hip over the depth of their midpoint; 0 behind the camera."""
+    shoulders = (np.asarray(landmarks["left_shoulder"]) + np.asarray(landmarks["right_shoulder"])) / 2
+    hips = (np.asarray(landmarks["left_hip"]) + np.asarray(landmarks["right_hip"])) / 2
+    z = depth(cam, (shoulders + hips) / 2)
+    focal = (cam.matrix[0, 0] + cam.matrix[1, 1]) / 2
+    length = np.linalg.norm(shoulders - hips, axis=-1)
+    return np.where(z > 0, focal * length / np.where(z > 0, z, 1.0), 0.0).reshape(n)
+
+
+def _ornstein_uhlenbeck(times: np.ndarray, tau: float, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """(n, *shape) unit-variance Ornstein-Uhlenbeck processes at ``times``: the exact discretisation
+    x_i = a x_(i-1) + sqrt(1 - a²) ε_i with a = exp(-Δt / tau), started from the stationary N(0, 1)."""
+    steps = rng.standard_normal((len(times), *shape))
+    out = np.empty_like(steps)
+    if not len(times):
+        return out
+    decay = np.exp(-np.diff(times) / tau).reshape(-1, *[1] * len(shape))
+    out[0] = steps[0]
+    for i in range(1, len(times)):
+        out[i] = decay[i - 1] * out[i - 1] + np.sqrt(1.0 - decay[i - 1] ** 2) * steps[i]
+    return out
+
+
+def _offsets(cam: CameraCalibration, kset: KeypointSet, errors: DetectorErrors) -> np.ndarray:
+    """(K, 2) each keypoint's fixed offset in torso lengths for this camera: a unit Gaussian per keypoint
+    and axis from a generator seeded by the camera's name and ``offset_seed`` (so the directions do not
+    depend on the sizes), scaled by its group's RMS."""
+    rng = np.random.default_rng([errors.offset_seed, zlib.crc32(cam.name.encode("utf-8"))])
+    unit = rng.standard_normal((len(kset.keypoints), 2))
+    sizes = np.array([getattr(errors.offsets, group) for group in offset_groups(kset.landmarks)])
+    return unit * sizes[:, None]
 
 
 def _keypoint_set(name: str) -> KeypointSet:

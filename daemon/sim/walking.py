@@ -1,30 +1,59 @@
-"""Walking: Perry & Burnfield's normative joint curves (``_WALK``) with the pelvis carried by the stance
-foot.
+"""Walking: Perry & Burnfield's normative joint curves (``_WALK``) on a designed pelvis path, the legs
+solved onto planted feet.
 
-Ground contact
---------------
-Joint angles come from published curves; the pelvis's translation comes from the feet (foot-locked
-kinematics). The foot is rigid with a straight sole from the heel to the toe tip; its contact point rolls
-from the heel (foot pitched toe-up by more than 2°) to the toe tip (toe-down by more than 2°), blended
-smoothly in between. The pelvis moves so that this contact point of the stance foot does not move (zero
-material velocity: rolling without slipping) and so that it touches z = 0. In double support the two
-feet's constraints are blended smoothly from the trailing to the leading foot; initial contact is the
-instant the swinging heel reaches the floor and toe-off the instant the trailing toe leaves it, both
-computed from the kinematics. Because normative joint curves are not exactly consistent with a rigid-foot
-double support, the swinging heel reaches its lowest point about a centimetre above the floor; initial
-contact is that closest approach, and the hand-over to the leading foot (``_HANDOVER`` of the stride)
-lowers the pelvis onto it; the trailing leg is re-posed by inverse kinematics meanwhile so its toe stays
-planted. The swinging toe can graze below the floor by up to about a centimetre in early swing; tests
-bound it.
+The reference walk
+------------------
+Joint angles come from published curves. Carried by the feet (foot-locked: the stance foot's contact point,
+rolling from the heel to the toe tip by the foot's pitch, does not move and touches z = 0; in double
+support the pelvis is handed over from the trailing to the leading foot over ``_HANDOVER`` of the stride
+before contact), they give a *reference* walk: its contact instants (the swinging heel's closest approach
+to the floor; toe-off a stance fraction later), where its heels land, how its feet pitch, its travel. The
+hip range is solved so that the stride is two steps of the step length asked for; ``step_asymmetry``
+splits it between the sides (a left-long split is built as the mirror image of the right-long one,
+``Motion.mirrored``).
 
-The hip range is solved so that the stride is two steps of the step length asked for;
-``step_asymmetry`` splits it between the sides (a left-long split is built as the mirror image of the
-right-long one, ``Motion.mirrored``), and the swinging ankle is dorsiflexed where the normative curves
-would drag the toe (``_toe_clearance``).
+The reference is not what the athlete does: normative curves are not consistent with a rigid foot, so
+its pelvis path has a corner at every contact (the vertical velocity jumps by about 0.9 m/s and the
+forward one by 0.6-0.8 m/s within the double support), its stance foot rolls with its heel a centimetre
+off the floor in mid stance and slides 6 cm backwards over the stance, and its trailing toe still moves
+at 2 m/s at toe-off. Played as it was (with the pelvis blended between the feet's constraints and the
+trailing leg re-posed by inverse kinematics), that made the pelvis strap read 4 g at each contact and
+the shank 13 g at each toe-off (docs/simulation.md, "Realism of the IMU signals").
+
+The designed walk
+-----------------
+``_Walker`` builds what is played, from the reference:
+
+- Stance feet planted, rigid: the foot lands on its heel where the normative swing puts it, pitched as the
+  reference's foot is, rocks about the fixed heel at the rate that shortens the leg as fast as the
+  normative knee flexes (``_contact_jet``), comes to rest flat (C2), stays flat until the heel rises
+  (``_HEEL_RISE``: Perry's terminal stance, 31 % of the cycle), then pivots about the fixed toe tip and
+  joins the reference's pitch by ``_TOE_JOIN`` of stance.
+- Pelvis surge: a linear inverted pendulum over the centre of pressure (Kajita et al., "The 3D linear
+  inverted pendulum mode", IROS 2001): x'' = (g / h)(x - p), p moving from the heel at contact to the toe
+  tip at toe-off and handed from foot to foot over double support, solved harmonic by harmonic for its
+  periodic motion; its stride harmonic is the reference's (which carries a left-right difference), a least
+  stride-harmonic correction keeps the step lengths exactly the reference's, and its mean sits
+  ``_PENDULUM_MEAN`` of the way from the reference's place to the centre of pressure's (the pendulum's own,
+  where the mean forward force is zero).
+- Pelvis sway: the reference's, its first ``_SWAY_HARMONICS`` harmonics.
+- Pelvis height: the periodic path nearest the height that lets the planted legs carry it with their knees
+  bent ``_CARRYING_KNEE_DEG``, penalised by its vertical acceleration (``_HEIGHT_SMOOTHING``), and never
+  higher than a knee bent ``_STRAIGHTEST_KNEE_DEG`` allows (``_smooth_below``: a quadratic programme with
+  bounds).
+- Legs: inverse kinematics onto the planted feet in stance (``kinefuse.sim.tasks.planted_leg``); in swing
+  the foot follows the normative swing (under the designed pelvis) plus a correction, a quintic in time
+  from the stance design's mismatch at toe-off (value, rate, acceleration) to zero ``_LIFT_OFF_S`` later,
+  and from zero to its mismatch at the next contact over ``_TOUCH_DOWN_S``, so the foot leaves and lands
+  exactly as the stance design says (C2) and swings as the normative curves do (the peak knee flexion
+  is the normative one). The swinging toe clears the floor by ``_TOE_CLEARANCE_M`` by dorsiflexing the
+  foot (a softplus of the shortfall, faded in after toe-off and out before contact), not by bending the
+  knee.
+Contact and toe-off are the reference's instants, exact by construction.
 
 Running is built differently (``kinefuse.sim.running``): normative running curves in this foot-locked
 chain make the pelvis rise through stance, the opposite of what runners do, so there the pelvis is
-designed and the legs follow by inverse kinematics.
+designed from a spring-mass model and the legs follow by inverse kinematics.
 
 Sources
 -------
@@ -35,6 +64,8 @@ Sources
   Wootten, "Measurement of lower extremity kinematics during level walking", J Orthop Res 8:383 (1990).
   The trunk's counter-rotation and the arm swing are designed from plausible ranges (shoulder ±9°, elbow
   15-25°; Murray, Sepic & Barnard 1967 report similar magnitudes).
+- The pelvis is lowest at each contact and highest in single support (Orendurff et al., "The effect of
+  walking speed on center of mass displacement", J Rehabil Res Dev 41:829, 2004), as the design makes it.
 """
 
 from __future__ import annotations
@@ -43,9 +74,9 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.integrate import cumulative_simpson
-from scipy.ndimage import gaussian_filter1d
-from scipy.optimize import brentq, root_scalar
+from scipy.interpolate import CubicSpline
+from scipy.linalg import circulant
+from scipy.optimize import brentq, nnls, root_scalar
 
 from kinefuse.sim.body import BodyShape, chain_kinematics
 from kinefuse.sim.gait import GaitTable, gait_plan, gait_samples
@@ -53,19 +84,38 @@ from kinefuse.sim.motion import (
     SIDES,
     Motion,
     Periodic,
-    align,
     curves_from_samples,
-    joint_angles_of,
     joint_rotation,
+    quintic_hermite,
     smoothstep,
 )
+from kinefuse.sim.rotations import cardan_yxz, rot_y, rot_z, yxz_from_matrix
+from kinefuse.sim.tasks import planted_leg
 
+GRAVITY = 9.81
+# the reference walk (normative angles, pelvis carried by the feet)
 _ROLL_DEG = 5.0  # foot pitch over which the contact point rolls from heel to toe
-_HANDOVER = 0.10  # of the stride: before heel contact the pelvis hands over to the leading foot's constraint
-_RELEASE = 0.09  # of the stride: after toe-off the trailing leg's correction fades over this long
-_TOE_CLEARANCE_M = 0.012
-_CLEARANCE_RAMP = 0.06  # of the stride after toe-off
-_CLEARANCE_SMOOTHING = 0.012  # of the stride: Gaussian width of the dorsiflexion added for clearance
+_HANDOVER = 0.10  # of the stride: before heel contact the pelvis hands over to the leading foot
+_RELEASE = 0.09  # of the stride: the single support the stance times must leave after toe-off
+# the designed walk
+_HEEL_RISE = 0.5  # of stance (Perry: terminal stance begins with heel rise, at 31 % of the cycle)
+_TOE_JOIN = 0.75  # of stance: the rising foot has joined the reference's pitch
+_SWAY_HARMONICS = 2  # the pelvis's sway keeps the reference's stride (and step) harmonics
+_PENDULUM_MEAN = 0.75  # the surge's mean: this far from the reference's place to the centre of pressure's
+_CARRYING_KNEE_DEG = 8.0  # the pelvis rides on planted legs bent about this much
+_STRAIGHTEST_KNEE_DEG = 3.0  # and never higher than legs bent this much allow
+_HEIGHT_SMOOTHING = 0.006  # s²: the weight of the pelvis's vertical acceleration against riding the legs
+_HEIGHT_MARGIN_M = 0.0005  # kept below the straightest legs' height
+_DESIGN_ROUNDS = 3  # landing places, contact rates and the pelvis settle together in this many rounds
+_LIFT_OFF_S = 0.12  # the swinging foot leaves the stance design for the normative swing over this long
+_TOUCH_DOWN_S = 0.06  # and settles from the normative swing onto its landing over this long
+_SWING_REACH_TOLERANCE_M = 0.001  # a swinging foot this far beyond reach is reached short (knee straight)
+_TOE_CLEARANCE_M = 0.010
+_CLEARANCE_RAMP = 0.3  # of swing: the clearance is faded in after toe-off and out before contact
+_FLOOR_SOFTNESS_M = 0.008
+_MAX_DORSIFLEXION = math.radians(40.0)  # the most the foot turns up for clearance
+_LEVER_FLOOR_M = 0.03
+_JET_STEP_S = 1e-4
 STEP_ASYMMETRY_LIMIT = 0.1
 
 
@@ -148,54 +198,6 @@ def _closest_approach(
 
 
 # ------------------------------------------------------------------------------------------------------
-# leg inverse kinematics
-
-
-def _leg_ik(
-    shape: BodyShape,
-    side: str,
-    pelvis: np.ndarray,
-    hip: np.ndarray,
-    knee: np.ndarray,
-    ankle: np.ndarray,
-    shift: np.ndarray | None = None,
-    knee_adduction: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Re-pose a leg so the ankle moves by ``shift`` relative to the hip ((n, 3), travel frame; default:
-    it stays) with the knee's adduction set to ``knee_adduction`` (default: unchanged),
-    keeping the pelvis, the foot's orientation and the knee's axial rotation.
-
-    The knee flexion comes from the hip-ankle distance (|d|² = Lt² + Ls² + 2 Lt Ls cos f cos b), the thigh
-    turns by the smallest rotation that points the leg at the target, and the ankle angles take up the
-    difference to the foot's unchanged orientation. Returns hip, knee, ankle angles and a mask of the
-    samples the leg could reach (elsewhere the knee is straight and the ankle falls short)."""
-    thigh, shank = shape.thigh_length, shape.shank_length
-    down_t = np.array([0.0, 0.0, -thigh])
-    down_s = np.array([0.0, 0.0, -shank])
-    R_pelvis = joint_rotation("pelvis", pelvis)
-    R_thigh = R_pelvis @ joint_rotation(f"{side}_hip", hip)
-    R_shank = R_thigh @ joint_rotation(f"{side}_knee", knee)
-    R_foot = R_shank @ joint_rotation(f"{side}_ankle", ankle)
-    target = np.einsum("nij,j->ni", R_thigh, down_t) + np.einsum("nij,j->ni", R_shank, down_s)
-    if shift is not None:
-        target = target + shift
-    new_knee = knee.copy()
-    if knee_adduction is not None:
-        new_knee[:, 1] = knee_adduction
-    length2 = np.sum(target * target, axis=1)
-    cos_f = (length2 - thigh**2 - shank**2) / (2 * thigh * shank * np.cos(new_knee[:, 1]))
-    reachable = cos_f <= 1.0
-    new_knee[:, 0] = np.arccos(np.clip(cos_f, -1.0, 1.0))
-    R_knee = joint_rotation(f"{side}_knee", new_knee)
-    reach = np.einsum("nij,nj->ni", R_thigh, down_t + R_knee @ down_s)
-    R_thigh_new = align(reach, target) @ R_thigh
-    new_hip = joint_angles_of(f"{side}_hip", np.swapaxes(R_pelvis, 1, 2) @ R_thigh_new)
-    R_shank_new = R_thigh_new @ R_knee
-    new_ankle = joint_angles_of(f"{side}_ankle", np.swapaxes(R_shank_new, 1, 2) @ R_foot)
-    return new_hip, new_knee, new_ankle, reachable
-
-
-# ------------------------------------------------------------------------------------------------------
 # windows of the cycle
 
 
@@ -207,14 +209,6 @@ def _cyclic_ramp(t: np.ndarray, start: float, end: float, period: float) -> np.n
 
 def _in_window(t: np.ndarray, start: float, end: float, period: float) -> np.ndarray:
     return ((t - start) % period) <= ((end - start) % period)
-
-
-def _window_indices(t: np.ndarray, start: float, end: float, period: float) -> np.ndarray:
-    """Grid indices from ``start`` to ``end`` going forward around the cycle, in time order."""
-    n = len(t)
-    first = int(math.ceil((start % period) / (period / n))) % n
-    count = int(math.floor(((end - start) % period) / (period / n))) + 1
-    return (first + np.arange(count)) % n
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -277,51 +271,6 @@ def _gait_root(
     return root_xy, root_z, ic, to, dense
 
 
-def _double_support_ik(
-    shape: BodyShape,
-    samples: dict[str, np.ndarray],
-    period: float,
-    dense: Mapping[str, object],
-    ic: Mapping[str, float],
-    to: Mapping[str, float],
-) -> None:
-    """Keep the trailing foot where its own constraint put it while the pelvis follows the leading foot:
-    from the hand-over before the other heel's contact to this foot's toe-off the trailing leg is re-posed
-    (``_leg_ik``) so the ankle sits at its planted place; the correction then fades over ``_RELEASE``."""
-    t: np.ndarray = dense["t"]  # type: ignore[assignment]
-    v: np.ndarray = dense["v"]  # type: ignore[assignment]
-    z: np.ndarray = dense["z"]  # type: ignore[assignment]
-    dt = period / len(t)
-    for trail, lead in (("left", "right"), ("right", "left")):
-        start = ic[lead] - _HANDOVER * period
-        release, end = to[trail], to[trail] + _RELEASE * period
-        idx = _window_indices(t, start, end, period)
-        lock_v = dense["lock_v"][trail][idx]  # type: ignore[index]
-        lock_z = dense["lock_z"][trail][idx]  # type: ignore[index]
-        gap_xy = cumulative_simpson(v[idx, :2] - lock_v[:, :2], dx=dt, axis=0, initial=0.0)
-        gap = np.concatenate(
-            [gap_xy, (z[idx] - lock_z)[:, None]], axis=1
-        )  # pelvis minus where the foot puts it
-        tt = t[idx]
-        hold = np.where(
-            _in_window(tt, start, release, period), 1.0, 1.0 - _cyclic_ramp(tt, release, end, period)
-        )
-        hip, knee, ankle, ok = _leg_ik(
-            shape,
-            trail,
-            samples["pelvis"][idx],
-            samples[f"{trail}_hip"][idx],
-            samples[f"{trail}_knee"][idx],
-            samples[f"{trail}_ankle"][idx],
-            shift=-hold[:, None] * gap,
-        )
-        if not ok.all():
-            raise ValueError("walk: the trailing leg cannot reach its planted foot in double support")
-        samples[f"{trail}_hip"][idx] = hip
-        samples[f"{trail}_knee"][idx] = knee
-        samples[f"{trail}_ankle"][idx] = ankle
-
-
 def _step_lengths(
     shape: BodyShape,
     curves: Mapping[str, Periodic],
@@ -347,35 +296,390 @@ def _step_lengths(
     }
 
 
-def _toe_clearance(
-    shape: BodyShape,
-    samples: dict[str, np.ndarray],
-    period: float,
-    root_xy: Periodic,
-    root_z: Periodic,
-    ic: Mapping[str, float],
-    to: Mapping[str, float],
-) -> None:
-    """Dorsiflex the swinging ankle where the normative curves would drag the toe below
-    ``_TOE_CLEARANCE_M`` (reached ``_CLEARANCE_RAMP`` of the stride after toe-off): real walkers clear the
-    floor by 1-2 cm in swing, and this chain, with its rigid flat foot, would scuff it otherwise."""
-    t = Periodic.grid(period)
-    (pxy, vxy, axy), (pz, vz, az) = root_xy(t), root_z(t)
-    root = (np.concatenate([pxy, pz], 1), np.concatenate([vxy, vz], 1), np.concatenate([axy, az], 1))
-    sigma = _CLEARANCE_SMOOTHING * len(t)
-    for _ in range(3):  # the lift is linear in the angle only for small angles: repeat
-        curves = curves_from_samples(period, samples)
-        feet = chain_kinematics(shape, _evaluate(curves, t), root, segments=("left_foot", "right_foot"))
+# ------------------------------------------------------------------------------------------------------
+# the designed pelvis and the legs on planted feet
+
+
+def _smooth_below(attract: np.ndarray, upper: np.ndarray, dt: float, smoothing: float) -> np.ndarray:
+    """The periodic samples z (n,) that minimise ‖z - attract‖² + smoothing² ‖z''‖² (z'' the periodic second
+    difference over ``dt``) subject to z <= upper.
+
+    The quadratic's matrix H = I + smoothing² D2ᵀD2 is circulant, so the discrete Fourier transform
+    diagonalises it (eigenvalues 1 + smoothing² (2 - 2 cos θ_k)² / dt⁴). The bounds are handled through
+    the dual: the multipliers λ >= 0 minimise ½ λᵀH⁻¹λ - λᵀ(H⁻¹ attract - upper), which with H⁻¹ = A² (A
+    the circulant square root) is the non-negative least squares problem ‖Aλ - A⁻¹(H⁻¹ attract - upper)‖²
+    (Lawson & Hanson, "Solving Least Squares Problems", 1974, ch. 23: ``scipy.optimize.nnls``, which ends
+    in finitely many steps); then z = H⁻¹(attract - λ)."""
+    n = len(upper)
+    theta = 2 * np.pi * np.arange(n) / n
+    eigen = 1.0 + smoothing**2 * (2.0 - 2.0 * np.cos(theta)) ** 2 / dt**4
+
+    def apply(values: np.ndarray, power: float) -> np.ndarray:
+        return np.fft.ifft(np.fft.fft(values) * eigen**power).real
+
+    root = circulant(np.fft.ifft(eigen**-0.5).real)  # A, symmetric: A² = H⁻¹
+    multipliers, _ = nnls(root, apply(apply(attract, -1.0) - upper, 0.5), maxiter=50 * n)
+    return np.minimum(apply(attract - multipliers, -1.0), upper)
+
+
+class _Walker:
+    """The designed pelvis path and planted feet of one stride, and the legs that reach them (module
+    docstring). Made from the reference walk (normative angles, pelvis carried by the feet,
+    ``_gait_root``): its contact times, its step lengths, how its feet pitch, its travel."""
+
+    def __init__(
+        self,
+        shape: BodyShape,
+        period: float,
+        samples: Mapping[str, np.ndarray],
+        curves: Mapping[str, Periodic],
+        root_xy: Periodic,
+        root_z: Periodic,
+        ic: Mapping[str, float],
+        to: Mapping[str, float],
+    ) -> None:
+        self.shape, self.period = shape, period
+        self.t = Periodic.grid(period)
+        self.samples, self.curves = samples, curves
+        self.ic, self.to = dict(ic), dict(to)
+        self.stance_s = {s: (to[s] - ic[s]) % period for s in SIDES}
+        self._ref = (root_xy, root_z)
+        self.feet = {s: self._foot_design(s) for s in SIDES}
+        self.drift = np.asarray(root_xy.drift, dtype=np.float64)
+        self._reference_spectrum = np.fft.rfft(root_xy(self.t)[0] - self.t[:, None] * self.drift, axis=0)
+        spectrum = self._reference_spectrum[:, 1].copy()
+        spectrum[_SWAY_HARMONICS + 1 :] = 0.0
+        sway = np.fft.irfft(spectrum, n=len(self.t))
+        # the heels land where the normative swing puts them under the designed pelvis, which in turn depends
+        # a little on where they land and on how fast they rock at contact: a few rounds settle all three
+        for _ in range(_DESIGN_ROUNDS):
+            self._travel(sway)
+            for side in SIDES:
+                self.feet[side]["contact"] = self._contact_jet(side)
+                self._land(side)
+        self._travel(sway)
+        self._root = self.root_curves()
+
+    def _travel(self, sway: np.ndarray) -> None:
+        self.sway = np.stack([self._pendulum()[:, 0], sway], axis=1)
+        self.z = self._height()
+
+    def _root_at(self, time: float) -> np.ndarray:
+        """The designed root at ``time`` (linear between grid samples)."""
+        grid = np.append(self.t, self.period)
+        tau = time % self.period
+        periodic = [np.interp(tau, grid, np.append(c, c[0])) for c in (*self.sway.T, self.z)]
+        return np.array(periodic) + np.array([*(time * self.drift), 0.0])
+
+    def _land(self, side: str) -> None:
+        """Put the heel's landing place under the normative swing's heel at contact, on the floor."""
+        ic = np.array([self.ic[side]])
+        zero = np.zeros((1, 3))
+        foot = chain_kinematics(self.shape, _evaluate(self.curves, ic), (self._root_at(ic[0])[None], zero, zero),
+                                segments=(f"{side}_foot",))[f"{side}_foot"]  # fmt: skip
+        heel = foot.point(self.shape.heel_offset)[0][0]
+        design = self.feet[side]
+        design["ankle"] = np.array([heel[0], heel[1], 0.0]) - design["R_yaw"] @ self.shape.heel_offset
+
+    # --- reference -----------------------------------------------------------------------------------
+    def _ref_root(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        (pxy, vxy, axy), (pz, vz, az) = self._ref[0](times), self._ref[1](times)
+        return (np.concatenate([pxy, pz], 1), np.concatenate([vxy, vz], 1), np.concatenate([axy, az], 1))
+
+    def _reference_foot(self, side: str, times: np.ndarray):
+        states = chain_kinematics(self.shape, _evaluate(self.curves, times), self._ref_root(times),
+                                  segments=(f"{side}_foot",))  # fmt: skip
+        return states[f"{side}_foot"]
+
+    def _pitch_jet(self, side: str, time: float, stance_s: float) -> tuple[float, float, float]:
+        """Toe-down pitch of the reference foot at ``time``, its rate and acceleration per unit of stance
+        (central differences)."""
+        h = _JET_STEP_S
+        R = self._reference_foot(side, time + np.array([-h, 0.0, h])).R
+        p = -np.arcsin(np.clip(R[:, 2, 0], -1.0, 1.0))
+        return (float(p[1]), float((p[2] - p[0]) / (2 * h)) * stance_s,
+                float((p[2] - 2 * p[1] + p[0]) / h**2) * stance_s**2)  # fmt: skip
+
+    # --- stance foot ---------------------------------------------------------------------------------
+    def _reference_pitch(self, side: str, times: np.ndarray) -> np.ndarray:
+        """Toe-down pitch (rad) of the reference foot: the normative angles' own."""
+        return -np.arcsin(np.clip(self._reference_foot(side, times).R[:, 2, 0], -1.0, 1.0))
+
+    def _foot_design(self, side: str) -> dict[str, object]:
+        shape, stance = self.shape, self.stance_s[side]
+        ic = self.ic[side]
+        heel = self._reference_foot(side, np.array([ic])).point(shape.heel_offset)[0][0]
+        # the sole comes level where the reference foot first does after contact
+        scan = np.linspace(0.0, 0.5, 501)
+        level = np.nonzero(self._reference_pitch(side, ic + scan * stance) >= 0.0)[0]
+        flat = float(np.clip(scan[level[0]] if len(level) else 0.15, 0.05, _HEEL_RISE - 0.1))
+        middle = self._reference_foot(side, np.array([ic + 0.5 * (flat + _HEEL_RISE) * stance])).R[0]
+        R_yaw = rot_z(np.array(math.atan2(middle[1, 0], middle[0, 0])))
+        landing = np.array([heel[0], heel[1], 0.0])
+        return {
+            "flat": flat,
+            "R_yaw": R_yaw,
+            "ankle": landing
+            - R_yaw @ shape.heel_offset,  # the ankle while the sole is flat (``_land`` moves it)
+            "contact": self._pitch_jet(side, ic, stance),
+            "join": self._pitch_jet(side, ic + _TOE_JOIN * stance, stance),
+        }
+
+    def _contact_jet(self, side: str) -> tuple[float, float, float]:
+        """The foot's pitch state at contact: the reference's pitch, rocking about the heel at the rate that
+        shortens the leg as fast as the normative knee flexes there. The knee is nearly straight at contact,
+        so a leg shortening at any other rate would need the knee to flex or extend at hundreds of degrees a
+        second; real feet rock about the heel at a few hundred degrees a second just after contact."""
+        shape, ic = self.shape, self.ic[side]
+        dt = self.period / len(self.t)
+        hip = self.root() + joint_rotation("pelvis", self.samples["pelvis"]) @ shape.joint_offset(
+            f"{side}_thigh"
+        )
+        step = np.roll(hip, -1, axis=0) - np.roll(hip, 1, axis=0)
+        step[0, :2] += self.drift * self.period
+        step[-1, :2] += self.drift * self.period
+        k = int(round(ic / dt)) % len(self.t)
+        hip_at, hip_velocity = hip[k] + (ic - self.t[k]) * step[k] / (2 * dt), step[k] / (2 * dt)
+        ankle, R = self.stance_foot(side, np.array([0.0]))
+        ankle, heel = ankle[0], ankle[0] + R[0] @ shape.heel_offset
+        towards = ankle - hip_at
+        distance = float(np.linalg.norm(towards))
+        knee_at, knee_rate, _ = self.curves[f"{side}_knee"](np.array([ic]))
+        flexion, adduction, rate = float(knee_at[0, 0]), float(knee_at[0, 1]), float(knee_rate[0, 0])
+        lengthening = (
+            -shape.thigh_length * shape.shank_length * math.sin(flexion) * math.cos(adduction) * rate
+        )
+        lengthening /= distance
+        # the ankle turns about the heel: its velocity is w (axis x (ankle - heel)), axis the foot's lateral one
+        axis = self.feet[side]["R_yaw"] @ np.array([0.0, 1.0, 0.0])
+        per_rate = float(np.cross(axis, ankle - heel) @ towards) / distance
+        pitch_rate = (lengthening + float(hip_velocity @ towards) / distance) / per_rate
+        return (self._pitch_jet(side, ic, self.stance_s[side])[0], pitch_rate * self.stance_s[side], 0.0)
+
+    def stance_foot(
+        self, side: str, a: np.ndarray, t: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ankle (n, 3) and foot rotation (n, 3, 3) at stance fractions ``a``. The foot pivots on its heel
+        from contact (pitching from the reference's contact state) until the sole is level, stays flat until
+        the heel rises, then pivots on its toe tip, joining the reference's pitch at ``_TOE_JOIN`` of stance;
+        outside [0, 1] the pivots go on with the reference's pitch, which the swing blends start from. Given
+        the times ``t`` (n,) the fractions are seen at, the foot is placed in their stride (the design is
+        for the stance that starts at the contact time in [0, period))."""
+        design, shape, stance = self.feet[side], self.shape, self.stance_s[side]
+        flat = design["flat"]
+        pitch = self._reference_pitch(side, self.ic[side] + a * stance)
+        on_heel, on_toe = a < flat, a > _HEEL_RISE
+        before = a < 0.0  # rocking back about the heel at the contact rate
+        contact = design["contact"]
+        pitch[before] = contact[0] + contact[1] * a[before]
+        designed = (a >= 0.0) & on_heel
+        pitch[designed] = quintic_hermite(a[designed], flat, design["contact"], (0.0, 0.0, 0.0))
+        pitch[(a >= flat) & (a <= _HEEL_RISE)] = 0.0
+        designed = on_toe & (a < _TOE_JOIN)
+        pitch[designed] = quintic_hermite(a[designed] - _HEEL_RISE, _TOE_JOIN - _HEEL_RISE, (0.0, 0.0, 0.0),
+                                          design["join"])  # fmt: skip
+        R_yaw = design["R_yaw"]
+        R = R_yaw @ rot_y(pitch)  # rot_y(+) pitches the toe down
+        ankle = np.tile(design["ankle"], (len(a), 1))
+        for mask, pivot in ((on_heel, shape.heel_offset), (on_toe, shape.toe_offset)):
+            ankle[mask] += R_yaw @ pivot - R[mask] @ pivot
+        if t is not None:
+            ankle[:, :2] += (t - (self.ic[side] + a * stance))[:, None] * self.drift
+        return ankle, R
+
+    def _stance_phase(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """Stance fraction on the grid (continued past toe-off and before contact, to mid swing) and the
+        mask of the stance samples."""
+        tau = (self.t - self.ic[side]) % self.period
+        stance = self.stance_s[side]
+        before = tau > stance + 0.5 * (self.period - stance)
+        a = np.where(before, tau - self.period, tau) / stance
+        return a, (a >= 0.0) & (a <= 1.0)
+
+    # --- pelvis --------------------------------------------------------------------------------------
+    def _centre_of_pressure(self) -> np.ndarray:
+        """The centre of pressure (n, 2) on the grid: along each stance foot's sole from the heel at contact
+        to the toe tip at toe-off, the load handed from the trailing to the leading foot over double support
+        (smoothstep)."""
+        t, period = self.t, self.period
+        load, point = {}, {}
+        for side, other in (("left", "right"), ("right", "left")):
+            a, stance = self._stance_phase(side)
+            stance_s = self.stance_s[side]
+            since = a * stance_s
+            taking = (self.to[other] - self.ic[side]) % period  # double support after this contact
+            giving = (self.to[side] - self.ic[other]) % period  # double support before this toe-off
+            load[side] = np.where(
+                stance,
+                smoothstep(since / taking) * (1.0 - smoothstep((since - stance_s + giving) / giving)),
+                0.0,
+            )
+            design = self.feet[side]
+            heel = design["ankle"] + design["R_yaw"] @ self.shape.heel_offset
+            toe = design["ankle"] + design["R_yaw"] @ self.shape.toe_offset
+            along = np.clip(a, 0.0, 1.0)[:, None]
+            point[side] = ((1.0 - along) * heel + along * toe)[:, :2] + (t - (self.ic[side] + since))[
+                :, None
+            ] * self.drift
+        total = load["left"] + load["right"]
+        return sum(load[s][:, None] * point[s] for s in SIDES) / total[:, None]
+
+    def _pendulum(self) -> np.ndarray:
+        """The periodic motion (n, 2) about steady travel of a linear inverted pendulum of the standing hip
+        height over the centre of pressure, x'' = (g / h)(x - p) (Kajita et al. 2001), harmonic by harmonic:
+        X_k = P_k (g / h) / (g / h + (k w)²); only its first column, the surge, is used. Its mean is
+        ``_PENDULUM_MEAN`` of the centre of pressure's (the reference's place is 0), its stride harmonic the
+        reference's, corrected so the steps stay the reference's."""
+        n = len(self.t)
+        pressure = self._centre_of_pressure() - self.t[:, None] * self.drift
+        spectrum = np.fft.rfft(pressure, axis=0)
+        stiffness = GRAVITY / self.shape.hip_height
+        k = np.arange(len(spectrum))[:, None]
+        spectrum *= stiffness / (stiffness + (2 * np.pi * k / self.period) ** 2)
+        spectrum[0] *= _PENDULUM_MEAN
+        spectrum[1] = self._reference_spectrum[
+            1
+        ]  # the stride harmonic: a left-right difference stays the reference's
+        travel = np.fft.irfft(spectrum, n=n, axis=0)
+        # the heels land under the normative swing (``_land``), so each lands as far from the reference's
+        # landing as the pelvis is from the reference's there: make that the same for both heels, by the
+        # least stride harmonic that does, and the steps stay the reference's (the lengths asked for)
+        grid, omega = np.append(self.t, self.period), 2 * np.pi / self.period
+        ic = np.array([self.ic["left"], self.ic["right"]])
+        reference = self._ref[0](ic)[0][:, 0] - ic * self.drift[0]
+        apart = [
+            np.interp(ic[i], grid, np.append(travel[:, 0], travel[0, 0])) - reference[i] for i in range(2)
+        ]
+        gradient = np.array(
+            [np.cos(omega * ic[0]) - np.cos(omega * ic[1]), np.sin(omega * ic[0]) - np.sin(omega * ic[1])]
+        )
+        p, q = -(apart[0] - apart[1]) * gradient / (gradient @ gradient)
+        travel[:, 0] += p * np.cos(omega * self.t) + q * np.sin(omega * self.t)
+        return travel
+
+    def root(self) -> np.ndarray:
+        """The designed root position on the grid (n, 3)."""
+        xy = self.t[:, None] * self.drift + self.sway
+        return np.concatenate([xy, self.z[:, None]], axis=1)
+
+    def _reach_height(self, side: str, ankle: np.ndarray, idx: np.ndarray, knee_deg: float) -> np.ndarray:
+        """Root height that puts ``side``'s ankle at ``ankle`` with the knee bent ``knee_deg``."""
+        shape = self.shape
+        R_pelvis = joint_rotation("pelvis", self.samples["pelvis"][idx])
+        hip = R_pelvis @ shape.joint_offset(f"{side}_thigh")
+        adduction = self.samples[f"{side}_knee"][idx, 1]
+        thigh, shank = shape.thigh_length, shape.shank_length
+        reach2 = (
+            thigh**2 + shank**2 + 2 * thigh * shank * math.cos(math.radians(knee_deg)) * np.cos(adduction)
+        )
+        xy = self.t[idx, None] * self.drift + self.sway[idx]
+        d2 = np.sum((ankle[:, :2] - xy - hip[:, :2]) ** 2, axis=1)
+        if np.any(d2 >= reach2):
+            raise ValueError(f"walk: the {side} leg cannot reach its planted foot")
+        return ankle[:, 2] - hip[:, 2] + np.sqrt(reach2 - d2)
+
+    def _height(self) -> np.ndarray:
+        """The pelvis height: as near as it can be (least squares) to the height at which the planted legs
+        carry it with their knees bent ``_CARRYING_KNEE_DEG`` (the lower leg's, in double support), with
+        the least vertical acceleration (least squared second difference, weighted ``_HEIGHT_SMOOTHING``),
+        and never higher than a knee bent ``_STRAIGHTEST_KNEE_DEG`` allows."""
+        n = len(self.t)
+        bound, carried = np.full(n, np.inf), np.full(n, np.inf)
         for side in SIDES:
-            foot = feet[f"{side}_foot"]
-            toe = foot.point(shape.toe_offset)[0]
-            lever = np.linalg.norm((toe - foot.position)[:, :2], axis=1)
-            after_off = _cyclic_ramp(t, to[side], to[side] + _CLEARANCE_RAMP * period, period)
-            swing = _in_window(t, to[side], ic[side] - _HANDOVER * period, period)
-            wanted = np.where(swing, _TOE_CLEARANCE_M * after_off, -np.inf)
-            lift = np.maximum(0.0, wanted - toe[:, 2]) / lever
-            smooth = gaussian_filter1d(lift, sigma, mode="wrap") * np.where(swing, after_off, 0.0)
-            samples[f"{side}_ankle"][:, 0] += 1.2 * smooth  # (smoothing must not reach back into stance)
+            a, stance = self._stance_phase(side)
+            idx = np.nonzero(stance)[0]
+            ankle, _ = self.stance_foot(side, a[idx], self.t[idx])
+            bound[idx] = np.minimum(bound[idx], self._reach_height(side, ankle, idx, _STRAIGHTEST_KNEE_DEG))
+            carried[idx] = np.minimum(carried[idx], self._reach_height(side, ankle, idx, _CARRYING_KNEE_DEG))
+        if not np.isfinite(bound).all():
+            raise ValueError("walk: the stance times leave a moment with no foot on the floor")
+        return _smooth_below(carried, bound - _HEIGHT_MARGIN_M, self.period / n, _HEIGHT_SMOOTHING)
+
+    # --- legs ---------------------------------------------------------------------------------------
+    def _free_foot(self, side: str, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ankle (n, 3) and foot Cardan angles (n, 3) under the normative angles and the designed pelvis."""
+        (pxy, vxy, axy), (pz, vz, az) = self._root[0](times), self._root[1](times)
+        root = (np.concatenate([pxy, pz], 1), np.concatenate([vxy, vz], 1), np.concatenate([axy, az], 1))
+        foot = chain_kinematics(self.shape, _evaluate(self.curves, times), root,
+                                segments=(f"{side}_foot",))[f"{side}_foot"]  # fmt: skip
+        return foot.position, yxz_from_matrix(foot.R)
+
+    def _planted_foot(self, side: str, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ankle (n, 3) and foot Cardan angles (n, 3) of the stance design (continued outside stance)."""
+        u = (times - self.ic[side]) % self.period
+        a = np.where(u > self.stance_s[side] + 0.5 * (self.period - self.stance_s[side]), u - self.period, u)
+        ankle, R = self.stance_foot(side, a / self.stance_s[side], times)
+        return ankle, yxz_from_matrix(R)
+
+    def _mismatch(self, side: str, time: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stance design minus normative swing at ``time``: value, rate and acceleration of the ankle's
+        position and of the foot's Cardan angles, side by side (6,) each (central differences)."""
+        h = _JET_STEP_S
+        times = time + np.array([-h, 0.0, h])
+        planted = np.concatenate(self._planted_foot(side, times), axis=1)
+        free = np.concatenate(self._free_foot(side, times), axis=1)
+        d = planted - free
+        return d[1], (d[2] - d[0]) / (2 * h), (d[2] - 2 * d[1] + d[0]) / h**2
+
+    def legs(self) -> dict[str, np.ndarray]:
+        """The walk's joint samples: the normative ones with the legs solved onto the designed feet. In
+        swing the foot follows the normative swing plus a correction: a quintic in time from the stance
+        design's mismatch at toe-off (value, rate, acceleration) to zero ``_LIFT_OFF_S`` later, and from zero
+        to its mismatch at the next contact over ``_TOUCH_DOWN_S``, so the foot leaves and lands exactly as
+        the stance design says and swings as the normative curves do."""
+        shape, t, period = self.shape, self.t, self.period
+        out = {k: v.copy() for k, v in self.samples.items()}
+        root = self.root()
+        for side in SIDES:
+            stance_s = self.stance_s[side]
+            swing_s = period - stance_s
+            ankle, angles = self._planted_foot(side, t)
+            since = (t - self.to[side]) % period  # time into the swing
+            swing = since < swing_s
+            free_ankle, free_angles = self._free_foot(side, t[swing])
+            lift_off = self._mismatch(side, self.to[side])
+            landing = self._mismatch(side, self.to[side] + swing_s)
+            correction = np.zeros((int(swing.sum()), 6))
+            early = since[swing] < _LIFT_OFF_S
+            late = since[swing] > swing_s - _TOUCH_DOWN_S
+            for k in range(6):
+                correction[early, k] = quintic_hermite(since[swing][early], _LIFT_OFF_S,
+                                                       tuple(x[k] for x in lift_off), (0.0, 0.0, 0.0))  # fmt: skip
+                correction[late, k] = quintic_hermite(since[swing][late] - swing_s + _TOUCH_DOWN_S, _TOUCH_DOWN_S,
+                                                      (0.0, 0.0, 0.0), tuple(x[k] for x in landing))  # fmt: skip
+            ankle[swing] = free_ankle + correction[:, :3]
+            angles[swing] = free_angles + correction[:, 3:]
+            R = cardan_yxz(angles, np.zeros_like(angles), np.zeros_like(angles))[0]
+            # the swinging toe clears the floor by dorsiflexing the foot about the ankle rather than by bending
+            # the knee further (the knee keeps its normative swing, and its range control), by at most
+            # _MAX_DORSIFLEXION, faded in after toe-off and out before contact
+            phase = since / swing_s
+            window = np.where(
+                swing, smoothstep(phase / _CLEARANCE_RAMP) * smoothstep((1.0 - phase) / _CLEARANCE_RAMP), 0.0
+            )
+            toe = R @ shape.toe_offset
+            short = (
+                window
+                * _FLOOR_SOFTNESS_M
+                * np.logaddexp(0.0, (_TOE_CLEARANCE_M - ankle[:, 2] - toe[:, 2]) / _FLOOR_SOFTNESS_M)
+            )
+            lever = np.sqrt(
+                toe[:, 0] ** 2 + toe[:, 1] ** 2 + _LEVER_FLOOR_M**2
+            )  # toe's reach ahead of the ankle
+            turn = _MAX_DORSIFLEXION * np.tanh(short / lever / _MAX_DORSIFLEXION)
+            angles[:, 0] -= turn  # rot_y(-) lifts the toe
+            R = cardan_yxz(angles, np.zeros_like(angles), np.zeros_like(angles))[0]
+            hip, knee, ankle_angles = planted_leg(shape, side, self.samples["pelvis"], root, ankle, R,
+                                                  self.samples[f"{side}_knee"][:, 1],
+                                                  reach_tolerance_m=_SWING_REACH_TOLERANCE_M)  # fmt: skip
+            out[f"{side}_hip"], out[f"{side}_knee"], out[f"{side}_ankle"] = hip, knee, ankle_angles
+        return out
+
+    def root_curves(self) -> tuple[Periodic, Periodic]:
+        x = np.append(self.t, self.period)
+        sway = CubicSpline(x, np.vstack([self.sway, self.sway[:1]]), bc_type="periodic", axis=0)
+        return (Periodic(self.period, sway, drift=self.drift),
+                Periodic.from_samples(self.period, self.z[:, None]))  # fmt: skip
 
 
 def _mirror_controls(controls: Mapping[str, object]) -> dict[str, object]:
@@ -443,7 +747,9 @@ def walk_motion(kind: str, shape: BodyShape, controls: Mapping[str, object]) -> 
             asymmetry = brentq(ratio_error, -0.5, 0.5, xtol=1e-6)
             hip_scale = hip_scale_for(asymmetry)
         samples, curves, (root_xy, root_z, ic, to, dense) = build(hip_scale, asymmetry)
-        _double_support_ik(shape, samples, period, dense, ic, to)
+        steps = _step_lengths(shape, curves, root_xy, root_z, ic, period)
+        walker = _Walker(shape, period, samples, curves, root_xy, root_z, ic, to)
+        samples = walker.legs()
     except ValueError as exc:
         if not wanted:
             raise
@@ -451,8 +757,7 @@ def walk_motion(kind: str, shape: BodyShape, controls: Mapping[str, object]) -> 
             f"{kind}: step_asymmetry={wanted:g} is beyond what this walk can make ({exc}); about "
             f"{STEP_ASYMMETRY_LIMIT:g} either way works"
         ) from None
-    steps = _step_lengths(shape, curves, root_xy, root_z, ic, period)
-    _toe_clearance(shape, samples, period, root_xy, root_z, ic, to)
+    root_xy, root_z = walker.root_curves()
     curves = curves_from_samples(period, samples)
     info = {
         "cadence_spm": cadence,

@@ -138,6 +138,7 @@ class CameraSource:
         live = _LatestFrameReader(capture) if _kind(self.options["path"]) != "file" else None
         try:
             meta = {"path": self.options["path"], "fps": fps, "model": self.options["model"]}
+            meta.update(self._runtime())
             ctx.add_device(DeviceInfo(self.device_id, DeviceKind.CAMERA, CLOCK_HZ,
                                       keypoint_set=self.keypoint_set, meta=meta))  # fmt: skip
             await self._stream(ctx, capture, fps, expected, live)
@@ -149,6 +150,15 @@ class CameraSource:
                     self._closed = True
                     if not self._busy:
                         capture.release()
+
+    def _runtime(self) -> dict:
+        """How the ONNX models compute here (int8 path, CPU, provider): each keypoint frame's provenance."""
+        found = {}
+        if hasattr(self.pose, "runtime"):
+            found["pose_runtime"] = self.pose.runtime.meta()
+        if self.topdown is not None:
+            found["detector_runtime"] = self.topdown.detector.runtime.meta()
+        return found
 
     async def _read(self, capture, live: _LatestFrameReader | None):
         """The next frame, or a TimeoutError after ``watchdog_s`` without one (the supervisor then
@@ -247,14 +257,14 @@ class CameraSource:
 
     def _people(self, image) -> tuple[list, bool]:
         """The pose model on one frame (worker thread): the athlete's keypoints, or nobody, and whether the
-        tracker undid a left/right swap in them."""
+        tracker undid a left/right swap in them. Top-down, the detector runs only when tracking needs it
+        (topdown.Schedule)."""
         if self.topdown is None:
             return self.pose(image).result, False
-        people = self.topdown(image)
         if self.tracker is None:
             self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"],
                                    region=tuple(self.options["athlete_region"]))  # fmt: skip
-        frame = self.tracker.update(people.boxes, people.keypoints)
+        frame = self.topdown.track(image, self.tracker)
         athlete = frame.athlete
         return ([] if athlete is None or athlete.missed else [athlete.keypoints]), frame.swapped
 

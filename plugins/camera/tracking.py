@@ -13,6 +13,10 @@ chosen again only when the chosen one ends. With ``region`` and nobody in it, th
 A left/right swap (the detector labels the athlete's left as right) shows as the mirrored keypoints
 fitting the previous frame much better than the keypoints as labelled: when the mirrored distance is
 below ``swap_ratio`` of the direct one, the frame is swapped back and reported.
+
+Between two runs of a person detector the top-down path (topdown.TopDown.track) finds the athlete again in
+a crop around its previous keypoints: ``follow`` updates the athlete's track alone (swaps undone the same
+way); the other tracks stay as they were, neither seen nor missed, since nobody looked for them.
 """
 
 from __future__ import annotations
@@ -91,6 +95,26 @@ class Tracker:
                 self.tracks.append(Track(next(self._ids), boxes[d], keypoints[d]))
         self._choose_athlete()
         return Frame(list(self.tracks), self.athlete_id, swapped)
+
+    @property
+    def athlete(self) -> Track | None:
+        return next((t for t in self.tracks if t.track_id == self.athlete_id), None)
+
+    def follow(self, box: np.ndarray, keypoints: np.ndarray) -> Frame:
+        """The athlete found again without a detector: its box (5,) and keypoints (K, 3), image pixels, from
+        a crop around its previous keypoints. Only the athlete's track changes."""
+        track = self.athlete
+        if track is None:
+            raise ValueError("there is no athlete to follow")
+        swapped = self._is_swapped(track.keypoints, keypoints)
+        if swapped:
+            keypoints = keypoints[self.mirror]
+        track.box, track.keypoints, track.missed, track.age = box, keypoints, 0, track.age + 1
+        return Frame(list(self.tracks), self.athlete_id, swapped)
+
+    def cost(self, track: Track, box: np.ndarray, keypoints: np.ndarray) -> float:
+        """What pairing ``track`` with this box (5,) and keypoints (K, 3) costs (see the module's docstring)."""
+        return self._cost(track, box, keypoints)
 
     def _associate(self, boxes, keypoints) -> list[tuple[int, int]]:
         if not self.tracks or not len(boxes):

@@ -1,6 +1,7 @@
 """``kinefuse bench accuracy``: synthetic scenarios through the real pipeline scored against their truth,
-public data (or a user's folder) scored in the same formats, docs/accuracy.md generated from the JSON, and
-docs/accuracy.json checked against a fresh run so stale figures fail."""
+public data (or a user's folder) scored in the same formats, the realism rows (synthetic signals beside real
+ones), docs/accuracy.md generated from the JSON, and docs/accuracy.json checked against a fresh run so stale
+figures fail."""
 
 import asyncio
 import importlib.resources
@@ -16,6 +17,7 @@ import pytest
 from kinefuse.bench import BenchError, markdown, read_json
 from kinefuse.bench.accuracy import SUITE, folder_rows, scenario_rows, suite_rows
 from kinefuse.bench.datasets import paths
+from kinefuse.bench.realism import realism_rows
 from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS
 from kinefuse.bench.scoring.public import public_rows
 from kinefuse.camera_calibration import write_calibration
@@ -156,10 +158,11 @@ def test_the_committed_scenario_figures_are_a_fresh_run():
 
 
 @needs_shared
-def test_the_committed_public_data_figures_are_a_fresh_run():
+def test_the_committed_public_data_and_realism_figures_are_a_fresh_run():
     names = {load_scenario(_packaged(name)).name for name in SUITE}
     committed = [row for row in read_json(COMMITTED)["rows"] if row["case"] not in names]
-    assert_same_rows(public_rows(paths.shared_dir() / "data"), committed)
+    data = paths.shared_dir() / "data"
+    assert_same_rows(public_rows(data) + realism_rows(data), committed)
 
 
 def _packaged(name: str) -> Path:
@@ -174,10 +177,18 @@ def assert_same_rows(fresh: list[dict], committed: list[dict]) -> None:
     problems = [
         f"{new['case']} / {new['metric']}: {field} committed {old[field]!r}, measured now {new[field]!r}"
         for new, old in zip(fresh, committed, strict=True)
-        for field in ("value", "peer_value", "note")
+        for field in _compared(new)
         if not _same(new[field], old[field])
     ]
     assert not problems, stale + ":\n" + "\n".join(problems)
+
+
+def _compared(row: dict) -> tuple[str, ...]:
+    # The detector rows' real side is MoveNet int8 on the demo videos: its figures move with the CPU's int8
+    # kernels (up to 23 % between paths, measured), and its note names the path; the seeded twin does not.
+    if "depends on the CPU's int8 kernels" in row["note"]:
+        return ("value",)
+    return ("value", "peer_value", "note")
 
 
 def _same(new, old) -> bool:

@@ -78,7 +78,9 @@ def test_feet_stay_on_top_of_the_floor(walk):
 def test_walking_accelerations_are_those_of_walking(walk):
     t = np.linspace(0, walk.motion.period_s, 4001)
     pelvis = walk.segment("pelvis", t).acceleration
-    assert np.abs(pelvis).max() < 3 * 9.81
+    # the pelvis bobs smoothly, its vertical acceleration peaking 0.3-0.6 g about gravity (issue 13's
+    # published figures); the foot-locked pelvis this replaced reached 2.95 g at each contact
+    assert 0.2 * 9.81 < np.abs(pelvis[:, 2]).max() < 0.6 * 9.81
     height = walk.landmarks(t)["pelvis_centre"][:, 2]
     assert 0.03 < np.ptp(height) < 0.06  # vertical excursion of the pelvis in normal walking: about 4-5 cm
 

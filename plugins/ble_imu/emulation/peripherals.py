@@ -115,6 +115,7 @@ class EmulatedOpenStrap(EmulatedStrap):
         super().__init__(name, address, [service], open_profile.SERVICE_UUID, **kwargs)
         self.on_write(open_profile.CONTROL_UUID, self._command)
         self._sequence = self._start_ticks = 0
+        self.sent_ticks: list[int] = []  # each notification's first sample ticks, beside sent_times_ns
 
     def _command(self, value: bytes) -> None:
         command, rate = open_profile.parse_command(value)
@@ -131,6 +132,7 @@ class EmulatedOpenStrap(EmulatedStrap):
             # anchored at the stream's scheduled start, so no sample is stamped later than it is sent
             self._start_ticks = self.streams[-1].start_ns // 1000 - (count - 1) * period
         first_ticks = (self._start_ticks + first * period) % 2**32  # a 32-bit device counter
+        self.sent_ticks.append(first_ticks)
         acc, gyr = motion((first_ticks + np.arange(count) * period) / self.CLOCK_HZ)
         self._sequence = (self._sequence + 1) % 65536
         return open_profile.encode(self._sequence, first_ticks, period, acc, gyr)

@@ -321,6 +321,16 @@ class VirtualRadio:
 
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(timeout)
 
+    def tap_adapter(self, callback: Callable[[bytes], Any]) -> None:
+        """Call `callback(packet)` with every HCI packet (type byte first) the central's adapter sends to its
+        host, just before it is written to the TCP socket: where ``kinefuse bench ble`` stamps each
+        notification leaving the radio. Applies to the adapter plugged in now."""
+        self.call(self._tap_adapter, callback)
+
+    def adapter_links(self) -> dict[int, str]:
+        """The central adapter's live links: connection handle -> the peripheral's address."""
+        return self.call(self._adapter_links)
+
     def stop_adapter(self) -> None:
         """Unplug the central's adapter: its HCI socket closes and every link it held times out."""
         self.call(self._unplug_adapter)
@@ -370,6 +380,24 @@ class VirtualRadio:
         if (client := self._adapter_transport.sink.transport) is not None:
             client.close()
         self._adapter_transport = None
+
+    def _tap_adapter(self, callback: Callable[[bytes], Any]) -> None:
+        if self._adapter_transport is None:
+            raise RuntimeError("no adapter is plugged in")
+        sink = self._adapter_transport.sink
+        forward = sink.on_packet  # bumble's TcpServerPacketSink: writes to the accepted connection
+
+        def tapped(packet: bytes) -> None:
+            callback(packet)
+            forward(packet)
+
+        sink.on_packet = tapped  # the controller looks it up per packet (Controller.send_hci_packet)
+
+    def _adapter_links(self) -> dict[int, str]:
+        if self._adapter is None:
+            return {}
+        return {connection.handle: peer.to_string(with_type_qualifier=False)
+                for peer, connection in self._adapter.le_connections.items()}  # fmt: skip
 
     def _drop_adapter_from_link(self) -> None:
         """The adapter's controller leaves the virtual link; its HCI transport is the caller's to close."""

@@ -1,11 +1,14 @@
 """The camera source in the real pipeline: a video file through MoveNet into storage, and clear errors for
 bad input while the other sources run on."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
 
 from kinefuse.bench.datasets import paths
+from kinefuse_plugins.camera import cpu_features
 from kinefuse_plugins.camera.pose_models import spec
 from kinefuse_plugins.camera.pose_runtime import PoseModel
 
@@ -14,6 +17,15 @@ DEMO = SHARED / "data" / "sports2d_demo" / "demo.mp4"
 MODEL = SHARED / "models" / "movenet_singlepose_lightning_int8.onnx"
 needs_shared = pytest.mark.skipif(not DEMO.is_file() or not MODEL.is_file(), reason=f"{SHARED} is absent")
 FAIL_FAST = {"supervisor": {"restart_budget": 0}}
+# The int8 paths kinefuse may choose, tests on MoveNet's output hold on each: auto (fused with VNNI/AMX,
+# precise without: bit-identical, plugins/camera/tests/test_int8_path.py) and float (other architectures).
+INT8_PATHS = ("auto", "float")
+
+
+def _runtime(result, device_id: str) -> dict:
+    """The device's meta in storage: how its keypoint frames were computed."""
+    rows = list(result.db["devices"].rows_where("device_id = ?", [device_id]))
+    return json.loads(rows[0]["meta"])
 
 
 def camera(path, **options):
@@ -28,9 +40,14 @@ def camera(path, **options):
 
 
 @needs_shared
-def test_a_video_file_becomes_keypoint_frames_on_the_athlete(kinefuse_pipeline):
+@pytest.mark.parametrize("int8_path", INT8_PATHS)
+def test_a_video_file_becomes_keypoint_frames_on_the_athlete(kinefuse_pipeline, monkeypatch, int8_path):
+    monkeypatch.setenv(cpu_features.ENV, int8_path)
     result = kinefuse_pipeline(sources=[camera(DEMO)], duration_s=60.0)
     assert result.exit_code == 0
+    meta = _runtime(result, "cam")
+    assert meta["pose_runtime"]["int8_path"] == cpu_features.choose(cpu_features.detect(), int8_path)[0]
+    assert meta["pose_runtime"]["cpu"] == cpu_features.detect().describe() and "detector_runtime" not in meta
     frames = result.keypoint_frames("cam")
     video = cv2.VideoCapture(str(DEMO))
     count, width, height = (int(video.get(p)) for p in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH,
@@ -39,7 +56,8 @@ def test_a_video_file_becomes_keypoint_frames_on_the_athlete(kinefuse_pipeline):
     assert np.all(np.diff(np.sort(frames["seq"])) == 1)
     keypoints = frames["keypoints"][np.argsort(frames["seq"])]
     confident = keypoints[..., 2] > 0.3
-    assert confident.mean() > 0.3  # the athlete is small in a 1080p frame for a whole-image model
+    # the athlete is small in a 1080p frame for a whole-image model; measured 0.49 (fused, precise), 0.48 (float)
+    assert confident.mean() > 0.3
     # an independent check: the RTMDet person detector's box, on every 10th frame, holds the keypoints
     detector = PoseModel(spec("rtmdet_nano_person"), SHARED / "models" / spec("rtmdet_nano_person").file)
     inside = []
@@ -54,7 +72,7 @@ def test_a_video_file_becomes_keypoint_frames_on_the_athlete(kinefuse_pipeline):
         xy = keypoints[index][confident[index], :2]
         inside += list((xy[:, 0] > x1 - margin) & (xy[:, 0] < x2 + margin) & (xy[:, 1] > y1 - margin)
                        & (xy[:, 1] < y2 + margin))  # fmt: skip
-    assert len(inside) > 50 and np.mean(inside) > 0.9
+    assert len(inside) > 50 and np.mean(inside) > 0.9  # measured 0.937 (fused, precise), 0.948 (float)
     assert width > 0 and height > 0
     stats = result.source_stats("cam")
     assert stats["state"] == "finished"
@@ -110,7 +128,11 @@ def test_a_camera_that_stops_giving_frames_is_restarted_by_its_watchdog(kinefuse
 
 
 @needs_shared
-def test_four_pose2sim_cameras_keep_the_person_and_left_right_consistent(kinefuse_pipeline):
+@pytest.mark.parametrize("int8_path", INT8_PATHS)
+def test_four_pose2sim_cameras_keep_the_person_and_left_right_consistent(
+    kinefuse_pipeline, monkeypatch, int8_path
+):
+    monkeypatch.setenv(cpu_features.ENV, int8_path)
     videos = sorted((SHARED / "data" / "pose2sim_demo" / "videos").glob("cam*.mp4"))
     detector = SHARED / "models" / spec("rtmdet_nano_person").file
     sources = [
@@ -119,15 +141,19 @@ def test_four_pose2sim_cameras_keep_the_person_and_left_right_consistent(kinefus
     result = kinefuse_pipeline(sources=sources, duration_s=60.0)
     boxes = PoseModel(spec("rtmdet_nano_person"), detector)
     for video in videos:
+        meta = _runtime(result, video.stem)
+        assert meta["pose_runtime"]["int8_path"] == cpu_features.choose(cpu_features.detect(), int8_path)[0]
+        assert meta["detector_runtime"]["int8_path"] == "none (float model)"  # RTMDet-nano is float32
         frames = result.keypoint_frames(video.stem)
         keypoints = frames["keypoints"][np.argsort(frames["seq"])]
         assert len(keypoints) >= 95, video.name  # 100 frames at 60 fps
         shoulders = keypoints[:, 5:7]  # COCO left, right shoulder
         both = (shoulders[..., 2] > 0.3).all(axis=1)
         side = np.sign(shoulders[both, 0, 0] - shoulders[both, 1, 0])
-        assert both.mean() > 0.8 and abs(side.mean()) > 0.8, (
-            video.name
-        )  # the same side of each other throughout
+        # measured on the four cameras: both shoulders 0.96-1.0 and the same side 0.98-1.0 with fused,
+        # precise and float (cam04 alone through an emulated CPU without VNNI: 1.0 and 0.98 with precise); the
+        # saturating fused kernels there left cam04 at 0.63 (issue 13, docs/pose.md)
+        assert both.mean() > 0.9 and abs(side.mean()) > 0.9, (video.name, both.mean(), abs(side.mean()))
         capture = cv2.VideoCapture(str(video))
         ok, first = capture.read()
         x1, y1, x2, y2, _ = boxes(first).result[0]
@@ -240,3 +266,46 @@ def test_a_wrong_url_and_a_vanished_device_fail_clearly_while_the_synthetic_sour
     assert usb_cam["state"] == "failed"
     assert "device /dev/v4l/by-id/usb-gone-video-index0 does not exist" in usb_cam["reason"]
     assert len(result.imu_samples()["seq"]) > 100
+
+
+@needs_shared
+@pytest.mark.parametrize("video", ["cam02", "cam04"])
+def test_the_top_down_path_runs_its_detector_only_when_tracking_needs_it_and_keeps_the_athlete(video):
+    """Real frames (a Pose2Sim camera: cam02 has a second person beside the athlete, cam04's athlete moves
+    most): with the detector scheduled (topdown.Schedule) the athlete keeps one id and its keypoints stay
+    where running the detector on every frame puts them, while the detector runs on a fraction of frames."""
+    from kinefuse_plugins.camera.topdown import Schedule, TopDown
+    from kinefuse_plugins.camera.tracking import Tracker
+
+    detector = PoseModel(spec("rtmdet_nano_person"), SHARED / "models" / spec("rtmdet_nano_person").file)
+    keypoints = PoseModel(spec("movenet_singlepose_lightning_int8"), MODEL)
+    capture = cv2.VideoCapture(str(SHARED / "data" / "pose2sim_demo" / "videos" / f"{video}.mp4"))
+    frames = [capture.read()[1] for _ in range(60)]
+    runs = {}
+    for name, schedule in (("every frame", Schedule(every=1)), ("scheduled", Schedule())):
+        topdown, tracker = TopDown(detector, keypoints, schedule=schedule), Tracker((1080, 1920))
+        seen = []
+        for frame in frames:
+            athlete = topdown.track(frame, tracker).athlete
+            seen.append(
+                (tracker.athlete_id, None if athlete is None or athlete.missed else athlete.keypoints.copy())
+            )
+        runs[name] = (seen, topdown)
+    (reference, every), (scheduled, topdown) = runs["every frame"], runs["scheduled"]
+    assert every.detections == 60 and topdown.detections <= 0.35 * 60, dict(topdown.reasons)
+    assert {i for i, _ in scheduled} == {i for i, _ in reference} == {0}
+    both = [
+        (a, b) for (_, a), (_, b) in zip(reference, scheduled, strict=True) if a is not None and b is not None
+    ]
+    assert len(both) >= 0.95 * sum(a is not None for _, a in reference)
+    errors, heights = [], []
+    for a, b in both:
+        sure = (a[:, 2] > 0.3) & (b[:, 2] > 0.3)
+        errors.append(np.linalg.norm(a[sure, :2] - b[sure, :2], axis=1))
+        heights.append(np.ptp(a[a[:, 2] > 0.3, 1]))
+    errors, height = np.concatenate(errors), float(np.median(heights))
+    assert np.median(errors) < 0.04 * height and np.percentile(errors, 90) < 0.1 * height, (
+        np.median(errors),
+        np.percentile(errors, 90),
+        height,
+    )

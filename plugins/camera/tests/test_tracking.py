@@ -1,13 +1,19 @@
 """Tracking on the synthetic camera: the athlete keeps one id while a passer-by crosses, and the
-detector's left/right swaps are caught and undone."""
+detector's left/right swaps are caught and undone. And the top-down path's detector schedule on constructed
+frames: the detector runs on the first frame, every N frames, and on the frame where following the athlete
+fails (it leaves the crop, is hidden, someone comes close), and the athlete keeps its id and keypoints."""
 
+import collections
 import importlib.resources
+import types
 
 import numpy as np
 import pytest
 
+from kinefuse.interfaces import Inference
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
+from kinefuse_plugins.camera.topdown import Schedule, TopDown
 from kinefuse_plugins.camera.tracking import Tracker
 
 
@@ -84,3 +90,125 @@ def test_the_athlete_can_be_whoever_stands_in_a_configured_region():
 def test_a_region_rule_without_a_sound_region_is_refused(region):
     with pytest.raises(ValueError, match="needs a region"):
         Tracker((1280, 720), "region", region=region)
+
+
+# --- the top-down path's detector schedule (topdown.TopDown.track) on constructed frames ---------------------
+# Each person is a filled rectangle of its own grey level on black. The stand-in detector boxes every level;
+# the stand-in keypoint model puts a fixed COCO-17 layout into the part of the crop's most common level it
+# sees (cut by the crop's border when the person leaves the crop), confidence 0.9, or 0 with nobody in it.
+
+LAYOUT = np.array([(0.5, 0.05), (0.55, 0.03), (0.45, 0.03), (0.6, 0.05), (0.4, 0.05), (0.7, 0.2), (0.3, 0.2),
+                   (0.8, 0.35), (0.2, 0.35), (0.85, 0.5), (0.15, 0.5), (0.65, 0.55), (0.35, 0.55), (0.65, 0.75),
+                   (0.35, 0.75), (0.65, 0.97), (0.35, 0.97)])  # fmt: skip
+
+
+def layout_in(x1, y1, x2, y2) -> np.ndarray:
+    return np.column_stack([x1 + LAYOUT[:, 0] * (x2 - x1), y1 + LAYOUT[:, 1] * (y2 - y1)])
+
+
+def scene(*people, size=(640, 480)) -> np.ndarray:
+    """A frame with each (level, x1, y1, x2, y2) drawn in order (later ones in front)."""
+    frame = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+    for level, x1, y1, x2, y2 in people:
+        frame[y1 : y2 + 1, x1 : x2 + 1] = level
+    return frame
+
+
+def _extent(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return xs.min(), ys.min(), xs.max(), ys.max()
+
+
+class StandInDetector:
+    spec = types.SimpleNamespace(kind="detector", name="stand-in detector")
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, frame):
+        self.calls += 1
+        boxes = [(*_extent(frame[..., 0] == level), 0.9) for level in np.unique(frame[..., 0]) if level]
+        boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        return Inference(np.array(boxes, dtype=np.float64).reshape(-1, 5), {})
+
+
+class StandInKeypoints:
+    spec = types.SimpleNamespace(kind="topdown", name="stand-in keypoints", size=(192, 192), pad_value=0,
+                                 keypoint_set="COCO-17")  # fmt: skip
+
+    def __call__(self, patch):
+        levels, counts = np.unique(patch[..., 0][patch[..., 0] > 0], return_counts=True)
+        if not len(levels):
+            return Inference(np.zeros((1, 17, 3)), {})
+        # the crop resamples: only pixels that kept their exact level belong to the person
+        person = layout_in(*_extent(patch[..., 0] == levels[np.argmax(counts)]))
+        return Inference(np.column_stack([person, np.full(17, 0.9)])[None], {})
+
+
+def follow(frames, schedule=None, size=(640, 480)):
+    """Each frame through TopDown.track: per frame (athlete id, athlete missed, athlete keypoints), taken
+    then (a track changes in place as frames go by), and the TopDown and stand-in detector used."""
+    detector = StandInDetector()
+    topdown = TopDown(detector, StandInKeypoints(), schedule=schedule or Schedule())
+    tracker = Tracker(size)
+    results = []
+    for frame in frames:
+        athlete = topdown.track(frame, tracker).athlete
+        results.append(Seen(tracker.athlete_id, athlete is None or bool(athlete.missed),
+                            None if athlete is None else athlete.keypoints.copy()))  # fmt: skip
+    return results, topdown, detector
+
+
+Seen = collections.namedtuple("Seen", "athlete_id missed keypoints")
+
+
+def walker(f, speed=3):
+    return (200, 100 + speed * f, 120, 180 + speed * f, 360)
+
+
+def test_the_detector_runs_on_the_first_frame_then_every_n_frames_while_the_athlete_is_followed():
+    frames = [scene(walker(f)) for f in range(40)]
+    results, topdown, detector = follow(frames, Schedule(every=10))
+    assert detector.calls == 4 and topdown.detections == 4 and topdown.frames == 40
+    assert topdown.reasons == {"first frame": 1, "every N frames": 3}
+    assert {r.athlete_id for r in results} == {0}
+    for f, result in enumerate(results):  # followed or detected, the keypoints sit on the person
+        truth = layout_in(*walker(f)[1:])
+        assert np.abs(result.keypoints[:, :2] - truth).max() < 4.0, f
+    _, _, every_frame = follow(frames, Schedule(every=1))
+    assert every_frame.calls == 40
+
+
+def test_a_person_leaving_the_crop_is_found_again_by_the_detector_on_that_frame():
+    boxes = [walker(f, speed=0) for f in range(5)] + [(200, 100, 175, 180, 435)]  # a leap down the frame
+    results, topdown, detector = follow([scene(b) for b in boxes], Schedule(every=10))
+    assert detector.calls == 2 and topdown.reasons["left the crop"] == 1
+    assert results[-1].athlete_id == 0 and not results[-1].missed
+    assert np.abs(results[-1].keypoints[:, :2] - layout_in(100, 175, 180, 435)).max() < 4.0
+
+
+def test_a_hidden_athlete_makes_the_detector_run_until_it_is_seen_again_with_the_same_id():
+    frames = [scene(walker(f)) for f in range(5)] + [scene()] * 3 + [scene(walker(f)) for f in range(8, 14)]
+    results, topdown, detector = follow(frames, Schedule(every=10))
+    # frame 5: the crop shows nobody (confidence dropped); frames 6, 7: no athlete seen; frame 8: found
+    assert topdown.reasons == {"first frame": 1, "confidence dropped": 1, "no athlete seen": 3}
+    assert [r.missed for r in results[4:10]] == [False, True, True, True, False, False]
+    assert {r.athlete_id for r in results} == {0} and detector.calls == 5
+
+
+def test_a_passer_by_close_to_the_athlete_makes_the_detector_run_and_the_athlete_keeps_its_id():
+    """The athlete stands; a smaller passer-by walks across in front of them. While their boxes overlap the
+    detector runs on every frame; the athlete keeps its id and its keypoints on every frame."""
+    athlete = (200, 260, 100, 380, 400)
+    frames = [scene(athlete, (120, 20 + 6 * f, 150, 100 + 6 * f, 330)) for f in range(100)]
+    results, topdown, detector = follow(frames, Schedule(every=10))
+    assert {r.athlete_id for r in results} == {0}
+    for result in results:
+        assert np.abs(result.keypoints[:, :2] - layout_in(*athlete[1:])).max() < 4.0
+    assert topdown.reasons["someone close"] >= 5
+    assert 100 / 10 < detector.calls < 100
+
+
+def test_a_schedule_needs_at_least_one_frame_between_detections():
+    with pytest.raises(ValueError, match="at least 1"):
+        Schedule(every=0)
