@@ -9,8 +9,9 @@ Where motions are made:
   builder uses.
 - ``kinefuse.sim.gait``: what walking and running share: landmark tables of joint curves, the joint
   angles of a stride from them, and the timing the controls fix.
-- ``kinefuse.sim.walking``: walking, from Perry & Burnfield's normative curves with the pelvis carried by
-  the stance foot (foot-locked kinematics).
+- ``kinefuse.sim.walking``: walking: Perry & Burnfield's normative walk sets the contact times, step lengths
+  and foot pitch; the pelvis follows a designed inverted-pendulum path and the legs are solved onto planted
+  feet.
 - ``kinefuse.sim.running``: running, a designed spring-mass pelvis with the legs by inverse kinematics.
 - ``kinefuse.sim.tasks``: the closed-chain tasks (squat, sit-to-stand, lunge, single-leg balance, drop
   landing), feet planted exactly, legs by inverse kinematics.
