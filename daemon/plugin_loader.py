@@ -30,7 +30,7 @@ from kinefuse.interfaces import (
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "kinefuse.plugins"
-# The runtime's own defaults. The feature plugins (kinefuse_plugins: camera, BLE straps, ...) are found as
+# The runtime's own defaults. The feature plugins (camera, BLE straps, ...) are found as
 # every third-party plugin is, through this distribution's entry points, so the core never imports them.
 CORE_MODULES = (
     "kinefuse.builtin.sources.synthetic",
