@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from kinefuse.interfaces import Inference
 from kinefuse_plugins.camera import cpu_features
@@ -79,11 +80,10 @@ def open_session(path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider
     features = cpu_features.detect()
     model = Path(path).read_bytes()
     why = "no quantized operators in the graph"
-    # a file this reader cannot parse goes to onnxruntime as it is, which then says what is wrong, if anything
-    unreadable = (ValueError, IndexError, UnicodeDecodeError)
+    # a file onnx cannot parse goes to onnxruntime as it is, which then says what is wrong, if anything
     try:
         int8 = quantized(model)
-    except unreadable as error:
+    except DecodeError as error:
         int8, why = False, f"graph not readable here ({error}): onnxruntime's defaults"
     cpu = features.describe()
     if not int8:
@@ -111,77 +111,16 @@ def _session(model: str | bytes, providers: list[str], threads: int, int8_path: 
     return onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
 
 
-# -- Reading and editing the ONNX graph without the onnx package (a dev dependency only): protobuf's wire
-# format (https://protobuf.dev/programming-guides/encoding/) and onnx.proto's field numbers (ModelProto.graph
-# 7; GraphProto.node 1, initializer 5, input 11; NodeProto.input 1, op_type 4; TensorProto.name 8;
-# ValueInfoProto.name 1).
+def _graph(model: bytes):
+    """The model's main graph, parsed by the onnx package (no check: onnxruntime judges the model)."""
+    import onnx
 
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buf[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, i
-        shift += 7
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append(value & 0x7F | (0x80 if value > 0x7F else 0))
-        value >>= 7
-        if not value:
-            return bytes(out)
-
-
-def _fields(buf: bytes, start: int = 0, end: int | None = None):
-    """(number, wire type, value, field start, field end) for each field of the message in buf[start:end];
-    a length-delimited field's value is the (start, end) of its payload."""
-    i, end = start, len(buf) if end is None else end
-    while i < end:
-        begin = i
-        key, i = _varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 2:
-            size, i = _varint(buf, i)
-            value, i = (i, i + size), i + size
-        elif wire in (1, 5):
-            value, i = None, i + (8 if wire == 1 else 4)
-        else:
-            raise ValueError(f"not an ONNX model (protobuf wire type {wire} at byte {begin})")
-        yield number, wire, value, begin, i
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
-
-
-def _strings(buf: bytes, span: tuple[int, int], number: int) -> list[str]:
-    return [buf[a:b].decode() for n, w, (a, b), _, _ in _spans(buf, span) if n == number]
-
-
-def _spans(buf: bytes, span: tuple[int, int]):
-    return ((n, w, v, s, e) for n, w, v, s, e in _fields(buf, *span) if w == 2)
-
-
-def _graph(model: bytes) -> tuple[int, int, tuple[int, int]]:
-    for number, wire, value, begin, end in _fields(model):
-        if number == 7 and wire == 2:
-            return begin, end, value
-    raise ValueError("not an ONNX model (no graph)")
+    return onnx.load_from_string(model).graph
 
 
 def graph_ops(model: bytes) -> frozenset[str]:
     """The operator types in the model's main graph."""
-    _, _, graph = _graph(model)
-    return frozenset(
-        op for n, _, node, _, _ in _spans(model, graph) if n == 1 for op in _strings(model, node, 4)
-    )
+    return frozenset(node.op_type for node in _graph(model).node)
 
 
 def quantized(model: bytes) -> bool:
@@ -201,51 +140,29 @@ def private_dq_initializers(model: bytes) -> bytes:
     nodes share is converted twice and onnxruntime 1.32 refuses the second ("Attempt to replace the existing
     tensor"). MoveNet's export shares zero points across many of them. A copy per later user keeps the
     values, and so the model's output, unchanged."""
-    graph_begin, graph_end, graph = _graph(model)
-    initializers = {}
-    for number, _, value, begin, end in _spans(model, graph):
-        if number == 5:
-            names = _strings(model, value, 8)
-            if names:
-                initializers[names[0]] = (begin, end, value)
-    for number, _, value, _, _ in _spans(model, graph):
-        if number == 11:  # a graph input may override an initializer of its name: leave those alone
-            for name in _strings(model, value, 1)[:1]:
-                initializers.pop(name, None)
+    import onnx
+
+    parsed = onnx.load_from_string(model)
+    graph = parsed.graph
+    # a graph input may override an initializer of its name: leave those alone
+    inputs = {value.name for value in graph.input}
+    initializers = {t.name: t for t in graph.initializer if t.name not in inputs}
     users: dict[str, int] = {}
-    pieces, copies = [], []
-    for number, wire, value, begin, end in _fields(model, *graph):
-        if number != 1 or wire != 2:
-            pieces.append(model[begin:end])
-            continue
-        inputs = _strings(model, value, 1)
-        op = _strings(model, value, 4)
-        renamed = list(inputs)
-        for slot, name in enumerate(inputs):
+    copies = []
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
             if name not in initializers:
                 continue
             users[name] = users.get(name, 0) + 1
-            if op == ["DequantizeLinear"] and slot in (0, 2) and users[name] > 1:
-                renamed[slot] = f"{name}__kinefuse_dq{users[name]}"
-                copies.append(_renamed_tensor(model, initializers[name][2], renamed[slot]))
-        if renamed == inputs:
-            pieces.append(model[begin:end])
-            continue
-        node, next_input = bytearray(), iter(renamed)
-        for n, w, _, a, b in _fields(model, *value):
-            node += _field(1, next(next_input).encode()) if n == 1 and w == 2 else model[a:b]
-        pieces.append(_field(1, bytes(node)))
+            if node.op_type == "DequantizeLinear" and slot in (0, 2) and users[name] > 1:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(initializers[name])
+                copy.name = node.input[slot] = f"{name}__kinefuse_dq{users[name]}"
+                copies.append(copy)
     if not copies:
         return model
-    new_graph = b"".join(pieces) + b"".join(_field(5, tensor) for tensor in copies)
-    return model[:graph_begin] + _field(7, new_graph) + model[graph_end:]
-
-
-def _renamed_tensor(model: bytes, tensor: tuple[int, int], name: str) -> bytes:
-    out = bytearray()
-    for number, wire, _, begin, end in _fields(model, *tensor):
-        out += _field(8, name.encode()) if number == 8 and wire == 2 else model[begin:end]
-    return bytes(out)
+    graph.initializer.extend(copies)
+    return parsed.SerializeToString()
 
 
 class PoseModel:
@@ -275,9 +192,10 @@ class PoseModel:
         boxed, transform = letterbox(frame_bgr, s.size, s.pad_value, s.align)
         if s.colour == "RGB":  # after the resize: a few thousand pixels instead of a whole frame
             boxed = cv2.cvtColor(boxed, cv2.COLOR_BGR2RGB)
-        tensor = boxed.astype(np.float32)
         if s.dtype == "float32":
-            tensor = (tensor - np.array(s.mean, dtype=np.float32)) / np.array(s.std, dtype=np.float32)
+            tensor = (boxed.astype(np.float32) - np.array(s.mean, dtype=np.float32)) / np.array(
+                s.std, dtype=np.float32
+            )
         else:
             tensor = boxed  # uint8 models take raw pixels
         if s.layout == "NCHW":
