@@ -83,9 +83,10 @@ class _Capture:
     delivering ``fps`` frames per second) and the file is played ``loops`` times over; with ``limit``, it
     ends after that many frames."""
 
-    def __init__(self, capture, path: str, taps: _Taps, fps: float | None, loops: int, limit: int | None):
+    def __init__(self, capture, path: str, taps: _Taps, fps: float | None, loops: int, limit: int | None,
+                 params: list[int]):  # fmt: skip
         self._capture, self._path, self._taps, self._fps, self._loops = capture, path, taps, fps, loops
-        self._index, self._loop, self._limit = 0, 0, limit
+        self._index, self._loop, self._limit, self._params = 0, 0, limit, params
 
     def read(self):
         if self._limit is not None and self._index >= self._limit:
@@ -94,7 +95,8 @@ class _Capture:
         ok, image = self._capture.read()
         if not ok and self._loop + 1 < self._loops:
             self._capture.release()
-            self._capture, self._loop = cv2.VideoCapture(self._path, cv2.CAP_FFMPEG), self._loop + 1
+            self._capture = cv2.VideoCapture(self._path, cv2.CAP_FFMPEG, self._params)
+            self._loop += 1
             ok, image = self._capture.read()
         self._taps.decode_s += time.perf_counter() - start
         self._taps.decoded += ok
@@ -118,7 +120,7 @@ class _Capture:
 def _camera(path: Path, model: Path, detector: Path | None, fps: float | None = None, loops: int = 1,
             limit: int | None = None):  # fmt: skip
     """The real camera source on ``path`` (as fast as it decodes, or paced at ``fps``), with the taps."""
-    from kinefuse_plugins.camera.source import SCHEMA, CameraSource
+    from kinefuse_plugins.camera.source import SCHEMA, CameraSource, ffmpeg_params
 
     taps = _Taps()
 
@@ -126,7 +128,8 @@ def _camera(path: Path, model: Path, detector: Path | None, fps: float | None = 
         def _open(self):
             capture, file_fps, expected = super()._open()
             expected = min(expected * loops, limit or expected * loops)
-            return _Capture(capture, str(path), taps, fps, loops, limit), fps or file_fps, expected
+            capture = _Capture(capture, str(path), taps, fps, loops, limit, ffmpeg_params(self.options))
+            return capture, fps or file_fps, expected
 
     options = {**defaults(SCHEMA), "path": str(path), "model_path": str(model), "realtime": fps is not None}
     if detector is not None:

@@ -48,6 +48,9 @@ SCHEMA = {
         list, ["CPUExecutionProvider"], "onnxruntime execution providers, best first", item_type=str
     ),
     "threads": Field(int, 1, "onnxruntime threads", min=1, max=64),
+    "decode_threads": Field(
+        int, 1, "FFmpeg decoder threads, file or stream (0: FFmpeg's choice)", min=0, max=64
+    ),
     "realtime": Field(bool, True, "replay a file at its own frame rate; false: as fast as it decodes"),
     "detector": Field(
         str, "", "person detector for the top-down path (e.g. rtmdet_nano_person); empty: whole image"
@@ -96,6 +99,16 @@ def _model_problems(model: str, detector: str) -> list[tuple[str, str]]:
         detectors = ", ".join(sorted(name for name, m in models.items() if m.kind == "detector"))
         found.append(("detector", f"{detector!r} is no person detector; known: {detectors}"))
     return found
+
+
+def ffmpeg_params(options: dict) -> list[int]:
+    """OpenCV's open parameters for a file or stream: timeouts, and the decoder's threads. One thread is the
+    default because it costs the least CPU per frame (FFmpeg's frame threads add ~1 ms a 1080p frame here,
+    docs/pose.md) and several cameras already keep the cores busy; 0 leaves FFmpeg its own choice."""
+    import cv2
+
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+    return params + ([cv2.CAP_PROP_N_THREADS, options["decode_threads"]] if options["decode_threads"] else [])
 
 
 class CameraSource:
@@ -189,9 +202,8 @@ class CameraSource:
             raise FileNotFoundError(f"camera {self.source_id!r}: video file {where} does not exist")
         if kind == "device" and not Path(where).exists():
             raise FileNotFoundError(f"camera {self.source_id!r}: device {where} does not exist (unplugged?)")
-        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
-        capture = cv2.VideoCapture(where, cv2.CAP_FFMPEG, timeouts) if kind != "device" else \
-            cv2.VideoCapture(where)  # fmt: skip
+        capture = cv2.VideoCapture(where, cv2.CAP_FFMPEG, ffmpeg_params(self.options)) if kind != "device" \
+            else cv2.VideoCapture(where)  # fmt: skip
         if not capture.isOpened():
             raise ValueError(f"camera {self.source_id!r}: cannot open {where} ({_WHY_NOT_OPEN[kind]})")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0

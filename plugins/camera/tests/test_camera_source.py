@@ -309,3 +309,20 @@ def test_the_top_down_path_runs_its_detector_only_when_tracking_needs_it_and_kee
         np.percentile(errors, 90),
         height,
     )
+
+
+@needs_shared
+@pytest.mark.parametrize("threads", [1, 2, 0])
+def test_the_decoder_runs_on_the_configured_threads(threads):
+    from kinefuse.configschema import defaults
+    from kinefuse_plugins.camera.source import SCHEMA, CameraSource
+
+    options = {**defaults(SCHEMA), "path": str(DEMO), "model_path": str(MODEL), "decode_threads": threads}
+    capture, _, _ = CameraSource(options, "cam")._open()
+    try:
+        used = int(capture.get(cv2.CAP_PROP_N_THREADS))
+        assert capture.read()[0]
+    finally:
+        capture.release()
+    # 0: FFmpeg's own choice, one thread per core it sees (at least one)
+    assert used == threads if threads else used >= 1
