@@ -138,6 +138,8 @@ class TopDown:
         basis = keypoint_box(athlete.keypoints, s.keypoint_confidence, s.margin, s.min_keypoints)
         if basis is None:
             return "too few confident keypoints"
+        if self._someone_close(basis, tracker):  # known before the crop runs: the keypoint model is spared
+            return "someone close"
         person, window = self._keypoints_in(frame_bgr, basis)
         confidence = float(np.mean(person[:, 2]))
         if confidence < max(s.min_confidence, s.confidence_ratio * (self._reference or 0.0)):
@@ -155,10 +157,13 @@ class TopDown:
             and tracker.cost(athlete, box, mirrored) > s.max_cost
         ):
             return "jumped"
-        others = [t.box for t in tracker.tracks if t is not athlete and not t.missed]
-        if others and float(np.max(box_iou(box, np.array(others)))) > s.overlap:
+        if self._someone_close(box, tracker):
             return "someone close"
         return tracker.follow(box, person)
+
+    def _someone_close(self, box: np.ndarray, tracker: Tracker) -> bool:
+        others = [t.box for t in tracker.tracks if t is not tracker.athlete and not t.missed]
+        return bool(others) and float(np.max(box_iou(box, np.array(others)))) > self.schedule.overlap
 
     def _keypoints_in(self, frame_bgr: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The keypoint model on the crop around ``box``: keypoints (K, 3) in image pixels, and the crop's
