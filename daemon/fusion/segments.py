@@ -4,15 +4,28 @@ A strap's orientation filter knows the segment's inclination well (gravity is ob
 heading only relative to where it started, drifting with the vertical gyroscope bias when there is no
 usable magnetometer (steel in a gym). Triangulated keypoints give the segment's long axis in the camera
 world, heading included, but noisy and with gaps. Both worlds share the vertical (z up), so they differ
-by a rotation about it. A complementary filter estimates that rotation, the heading correction psi,
-from the horizontal direction of the long axis in both: psi moves towards each video measurement with
-gain 1 - exp(-dt / ``tau_s``), weighted by how horizontal the axis is (a vertical segment says nothing
-about heading; below ``min_horizontal`` it is skipped). Between video measurements the IMU carries the
-orientation (it bridges the gaps). The fused orientation is rot_z(psi) q_segment.
+by a rotation about it, the heading correction psi. The fused orientation is rot_z(psi) q_segment: its
+inclination is the IMU's alone, and the video enters only through psi.
+
+psi is estimated by a Kalman filter with state (psi, its rate): a constant vertical gyroscope bias makes
+the IMU's heading drift at a constant rate, which a rate state follows without lag; the rate is driven by
+white noise of spectral density ``rate_noise`` (Bar-Shalom, Li & Kirubarajan 2001, sec. 6.2). Each video
+sample measures psi as the heading of the video's long axis minus the heading of the IMU's. How well it
+does depends on how horizontal the segment is: a heading error is a sideways error of the axis's
+horizontal projection over that projection's length, so the measurement's standard deviation is
+``heading_sigma_deg`` / h, with h the horizontal fraction of the IMU's axis (the IMU's inclination is
+the accurate one), and below ``min_horizontal`` the sample is skipped (a vertical segment says nothing
+about heading). The update is robust (Huber 1964, "Robust estimation of a location parameter", Ann.
+Math. Statist. 35:73): a measurement whose normalised innovation e exceeds ``huber_k`` has its variance
+multiplied by e / ``huber_k``, so its pull on psi is bounded (the detector's errors are heavy-tailed, and
+an axis near the minimum horizontality can point the wrong way). The filter starts once video has been seen
+for ``init_s``: psi from the weighted circular median of those first measurements (one sample can be
+off by tens of degrees; starting from it left the estimate wrong for a minute). Between video
+measurements the IMU carries the orientation (it bridges the gaps) while psi follows its rate.
 
 Provenance per sample: ``fused`` when a video correction happened within ``bridge_s``, ``measured``
-(IMU only) after that, with quality degraded and the reason; before the first correction there is no
-heading in the video world at all: no value.
+(IMU only) after that, with quality degraded and the reason; before the heading is first fixed (the
+first ``init_s`` of video) there is no heading in the video world at all: no value.
 """
 
 from __future__ import annotations
@@ -30,8 +43,9 @@ DOWN = np.array([0.0, 0.0, -1.0])  # a segment's long axis, proximal to distal, 
 @dataclasses.dataclass(frozen=True)
 class FusedSegment:
     times: np.ndarray
-    quaternion: np.ndarray  # (n, 4) w, x, y, z: segment to video world; NaN before the first correction
-    heading_correction: np.ndarray  # (n,) rad
+    quaternion: np.ndarray  # (n, 4) w, x, y, z: segment to video world; NaN before the heading is fixed
+    heading_correction: np.ndarray  # (n,) rad; NaN before the heading is fixed
+    heading_sigma: np.ndarray  # (n,) rad, the filter's standard deviation of heading_correction
     since_video_s: np.ndarray  # (n,) time since the last video correction (inf before the first)
     bridge_s: float
 
@@ -43,7 +57,9 @@ class FusedSegment:
     def quality(self, i: int) -> Quality:
         since = self.since_video_s[i]
         if not np.isfinite(since):
-            return Quality(QualityLevel.INSUFFICIENT, "insufficient data: no video yet to fix the heading")
+            return Quality(
+                QualityLevel.INSUFFICIENT, "insufficient data: too little video yet to fix the heading"
+            )
         if since <= self.bridge_s:
             return Quality(QualityLevel.GOOD)
         return Quality(QualityLevel.DEGRADED, f"IMU only for {since:.1f} s: heading may drift")
@@ -75,42 +91,94 @@ def _wrap(angle):
     return (angle + np.pi) % (2 * np.pi) - np.pi
 
 
-def fuse_heading(times, segment_quaternion, video_axis, *, tau_s: float = 2.0, min_horizontal: float = 0.2,
-                 bridge_s: float = 2.0) -> FusedSegment:  # fmt: skip
-    """Fuse an IMU segment orientation (n, 4) with the video's long axis (n, 3; NaN where not seen), both on
-    the common timeline ``times`` (n,)."""
-    times = np.asarray(times, dtype=np.float64)
+def heading_disagreement(segment_quaternion, video_axis, *, min_horizontal: float = 0.2):
+    """Per sample (n,): the heading of the video's long axis minus the IMU's (rad, wrapped), the
+    horizontal fraction h of the IMU's long axis (which sizes the disagreement's error, as 1/h), and
+    whether the sample is usable (both axes known, h at least ``min_horizontal``)."""
     imu_axis = long_axis(segment_quaternion)
     video_axis = np.asarray(video_axis, dtype=np.float64)
-    horizontal = np.linalg.norm(video_axis[:, :2], axis=1) / np.maximum(
-        np.linalg.norm(video_axis, axis=1), 1e-12
+    with np.errstate(invalid="ignore"):
+        horizontal = np.linalg.norm(imu_axis[:, :2], axis=1) / np.linalg.norm(imu_axis, axis=1)
+        usable = (
+            np.isfinite(video_axis).all(axis=1)
+            & np.isfinite(imu_axis).all(axis=1)
+            & (np.linalg.norm(video_axis[:, :2], axis=1) > 0)
+            & (horizontal >= min_horizontal)
+        )
+    return _wrap(_heading(video_axis) - _heading(imu_axis)), horizontal, usable
+
+
+def circular_median(angles, weights=None) -> float:
+    """Weighted circular median (rad): the sample angle that minimises the weighted sum of arc distances
+    to the others (Mardia & Jupp, "Directional Statistics", 2000, sec. 2.2.2); NaN for no angles. Robust
+    where a mean is not: a few samples half a turn off move it little."""
+    angles = np.asarray(angles, dtype=np.float64).ravel()
+    if not len(angles):
+        return float("nan")
+    weights = np.ones_like(angles) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    cost = np.abs(_wrap(angles[None, :] - angles[:, None])) @ weights
+    return float(angles[int(np.argmin(cost))])
+
+
+def fuse_heading(times, segment_quaternion, video_axis, *, heading_sigma_deg: float = 20.0,
+                 rate_noise: float = np.radians(0.05), huber_k: float = 1.5, init_s: float = 2.0,
+                 min_horizontal: float = 0.2, bridge_s: float = 2.0) -> FusedSegment:  # fmt: skip
+    """Fuse an IMU segment orientation (n, 4) with the video's long axis (n, 3; NaN where not seen), both on
+    the common timeline ``times`` (n,).
+
+    ``heading_sigma_deg``: the standard deviation of one video sample's heading for a horizontal segment,
+    counting the detector's slow drift (errors correlated over about half a second, so the samples are
+    worth fewer than their number); ``rate_noise``: rad/s per square-root second, how fast the IMU's
+    heading drift rate may change; ``huber_k``: the normalised innovation beyond which a measurement's
+    pull is bounded; ``init_s``: the video seen before the heading is first fixed.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    segment_quaternion = np.asarray(segment_quaternion, dtype=np.float64)
+    n = len(times)
+    disagreement, horizontal, usable = heading_disagreement(
+        segment_quaternion, video_axis, min_horizontal=min_horizontal
     )
-    usable = (
-        np.isfinite(video_axis).all(axis=1)
-        & np.isfinite(imu_axis).all(axis=1)
-        & (horizontal >= min_horizontal)
-    )
-    disagreement = _wrap(_heading(video_axis) - _heading(imu_axis))
-    psi = np.full(len(times), np.nan)
-    since = np.full(len(times), np.inf)
-    current, last_video = np.nan, -np.inf
-    for i, t in enumerate(times):
-        if usable[i]:
-            if np.isnan(current):
-                current = disagreement[i]
-            else:
-                dt = t - times[i - 1] if i else 0.0
-                gain = (1.0 - np.exp(-dt / tau_s)) * horizontal[i]
-                current = _wrap(current + gain * _wrap(disagreement[i] - current))
-            last_video = t
-        psi[i] = current
-        since[i] = t - last_video
+    sigma_h = np.radians(heading_sigma_deg)
+    variance = np.full(n, np.inf)
+    variance[usable] = (sigma_h / horizontal[usable]) ** 2
+    psi = np.full(n, np.nan)
+    psi_sigma = np.full(n, np.nan)
+    since = np.full(n, np.inf)
+    seen = np.flatnonzero(usable)
+    ready = seen[times[seen] >= times[seen[0]] + init_s] if len(seen) else seen
+    if len(ready):
+        start = int(ready[0])
+        window = seen[seen <= start]
+        x = np.array([circular_median(disagreement[window], 1.0 / variance[window]), 0.0])
+        # a median's variance is pi/2 times the mean's; the rate starts at zero, uncertain by 1 deg/s (a
+        # vertical gyroscope bias of that order)
+        p = np.diag([np.pi / 2 / np.sum(1.0 / variance[window]), np.radians(1.0) ** 2])
+        q = rate_noise**2
+        last_video = times[start]
+        psi[start], psi_sigma[start], since[start] = x[0], np.sqrt(p[0, 0]), 0.0
+        for i in range(start + 1, n):
+            dt = times[i] - times[i - 1]
+            f = np.array([[1.0, dt], [0.0, 1.0]])
+            x = f @ x
+            p = f @ p @ f.T + q * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
+            if usable[i]:
+                innovation = _wrap(disagreement[i] - x[0])
+                r = variance[i]
+                normalised = abs(innovation) / np.sqrt(p[0, 0] + r)
+                if normalised > huber_k:  # Huber: bounded influence for a heavy-tailed error
+                    r *= normalised / huber_k
+                gain = p[:, 0] / (p[0, 0] + r)
+                x = x + gain * innovation
+                x[0] = _wrap(x[0])
+                p = p - np.outer(gain, p[0, :])
+                last_video = times[i]
+            psi[i], psi_sigma[i], since[i] = x[0], np.sqrt(p[0, 0]), times[i] - last_video
     turn = Rotation.from_euler("z", np.nan_to_num(psi)[:, None])
     known = np.isfinite(segment_quaternion).all(axis=1)
     imu = Rotation.from_quat(np.where(known[:, None], segment_quaternion, [1.0, 0, 0, 0]), scalar_first=True)
     fused = (turn * imu).as_quat(scalar_first=True)
     fused[np.isnan(psi) | ~known] = np.nan
-    return FusedSegment(times, fused, psi, since, bridge_s)
+    return FusedSegment(times, fused, psi, psi_sigma, since, bridge_s)
 
 
 def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

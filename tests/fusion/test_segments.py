@@ -8,7 +8,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from kinefuse.bench.accuracy import scenario_rows
-from kinefuse.fusion.segments import angle_between, fuse_heading, long_axis
+from kinefuse.fusion.segments import angle_between, circular_median, fuse_heading, long_axis
 from kinefuse.types import Provenance, QualityLevel
 
 
@@ -58,7 +58,41 @@ def test_on_the_synthetic_athlete_fusion_beats_video_alone_and_imu_alone():
 
 
 def test_missing_imu_samples_stay_missing():
-    t, _, imu, video = swinging_segment(n=100)
-    imu[40:50] = np.nan
+    t, _, imu, video = swinging_segment(n=150)
+    imu[100:110] = np.nan
     fused = fuse_heading(t, imu, video)
-    assert np.isnan(fused.quaternion[40:50]).all() and np.isfinite(fused.quaternion[60:]).all()
+    assert np.isfinite(fused.quaternion[80:100]).all() and np.isnan(fused.quaternion[100:110]).all()
+    assert np.isfinite(fused.quaternion[110:]).all()
+
+
+def test_the_heading_is_not_fixed_from_one_wild_sample():
+    """The first video samples pointing the wrong way (an axis flipped end for end, as a near-vertical
+    segment's noisy axis can be) must not set the heading: it is fixed from the median of the first
+    ``init_s`` of video, and nothing is reported before that."""
+    t, truth, imu, video = swinging_segment()
+    fused_clean = fuse_heading(t, imu, video)
+    first = int(np.flatnonzero(np.isfinite(fused_clean.heading_correction))[0])
+    assert t[first] >= 2.0 and np.isnan(fused_clean.quaternion[:first]).all()
+    assert fused_clean.provenance(first - 1) is None
+    seen = np.flatnonzero(np.linalg.norm(video[:, :2], axis=1) > 0.3)
+    video[seen[:8]] *= -1.0  # half a turn off
+    fused = fuse_heading(t, imu, video)
+    error = angle_between(long_axis(fused.quaternion), truth.apply([0.0, 0.0, -1.0]))
+    assert np.nanmax(error) < 3.0
+
+
+def test_heavy_tailed_video_errors_have_a_bounded_pull():
+    """One video sample in ten pointing anywhere (a detector's heavy tail) moves the heading little."""
+    t, truth, imu, video = swinging_segment()
+    rng = np.random.default_rng(1)
+    wild = rng.random(len(t)) < 0.1
+    video[wild] = rng.normal(size=(wild.sum(), 3))
+    fused = fuse_heading(t, imu, video)
+    error = angle_between(long_axis(fused.quaternion), truth.apply([0.0, 0.0, -1.0]))
+    assert np.max(error[150:]) < 3.0
+
+
+def test_circular_median_wraps_and_weighs():
+    assert abs(abs(circular_median([3.10, -3.10, 3.12, 0.0])) - 3.10) < 0.05  # across +-pi, not 0
+    assert circular_median([0.0, 1.0, 2.0], [1.0, 1.0, 10.0]) == 2.0
+    assert np.isnan(circular_median([]))

@@ -6,8 +6,8 @@ The cameras' 2D keypoints are resampled onto a common 30 Hz timeline (each on it
 validity) and triangulated; the straps' samples go through the orientation filter (6D: these straps have
 no magnetometer) and are slerped onto the same timeline. The straps' mounting on their segments is taken
 from the scenario (a sensor-to-segment calibration, which a real session gets from a calibration pose).
-"IMU alone" gets one heading alignment to the video world, from the first ``_ALIGN_S`` seconds, and then
-runs on its own, as after a calibration pose.
+"IMU alone" gets one heading alignment to the video world, from the first ``_ALIGN_S`` seconds (the
+circular median of the heading disagreements there), and then runs on its own, as after a calibration pose.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from scipy.spatial.transform import Rotation
 from kinefuse.bench import make_row
 from kinefuse.camera_calibration import triangulate
 from kinefuse.fusion.orientation_filter import OrientationFilter
-from kinefuse.fusion.segments import angle_between, fuse_heading, long_axis, segment_quaternion
+from kinefuse.fusion.segments import (
+    angle_between,
+    circular_median,
+    fuse_heading,
+    heading_disagreement,
+    long_axis,
+    segment_quaternion,
+)
 from kinefuse.fusion.timeline import common_grid, resample, resample_quaternions
 from kinefuse.sim.detector_model import KEYPOINT_SETS
 
@@ -119,10 +126,12 @@ def _relative(stored: dict, zero_ns: int) -> dict:
 
 
 def _aligned_once(grid, quaternions, video_axis) -> np.ndarray:
-    """The strap's long axis turned once by the mean heading disagreement of the first ``_ALIGN_S`` seconds."""
-    first = fuse_heading(grid, quaternions, video_axis)
-    known = np.flatnonzero(np.isfinite(first.heading_correction) & (grid <= grid[0] + _ALIGN_S))
-    psi = first.heading_correction[known[-1]] if len(known) else np.nan
+    """The strap's long axis turned once by the heading disagreement with the video over the first
+    ``_ALIGN_S`` seconds: their weighted circular median (weights h², as the fusion's measurement
+    variances), since one sample's disagreement can be tens of degrees off."""
+    disagreement, horizontal, usable = heading_disagreement(quaternions, video_axis)
+    window = usable & (grid <= grid[0] + _ALIGN_S)
+    psi = circular_median(disagreement[window], horizontal[window] ** 2)
     axis = Rotation.from_euler("z", float(np.nan_to_num(psi))).apply(np.nan_to_num(long_axis(quaternions)))
     axis[~np.isfinite(long_axis(quaternions)).all(axis=1)] = np.nan
     return axis if np.isfinite(psi) else np.full_like(axis, np.nan)
