@@ -139,8 +139,8 @@ def _clock_rows(name: str, simulation: Simulation, db, reader) -> list[dict]:
 
 
 def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dict]:
-    """Offset between a shank strap's and a camera's aligned timelines, from the shank's angular speed seen
-    by both, against the truth (each stream's aligned-time error is known from the sample numbers)."""
+    """Offset between a shank strap's and a camera's aligned timelines, from the shank's angular velocity
+    seen by both, against the truth (each stream's aligned-time error is known from the sample numbers)."""
     metric = "cross-modal IMU-camera offset error"
     shank = next((d for d in simulation.imus if d.segment.endswith("_shank")), None)
     camera = simulation.cameras[0] if simulation.cameras else None
@@ -166,7 +166,10 @@ def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dic
     )
     estimate = estimate_offset(imu_t, np.asarray(imu["gyr"], dtype=np.float64), mid, rate)
     truth = np.median(imu_t - imu["seq"] / shank.rate_hz) - np.median(cam_t - frames["seq"] / camera.fps)
-    note = f"{shank.name} against {camera.name}, {side} knee-ankle angular speed; correlation {estimate.confidence:.2f}"
+    note = f"{shank.name} against {camera.name}, {side} knee-ankle angular velocity"
+    note += f"; correlation {estimate.confidence:.2f}"
+    if estimate.uncertainty_s is not None:
+        note += f", lag standard error {estimate.uncertainty_s * 1e3:.1f} ms"
     if not estimate.sufficient:
         return [make_row(name, metric, "ms", None, "lower", note=f"{estimate.reason}; {note}")]
     return [make_row(name, metric, "ms", abs(estimate.offset_s - truth) * 1e3, "lower", note=note)]

@@ -1,13 +1,39 @@
 """Cross-modal time offset: how far a camera's timeline is from an IMU's, found by correlating a segment's
-angular speed seen by both.
+angular velocity seen by both.
 
-The IMU gives the segment's angular speed |gyr| directly. The camera gives the in-image angle of the
-segment (proximal to distal keypoint), whose rate is the rotation about the viewing axis; for a segment
-swinging across the view (a shank seen from the side while walking) it carries the same rhythm. Both
-are resampled onto a common grid (with validity: nothing across gaps), standardised over the samples
-valid in both, and correlated over lags up to ``max_lag_s``; the best lag is refined to a fraction of a
-grid step by the parabola through the peak and its neighbours. The confidence is the Pearson correlation
-at that lag; below ``min_correlation`` the estimate is "insufficient data" with the reason.
+The camera gives the in-image angle of the segment (proximal to distal keypoint); its rate is the
+segment's rotation about the viewing axis, which for a segment swinging across the view (a shank seen
+from the side while walking) is its angular velocity in the plane of motion. A keypoint detector's error
+is heavy-tailed and slowly drifting (docs/simulation.md, "The detector model against MoveNet"), and
+differencing consecutive frames amplifies it, so the rate is the slope of a local cubic fitted to the
+angle over ``half_window_s`` either side of each frame, weighted by confidence and made robust by
+bisquare reweighting (Cleveland 1979, robust locally weighted regression; Beaton & Tukey 1974's 4.685
+scale units), started from a Theil-Sen line (Sen 1968) so that an outlier at a window's edge cannot
+hide itself by pulling the cubic. With evenly spaced frames and no reweighting it is the Savitzky &
+Golay 1964 derivative filter; here the frames come as they are: dropped, jittered. A cubic rather
+than a quadratic follows the sharp turns of a movement (a foot strike) where the reweighting would
+otherwise discount one side of the window. Only frames whose window is seen on both sides give a
+rate: a one-sided fit at the edge of an occlusion is biased, and occlusions recur at the same phase of
+a movement, so that bias would not average out.
+
+The gyroscope gives the same rotation, signed, about the segment's dominant axis: the principal axis of
+the angular velocity over the recording (the mediolateral axis of a swinging shank; a camera in front
+sees the frontal-plane rotation instead, which the dominant axis does not carry). Its projection, less
+its mean (the gyroscope's bias: a swinging segment makes no net turn), is smoothed by the local fit's
+equivalent kernel over the same half-width, so that both signals see the same band. Both are resampled
+onto a common grid (with validity: nothing across gaps) and compared over lags up to ``max_lag_s`` by
+the uncentred correlation (Tucker's 1951 congruence coefficient) over the samples valid in both: the
+camera's rate keeps its own zero, as the rate of a bounded angle has one. Re-centring at each lag would
+let a time shift pass for a constant where the camera sees only one phase of a movement (an ankle
+hidden around every foot strike), so that many lags fit alike. The camera's sign convention and the
+strap's mounting fix the sign, which is not known here: the peak of the correlation's magnitude is
+taken, refined to a fraction of a grid step by the parabola through it and its neighbours.
+
+The confidence is that magnitude at the peak. The estimate is "insufficient data", with the reason,
+when the confidence is below ``min_correlation``; when another lobe of the correlation (another cycle of
+a rhythm, or the mirror image of another phase, the sign being unknown) comes within ``min_margin`` of
+the peak; or when the lag's delete-a-block jackknife standard error (Kuensch 1989) over ``blocks`` blocks
+of the grid, reported as ``uncertainty_s``, exceeds ``max_uncertainty_s``.
 Windowed offsets along the recording give the relative skew by a least-squares line.
 """
 
@@ -19,15 +45,20 @@ import numpy as np
 
 from kinefuse.fusion.timeline import common_grid, resample
 
+HALF_WINDOW_S = 0.2  # the angle's local fit: ±6 frames at 30 fps
+_DEGREE = 3  # of the local polynomial; the IMU's matching kernel is computed from the same
+_BISQUARE = 4.685 * 1.4826  # Beaton & Tukey's tuning constant, in median absolute residuals
+
 
 @dataclasses.dataclass(frozen=True)
 class OffsetEstimate:
     """Add ``offset_s`` to the camera's times to put them on the IMU's timeline."""
 
     offset_s: float | None
-    confidence: float  # Pearson correlation at the chosen lag (0 when nothing could be compared)
+    confidence: float  # |uncentred correlation| at the chosen lag (0 when nothing could be compared)
     samples: int  # grid samples valid in both streams
     reason: str = ""  # why offset_s is None
+    uncertainty_s: float | None = None  # jackknife standard error of the lag
 
     @property
     def sufficient(self) -> bool:
@@ -47,60 +78,208 @@ class SkewEstimate:
 
 
 def segment_angle_rate(times, keypoints, proximal: int, distal: int, min_confidence: float = 0.3,
-                       max_gap_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """In-image angular rate (rad/s) of the segment from keypoint ``proximal`` to ``distal``, at the midpoints
-    of consecutive frames that both see both keypoints and are at most ``max_gap_s`` apart."""
+                       max_gap_s: float = 0.1, half_window_s: float = HALF_WINDOW_S,
+                       iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """In-image angular rate (rad/s) of the segment from keypoint ``proximal`` to ``distal``, at the times
+    of frames that see both keypoints (above ``min_confidence``) and whose neighbours within
+    ``half_window_s`` either side, joined by steps of at most ``max_gap_s``, reach to both ends of the
+    window: the slope of a cubic fitted to the angle there, weighted by the lesser confidence and made
+    robust to outliers by ``iterations`` rounds of bisquare reweighting (Cleveland 1979)."""
     times = np.asarray(times, dtype=np.float64)
     keypoints = np.asarray(keypoints, dtype=np.float64)
+    order = np.argsort(times, kind="stable")
+    times, keypoints = times[order], keypoints[order]
     vector = keypoints[:, distal, :2] - keypoints[:, proximal, :2]
-    seen = (keypoints[:, [proximal, distal], 2] > min_confidence).all(axis=1) & np.isfinite(vector).all(
-        axis=1
+    confidence = keypoints[:, [proximal, distal], 2]
+    seen = (confidence > min_confidence).all(axis=1) & np.isfinite(vector).all(axis=1)
+    # a repeated stamp (a stamp dropped) says nothing new
+    seen &= np.concatenate([[True], np.diff(times) > 0])
+    t, angle, weight = times[seen], np.arctan2(vector[seen, 1], vector[seen, 0]), confidence[seen].min(axis=1)
+    n = len(t)
+    if n < _DEGREE + 2:
+        return np.empty(0), np.empty(0)
+    step = float(np.median(np.diff(t)))
+    reach = int(np.ceil(half_window_s / step)) + 1
+    neighbour = np.arange(n)[:, None] + np.arange(-reach, reach + 1)[None, :]
+    inside = (neighbour >= 0) & (neighbour < n)
+    neighbour = np.clip(neighbour, 0, n - 1)
+    dt = t[neighbour] - t[:, None]
+    run = np.cumsum(np.concatenate([[0], np.diff(t) > max_gap_s]))  # frames joined by short steps
+    inside &= (np.abs(dt) <= half_window_s + 1e-9) & (run[neighbour] == run[:, None])
+    edge = half_window_s - 1.5 * step  # the window is seen to within a frame and a half of both ends
+    usable = (np.where(inside, dt, np.inf).min(axis=1) <= -edge) & (
+        np.where(inside, dt, -np.inf).max(axis=1) >= edge
     )
-    angle = np.arctan2(vector[:, 1], vector[:, 0])
-    step = np.diff(times)
-    # two frames stamped alike (a dropped stamp repeated) give no rate at all
-    usable = seen[1:] & seen[:-1] & (step > 0) & (step <= max_gap_s)
-    change = (np.diff(angle) + np.pi) % (2 * np.pi) - np.pi
-    return (times[1:] + times[:-1])[usable] / 2, change[usable] / step[usable]
+    usable &= inside.sum(axis=1) >= _DEGREE + 2
+    neighbour, inside, u = neighbour[usable], inside[usable], dt[usable] / half_window_s
+    if not len(neighbour):
+        return np.empty(0), np.empty(0)
+    # angles relative to the frame's own, so the fit never meets the ±π wrap
+    y = (angle[neighbour] - angle[usable][:, None] + np.pi) % (2 * np.pi) - np.pi
+    prior = np.where(inside, weight[neighbour], 0.0)
+    rows = max(1, 2**20 // inside.shape[1] ** 2)  # a bounded working set, however long the recording
+    slope = np.concatenate([_robust_slope(y[i : i + rows], u[i : i + rows], inside[i : i + rows],
+                                          prior[i : i + rows], iterations)
+                            for i in range(0, len(y), rows)])  # fmt: skip
+    return t[usable], slope / half_window_s
+
+
+def _robust_slope(y: np.ndarray, u: np.ndarray, inside: np.ndarray, prior: np.ndarray, iterations: int):
+    """Per row, the slope at u = 0 of the cubic fitted to (u, y) where ``inside``, weighted by ``prior``
+    and bisquare-reweighted ``iterations`` times."""
+    design = np.stack([u**power for power in range(_DEGREE + 1)], axis=-1)
+    # the first weights from the residuals of a Theil-Sen line (Sen 1968), which a point far off at the
+    # window's edge cannot pull, as it pulls a least-squares cubic there
+    pair = inside[:, :, None] & inside[:, None, :] & (u[:, :, None] < u[:, None, :])
+    pairwise = (y[:, None, :] - y[:, :, None]) / np.where(pair, u[:, None, :] - u[:, :, None], 1.0)
+    slope = np.nanmedian(np.where(pair, pairwise, np.nan).reshape(len(y), -1), axis=1)[:, None]
+    level = np.nanmedian(np.where(inside, y - slope * u, np.nan), axis=1)[:, None]
+    w = prior * _bisquare(np.abs(y - level - slope * u), inside)
+    for iteration in range(iterations + 1):
+        normal = np.einsum("nk,nki,nkj->nij", w, design, design) + 1e-12 * np.eye(_DEGREE + 1)
+        coefficients = np.linalg.solve(normal, np.einsum("nk,nki,nk->ni", w, design, y)[..., None])[..., 0]
+        if iteration < iterations:
+            w = prior * _bisquare(np.abs(y - np.einsum("nki,ni->nk", design, coefficients)), inside)
+    return coefficients[:, 1]
+
+
+def _bisquare(residual: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Tukey's bisquare weights of each row's residuals, scaled by the row's median absolute residual."""
+    scale = _BISQUARE * np.nanmedian(np.where(inside, residual, np.nan), axis=1, keepdims=True)
+    ratio = residual / np.maximum(scale, 1e-12)  # the floor: an exact fit leaves nothing to reweight
+    return np.where(inside & (ratio < 1.0), (1.0 - ratio * ratio) ** 2, 0.0)
 
 
 def estimate_offset(imu_times, gyr, camera_times, angle_rate, *, max_lag_s: float = 0.5, rate_hz: float = 200.0,
-                    min_correlation: float = 0.5, min_samples: int = 400) -> OffsetEstimate:  # fmt: skip
-    """The offset to add to camera times (of ``angle_rate``, from ``segment_angle_rate``) to match the IMU's."""
+                    min_correlation: float = 0.5, min_samples: int = 400, smoothing_s: float = HALF_WINDOW_S,
+                    min_margin: float = 0.1, max_uncertainty_s: float = 0.01,
+                    blocks: int = 10) -> OffsetEstimate:  # fmt: skip
+    """The offset to add to camera times (of ``angle_rate``, from ``segment_angle_rate`` with
+    ``half_window_s`` = ``smoothing_s``) to match the IMU's (``gyr``: angular velocity, n x 3 or n)."""
     imu_times, camera_times = (
         np.asarray(imu_times, dtype=np.float64),
         np.asarray(camera_times, dtype=np.float64),
     )
+    gyr, angle_rate = np.asarray(gyr, dtype=np.float64), np.asarray(angle_rate, dtype=np.float64)
+    if len(imu_times) < 2 or len(camera_times) < 2:
+        return OffsetEstimate(
+            None, 0.0, 0, f"insufficient data: fewer than {min_samples} samples seen by both"
+        )
     start = max(imu_times[0], camera_times[0]) - max_lag_s
     end = min(imu_times[-1], camera_times[-1]) + max_lag_s
     if end - start <= 2 * max_lag_s:
         return OffsetEstimate(None, 0.0, 0, "insufficient data: the IMU and camera recordings do not overlap")
     grid = common_grid(start, end, rate_hz)
-    speed_imu, valid_imu = resample(*_ordered(imu_times, np.linalg.norm(gyr, axis=1)), grid, max_gap_s=0.1)
-    speed_cam, valid_cam = resample(*_ordered(camera_times, np.abs(angle_rate)), grid, max_gap_s=0.1)
+    imu, valid_imu = resample(*_ordered(imu_times, _dominant_rate(gyr)), grid, max_gap_s=0.1)
+    imu, valid_imu = _smoothed(imu, valid_imu, smoothing_s, rate_hz)
+    if valid_imu.any():
+        imu = imu - imu[valid_imu].mean()  # the gyroscope's bias: a swinging segment's mean rate is nil
+    cam, valid_cam = resample(*_ordered(camera_times, angle_rate), grid, max_gap_s=0.1)
+    imu, cam = np.where(valid_imu, imu, 0.0), np.where(valid_cam, cam, 0.0)
     lags = np.arange(-int(max_lag_s * rate_hz), int(max_lag_s * rate_hz) + 1)
-    scores = np.array(
-        [_correlation(speed_imu, valid_imu, speed_cam, valid_cam, lag, min_samples) for lag in lags]
-    )
-    if not np.isfinite(scores).any():
+    block = np.minimum(np.arange(len(grid)) * blocks // len(grid), blocks - 1)
+    # per lag and block: sums of imu * cam, imu^2, cam^2 and the count over the samples valid in both
+    sums = np.zeros((len(lags), 4, blocks))
+    for row, lag in enumerate(lags):
+        ia, ib = _shifted(len(grid), lag)
+        both = (valid_imu[ia] & valid_cam[ib]).astype(np.float64)
+        a, b, where = imu[ia] * both, cam[ib] * both, block[ia]
+        for column, value in enumerate((a * b, a * a, b * b, both)):
+            sums[row, column] = np.bincount(where, value, minlength=blocks)
+    counts = sums[:, 3].sum(axis=1)
+    scores = _scores(sums.sum(axis=2), counts >= min_samples)
+    lag, best = _peak(scores)
+    if best < 0:
         return OffsetEstimate(
             None, 0.0, 0, f"insufficient data: fewer than {min_samples} samples seen by both"
         )
-    best = int(np.nanargmax(scores))
-    peak = float(scores[best])
-    samples = int(
-        np.sum(valid_imu[_shifted(len(grid), lags[best])[0]] & valid_cam[_shifted(len(grid), lags[best])[1]])
-    )
+    peak, samples = float(scores[best]), int(counts[best])
     if peak < min_correlation:
         return OffsetEstimate(
             None, peak, samples, f"insufficient data: correlation {peak:.2f} < {min_correlation}"
         )
+    rival = _rival(scores, best)
+    if rival is not None and scores[rival] > peak - min_margin:
+        return OffsetEstimate(None, peak, samples,
+                              f"insufficient data: a lag {(rival - best) / rate_hz * 1e3:+.0f} ms away fits about as "
+                              f"well (correlation {scores[rival]:.2f} against {peak:.2f})")  # fmt: skip
+    left_out = np.array([_peak(_scores(sums.sum(axis=2) - sums[:, :, k], counts - sums[:, 3, k] >= min_samples))[0]
+                         for k in range(blocks)])  # fmt: skip
+    uncertainty = float(np.sqrt((blocks - 1) / blocks * np.sum((left_out - left_out.mean()) ** 2)) / rate_hz)
+    if not uncertainty <= max_uncertainty_s:
+        return OffsetEstimate(None, peak, samples,
+                              f"insufficient data: lag uncertain by {uncertainty * 1e3:.1f} ms "
+                              f"(more than {max_uncertainty_s * 1e3:g})", uncertainty)  # fmt: skip
+    return OffsetEstimate(float(lag / rate_hz), peak, samples, uncertainty_s=uncertainty)
+
+
+def _dominant_rate(gyr: np.ndarray) -> np.ndarray:
+    """Angular velocity about its principal axis (of the uncentred second moment), signed."""
+    if gyr.ndim == 1:
+        return gyr
+    finite = np.isfinite(gyr).all(axis=1)
+    if not finite.any():
+        return np.full(len(gyr), np.nan)
+    axis = np.linalg.svd(gyr[finite], full_matrices=False)[2][0]
+    return gyr @ axis
+
+
+def _smoothed(values: np.ndarray, valid: np.ndarray, half_width_s: float, rate_hz: float):
+    """``values`` (a rate on the grid) through the local fit's equivalent kernel, valid where the whole
+    window is."""
+    kernel = _equivalent_kernel(int(round(half_width_s * rate_hz)))
+    total = np.convolve(np.where(valid, values, 0.0), kernel, mode="same")
+    whole = np.convolve(valid.astype(np.float64), np.ones(len(kernel)), mode="same") > len(kernel) - 0.5
+    return np.where(whole, total, np.nan), whole
+
+
+def _equivalent_kernel(m: int) -> np.ndarray:
+    """Weights (2m + 1, summing to 1) that a rate sampled evenly gets in the slope of the local polynomial
+    fitted to its integral over ±m samples: the slope is sum_j w_j angle_j, and angle_j sums the rate
+    over the steps before sample j, so the step from i to i + 1 weighs sum_{j > i} w_j; each step's weight
+    is shared between its two ends. A quadratic gives the Epanechnikov kernel; a cubic, a narrower one
+    with negative flanks."""
+    if m < 1:
+        return np.ones(1)
+    u = np.arange(-m, m + 1) / m
+    slope = np.linalg.pinv(np.stack([u**power for power in range(_DEGREE + 1)], axis=-1))[1]
+    steps = np.cumsum(slope[::-1])[::-1][1:]  # the 2m steps between samples
+    kernel = 0.5 * (np.concatenate([[0.0], steps]) + np.concatenate([steps, [0.0]]))
+    return kernel / kernel.sum()
+
+
+def _scores(sums: np.ndarray, enough: np.ndarray) -> np.ndarray:
+    """The magnitude of the uncentred correlation per lag, from per-lag sums of a*b, a^2, b^2 (NaN where
+    too few samples are valid in both)."""
+    denominator = np.sqrt(sums[:, 1] * sums[:, 2])
+    positive = enough & (denominator > 0)
+    return np.where(positive, np.abs(sums[:, 0]) / np.where(positive, denominator, 1.0), np.nan)
+
+
+def _peak(scores: np.ndarray) -> tuple[float, int]:
+    """The highest score's lag in grid steps from the middle, refined by a parabola, and its index."""
+    if not np.isfinite(scores).any():
+        return np.nan, -1
+    best = int(np.nanargmax(scores))
     refine = 0.0
-    if 0 < best < len(lags) - 1 and np.isfinite(scores[best - 1]) and np.isfinite(scores[best + 1]):
-        curvature = scores[best - 1] - 2 * peak + scores[best + 1]
+    if 0 < best < len(scores) - 1 and np.isfinite(scores[best - 1]) and np.isfinite(scores[best + 1]):
+        curvature = scores[best - 1] - 2 * scores[best] + scores[best + 1]
         if curvature < 0:
             refine = 0.5 * (scores[best - 1] - scores[best + 1]) / curvature
-    return OffsetEstimate(float((lags[best] + refine) / rate_hz), peak, samples)
+    return best - len(scores) // 2 + refine, best
+
+
+def _rival(scores: np.ndarray, best: int) -> int | None:
+    """The index of the highest score outside the best one's lobe (where the scores fall away from it)."""
+    finite = np.where(np.isfinite(scores), scores, -np.inf)
+    left = best
+    while left > 0 and finite[left - 1] <= finite[left]:
+        left -= 1
+    right = best
+    while right < len(finite) - 1 and finite[right + 1] <= finite[right]:
+        right += 1
+    outside = np.concatenate([finite[:left], np.full(right - left + 1, -np.inf), finite[right + 1 :]])
+    return int(np.argmax(outside)) if np.isfinite(outside).any() else None
 
 
 def _ordered(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,17 +293,6 @@ def _ordered(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _shifted(n: int, lag: int) -> tuple[slice, slice]:
     """Index ranges pairing IMU sample i with camera sample i - lag (the camera shifted later by lag)."""
     return (slice(lag, n), slice(0, n - lag)) if lag >= 0 else (slice(0, n + lag), slice(-lag, n))
-
-
-def _correlation(a, valid_a, b, valid_b, lag: int, min_samples: int) -> float:
-    ia, ib = _shifted(len(a), lag)
-    both = valid_a[ia] & valid_b[ib]
-    if both.sum() < min_samples:
-        return np.nan
-    x, y = a[ia][both], b[ib][both]
-    x, y = x - x.mean(), y - y.mean()
-    denominator = np.sqrt(np.sum(x * x) * np.sum(y * y))
-    return float(np.sum(x * y) / denominator) if denominator > 0 else np.nan
 
 
 def estimate_skew(imu_times, gyr, camera_times, angle_rate, *, window_s: float = 20.0, step_s: float = 5.0,
