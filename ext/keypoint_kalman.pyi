@@ -8,6 +8,7 @@ FILLED: int
 REJECTED: int
 MISSING: int
 STATE_VERSION: int
+ROBUST_ITERATIONS: int
 
 def filter_track(
     times: npt.NDArray[np.float64],
@@ -20,6 +21,9 @@ def filter_track(
     max_gap_s: float = ...,
     init_velocity_sigma: float = ...,
     init_acceleration_sigma: float = ...,
+    confidence_power: float = ...,
+    measurement_dof: float = ...,
+    robust_after: int = ...,
 ) -> dict[str, np.ndarray]: ...
 def rts_smooth(
     times: npt.NDArray[np.float64], filtered: dict[str, np.ndarray], dim: int = ..., q: float = ...
@@ -35,6 +39,9 @@ def smooth_track(
     max_gap_s: float = ...,
     init_velocity_sigma: float = ...,
     init_acceleration_sigma: float = ...,
+    confidence_power: float = ...,
+    measurement_dof: float = ...,
+    robust_after: int = ...,
 ) -> dict[str, np.ndarray]: ...
 
 Emitted = tuple[float, np.ndarray, np.ndarray, np.ndarray]
@@ -57,6 +64,9 @@ class LiveKeypointFilter:
         init_acceleration_sigma: float = ...,
         lag_s: float = ...,
         capacity: int = ...,
+        confidence_power: float = ...,
+        measurement_dof: float = ...,
+        robust_after: int = ...,
     ) -> None: ...
     def begin_frame(self, t: float) -> list[Emitted]: ...
     def step(self, k: int, x: float, y: float, confidence: float) -> int: ...

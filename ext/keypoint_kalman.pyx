@@ -5,14 +5,25 @@ velocity) or constant acceleration (position, velocity, acceleration), driven by
 spectral density ``q`` on the highest derivative (Bar-Shalom, Li & Kirubarajan, "Estimation with
 Applications to Tracking and Navigation", 2001, sec. 6.2; the same Q as filterpy's
 ``Q_continuous_white_noise``). Frames may come at any interval. The measurement is the position, with
-standard deviation ``r0 / confidence`` pixels (a detector is less sure, and less right, at low confidence),
-so x and y share one covariance: the filter keeps one covariance and two state vectors per keypoint.
+scale ``r0 * confidence ^ -confidence_power`` pixels (``r0 / confidence`` by default: a detector is less
+sure, and less right, at low confidence), the same for x and y: the filter keeps one covariance and two
+state vectors per keypoint.
+
+The measurement noise is Gaussian, or with ``measurement_dof`` finite Student-t (heavy-tailed, as a
+pose detector's jitter is): N(0, R / w) with w ~ Gamma(dof / 2, dof / 2), one w per keypoint and frame
+shared by x and y. Its update is the variational Bayes one (Agamennoni, Nieto & Nebot, "An outlier-robust
+Kalman filter", ICRA 2011; Roth, Ozkan & Gustafsson, ICASSP 2013): the Kalman update with R / w, w the
+expected weight given the posterior, iterated ``ROBUST_ITERATIONS`` times from w = 1 (the Gaussian update),
+so a far detection counts for less instead of fully up to the gate. A track segment's first
+``robust_after`` detections (default 2 dim + 1) are taken with w = 1: the first two fix a velocity, and if
+one was an outlier the robust update would hold the good detections that follow against it. The filter
+stays linear given the weights, so the smoothers below are unchanged.
 
 Per frame and keypoint the outcome is one of ``MEASURED`` (the detection updated the estimate),
 ``FILLED`` (no usable detection: the estimate is the prediction), ``REJECTED`` (a detection failed the
-Mahalanobis gate, d² = (ex² + ey²) / S > ``gate``, and was left out; the estimate is the prediction) and
-``MISSING`` (nothing measured for longer than ``max_gap_s``, or never: no estimate, NaN). The next detection
-after MISSING starts a new track segment, which the smoother never crosses.
+Mahalanobis gate, d² = (ex² + ey²) / S > ``gate`` with S from the nominal R, and was left out; the estimate
+is the prediction) and ``MISSING`` (nothing measured for longer than ``max_gap_s``, or never: no estimate,
+NaN). The next detection after MISSING starts a new track segment, which the smoother never crosses.
 
 The update uses the Joseph form, P = (I - KH) P (I - KH)' + K R K', like filterpy. Smoothing is the
 Rauch-Tung-Striebel backward pass (Rauch, Tung & Striebel, AIAA J 3:1445, 1965): offline over whole
@@ -25,7 +36,7 @@ both agree, and that both agree with filterpy's KalmanFilter and rts_smoother.
 """
 
 cimport cython
-from libc.math cimport NAN, isfinite, isnan
+from libc.math cimport INFINITY, NAN, isfinite, isnan, pow
 
 import numpy as np
 
@@ -36,7 +47,12 @@ cdef enum:
     _MISSING = 3
 
 MEASURED, FILLED, REJECTED, MISSING = _MEASURED, _FILLED, _REJECTED, _MISSING
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the model gained confidence_power, measurement_dof and robust_after
+# Fixed-point iterations of the Student-t update's weight (_robust_weight). A fixed count keeps the kernel
+# and its twin on the same operations; on the packaged scenarios 3 remove as much jitter as 5, and 20
+# (about converged) a little less: the converged weight discounts a far detection harder.
+cdef int _ROBUST_ITERATIONS = 3
+ROBUST_ITERATIONS = _ROBUST_ITERATIONS
 
 
 cdef struct Model:
@@ -48,10 +64,14 @@ cdef struct Model:
     double max_gap_s
     double init_velocity_sigma
     double init_acceleration_sigma
+    double power
+    double nu
+    int robust_after
 
 
 cdef Model _model(int dim, double q, double r0, double min_confidence, double gate, double max_gap_s,
-                  double init_velocity_sigma, double init_acceleration_sigma) except *:
+                  double init_velocity_sigma, double init_acceleration_sigma, double power=1.0,
+                  double nu=INFINITY, int robust_after=-1) except *:
     if dim != 2 and dim != 3:
         raise ValueError(f"dim must be 2 (constant velocity) or 3 (constant acceleration), got {dim}")
     for name, value in (("q", q), ("r0", r0), ("gate", gate), ("max_gap_s", max_gap_s),
@@ -61,9 +81,17 @@ cdef Model _model(int dim, double q, double r0, double min_confidence, double ga
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     if not 0.0 <= min_confidence < 1.0:
         raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence!r}")
+    if not (isfinite(power) and power >= 0.0):
+        raise ValueError(f"confidence_power must be a non-negative finite number, got {power!r}")
+    if not nu > 0.0:  # infinity (a Gaussian) included, NaN refused
+        raise ValueError(f"measurement_dof must be positive (infinity: Gaussian), got {nu!r}")
     cdef Model m
     m.dim, m.q, m.r0, m.min_confidence, m.gate = dim, q, r0, min_confidence, gate
     m.max_gap_s, m.init_velocity_sigma, m.init_acceleration_sigma = max_gap_s, init_velocity_sigma, init_acceleration_sigma
+    m.power, m.nu = power, nu
+    m.robust_after = 2 * dim + 1 if robust_after < 0 else robust_after
+    if not 1 <= m.robust_after <= 100:
+        raise ValueError(f"robust_after must be in 1..100, got {robust_after}")
     return m
 
 
@@ -173,49 +201,77 @@ cdef inline bint _usable(const Model* m, double zx, double zy, double c) noexcep
 
 
 cdef inline double _measurement_variance(const Model* m, double c) noexcept nogil:
-    cdef double sigma = m.r0 / c
+    cdef double sigma = m.r0 / c if m.power == 1.0 else m.r0 * pow(c, -m.power)
     return sigma * sigma
 
 
-cdef inline int _step(int d, const Model* m, bint* alive, double* last_measured, double t, double dt,
+cdef inline double _robust_weight(const Model* m, double e2, double P00, double R) noexcept nogil:
+    """The Student-t measurement update's weight w (the update then uses R / w): the variational Bayes
+    iteration (Agamennoni, Nieto & Nebot 2011; Roth, Ozkan & Gustafsson 2013) for a 2D position whose
+    noise is N(0, R / w I) with w ~ Gamma(nu / 2, nu / 2), one w per keypoint and frame (x and y share it,
+    so they keep one covariance). Given w, the posterior leaves the residual e / u and the position variance
+    P00 / u, u = 1 + w P00 / R, so E[w] = (nu + 2) / (nu + (|e / u|² + 2 P00 / u) / R)
+    = (nu + 2) u² / (nu u² + 2 rho u + eps), rho = P00 / R, eps = |e|² / R: iterated ``ROBUST_ITERATIONS``
+    times from w = 1 (the Gaussian update), in scalars, one division each."""
+    cdef double w = 1.0, u, rho, eps
+    cdef int i
+    if not isfinite(m.nu):
+        return 1.0
+    rho = P00 / R
+    eps = e2 / R
+    for i in range(_ROBUST_ITERATIONS):
+        u = 1.0 + w * rho
+        w = (m.nu + 2.0) * u * u / (m.nu * u * u + 2.0 * rho * u + eps)
+    return w
+
+
+cdef inline int _step(int d, const Model* m, int* used, double* last_measured, double t, double dt,
                       double zx, double zy, double c, double* x, double* P,
                       double* xp, double* Pp, bint* starts) noexcept nogil:
     """One keypoint, one frame: predict over dt (if the track is alive), then use the detection. xp/Pp get
-    the prediction (NaN when there is none); x/P end as the filtered estimate. Returns the status."""
+    the prediction (NaN when there is none); x/P end as the filtered estimate. Returns the status. ``used``
+    counts the detections the track segment has used, up to ``robust_after`` (0: no track)."""
     cdef double F[9]
     cdef double Q[9]
-    cdef double R, e2
+    cdef double R, e2, ex, ey, w
     cdef int i
     cdef bint usable = _usable(m, zx, zy, c)
     starts[0] = False
-    if alive[0]:
+    if used[0]:
         _transition(d, m, dt, F, Q)
         _predict(d, F, Q, x, P)
     for i in range(6):
-        xp[i] = x[i] if alive[0] else NAN
+        xp[i] = x[i] if used[0] else NAN
     for i in range(9):
-        Pp[i] = P[i] if alive[0] else NAN
-    if alive[0] and not usable and t - last_measured[0] > m.max_gap_s:
-        alive[0] = False
-    if not alive[0]:
+        Pp[i] = P[i] if used[0] else NAN
+    if used[0] and not usable and t - last_measured[0] > m.max_gap_s:
+        used[0] = 0
+    if not used[0]:
         if not usable:
             return _MISSING
         R = _measurement_variance(m, c)
         _start(m, zx, zy, R, x, P)
-        alive[0] = True
+        used[0] = 1
         last_measured[0] = t
         starts[0] = True
         return _MEASURED
     if not usable:
         return _FILLED
     R = _measurement_variance(m, c)
-    e2 = ((zx - x[0]) * (zx - x[0]) + (zy - x[3]) * (zy - x[3])) / (P[0] + R)
-    if e2 > m.gate:
+    ex = zx - x[0]
+    ey = zy - x[3]
+    e2 = ex * ex + ey * ey
+    if e2 / (P[0] + R) > m.gate:
         if t - last_measured[0] > m.max_gap_s:
-            alive[0] = False
+            used[0] = 0
             return _MISSING
         return _REJECTED
-    _correct(d, zx, zy, R, x, P)
+    # a segment's first detections fix its state: taken at face value, so that one that was an outlier
+    # (a left/right swap as the track starts) is corrected by the next ones, not held against them
+    w = _robust_weight(m, e2, P[0], R) if used[0] >= m.robust_after else 1.0
+    _correct(d, zx, zy, R / w, x, P)
+    if used[0] < m.robust_after:
+        used[0] += 1
     last_measured[0] = t
     return _MEASURED
 
@@ -320,7 +376,8 @@ cdef inline void _forward_d(int d, const Model* m, Py_ssize_t n, const double* t
     cdef double* row
     cdef const double* zf
     cdef double last = NAN
-    cdef bint alive = False, start
+    cdef bint start
+    cdef int used = 0
     cdef Py_ssize_t f
     cdef int i
     for i in range(6):  # _start sets them at the first detection; zeroed so nothing reads garbage before
@@ -330,7 +387,7 @@ cdef inline void _forward_d(int d, const Model* m, Py_ssize_t n, const double* t
     for f in range(n):
         row = rows + f * _ROW
         zf = z + f * z_stride
-        status[f] = _step(d, m, &alive, &last, times[f], times[f] - times[f - 1] if f > 0 else 0.0,
+        status[f] = _step(d, m, &used, &last, times[f], times[f] - times[f - 1] if f > 0 else 0.0,
                           zf[0], zf[1], zf[2], x, P, row + _PX, row + _PP, &start)
         starts[f] = start
         for i in range(6):
@@ -394,12 +451,13 @@ cdef tuple _track_size(double[::1] times, double[:, :, ::1] keypoints):
 
 def filter_track(double[::1] times, double[:, :, ::1] keypoints, int dim=2, double q=5.0e4, double r0=3.0,
                  double min_confidence=0.05, double gate=13.8, double max_gap_s=0.15,
-                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0):
+                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0,
+                 double confidence_power=1.0, double measurement_dof=INFINITY, int robust_after=-1):
     """Forward pass over a whole recording: ``times`` (n,) seconds, ascending; ``keypoints`` (n, K, 3) of
     x, y, confidence. Returns filtered and predicted states (n, K, 2, dim) and covariances (n, K, dim, dim),
     the status (n, K) int8 and segment starts (n, K) bool."""
     cdef Model m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
-                          init_acceleration_sigma)
+                          init_acceleration_sigma, confidence_power, measurement_dof, robust_after)
     cdef Py_ssize_t n, K, f, k
     n, K = _track_size(times, keypoints)
     out = {"x": np.empty((n, K, 2, dim)), "P": np.empty((n, K, dim, dim)), "x_pred": np.empty((n, K, 2, dim)),
@@ -459,11 +517,12 @@ def rts_smooth(double[::1] times, dict filtered, int dim=2, double q=5.0e4):
 
 def smooth_track(double[::1] times, double[:, :, ::1] keypoints, int dim=2, double q=5.0e4, double r0=3.0,
                  double min_confidence=0.05, double gate=13.8, double max_gap_s=0.15,
-                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0):
+                 double init_velocity_sigma=1000.0, double init_acceleration_sigma=2000.0,
+                 double confidence_power=1.0, double measurement_dof=INFINITY, int robust_after=-1):
     """``filter_track`` then ``rts_smooth`` in one pass per keypoint, keeping only what the smoother gives:
     smoothed states (n, K, 2, dim) and covariances (n, K, dim, dim), status and starts (as filter_track)."""
     cdef Model m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
-                          init_acceleration_sigma)
+                          init_acceleration_sigma, confidence_power, measurement_dof, robust_after)
     cdef Py_ssize_t n, K, f, k
     n, K = _track_size(times, keypoints)
     out = {"x": np.empty((n, K, 2, dim)), "P": np.empty((n, K, dim, dim)),
@@ -504,7 +563,7 @@ cdef class LiveKeypointFilter:
     cdef signed char[:, ::1] ring_status
     cdef cython.uchar[:, ::1] ring_starts
     cdef double[::1] ring_t
-    cdef cython.uchar[::1] alive, stepped
+    cdef cython.uchar[::1] used, stepped  # used: _step's count of a track's detections (0: no track)
     cdef double[::1] last_measured
     cdef long long frames, emitted
     cdef bint open
@@ -512,9 +571,10 @@ cdef class LiveKeypointFilter:
 
     def __init__(self, int n_keypoints, int dim=2, double q=5.0e4, double r0=3.0, double min_confidence=0.05,
                  double gate=13.8, double max_gap_s=0.15, double init_velocity_sigma=1000.0,
-                 double init_acceleration_sigma=2000.0, double lag_s=0.1, int capacity=256):
+                 double init_acceleration_sigma=2000.0, double lag_s=0.1, int capacity=256,
+                 double confidence_power=1.0, double measurement_dof=INFINITY, int robust_after=-1):
         self.m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
-                        init_acceleration_sigma)
+                        init_acceleration_sigma, confidence_power, measurement_dof, robust_after)
         if n_keypoints < 1:
             raise ValueError(f"n_keypoints must be at least 1, got {n_keypoints}")
         if not (isfinite(lag_s) and lag_s >= 0.0):
@@ -528,11 +588,11 @@ cdef class LiveKeypointFilter:
             "ring_xp": np.zeros((capacity, n_keypoints, 6)), "ring_Pp": np.zeros((capacity, n_keypoints, 9)),
             "ring_status": np.zeros((capacity, n_keypoints), dtype=np.int8),
             "ring_starts": np.zeros((capacity, n_keypoints), dtype=np.uint8), "ring_t": np.zeros(capacity),
-            "alive": np.zeros(n_keypoints, dtype=np.uint8), "last_measured": np.full(n_keypoints, np.nan),
+            "used": np.zeros(n_keypoints, dtype=np.uint8), "last_measured": np.full(n_keypoints, np.nan),
         }
         self.x_now, self.P_now, self.ring_x, self.ring_P = a["x_now"], a["P_now"], a["ring_x"], a["ring_P"]
         self.ring_xp, self.ring_Pp, self.ring_status = a["ring_xp"], a["ring_Pp"], a["ring_status"]
-        self.ring_starts, self.ring_t, self.alive = a["ring_starts"], a["ring_t"], a["alive"]
+        self.ring_starts, self.ring_t, self.used = a["ring_starts"], a["ring_t"], a["used"]
         self.last_measured = a["last_measured"]
         self.stepped = np.zeros(n_keypoints, dtype=np.uint8)
         self.open = False
@@ -566,11 +626,12 @@ cdef class LiveKeypointFilter:
         cdef long long slot = self.frames % self.capacity
         cdef double t = self.ring_t[slot]
         cdef double dt = t - self.ring_t[(self.frames - 1) % self.capacity] if self.frames > 0 else 0.0
-        cdef bint alive = self.alive[k], start = False
+        cdef bint start = False
+        cdef int used = self.used[k]
         cdef double last = self.last_measured[k]
-        cdef int code = _step(self.m.dim, &self.m, &alive, &last, t, dt, x, y, confidence, &self.x_now[k, 0],
+        cdef int code = _step(self.m.dim, &self.m, &used, &last, t, dt, x, y, confidence, &self.x_now[k, 0],
                               &self.P_now[k, 0], &self.ring_xp[slot, k, 0], &self.ring_Pp[slot, k, 0], &start)
-        self.alive[k] = alive
+        self.used[k] = used  # at most robust_after (<= 100)
         self.last_measured[k] = last
         self.stepped[k] = 1
         self.ring_status[slot, k] = code
@@ -597,7 +658,7 @@ cdef class LiveKeypointFilter:
 
     def estimate(self, int k):
         """Keypoint ``k``'s latest filtered (x, y, vx, vy, position variance); NaN when not tracked."""
-        if not self.alive[k]:
+        if not self.used[k]:
             return (NAN, NAN, NAN, NAN, NAN)
         return (self.x_now[k, 0], self.x_now[k, 3], self.x_now[k, 1], self.x_now[k, 4], self.P_now[k, 0])
 
@@ -676,7 +737,8 @@ cdef class LiveKeypointFilter:
         return {
             "version": STATE_VERSION,
             "model": (self.m.dim, self.m.q, self.m.r0, self.m.min_confidence, self.m.gate, self.m.max_gap_s,
-                      self.m.init_velocity_sigma, self.m.init_acceleration_sigma),
+                      self.m.init_velocity_sigma, self.m.init_acceleration_sigma, self.m.power, self.m.nu,
+                      self.m.robust_after),
             "n_keypoints": self.n_keypoints, "capacity": self.capacity, "lag_s": self.lag_s,
             "frames": self.frames, "emitted": self.emitted,
             "arrays": {name: array.copy() for name, array in self.arrays.items()},
@@ -687,8 +749,10 @@ cdef class LiveKeypointFilter:
             raise ValueError(f"state version {state.get('version')!r} is not {STATE_VERSION}")
         if (state["n_keypoints"], state["capacity"]) != (self.n_keypoints, self.capacity):
             raise ValueError("state was saved by a filter of another size")
-        dim, q, r0, min_confidence, gate, max_gap_s, init_velocity, init_acceleration = state["model"]
-        self.m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity, init_acceleration)
+        dim, q, r0, min_confidence, gate, max_gap_s, init_velocity, init_acceleration, power, nu, after = (
+            state["model"])
+        self.m = _model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity, init_acceleration, power,
+                        nu, after)
         self.lag_s = state["lag_s"]
         self.frames, self.emitted = state["frames"], state["emitted"]
         for name, array in self.arrays.items():

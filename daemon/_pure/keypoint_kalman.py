@@ -8,13 +8,13 @@ import math
 import numpy as np
 
 MEASURED, FILLED, REJECTED, MISSING = 0, 1, 2, 3
-STATE_VERSION = 1
+STATE_VERSION = 2
+ROBUST_ITERATIONS = 3
 
 
 class _Model:
-    def __init__(
-        self, dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma, init_acceleration_sigma
-    ):
+    def __init__(self, dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
+                 init_acceleration_sigma, power=1.0, nu=math.inf, robust_after=-1):  # fmt: skip
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 (constant velocity) or 3 (constant acceleration), got {dim}")
         for name, value in (("q", q), ("r0", r0), ("gate", gate), ("max_gap_s", max_gap_s),
@@ -24,13 +24,22 @@ class _Model:
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if not 0.0 <= min_confidence < 1.0:
             raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence!r}")
+        if not (math.isfinite(power) and power >= 0.0):
+            raise ValueError(f"confidence_power must be a non-negative finite number, got {power!r}")
+        if not nu > 0.0:
+            raise ValueError(f"measurement_dof must be positive (infinity: Gaussian), got {nu!r}")
+        self.power, self.nu = power, nu
+        self.robust_after = 2 * dim + 1 if robust_after < 0 else robust_after
+        if not 1 <= self.robust_after <= 100:
+            raise ValueError(f"robust_after must be in 1..100, got {robust_after}")
         self.dim, self.q, self.r0, self.min_confidence, self.gate = dim, q, r0, min_confidence, gate
         self.max_gap_s = max_gap_s
         self.init = (init_velocity_sigma, init_acceleration_sigma)
         self.H = np.eye(1, dim)
 
     def params(self):
-        return (self.dim, self.q, self.r0, self.min_confidence, self.gate, self.max_gap_s, *self.init)
+        return (self.dim, self.q, self.r0, self.min_confidence, self.gate, self.max_gap_s, *self.init,
+                self.power, self.nu, self.robust_after)  # fmt: skip
 
     def transition(self, dt):
         """F and the continuous-white-noise Q (Bar-Shalom et al. 2001, sec. 6.2) for a step of dt."""
@@ -46,6 +55,23 @@ class _Model:
     def usable(self, zx, zy, c):
         return math.isfinite(zx) and math.isfinite(zy) and math.isfinite(c) and c > self.min_confidence
 
+    def variance(self, c):
+        """Measurement variance: (r0 c^-power)², (r0 / c)² when power is 1 (as the kernel computes it)."""
+        sigma = self.r0 / c if self.power == 1.0 else self.r0 * c**-self.power
+        return sigma * sigma
+
+    def robust_weight(self, e2, P00, R):
+        """The Student-t update's weight w (the update uses R / w): the kernel's _robust_weight, the same
+        scalar operations in the same order."""
+        w = 1.0
+        if not math.isfinite(self.nu):
+            return w
+        rho, eps = P00 / R, e2 / R
+        for _ in range(ROBUST_ITERATIONS):
+            u = 1.0 + w * rho
+            w = (self.nu + 2.0) * u * u / (self.nu * u * u + 2.0 * rho * u + eps)
+        return w
+
     def start(self, z, R):
         x = np.zeros((2, self.dim))
         x[:, 0] = z
@@ -54,42 +80,47 @@ class _Model:
 
 
 class _Track:
-    """One keypoint's filter: states x (2 axes, dim) sharing covariance P."""
+    """One keypoint's filter: states x (2 axes, dim) sharing covariance P; ``used`` counts the detections the
+    track segment has used, up to ``robust_after`` (0: no track)."""
 
     def __init__(self, model):
         self.m = model
-        self.alive, self.last = False, math.nan
+        self.used, self.last = 0, math.nan
         self.x, self.P = np.zeros((2, model.dim)), np.zeros((model.dim, model.dim))
 
     def step(self, t, dt, zx, zy, c):
         """Returns (status, starts, predicted x, predicted P); self.x, self.P end filtered."""
         m = self.m
         usable = m.usable(zx, zy, c)
-        if self.alive:
+        if self.used:
             F, Q = m.transition(dt)
             self.x = self.x @ F.T
             self.P = F @ self.P @ F.T + Q
             xp, Pp = self.x.copy(), self.P.copy()
         else:
             xp, Pp = np.full_like(self.x, np.nan), np.full_like(self.P, np.nan)
-        if self.alive and not usable and t - self.last > m.max_gap_s:
-            self.alive = False
-        if not self.alive:
+        if self.used and not usable and t - self.last > m.max_gap_s:
+            self.used = 0
+        if not self.used:
             if not usable:
                 return MISSING, False, xp, Pp
-            self.x, self.P = m.start((zx, zy), (m.r0 / c) ** 2)
-            self.alive, self.last = True, t
+            self.x, self.P = m.start((zx, zy), m.variance(c))
+            self.used, self.last = 1, t
             return MEASURED, True, xp, Pp
         if not usable:
             return FILLED, False, xp, Pp
-        R = (m.r0 / c) ** 2
+        R = m.variance(c)
         innovation = np.array([zx, zy]) - self.x[:, 0]
-        S = self.P[0, 0] + R
-        if innovation @ innovation / S > m.gate:
+        e2 = float(innovation @ innovation)
+        if e2 / (self.P[0, 0] + R) > m.gate:
             if t - self.last > m.max_gap_s:
-                self.alive = False
+                self.used = 0
                 return MISSING, False, xp, Pp
             return REJECTED, False, xp, Pp
+        if self.used >= m.robust_after:  # a segment's first detections are taken at face value
+            R = R / m.robust_weight(e2, float(self.P[0, 0]), R)  # R itself unless measurement_dof is finite
+        self.used = min(self.used + 1, m.robust_after)
+        S = self.P[0, 0] + R
         K = self.P[:, :1] / S
         self.x = self.x + innovation[:, None] * K[:, 0]
         A = np.eye(m.dim) - K @ m.H
@@ -108,8 +139,10 @@ def _check_times(times, keypoints):
 
 
 def filter_track(times, keypoints, dim=2, q=5.0e4, r0=3.0, min_confidence=0.05, gate=13.8, max_gap_s=0.15,
-                 init_velocity_sigma=1000.0, init_acceleration_sigma=2000.0):  # fmt: skip
-    model = _Model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma, init_acceleration_sigma)
+                 init_velocity_sigma=1000.0, init_acceleration_sigma=2000.0, confidence_power=1.0,
+                 measurement_dof=math.inf, robust_after=-1):  # fmt: skip
+    model = _Model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma, init_acceleration_sigma,
+                   confidence_power, measurement_dof, robust_after)  # fmt: skip
     times, keypoints = np.asarray(times, dtype=np.float64), np.asarray(keypoints, dtype=np.float64)
     _check_times(times, keypoints)
     n, K = keypoints.shape[:2]
@@ -159,20 +192,22 @@ def rts_smooth(times, filtered, dim=2, q=5.0e4):
 
 
 def smooth_track(times, keypoints, dim=2, q=5.0e4, r0=3.0, min_confidence=0.05, gate=13.8, max_gap_s=0.15,
-                 init_velocity_sigma=1000.0, init_acceleration_sigma=2000.0):  # fmt: skip
+                 init_velocity_sigma=1000.0, init_acceleration_sigma=2000.0, confidence_power=1.0,
+                 measurement_dof=math.inf, robust_after=-1):  # fmt: skip
     """``filter_track`` then ``rts_smooth``: smoothed x and P, with the filter's status and starts."""
     filtered = filter_track(times, keypoints, dim, q, r0, min_confidence, gate, max_gap_s,
-                            init_velocity_sigma, init_acceleration_sigma)  # fmt: skip
+                            init_velocity_sigma, init_acceleration_sigma, confidence_power,
+                            measurement_dof, robust_after)  # fmt: skip
     xs, Ps = rts_smooth(times, filtered, dim, q)
     return {"x": xs, "P": Ps, "status": filtered["status"], "starts": filtered["starts"]}
 
 
 class LiveKeypointFilter:
     def __init__(self, n_keypoints, dim=2, q=5.0e4, r0=3.0, min_confidence=0.05, gate=13.8, max_gap_s=0.15,
-                 init_velocity_sigma=1000.0, init_acceleration_sigma=2000.0, lag_s=0.1, capacity=256):  # fmt: skip
-        self.m = _Model(
-            dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma, init_acceleration_sigma
-        )
+                 init_velocity_sigma=1000.0, init_acceleration_sigma=2000.0, lag_s=0.1, capacity=256,
+                 confidence_power=1.0, measurement_dof=math.inf, robust_after=-1):  # fmt: skip
+        self.m = _Model(dim, q, r0, min_confidence, gate, max_gap_s, init_velocity_sigma,
+                        init_acceleration_sigma, confidence_power, measurement_dof, robust_after)  # fmt: skip
         if n_keypoints < 1:
             raise ValueError(f"n_keypoints must be at least 1, got {n_keypoints}")
         if not (math.isfinite(lag_s) and lag_s >= 0.0):
@@ -230,7 +265,7 @@ class LiveKeypointFilter:
 
     def estimate(self, k):
         track = self.tracks[k]
-        if not track.alive:
+        if not track.used:
             return (math.nan,) * 5
         return (track.x[0, 0], track.x[1, 0], track.x[0, 1], track.x[1, 1], track.P[0, 0])
 
@@ -282,7 +317,7 @@ class LiveKeypointFilter:
             raise RuntimeError("a frame is open: save the state between frames")
         return {"version": STATE_VERSION, "model": self.m.params(), "n_keypoints": self.n_keypoints,
                 "capacity": self.capacity, "lag_s": self.lag_s, "previous_t": self.previous_t,
-                "tracks": [(t.alive, t.last, t.x.copy(), t.P.copy()) for t in self.tracks],
+                "tracks": [(t.used, t.last, t.x.copy(), t.P.copy()) for t in self.tracks],
                 "history": [{k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in f.items()}
                             for f in self.history]}  # fmt: skip
 
@@ -294,6 +329,6 @@ class LiveKeypointFilter:
         self.m = _Model(*state["model"])
         self.lag_s, self.previous_t = state["lag_s"], state["previous_t"]
         self.tracks = [_Track(self.m) for _ in range(self.n_keypoints)]
-        for track, (alive, last, x, P) in zip(self.tracks, state["tracks"], strict=True):
-            track.alive, track.last, track.x, track.P = alive, last, x.copy(), P.copy()
+        for track, (used, last, x, P) in zip(self.tracks, state["tracks"], strict=True):
+            track.used, track.last, track.x, track.P = used, last, x.copy(), P.copy()
         self.history = [dict(f) for f in state["history"]]

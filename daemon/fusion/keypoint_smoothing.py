@@ -13,6 +13,7 @@ across a longer gap, so a foot strike hidden for ten frames comes out missing, n
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -23,24 +24,51 @@ MODELS = {"constant_velocity": 2, "constant_acceleration": 3}
 MEASURED, FILLED, REJECTED, MISSING = (keypoint_kalman.MEASURED, keypoint_kalman.FILLED,
                                        keypoint_kalman.REJECTED, keypoint_kalman.MISSING)  # fmt: skip
 
+GATE_TAIL = 0.001  # the derived gate leaves out this share of good detections
+
+
+def student_t_gate(dof: float, tail: float = GATE_TAIL) -> float:
+    """The d² that a 2D detection with Student-t noise of ``dof`` degrees of freedom (x and y sharing the
+    scale draw) exceeds with probability ``tail``: d²/2 is F(2, dof), whose tail is (1 + 2x/dof)^(-dof/2),
+    so d² = dof (tail^(-2/dof) - 1); the chi² with 2 degrees of freedom's -2 ln(tail) as dof grows
+    (13.8 at 0.1 %, the Gaussian filter's gate), 122.5 at dof 4."""
+    return -2.0 * math.log(tail) if math.isinf(dof) else dof * (tail ** (-2.0 / dof) - 1.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class KeypointFilterSettings:
+    """The defaults are measured on the packaged scenarios' detector (fitted to MoveNet, a torso of about 120
+    px; docs/fusion.md, "Keypoint smoothing"): pixel units, so a much larger or smaller person in the image
+    wants ``pixel_sigma`` and ``process_noise`` scaled with its size (and its square)."""
+
     model: str = "constant_velocity"
-    process_noise: float = 5.0e4  # spectral density of the highest derivative's white noise (px², s units)
-    pixel_sigma: float = 3.0  # measurement sigma at confidence 1 (px); sigma = pixel_sigma / confidence
+    process_noise: float = 2.0e5  # spectral density of the highest derivative's white noise (px², s units)
+    pixel_sigma: float = 5.0  # measurement scale at confidence 1 (px): pixel_sigma * confidence^-power
+    confidence_power: float = 1.0  # 1: sigma = pixel_sigma / confidence (the jitter's fitted 0.64: no better)
+    # Student-t measurement noise with this many degrees of freedom (a variational Bayes update that
+    # down-weights a far detection instead of trusting it fully up to the gate); math.inf: Gaussian, the
+    # plain Kalman update (the one filterpy computes)
+    measurement_dof: float = 4.0
     min_confidence: float = 0.05  # detections at or below this are no detection
-    gate: float = 13.8  # Mahalanobis d² above which a detection is an outlier (chi² 2 dof: 0.1 %)
+    # Mahalanobis d² above which a detection is an outlier and left out; None: student_t_gate(
+    # measurement_dof), the 0.1 % tail of good detections (13.8 for a Gaussian, 122.5 at 4 dof)
+    gate: float | None = None
     max_gap_s: float = 0.15  # longest gap filled by prediction; beyond it the keypoint is missing
     lag_s: float = 0.1  # live: fixed-lag smoothing delay
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if not self.measurement_dof > 0:
+            raise ValueError(
+                f"measurement_dof must be positive (math.inf: Gaussian), got {self.measurement_dof}"
+            )
 
     def kernel_args(self) -> dict:
+        gate = student_t_gate(self.measurement_dof) if self.gate is None else self.gate
         return {"dim": MODELS[self.model], "q": self.process_noise, "r0": self.pixel_sigma,
-                "min_confidence": self.min_confidence, "gate": self.gate, "max_gap_s": self.max_gap_s}  # fmt: skip
+                "min_confidence": self.min_confidence, "gate": gate, "max_gap_s": self.max_gap_s,
+                "confidence_power": self.confidence_power, "measurement_dof": self.measurement_dof}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +140,10 @@ class OneEuroKeypoints:
     """Low-latency smoothing, frame by frame with no delay (Casiez et al. 2012, kinefuse._ext.one_euro): no
     uncertainty is estimated (sigma NaN) and nothing is filled."""
 
-    # defaults chosen on the synthetic walk at 30 fps: they smooth the slow head keypoints and keep the fast
-    # feet within a pixel of the raw detections' error
-    def __init__(self, n_keypoints: int, min_cutoff: float = 3.0, beta: float = 0.1, d_cutoff: float = 1.0,
+    # defaults measured on the packaged scenarios' detector at 30 fps (docs/fusion.md): with its heavy-tailed
+    # jitter the speed estimate is mostly jitter, so a larger beta opens the filter to the jitter's spikes
+    # (the former 0.1 left 97 % of the jitter); a 5 Hz floor (32 ms time constant) with a small beta
+    def __init__(self, n_keypoints: int, min_cutoff: float = 5.0, beta: float = 0.001, d_cutoff: float = 1.0,
                  min_confidence: float = 0.05):  # fmt: skip
         self.n_keypoints, self.min_confidence = n_keypoints, min_confidence
         self._filter = one_euro.OneEuroFilter(2 * n_keypoints, min_cutoff, beta, d_cutoff)

@@ -263,6 +263,9 @@ class KeypointTrack:
     swapped: np.ndarray  # (n,) bool: left/right labels swapped
     dropped: np.ndarray  # (n,) bool: the frame never reached the host
     reported_time_s: np.ndarray  # (n,) true frame time plus jitter
+    # (n, K, 2) px, true label order: the slow part of the error in ``keypoints``, drift plus fixed offset
+    # (zero when both are off), which no temporal smoother can tell from motion: scoring's floor
+    slow_error_xy: np.ndarray | None = None
 
 
 def simulate_keypoints(
@@ -306,14 +309,19 @@ def simulate_keypoints(
         dof = errors.jitter_dof * floored**errors.jitter_tail_power
         unit = heavy_rng.standard_t(np.broadcast_to(dof, xy.shape))
         xy += np.clip(scale * unit, -JITTER_LIMIT_TORSO * torso, JITTER_LIMIT_TORSO * torso)
+    slow = np.zeros_like(xy)
     if errors.drift_scale:
-        xy += (
+        drift = (
             errors.drift_scale
             * torso
             * _ornstein_uhlenbeck(times, errors.drift_time_s, xy.shape[1:], drift_rng)
         )
+        xy += drift
+        slow += drift
     if errors.offsets.any():
-        xy += torso * _offsets(cam, kset, errors)[None]
+        offset = torso * _offsets(cam, kset, errors)[None]
+        xy += offset
+        slow += offset
     if errors.occlusion and errors.occluded_error_px:
         guess = errors.occluded_error_px * occlusion_rng.standard_normal(xy.shape)
         xy = np.where(occluded[..., None], xy + guess, xy)
@@ -334,6 +342,7 @@ def simulate_keypoints(
         swapped=swapped,
         dropped=_bernoulli(drop_rng, errors.frame_drop, len(times)),
         reported_time_s=times + _normal(jitter_rng, errors.timestamp_jitter_s, len(times)),
+        slow_error_xy=slow,
     )
 
 

@@ -1,5 +1,10 @@
 """The keypoint Kalman kernel: compiled and reference twin agree, both agree with filterpy (the oracle), the
-live fixed-lag smoother equals the offline smoother on what it has seen, and the gap policy is honest."""
+live fixed-lag smoother equals the offline smoother on what it has seen, and the gap policy is honest. The
+Student-t update (``measurement_dof`` finite) is checked the same ways, against filterpy's update with the
+variational Bayes weight computed here from filterpy's own posterior."""
+
+import copy
+import math
 
 import numpy as np
 import pytest
@@ -9,6 +14,9 @@ from kinefuse._pure import keypoint_kalman as twin
 from kinefuse.bench.kalman import filterpy_track
 
 MODEL = {"q": 5.0e4, "r0": 3.0, "min_confidence": 0.05, "gate": 13.8, "max_gap_s": 0.15}
+# the Student-t update, with the fitted jitter's confidence power and the gate for 4 degrees of freedom
+ROBUST = {**MODEL, "measurement_dof": 4.0, "confidence_power": 0.64, "gate": 122.5}
+MODELS = pytest.mark.parametrize("model", [MODEL, ROBUST], ids=["gaussian", "student-t"])
 
 
 def assert_close(mine, theirs, tolerance=1e-9):
@@ -47,27 +55,32 @@ def recording(n=300, K=4, seed=0, holes=True):
     return times, keypoints, truth
 
 
+@MODELS
 @pytest.mark.parametrize("dim", [2, 3])
-def test_compiled_and_reference_twin_agree(dim):
+def test_compiled_and_reference_twin_agree(dim, model):
     times, keypoints, _ = recording()
-    a = compiled.filter_track(times, keypoints, dim=dim, **MODEL)
-    b = twin.filter_track(times, keypoints, dim=dim, **MODEL)
+    a = compiled.filter_track(times, keypoints, dim=dim, **model)
+    b = twin.filter_track(times, keypoints, dim=dim, **model)
     np.testing.assert_array_equal(a["status"], b["status"])
     np.testing.assert_array_equal(a["starts"], b["starts"])
     for key in ("x", "P", "x_pred", "P_pred"):
         assert_close(a[key], b[key])
-    for x, y in zip(compiled.rts_smooth(times, a, dim=dim, q=MODEL["q"]),
-                    twin.rts_smooth(times, b, dim=dim, q=MODEL["q"]), strict=True):  # fmt: skip
+    for x, y in zip(compiled.rts_smooth(times, a, dim=dim, q=model["q"]),
+                    twin.rts_smooth(times, b, dim=dim, q=model["q"]), strict=True):  # fmt: skip
         assert_close(x, y)
+    if model is ROBUST:  # and the Student-t update is not the Gaussian one
+        gaussian = compiled.filter_track(times, keypoints, dim=dim, **{**MODEL, "gate": ROBUST["gate"]})
+        assert np.nanmax(np.abs(a["x"] - gaussian["x"])[..., 0]) > 1.0
 
 
 @pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
+@MODELS
 @pytest.mark.parametrize("dim", [2, 3])
-def test_smooth_track_is_filter_track_then_rts_smooth(implementation, dim):
+def test_smooth_track_is_filter_track_then_rts_smooth(implementation, dim, model):
     times, keypoints, _ = recording()
-    fused = implementation.smooth_track(times, keypoints, dim=dim, **MODEL)
-    filtered = implementation.filter_track(times, keypoints, dim=dim, **MODEL)
-    states, covariances = implementation.rts_smooth(times, filtered, dim=dim, q=MODEL["q"])
+    fused = implementation.smooth_track(times, keypoints, dim=dim, **model)
+    filtered = implementation.filter_track(times, keypoints, dim=dim, **model)
+    states, covariances = implementation.rts_smooth(times, filtered, dim=dim, q=model["q"])
     np.testing.assert_array_equal(fused["x"], states)  # the same steps in the same order: bit for bit
     np.testing.assert_array_equal(fused["P"], covariances)
     np.testing.assert_array_equal(fused["status"], filtered["status"])
@@ -122,17 +135,104 @@ def assert_same_covariance(mine, theirs, dim):
     assert_close(mine, theirs[:, dim:, dim:])
 
 
+def filterpy_student_t(times, z, confidence, dim, q, r0, nu, power, iterations, robust_after):
+    """One keypoint on filterpy (state ordered by axis, as kinefuse.bench.kalman drives it), detected in
+    every frame, with the variational Bayes Student-t update written from its definition (Agamennoni,
+    Nieto & Nebot 2011): the noise is N(0, R / w), and w is iterated as E[w] = (nu + m) / (nu + tr(R^-1 (r
+    r' + H P+ H'))), r and P+ the residual and covariance of filterpy's own update with R / w; the first
+    ``robust_after`` detections with w = 1. Returns the filtered states (n, 2 dim) and covariances."""
+    from filterpy.common import Q_continuous_white_noise
+    from filterpy.kalman import KalmanFilter
+
+    kf = KalmanFilter(dim_x=2 * dim, dim_z=2)
+    kf.H = np.kron(np.eye(2), np.eye(1, dim))
+    R = (r0 * confidence**-power) ** 2
+    kf.x = np.zeros((2 * dim, 1))
+    kf.x[[0, dim], 0] = z[0]
+    kf.P = np.diag([R[0], 1000.0**2, 2000.0**2][:dim] * 2)
+    xs, Ps = [kf.x[:, 0].copy()], [kf.P.copy()]
+    for f in range(1, len(times)):
+        dt = times[f] - times[f - 1]
+        F = np.array([[1.0, dt, dt * dt / 2], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])[:dim, :dim]
+        kf.predict(F=np.kron(np.eye(2), F), Q=Q_continuous_white_noise(dim, dt, q, block_size=2))
+        w = 1.0
+        for _ in range(iterations if f >= robust_after else 0):
+            trial = copy.deepcopy(kf)
+            trial.update(z[f].reshape(2, 1), R=np.eye(2) * R[f] / w)
+            residual = z[f] - (kf.H @ trial.x)[:, 0]
+            w = (nu + 2) / (nu + (residual @ residual + np.trace(kf.H @ trial.P @ kf.H.T)) / R[f])
+        kf.update(z[f].reshape(2, 1), R=np.eye(2) * R[f] / w)
+        xs.append(kf.x[:, 0].copy())
+        Ps.append(kf.P.copy())
+    return np.array(xs), np.array(Ps)
+
+
 @pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
-def test_live_fixed_lag_output_is_the_offline_smoother_on_what_had_arrived(implementation):
+@pytest.mark.parametrize("dim", [2, 3])
+def test_the_student_t_update_is_filterpys_with_the_variational_weight(implementation, dim):
+    times, keypoints, truth = recording(n=150, K=2, holes=False)
+    rng = np.random.default_rng(5)
+    keypoints[:, :, :2] += rng.standard_t(2.0, size=truth.shape) * 4.0  # heavy tails: weights far from 1
+    settings = {**ROBUST, "gate": 1e12}  # filterpy has no gate
+    ours = implementation.filter_track(times, keypoints, dim=dim, **settings)
+    for k in range(2):
+        x, P = filterpy_student_t(times, keypoints[:, k, :2], keypoints[:, k, 2], dim, ROBUST["q"],
+                                  ROBUST["r0"], ROBUST["measurement_dof"], ROBUST["confidence_power"],
+                                  implementation.ROBUST_ITERATIONS, 2 * dim + 1)  # fmt: skip
+        assert_close(ours["x"][:, k], x.reshape(-1, 2, dim))
+        assert_same_covariance(ours["P"][:, k], P, dim)
+
+
+@pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
+def test_a_far_detection_moves_the_student_t_estimate_less_except_as_a_track_starts(implementation):
+    """A keypoint held still with 1 px of noise, and a detection 25 px off: the Gaussian update moves 16 px
+    toward it, the Student-t one 3. But a track segment's first 2 dim + 1 detections are taken at face
+    value, as the Gaussian update takes them: a track that starts on an outlier (a left/right swap) gets
+    a wrong velocity from its first two detections, and the robust update would then hold the good
+    detections that follow against it (60 px off after the start here, against 13 px)."""
+    rng = np.random.default_rng(2)
+    times = np.arange(60) / 30.0
+    keypoints = np.column_stack([100.0 + rng.normal(0, 1.0, 60), 50.0 + rng.normal(0, 1.0, 60), np.ones(60)])
+    keypoints[0, 0] += 60.0  # the track starts on an outlier
+    keypoints[40, 0] += 25.0
+    keypoints = keypoints[:, None]
+    settings = {**MODEL, "gate": 1e12}
+    gaussian = implementation.filter_track(times, keypoints, **settings)["x"][:, 0, 0, 0]
+    robust = implementation.filter_track(times, keypoints, measurement_dof=4.0, **settings)["x"][:, 0, 0, 0]
+    np.testing.assert_array_equal(robust[:5], gaussian[:5])  # 2 dim + 1 = 5 detections at face value
+    assert robust[5] != gaussian[5]
+    start = slice(1, 20)  # after the outlier it started on
+    assert np.max(np.abs(robust[start] - 100.0)) < np.max(np.abs(gaussian[start] - 100.0)) + 1.0
+    assert gaussian[40] - gaussian[39] > 10.0 and 0.0 < robust[40] - robust[39] < 0.25 * (
+        gaussian[40] - gaussian[39]
+    )
+    early = implementation.filter_track(times, keypoints, measurement_dof=4.0, robust_after=1, **settings)
+    assert np.max(np.abs(early["x"][start, 0, 0, 0] - 100.0)) > 2 * np.max(np.abs(gaussian[start] - 100.0))
+
+
+@pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
+def test_student_t_with_infinite_dof_is_the_gaussian_filter(implementation):
+    times, keypoints, _ = recording()
+    gaussian = implementation.filter_track(times, keypoints, **MODEL)
+    for dof, tolerance in ((math.inf, 0.0), (1e12, 1e-9)):
+        robust = implementation.filter_track(times, keypoints, measurement_dof=dof, **MODEL)
+        np.testing.assert_array_equal(robust["status"], gaussian["status"])
+        assert_close(robust["x"], gaussian["x"], tolerance)
+        assert_close(robust["P"], gaussian["P"], tolerance)
+
+
+@pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
+@MODELS
+def test_live_fixed_lag_output_is_the_offline_smoother_on_what_had_arrived(implementation, model):
     times, keypoints, _ = recording(n=120)
-    live = implementation.LiveKeypointFilter(4, lag_s=0.1, **MODEL)
+    live = implementation.LiveKeypointFilter(4, lag_s=0.1, **model)
     emitted = []
     for f in range(len(times)):
         for t, mean, var, status in live.push(times[f], keypoints[f]):
             frame = int(np.searchsorted(times, t))
             assert times[f] - t >= 0.1 - 1e-12  # emitted once lag_s old
-            seen = implementation.filter_track(times[: f + 1], keypoints[: f + 1], **MODEL)
-            states, covariances = implementation.rts_smooth(times[: f + 1], seen, q=MODEL["q"])
+            seen = implementation.filter_track(times[: f + 1], keypoints[: f + 1], **model)
+            states, covariances = implementation.rts_smooth(times[: f + 1], seen, q=model["q"])
             assert_close(mean, states[frame, :, :, 0], 1e-12)
             assert_close(var, covariances[frame, :, 0, 0], 1e-12)
             np.testing.assert_array_equal(status, seen["status"][frame])
@@ -158,16 +258,17 @@ def test_gaps_are_filled_only_up_to_the_limit_and_outliers_are_rejected(implemen
 
 
 @pytest.mark.parametrize("implementation", [compiled, twin], ids=["compiled", "twin"])
-def test_a_restored_filter_carries_on_exactly(implementation):
+@MODELS
+def test_a_restored_filter_carries_on_exactly(implementation, model):
     times, keypoints, _ = recording(n=80)
-    whole = implementation.LiveKeypointFilter(4, **MODEL)
-    first = implementation.LiveKeypointFilter(4, **MODEL)
+    whole = implementation.LiveKeypointFilter(4, **model)
+    first = implementation.LiveKeypointFilter(4, **model)
     out_whole, out_split = [], []
     for f in range(80):
         out_whole += whole.push(times[f], keypoints[f])
         if f < 40:
             out_split += first.push(times[f], keypoints[f])
-    resumed = implementation.LiveKeypointFilter(4, **MODEL)
+    resumed = implementation.LiveKeypointFilter(4)  # the model comes with the state
     resumed.set_state(first.get_state())
     for f in range(40, 80):
         out_split += resumed.push(times[f], keypoints[f])
@@ -215,3 +316,11 @@ def test_bad_input_is_refused(implementation):
     live.push(1.0, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="does not follow"):
         live.push(1.0, np.zeros((2, 3)))
+    for bad in ({"measurement_dof": 0.0}, {"measurement_dof": -1.0}, {"measurement_dof": math.nan},
+                {"confidence_power": -0.5}, {"confidence_power": math.inf}, {"robust_after": 0}):  # fmt: skip
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            implementation.filter_track(np.arange(3.0), np.zeros((3, 1, 3)), **bad)
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            implementation.LiveKeypointFilter(2, **bad)
+    with pytest.raises(ValueError, match="state version"):
+        live.set_state({**live.get_state(), "version": 1})  # saved before the Student-t update
