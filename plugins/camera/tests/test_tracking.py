@@ -1,9 +1,14 @@
 """Tracking on the synthetic camera: the athlete keeps one id while a passer-by crosses, and the
-detector's left/right swaps are caught and undone. And the top-down path's detector schedule on constructed
+detector's left/right swaps are caught and undone, with the detector fitted to MoveNet and with the former
+Gaussian one, on several seeds. The swap detector's judgement on a constructed walker: a mirrored frame is
+caught, limbs crossing tell nothing, one wild keypoint is no swap, nor is a frame swapped in one half only,
+and a flip that lasts is followed in the end.
+And the top-down path's detector schedule on constructed
 frames: the detector runs on the first frame, every N frames, and on the frame where following the athlete
 fails (it leaves the crop, is hidden, someone comes close), and the athlete keeps its id and keypoints."""
 
 import collections
+import dataclasses
 import importlib.resources
 import types
 
@@ -11,10 +16,11 @@ import numpy as np
 import pytest
 
 from kinefuse.interfaces import Inference
+from kinefuse.sim.detector_model import JointOffsets
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 from kinefuse_plugins.camera.topdown import Schedule, TopDown
-from kinefuse_plugins.camera.tracking import Tracker
+from kinefuse_plugins.camera.tracking import COCO17_MIRROR, Tracker
 
 
 def boxes_of(people):
@@ -52,24 +58,161 @@ def test_the_athlete_keeps_one_id_while_a_passer_by_crosses(side_camera):
     assert others, "the passer-by got a track of their own"
 
 
-def test_left_right_swaps_are_caught_and_undone(side_camera):
+# The former detector model (walk.toml's camera before the MoveNet fit): Gaussian, 1.5 px at confidence 1
+# growing as 1 / confidence, no drift, no offsets.
+GAUSSIAN_DETECTOR = {"pixel_noise_px": 1.5, "confidence_mean": 0.85, "confidence_spread": 0.08,
+                     "jitter_scale": 0.0, "drift_scale": 0.0, "offsets": JointOffsets()}  # fmt: skip
+
+
+def side_camera_with_swaps(scenario: str, detector: str, seed: int):
+    """The scenario's side camera (its first) with left/right swaps in 2 % of frames (about 36 a minute, so
+    that a catch rate means something), its detector as packaged (fitted to MoveNet: heavy-tailed jitter,
+    drift, offsets) or the former Gaussian one; every other draw as the packaged scenario's."""
+    path = importlib.resources.files("kinefuse.scenarios") / f"{scenario}.toml"
+    simulation = Simulation(load_scenario(str(path)), seed=seed)
+    device = simulation.cameras[0]
+    errors = (
+        device.detector if detector == "fitted" else dataclasses.replace(device.detector, **GAUSSIAN_DETECTOR)
+    )
+    errors = dataclasses.replace(errors, swap_probability=0.02)
+    simulation.cameras[0] = dataclasses.replace(device, detector=errors)
+    return simulation.camera_chunk(0, 0.0, 60.0).track
+
+
+def _sure_error(keypoints, truth):
+    """Mean |error| per axis, pixels, of the limb keypoints (shoulders down) the detector is sure of."""
+    sure = keypoints[5:, 2] > 0.3
+    return float(np.mean(np.abs(keypoints[5:, :2][sure] - truth[5:][sure]))) if sure.any() else np.nan
+
+
+@pytest.mark.parametrize("detector", ["fitted", "gaussian"])
+@pytest.mark.parametrize(("scenario", "seed"), [("walk", 0), ("walk", 1), ("walk_asymmetric", 1)])
+def test_left_right_swaps_are_caught_and_undone(scenario, detector, seed):
+    """The side view of a walk, where the far limbs hide behind the near ones and the legs cross twice a
+    stride: at least 80 % of the detector's swaps are caught, at most 1 % of the other frames are swapped
+    back by mistake, and an undone frame sits on the true keypoints as closely as an unswapped one does
+    (the detector's own error: MoveNet's fitted drift and offsets leave its sure keypoints about 6 px off,
+    and a hidden keypoint's guess is 20 px off, as it is in every frame, swapped or not)."""
+    track = side_camera_with_swaps(scenario, detector, seed)
+    tracker = Tracker((1280, 720))
+    caught, false_alarms, restored, unswapped = [], 0, [], []
+    for f in range(len(track.keypoints)):
+        person = track.keypoints[f].astype(np.float64)
+        frame = tracker.update(boxes_of([person]), person[None])
+        if track.swapped[f]:
+            caught.append(frame.swapped)
+            if frame.swapped:
+                restored.append(_sure_error(frame.athlete.keypoints, track.truth_xy[f]))
+        else:
+            false_alarms += frame.swapped
+            unswapped.append(_sure_error(person, track.truth_xy[f]))
+    assert sum(track.swapped) >= 20
+    assert np.mean(caught) >= 0.8, np.mean(caught)
+    assert false_alarms <= 0.01 * len(track.swapped), false_alarms
+    restored_px, unswapped_px = np.nanmedian(restored), np.nanmedian(unswapped)
+    assert restored_px < min(10.0, 1.5 * unswapped_px), (restored_px, unswapped_px)
+
+
+def test_the_packaged_walk_with_a_passer_by_keeps_its_swaps_caught(side_camera):
+    """walk_asymmetric exactly as packaged (its 1 % of swaps), the same goals."""
     tracker = Tracker((1280, 720))
     truth = side_camera.track.swapped
-    caught, false_alarms, restored = [], 0, []
+    caught, false_alarms = [], 0
     for f in range(len(side_camera.t)):
         person = side_camera.track.keypoints[f].astype(np.float64)
         frame = tracker.update(boxes_of([person]), person[None])
         if truth[f]:
             caught.append(frame.swapped)
-            if frame.swapped:
-                fixed = frame.athlete.keypoints
-                restored.append(np.nanmean(np.abs(fixed[5:, :2] - side_camera.track.truth_xy[f, 5:])))
         else:
             false_alarms += frame.swapped
     assert sum(truth) >= 5
     assert np.mean(caught) >= 0.8
     assert false_alarms <= 0.01 * len(truth)
-    assert np.nanmedian(restored) < 10.0  # pixels: the undone frame sits on the true keypoints
+
+
+# --- the swap detector's judgement on a constructed walker ------------------------------------------------
+# A person in the frontal layout below (torso about 125 px), walking right 3 px a frame, keypoints with
+# heavy-tailed (Student-t, 3 degrees of freedom) noise of 1.5 px scale, confidence 0.9.
+
+
+def walking(frames: int, crossing: bool = False, seed: int = 0) -> np.ndarray:
+    """(frames, 17, 3) keypoints; ``crossing``: every left keypoint on its right partner (limbs crossing in a
+    side view), so that mirroring changes nothing but the noise."""
+    rng = np.random.default_rng(seed)
+    people = []
+    for f in range(frames):
+        xy = layout_in(200 + 3 * f, 100, 320 + 3 * f, 460)
+        if crossing:
+            xy = (xy + xy[COCO17_MIRROR]) / 2
+        xy = xy + 1.5 * rng.standard_t(3, xy.shape)
+        people.append(np.column_stack([xy, np.full(17, 0.9)]))
+    return np.array(people)
+
+
+def judge(people: np.ndarray) -> tuple[list[bool], Tracker]:
+    tracker = Tracker((640, 480))
+    return [tracker.update(boxes_of([p]), p[None]).swapped for p in people], tracker
+
+
+def test_a_mirrored_frame_is_caught_against_the_motion_and_undone():
+    people = walking(30)
+    detected = people.copy()
+    detected[20] = people[20][COCO17_MIRROR]
+    tracker = Tracker((640, 480))
+    for f in range(30):
+        if f == 20:
+            assert tracker.swap_evidence(tracker.athlete, detected[f]) > 50.0
+        frame = tracker.update(boxes_of([detected[f]]), detected[f][None])
+        assert frame.swapped == (f == 20), f
+        assert np.array_equal(frame.athlete.keypoints, people[f])
+
+
+def test_limbs_crossing_tell_nothing_so_the_labels_stay_as_given():
+    people = walking(30, crossing=True)
+    tracker = Tracker((640, 480))
+    for f in range(20):
+        tracker.update(boxes_of([people[f]]), people[f][None])
+    mirrored = people[20][COCO17_MIRROR]
+    assert abs(tracker.swap_evidence(tracker.athlete, mirrored)) < 10.0  # a clear swap's: over 50
+    assert not tracker.update(boxes_of([mirrored]), mirrored[None]).swapped
+
+
+@pytest.mark.parametrize("where", ["on its partner", "a torso length off"])
+def test_one_wild_keypoint_is_no_swap(where):
+    """The left knee thrown onto the right knee, or far off the person: one keypoint, however wrong, is
+    outweighed by the others."""
+    people = walking(30)
+    left_knee, right_knee = 13, 14
+    people[20, left_knee, :2] = (
+        people[20, right_knee, :2] if where == "on its partner" else people[20, left_knee, :2] + 125
+    )
+    swapped, _ = judge(people)
+    assert not any(swapped)
+
+
+@pytest.mark.parametrize("half", ["upper", "lower"])
+def test_a_frame_swapped_in_one_half_only_stays_as_given(half):
+    """The detector mirrors the arms (or the legs) alone, as MoveNet now and then does: mirroring the whole
+    frame would swap the other half wrongly, so the frame stays as given."""
+    people = walking(30)
+    part = np.arange(11) if half == "upper" else np.arange(11, 17)
+    people[20, part] = people[20, COCO17_MIRROR[part]]
+    swapped, _ = judge(people)
+    assert not any(swapped)
+
+
+def test_a_flip_that_lasts_is_followed_not_fought():
+    """The detector reads the person mirrored from frame 20 on, for good: the tracker undoes the first
+    frames, then, within 2 s at 30 fps (once the frames' summed swap_threshold outweighs the misfit that
+    started the flip), takes the detector's labels and never swaps again; so one frame read wrongly cannot
+    lock the track into swapping every frame after it."""
+    people = walking(120)
+    people[20:] = people[20:, COCO17_MIRROR]
+    swapped, tracker = judge(people)
+    assert swapped[20] and not any(swapped[:20])
+    run = swapped.index(False, 20)
+    assert run <= 20 + 60 and not any(swapped[run:]), swapped
+    assert np.array_equal(tracker.athlete.keypoints, people[-1])
 
 
 def test_the_athlete_can_be_whoever_stands_in_a_configured_region():
