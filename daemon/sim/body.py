@@ -61,7 +61,7 @@ from kinefuse.sim.rotations import cardan_yxz, rot_z
 from kinefuse.types import SEGMENTS
 
 if TYPE_CHECKING:
-    from kinefuse.sim.motion import Motion
+    from kinefuse.sim.motion import Motion, TimeWarp
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
 
@@ -424,7 +424,14 @@ class Body:
     (counter-clockwise from +x). If ``motion`` was made for another shape it is remade for this one with
     the same controls (so a taller person asked for 1.4 m/s still walks at 1.4 m/s, feet planted). On a
     ``treadmill`` the mean travel is taken out: the body stays in place (fixed cameras keep it in view),
-    the belt carries the stance foot backwards, and every acceleration is unchanged."""
+    the belt carries the stance foot backwards, and every acceleration is unchanged.
+
+    ``time_warp`` (a ``kinefuse.sim.motion.TimeWarp``) plays the periodic motion at its time τ(t): every
+    angle and the pelvis's travel are the motion's at τ, their rates scaled by τ' and their accelerations
+    p''(τ)τ'² + p'(τ)τ'', so everything stays exact and the feet stay planted (a planted foot's place does
+    not depend on time, warped or not); the gait events are the motion's, mapped back through the inverse
+    warp. The treadmill's belt keeps its constant speed (the mean travel taken out is the belt's times the
+    true time), so a walker whose strides vary drifts a little forward and back on the belt, as people do."""
 
     def __init__(
         self,
@@ -433,12 +440,21 @@ class Body:
         origin_xy: tuple[float, float] = (0.0, 0.0),
         heading_rad: float = 0.0,
         treadmill: bool = False,
+        time_warp: TimeWarp | None = None,
     ) -> None:
         self.shape = shape
         self.treadmill = treadmill
         self.motion = motion if motion.shape == shape else motion.for_shape(shape)
         self.origin_xy = (float(origin_xy[0]), float(origin_xy[1]))
         self.heading_rad = float(heading_rad)
+        if (
+            time_warp is not None
+            and abs(time_warp.period - self.motion.period_s) > 1e-9 * self.motion.period_s
+        ):
+            raise ValueError(
+                f"the time warp's stride ({time_warp.period} s) is not the motion's ({self.motion.period_s} s)"
+            )
+        self.time_warp = time_warp
         self._cache: tuple[bytes, dict[str, SegmentState]] | None = None
 
     # --- kinematics ---------------------------------------------------------------------------------
@@ -448,11 +464,26 @@ class Body:
             raise ValueError(f"t must be a 1-D array of times, got shape {t.shape}")
         return t
 
+    def motion_time(self, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The motion's time τ at true times ``t``, with dτ/dt and d²τ/dt² (t, 1 and 0 without a warp)."""
+        t = self._times(t)
+        if self.time_warp is None:
+            return t, np.ones_like(t), np.zeros_like(t)
+        return self.time_warp(t)
+
+    @staticmethod
+    def _chain_rule(curve, rate, curvature) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A curve's value, rate and acceleration at τ(t) turned into d/dt: p, p'τ', p''τ'² + p'τ''."""
+        p, v, a = curve
+        return p, v * rate[:, None], a * (rate**2)[:, None] + v * curvature[:, None]
+
     def _angles(self, t: np.ndarray, joints) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        return {j: self.motion.angles(j, t) for j in joints}
+        tau, rate, curvature = self.motion_time(t)
+        return {j: self._chain_rule(self.motion.angles(j, tau), rate, curvature) for j in joints}
 
     def _root(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        position, velocity, acceleration = self.motion.root(t)
+        tau, rate, curvature = self.motion_time(t)
+        position, velocity, acceleration = self._chain_rule(self.motion.root(tau), rate, curvature)
         if self.treadmill:
             belt = self.motion.travel_velocity
             position, velocity = position - t[:, None] * belt, velocity - belt
@@ -534,22 +565,22 @@ class Body:
         """The true joint angles (n, 3) in degrees, (flexion, adduction, rotation) with the signs in the
         module docstring, for every joint (hip, knee, ankle per side, lumbar, shoulder, elbow, and also
         pelvis and neck)."""
-        t = self._times(t)
-        return {j: np.degrees(self.motion.angles(j, t)[0]) for j in JOINTS}
+        tau = self.motion_time(t)[0]
+        return {j: np.degrees(self.motion.angles(j, tau)[0]) for j in JOINTS}
 
     def gait_events(self, t_start: float, t_end: float) -> list[GaitEvent]:
         """Initial contacts and toe-offs with t_start <= time < t_end, in time order. They are the instants
-        the kinematics put the heel on (``ic``) and take the toe off (``tc``) the floor; empty for tasks
-        without them (squat, lunge, sit-to-stand, balance). Drop landings report both feet's landing
-        (``ic``) and take-off (``tc``)."""
+        the kinematics put the heel on (``ic``) and take the toe off (``tc``) the floor (through the time
+        warp, when there is one); empty for tasks without them (squat, lunge, sit-to-stand, balance). Drop
+        landings report both feet's landing (``ic``) and take-off (``tc``)."""
         out = []
         period = self.motion.period_s
+        tau_start, tau_end = self.motion_time(np.array([t_start, t_end], dtype=np.float64))[0]
         for side, kind, phase_time in self.motion.event_times:
-            k0 = int(np.floor((t_start - phase_time) / period))
-            k1 = int(np.ceil((t_end - phase_time) / period))
-            for k in range(k0, k1 + 1):
-                time = phase_time + k * period
-                if t_start <= time < t_end:
-                    out.append(GaitEvent(side, kind, float(time)))
+            k0 = int(np.floor((tau_start - phase_time) / period)) - 1
+            k1 = int(np.ceil((tau_end - phase_time) / period)) + 1
+            taus = phase_time + np.arange(k0, k1 + 1) * period
+            times = taus if self.time_warp is None else self.time_warp.inverse(taus)
+            out += [GaitEvent(side, kind, float(time)) for time in times if t_start <= time < t_end]
         out.sort(key=lambda e: (e.time_s, e.side, e.kind))
         return out

@@ -9,7 +9,8 @@ height from its samples. Angles, rates and accelerations are those splines and t
 analytic everywhere: the spline *is* the truth; nothing is differentiated numerically.
 
 Here: ``Motion`` (what ``kinefuse.sim.motions.make_motion`` returns and ``kinefuse.sim.body.Body``
-plays), ``Periodic`` (those splines) and ``curves_from_samples``; the C2 curve shapes the builders design
+plays), ``Periodic`` (those splines) and ``curves_from_samples``; ``TimeWarp``, the seeded stride-to-stride
+variation of timing a ``Body`` can play a periodic motion through; the C2 curve shapes the builders design
 with (``smoothstep``, ``quintic_hermite``); the knee-range controls (``knee_target``); and the joint
 rotations their inverse kinematics work in (``joint_rotation``, ``joint_angles_of``, ``align``).
 """
@@ -122,6 +123,127 @@ def quintic_hermite(
     h11 = -4 * s**3 + 7 * s**4 - 3 * s**5
     h21 = 0.5 * s**3 - s**4 + 0.5 * s**5
     return p0 * h00 + v0 * h * h10 + a0 * h * h * h20 + p1 * h01 + v1 * h * h11 + a1 * h * h * h21
+
+
+# ------------------------------------------------------------------------------------------------------
+# stride-to-stride variability
+
+
+class TimeWarp:
+    """A seeded, smooth, monotone map τ(t) from true time to the motion's time, so a periodic motion played
+    at τ(t) varies from stride to stride: ``Body`` evaluates every curve at τ and scales its derivatives by
+    the chain rule (p'(τ)τ', p''(τ)τ'² + p'(τ)τ''), so rates and accelerations stay exact.
+
+    Stride k of the motion, motion time [kT, (k + 1)T), is played over true time [s_k, s_(k+1)) with
+    s_k = kT + D_k: the offsets D_k are a stationary first-order autoregression, D_k = φ D_(k-1) + e_k,
+    φ = 1 - 1 / ``return_strides`` (the phase drifts from the mean cadence and comes back within about that
+    many strides, as a walker keeping to a treadmill belt must), scaled so that the stride times
+    s_(k+1) - s_k have the coefficient of variation ``cv`` about T (their lag-1 autocorrelation is
+    -(1 - φ) / 2; the long-range persistence of real stride times, Hausdorff et al. 1995, is not modelled).
+    D_k is the autoregression's moving-average sum truncated where φ^j < 1e-9, its innovations drawn in blocks
+    of ``_WARP_BLOCK`` strides from ``numpy.random.default_rng((*seed, block))``: τ is a pure function of t, the
+    same whatever times it is asked for and in whatever pieces (a simulation's chunks), for any t.
+
+    Between the knots τ is the quintic with τ(s_k) = kT and the first and second derivatives of the parabola
+    through the knots k - 1, k, k + 1 (so τ is C2, and local: each stride depends on its neighbours only).
+    """
+
+    def __init__(self, period: float, cv: float, seed: tuple[int, ...] | int, return_strides: float = 10.0):
+        if not 0.0 <= cv <= 0.1:
+            raise ValueError(f"stride-time coefficient of variation must be between 0 and 0.1, got {cv}")
+        if not return_strides > 1.0:
+            raise ValueError(f"return_strides must be above 1, got {return_strides}")
+        self.period = float(period)
+        self.cv = float(cv)
+        self.seed = tuple(int(x) for x in np.atleast_1d(seed))
+        self.phi = 1.0 - 1.0 / float(return_strides)
+        # var(D) = var(e) / (1 - φ²); var(s_(k+1) - s_k) = 2 var(D) (1 - φ) = (cv T)²
+        self._innovation = self.cv * self.period * math.sqrt((1.0 + self.phi) / 2.0)
+        self._memory = int(math.ceil(math.log(1e-9) / math.log(self.phi)))
+
+    def _innovations(self, first: int, last: int) -> np.ndarray:
+        """e_k for k in [first, last]."""
+        blocks = range(first // _WARP_BLOCK, last // _WARP_BLOCK + 1)
+        draws = np.concatenate([
+            np.random.default_rng((*self.seed, _WARP_TAG, 0 if b >= 0 else 1, abs(b))).standard_normal(_WARP_BLOCK)
+            for b in blocks
+        ])  # fmt: skip
+        start = first - blocks[0] * _WARP_BLOCK
+        return draws[start : start + last - first + 1] * self._innovation
+
+    def knots(self, first: int, last: int) -> np.ndarray:
+        """s_k, the true start of motion stride k, for k in [first, last]."""
+        if self.cv == 0.0:
+            return np.arange(first, last + 1) * self.period
+        e = self._innovations(first - self._memory, last)
+        weights = self.phi ** np.arange(self._memory + 1)
+        offsets = np.convolve(e, weights, mode="valid")  # D_k = sum_j φ^j e_(k-j)
+        return np.arange(first, last + 1) * self.period + offsets
+
+    def _pieces(self, first: int, last: int):
+        """Knots k in [first, last + 1] with each knot's τ, τ' and τ''."""
+        s = self.knots(first - 1, last + 2)
+        d = np.diff(s)  # stride durations, d[i] = s[i+1] - s[i]
+        rate = self.period / d
+        before, after = rate[:-1], rate[1:]  # the strides either side of knots first .. last + 1
+        span = d[:-1] + d[1:]
+        slope = (before * d[1:] + after * d[:-1]) / span
+        curvature = 2.0 * (after - before) / span
+        return s[1:-1], slope, curvature
+
+    def __call__(self, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """τ(t), τ'(t), τ''(t) for true times t (n,)."""
+        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        if self.cv == 0.0 or len(t) == 0:
+            return t.copy(), np.ones_like(t), np.zeros_like(t)
+        first = int(np.floor(t.min() / self.period)) - 3
+        last = int(np.floor(t.max() / self.period)) + 3
+        s, slope, curvature = self._pieces(first, last)
+        k = np.clip(np.searchsorted(s, t, side="right") - 1, 0, len(s) - 2)
+        h = s[k + 1] - s[k]
+        x = (t - s[k]) / h
+        tau0 = (first + k) * self.period
+        c = _quintic_coefficients(h, (tau0, slope[k], curvature[k]),
+                                  (tau0 + self.period, slope[k + 1], curvature[k + 1]))  # fmt: skip
+        tau = c[0] + x * (c[1] + x * (c[2] + x * (c[3] + x * (c[4] + x * c[5]))))
+        d1 = c[1] + x * (2 * c[2] + x * (3 * c[3] + x * (4 * c[4] + x * 5 * c[5])))
+        d2 = 2 * c[2] + x * (6 * c[3] + x * (12 * c[4] + x * 20 * c[5]))
+        return tau, d1 / h, d2 / h**2
+
+    def inverse(self, tau) -> np.ndarray:
+        """The true times t (n,) at which the motion is at time ``tau`` (n,): Newton's method on the monotone
+        quintic of the stride that holds it, to a picosecond."""
+        tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
+        if self.cv == 0.0 or len(tau) == 0:
+            return tau.copy()
+        first = int(np.floor(tau.min() / self.period)) - 1
+        last = int(np.floor(tau.max() / self.period)) + 1
+        s = self.knots(first, last + 1)
+        k = np.clip(np.floor(tau / self.period).astype(np.int64) - first, 0, len(s) - 2)
+        t = s[k] + (tau - (first + k) * self.period) / self.period * (s[k + 1] - s[k])
+        for _ in range(50):
+            value, rate, _ = self(t)
+            step = (value - tau) / rate
+            t = t - step
+            if np.max(np.abs(step)) < 1e-12:
+                break
+        return t
+
+
+_WARP_BLOCK = 256  # strides of innovations drawn at a time
+_WARP_TAG = 0x57D  # keeps the warp's random stream apart from the devices' (seeded with the same seed)
+
+
+def _quintic_coefficients(h, start, end) -> tuple[np.ndarray, ...]:
+    """Coefficients c0..c5 in x = (t - t0) / h of the quintic with (value, first, second derivative in t)
+    ``start`` at x = 0 and ``end`` at x = 1."""
+    p0, v0, a0 = start
+    p1, v1, a1 = end
+    v0, v1, a0, a1 = v0 * h, v1 * h, a0 * h * h, a1 * h * h
+    c3 = 10 * (p1 - p0) - 6 * v0 - 4 * v1 - 1.5 * a0 + 0.5 * a1
+    c4 = -15 * (p1 - p0) + 8 * v0 + 7 * v1 + 1.5 * a0 - a1
+    c5 = 6 * (p1 - p0) - 3 * v0 - 3 * v1 - 0.5 * a0 + 0.5 * a1
+    return p0, v0, 0.5 * a0, c3, c4, c5
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -14,10 +14,15 @@ import typing
 from pathlib import Path
 
 from kinefuse.configschema import REQUIRED, ConfigError, ConfigInvalid, Field, Validator
+from kinefuse.sim.motions import GAIT_KINDS, controls_for
 from kinefuse.sim.motions import KINDS as MOTION_KINDS
-from kinefuse.sim.motions import controls_for
 
 _OPTIONAL = None  # a motion control left out takes the motion's own default
+# how the motion is played rather than what it is: not a control of kinefuse.sim.motions.make_motion
+_PLAYING = ("kind", "treadmill", "stride_time_cv_pct")
+# stride-time variability of healthy walking: about 2 % (1-3 % is usual in healthy adults; the gaitmap
+# walker in the shared data has 2.8 %); see docs/simulation.md, "Realism of the IMU signals"
+DEFAULT_STRIDE_TIME_CV_PCT = 2.0
 
 
 def _vector(doc: str, length: int = 3) -> Field:
@@ -41,6 +46,14 @@ SECTIONS: dict[str, dict[str, Field]] = {
             False,
             "walk or run on the spot, as on a treadmill, so fixed cameras keep the "
             "athlete in view (accelerations are those of travelling at constant speed)",
+        ),
+        "stride_time_cv_pct": Field(
+            float,
+            _OPTIONAL,
+            f"stride-to-stride variation of stride time, coefficient of variation (walk, run; default "
+            f"{DEFAULT_STRIDE_TIME_CV_PCT:g}; 0: every stride the same)",
+            min=0.0,
+            max=10.0,
         ),
         "cadence_spm": Field(float, _OPTIONAL, "steps per minute (walk, run)", min=20.0, max=240.0),
         "speed_mps": Field(float, _OPTIONAL, "travel speed (walk, run)", min=0.1, max=10.0),
@@ -179,11 +192,16 @@ class Scenario:
         return self.sections["scenario"]["name"]
 
     def motion_controls(self) -> dict:
-        return {
-            k: v
-            for k, v in self.sections["motion"].items()
-            if k not in ("kind", "treadmill") and v is not None
-        }
+        return {k: v for k, v in self.sections["motion"].items() if k not in _PLAYING and v is not None}
+
+    @property
+    def stride_time_cv(self) -> float:
+        """The stride-time coefficient of variation the athlete walks or runs with (a fraction; 0 for tasks)."""
+        motion = self.sections["motion"]
+        if motion["kind"] not in GAIT_KINDS:
+            return 0.0
+        value = motion.get("stride_time_cv_pct")
+        return (DEFAULT_STRIDE_TIME_CV_PCT if value is None else float(value)) / 100.0
 
 
 def load_scenario(path: Path | str) -> Scenario:
@@ -275,10 +293,12 @@ def _check_motion_controls(check: Validator, motion: dict) -> None:
         return  # already reported
     allowed = controls_for(motion["kind"])
     for key, value in motion.items():
-        if key not in ("kind", "treadmill") and value is not None and key not in allowed:
+        if key not in _PLAYING and value is not None and key not in allowed:
             check.error(
                 ("motion", key), f"does not apply to {motion['kind']!r} (it takes {', '.join(allowed)})"
             )
+    if motion.get("stride_time_cv_pct") is not None and motion["kind"] not in GAIT_KINDS:
+        check.error(("motion", "stride_time_cv_pct"), "only a walk or a run has strides to vary")
     if motion["treadmill"] and motion["kind"] not in ("walk", "run"):
         check.error(("motion", "treadmill"), "only a walk or a run can be on a treadmill")
 

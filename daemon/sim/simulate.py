@@ -3,7 +3,9 @@ each device delivers to the host, chunk by chunk, with the exact truth beside it
 
 Every device draws from its own random stream, seeded by (scenario seed, device index, chunk index), so a
 chunk can be simulated on its own (the live source streams chunk after chunk) and the same seed gives the
-same data. Sensor error processes (bias drift) restart at each chunk boundary; the motion does not.
+same data. Sensor error processes (bias drift) restart at each chunk boundary; the motion does not, nor does its
+stride-to-stride variation (``kinefuse.sim.motion.TimeWarp``, seeded by the scenario's seed: a pure function of
+time).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from kinefuse.sim.camera_rig import look_at
 from kinefuse.sim.detector_model import DetectorErrors, KeypointTrack, Occluder, simulate_keypoints
 from kinefuse.sim.imu import PRESETS, ImuErrors, ImuTrack, simulate_imu
 from kinefuse.sim.magnetic import FerrousDisturbance, MagneticEnvironment
+from kinefuse.sim.motion import TimeWarp
 from kinefuse.sim.motions import make_motion
 from kinefuse.sim.scenario import Scenario, apply_overrides
 from kinefuse.sim.timing import Delivery, DeviceClock, Link, deliver
+
+_WARP_STREAM = 1_000_003  # the athlete's time warp draws from (seed, this); devices from (seed, index, chunk)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +88,15 @@ class Simulation:
         self.seed = scenario.sections["scenario"]["seed"] if seed is None else seed
         athlete, motion = scenario.sections["athlete"], scenario.sections["motion"]
         shape = BodyShape(athlete["height_m"])
-        self.body = Body(
-            shape,
-            make_motion(motion["kind"], shape=shape, **scenario.motion_controls()),
-            treadmill=motion["treadmill"],
+        played = make_motion(motion["kind"], shape=shape, **scenario.motion_controls())
+        # the athlete's strides vary (seeded by the scenario's seed; the same for every chunk); the others in
+        # view walk their periodic motion
+        warp = (
+            TimeWarp(played.period_s, scenario.stride_time_cv, (self.seed, _WARP_STREAM))
+            if scenario.stride_time_cv > 0
+            else None
         )
+        self.body = Body(shape, played, treadmill=motion["treadmill"], time_warp=warp)
         self.others = [
             Body(
                 BodyShape(p["height_m"]),

@@ -27,8 +27,11 @@ The designed walk
 - Stance feet planted, rigid: the foot lands on its heel where the normative swing puts it, pitched as the
   reference's foot is, rocks about the fixed heel at the rate that shortens the leg as fast as the
   normative knee flexes (``_contact_jet``), comes to rest flat (C2), stays flat until the heel rises
-  (``_HEEL_RISE``: Perry's terminal stance, 31 % of the cycle), then pivots about the fixed toe tip and
-  joins the reference's pitch by ``_TOE_JOIN`` of stance.
+  (``_HEEL_RISE``: Perry's terminal stance, 31 % of the cycle), then pivots about the fixed toe tip to its
+  toe-off state (``_toe_off_jet``): the reference's pitch, turning at the rate at which a foot rolling
+  over its toe moves its ankle as the normative swing moves it there (``_TOE_OFF_TURN`` of the way from the
+  reference's own, much slower, rate). The quintic from the flat foot to that state lifts the heel slowly
+  at first and fast at the end, as real feet do, and keeps the trailing leg long through terminal stance.
 - Pelvis surge: a linear inverted pendulum over the centre of pressure (Kajita et al., "The 3D linear
   inverted pendulum mode", IROS 2001): x'' = (g / h)(x - p), p moving from the heel at contact to the toe
   tip at toe-off and handed from foot to foot over double support, solved harmonic by harmonic for its
@@ -41,14 +44,17 @@ The designed walk
   bent ``_CARRYING_KNEE_DEG``, penalised by its vertical acceleration (``_HEIGHT_SMOOTHING``), and never
   higher than a knee bent ``_STRAIGHTEST_KNEE_DEG`` allows (``_smooth_below``: a quadratic programme with
   bounds).
-- Legs: inverse kinematics onto the planted feet in stance (``kinefuse.sim.tasks.planted_leg``); in swing
-  the foot follows the normative swing (under the designed pelvis) plus a correction, a quintic in time
-  from the stance design's mismatch at toe-off (value, rate, acceleration) to zero ``_LIFT_OFF_S`` later,
-  and from zero to its mismatch at the next contact over ``_TOUCH_DOWN_S``, so the foot leaves and lands
-  exactly as the stance design says (C2) and swings as the normative curves do (the peak knee flexion
-  is the normative one). The swinging toe clears the floor by ``_TOE_CLEARANCE_M`` by dorsiflexing the
-  foot (a softplus of the shortfall, faded in after toe-off and out before contact), not by bending the
-  knee.
+- Legs: inverse kinematics onto the planted feet in stance (``kinefuse.sim.tasks.planted_leg``). The swing
+  starts from the leg solved onto the toe-off state: each joint joins the normative swing by a quintic in
+  time from its mismatch at toe-off (value, rate, acceleration) to zero (``_lift_off``): the knee by the
+  normative knee's peak flexion, which is thereby the swing's (and the knee-range controls keep their
+  meaning), the hip over ``_LIFT_OFF`` of the swing, the ankle within ``_TURN_OVER_S`` (the foot stops
+  turning toe-down). The foot then follows the normative swing (under the designed pelvis) and settles
+  onto its landing, a quintic from zero to the mismatch at the next contact over ``_TOUCH_DOWN_S``, so the
+  foot leaves and lands exactly as the stance design says (C2). The swinging toe clears the floor by
+  ``_TOE_CLEARANCE_M`` by dorsiflexing the foot (a softplus of the shortfall, faded in after toe-off and out
+  before contact), not by bending the knee; a heel the normative swing would put into the floor before
+  contact is lifted out of it (``_ramp``).
 Contact and toe-off are the reference's instants, exact by construction.
 
 Running is built differently (``kinefuse.sim.running``): normative running curves in this foot-locked
@@ -99,7 +105,7 @@ _HANDOVER = 0.10  # of the stride: before heel contact the pelvis hands over to 
 _RELEASE = 0.09  # of the stride: the single support the stance times must leave after toe-off
 # the designed walk
 _HEEL_RISE = 0.5  # of stance (Perry: terminal stance begins with heel rise, at 31 % of the cycle)
-_TOE_JOIN = 0.75  # of stance: the rising foot has joined the reference's pitch
+_TOE_OFF_TURN = 0.8  # calibrated (``_toe_off_jet``): how far the toe-off turn goes to the swing's
 _SWAY_HARMONICS = 2  # the pelvis's sway keeps the reference's stride (and step) harmonics
 _PENDULUM_MEAN = 0.75  # the surge's mean: this far from the reference's place to the centre of pressure's
 _CARRYING_KNEE_DEG = 8.0  # the pelvis rides on planted legs bent about this much
@@ -107,12 +113,15 @@ _STRAIGHTEST_KNEE_DEG = 3.0  # and never higher than legs bent this much allow
 _HEIGHT_SMOOTHING = 0.006  # s²: the weight of the pelvis's vertical acceleration against riding the legs
 _HEIGHT_MARGIN_M = 0.0005  # kept below the straightest legs' height
 _DESIGN_ROUNDS = 3  # landing places, contact rates and the pelvis settle together in this many rounds
-_LIFT_OFF_S = 0.12  # the swinging foot leaves the stance design for the normative swing over this long
-_TOUCH_DOWN_S = 0.06  # and settles from the normative swing onto its landing over this long
+_LIFT_OFF = 0.6  # of swing: the hip joins the normative swing (the knee by its peak flexion)
+_TURN_OVER_S = 0.05  # and the ankle within this long (the foot stops turning toe-down, as real feet do)
+_KNEE_PEAK_SOONEST = 0.2  # of swing: a normative knee peaking sooner after toe-off is joined as the hip is
+_TOUCH_DOWN_S = 0.08  # and settles from the normative swing onto its landing over this long
 _SWING_REACH_TOLERANCE_M = 0.001  # a swinging foot this far beyond reach is reached short (knee straight)
 _TOE_CLEARANCE_M = 0.010
 _CLEARANCE_RAMP = 0.3  # of swing: the clearance is faded in after toe-off and out before contact
 _FLOOR_SOFTNESS_M = 0.008
+_HEEL_SOFTNESS_M = 0.008  # a heel kept out of the floor ends at most half this below it (and starts gently)
 _MAX_DORSIFLEXION = math.radians(40.0)  # the most the foot turns up for clearance
 _LEVER_FLOOR_M = 0.03
 _JET_STEP_S = 1e-4
@@ -356,13 +365,14 @@ class _Walker:
             self._travel(sway)
             for side in SIDES:
                 self.feet[side]["contact"] = self._contact_jet(side)
+                self.feet[side]["toe_off"] = self._toe_off_jet(side)
                 self._land(side)
         self._travel(sway)
-        self._root = self.root_curves()
 
     def _travel(self, sway: np.ndarray) -> None:
         self.sway = np.stack([self._pendulum()[:, 0], sway], axis=1)
         self.z = self._height()
+        self._root = self.root_curves()
 
     def _root_at(self, time: float) -> np.ndarray:
         """The designed root at ``time`` (linear between grid samples)."""
@@ -422,7 +432,7 @@ class _Walker:
             "ankle": landing
             - R_yaw @ shape.heel_offset,  # the ankle while the sole is flat (``_land`` moves it)
             "contact": self._pitch_jet(side, ic, stance),
-            "join": self._pitch_jet(side, ic + _TOE_JOIN * stance, stance),
+            "toe_off": self._pitch_jet(side, ic + stance, stance),  # until ``_toe_off_jet`` designs it
         }
 
     def _contact_jet(self, side: str) -> tuple[float, float, float]:
@@ -456,13 +466,43 @@ class _Walker:
         pitch_rate = (lengthening + float(hip_velocity @ towards) / distance) / per_rate
         return (self._pitch_jet(side, ic, self.stance_s[side])[0], pitch_rate * self.stance_s[side], 0.0)
 
+    def _toe_off_jet(self, side: str) -> tuple[float, float, float]:
+        """The foot's pitch state at toe-off (per unit of stance). Its pitch is the reference's there; it turns
+        about the fixed toe tip at ``_TOE_OFF_TURN`` of the way from the reference's own rate to the rate, and
+        angular acceleration, that moves the ankle as nearly as a foot turning about its toe can (least
+        squares) as the normative swing moves it at toe-off. The reference's foot turns at under 200 deg/s at
+        toe-off while its ankle already moves at walking speed and more: a foot that leaves the floor that
+        slowly must make up the difference in the air, which was the 8-9 g spike of the early swing. Matched
+        fully, the foot would turn at about 680 deg/s here (the default walk); real feet peak at 580-630 deg/s
+        just before toe-off (the gaitmap recording's motion capture, heel-to-toe marker line, median over its
+        57 strides): ``_TOE_OFF_TURN`` = 0.8 is calibrated to that (580 deg/s), not to the IMU statistics."""
+        shape, stance = self.shape, self.stance_s[side]
+        time = np.array([self.ic[side] + stance])
+        (pxy, vxy, axy), (pz, vz, az) = self._root[0](time), self._root[1](time)
+        root = (np.concatenate([pxy, pz], 1), np.concatenate([vxy, vz], 1), np.concatenate([axy, az], 1))
+        free = chain_kinematics(shape, _evaluate(self.curves, time), root,
+                                segments=(f"{side}_foot",))[f"{side}_foot"]  # fmt: skip
+        pitch, own_rate, own_acceleration = self._pitch_jet(side, float(time[0]), 1.0)
+        # the ankle about the toe tip: ankle = tip - R_yaw rot_y(pitch) toe_offset
+        c, s = math.cos(pitch), math.sin(pitch)
+        turn = np.array([[-s, 0.0, c], [0.0, 0.0, 0.0], [-c, 0.0, -s]])  # d rot_y / d pitch
+        bend = np.array([[-c, 0.0, -s], [0.0, 0.0, 0.0], [s, 0.0, -c]])  # d² rot_y / d pitch²
+        R_yaw = self.feet[side]["R_yaw"]
+        J, K = -R_yaw @ turn @ shape.toe_offset, -R_yaw @ bend @ shape.toe_offset
+        rate = float(J @ free.velocity[0]) / float(J @ J)
+        acceleration = float(J @ (free.acceleration[0] - K * rate**2)) / float(J @ J)
+        rate = own_rate + _TOE_OFF_TURN * (rate - own_rate)
+        acceleration = own_acceleration + _TOE_OFF_TURN * (acceleration - own_acceleration)
+        return pitch, rate * stance, acceleration * stance**2
+
     def stance_foot(
         self, side: str, a: np.ndarray, t: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Ankle (n, 3) and foot rotation (n, 3, 3) at stance fractions ``a``. The foot pivots on its heel
         from contact (pitching from the reference's contact state) until the sole is level, stays flat until
-        the heel rises, then pivots on its toe tip, joining the reference's pitch at ``_TOE_JOIN`` of stance;
-        outside [0, 1] the pivots go on with the reference's pitch, which the swing blends start from. Given
+        the heel rises, then pivots on its toe tip to its toe-off state (``_toe_off_jet``, a quintic);
+        before contact the heel pivot goes on at its contact rate, after toe-off the toe pivot with its
+        toe-off state (to second order), so the differences that take the jets there see one smooth curve. Given
         the times ``t`` (n,) the fractions are seen at, the foot is placed in their stride (the design is
         for the stance that starts at the contact time in [0, period))."""
         design, shape, stance = self.feet[side], self.shape, self.stance_s[side]
@@ -475,9 +515,12 @@ class _Walker:
         designed = (a >= 0.0) & on_heel
         pitch[designed] = quintic_hermite(a[designed], flat, design["contact"], (0.0, 0.0, 0.0))
         pitch[(a >= flat) & (a <= _HEEL_RISE)] = 0.0
-        designed = on_toe & (a < _TOE_JOIN)
-        pitch[designed] = quintic_hermite(a[designed] - _HEEL_RISE, _TOE_JOIN - _HEEL_RISE, (0.0, 0.0, 0.0),
-                                          design["join"])  # fmt: skip
+        designed = on_toe & (a <= 1.0)
+        pitch[designed] = quintic_hermite(a[designed] - _HEEL_RISE, 1.0 - _HEEL_RISE, (0.0, 0.0, 0.0),
+                                          design["toe_off"])  # fmt: skip
+        after = a > 1.0  # on past toe-off with its toe-off state, to second order
+        p0, v0, a0 = design["toe_off"]
+        pitch[after] = p0 + v0 * (a[after] - 1.0) + 0.5 * a0 * (a[after] - 1.0) ** 2
         R_yaw = design["R_yaw"]
         R = R_yaw @ rot_y(pitch)  # rot_y(+) pitches the toe down
         ankle = np.tile(design["ankle"], (len(a), 1))
@@ -621,12 +664,63 @@ class _Walker:
         d = planted - free
         return d[1], (d[2] - d[0]) / (2 * h), (d[2] - 2 * d[1] + d[0]) / h**2
 
+    def _planted_joints(self, side: str, times: np.ndarray) -> dict[str, np.ndarray]:
+        """The leg's joint angles (hip, knee, ankle; n, 3 each) solved onto the stance design at ``times``."""
+        ankle, angles = self._planted_foot(side, times)
+        R = cardan_yxz(angles, np.zeros_like(angles), np.zeros_like(angles))[0]
+        (pxy, _, _), (pz, _, _) = self._root[0](times), self._root[1](times)
+        hip, knee, ankle_angles = planted_leg(self.shape, side, self.curves["pelvis"](times)[0],
+                                              np.concatenate([pxy, pz], 1), ankle, R,
+                                              self.curves[f"{side}_knee"](times)[0][:, 1])  # fmt: skip
+        return {f"{side}_hip": hip, f"{side}_knee": knee, f"{side}_ankle": ankle_angles}
+
+    def _lift_off(self, side: str, times: np.ndarray, since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ankle (n, 3) and foot Cardan angles (n, 3) of the early swing at ``times`` (``since`` toe-off): the
+        normative swing's joint angles plus, for each joint of the leg, a quintic in time from the stance
+        design's mismatch at toe-off (the leg solved onto the toe-off state minus the normative angles: value,
+        rate, acceleration) to zero, played by forward kinematics under the designed pelvis. The knee's ends
+        at the normative knee's peak flexion, which is thereby the swing's own (and the knee-range controls
+        keep their meaning), unless that peak comes within ``_KNEE_PEAK_SOONEST`` of the swing after toe-off
+        (a reference whose toe-off falls at the top of the normative knee's rise, as a much larger knee range
+        makes it: no leg could get there), when it ends with the hip's; the hip's after ``_LIFT_OFF`` of the
+        swing (the stance design plants the foot a few centimetres from where the normative angles would have
+        it, and the swing takes that up gently);
+        the ankle's within ``_TURN_OVER_S``: the foot leaves the floor still turning toe-down and stops
+        turning within a few hundredths of a second, as real feet do."""
+        to, h = self.to[side], _JET_STEP_S
+        planted = self._planted_joints(side, to + np.array([-h, 0.0, h]))
+        angles = {j: (q.copy(), qd, qdd) for j, (q, qd, qdd) in _evaluate(self.curves, times).items()}
+        swing_s = self.period - self.stance_s[side]
+        peak = float(since[np.argmax(self.curves[f"{side}_knee"](times)[0][:, 0])])
+        horizon = {
+            f"{side}_hip": _LIFT_OFF * swing_s,
+            f"{side}_knee": peak if peak >= _KNEE_PEAK_SOONEST * swing_s else _LIFT_OFF * swing_s,
+            f"{side}_ankle": min(_TURN_OVER_S, 0.5 * swing_s),
+        }
+        for joint, q in planted.items():
+            q0, qd0, qdd0 = self.curves[joint](np.array([to]))
+            mismatch = (
+                q[1] - q0[0],
+                (q[2] - q[0]) / (2 * h) - qd0[0],
+                (q[2] - 2 * q[1] + q[0]) / h**2 - qdd0[0],
+            )
+            length = horizon[joint]
+            inside = since < length
+            for k in (0,) if joint.endswith("knee") else (0, 1, 2):  # the knee's adduction is not solved for
+                start = tuple(float(x[k]) for x in mismatch)
+                angles[joint][0][inside, k] += quintic_hermite(since[inside], length, start, (0.0, 0.0, 0.0))
+        (pxy, vxy, axy), (pz, vz, az) = self._root[0](times), self._root[1](times)
+        root = (np.concatenate([pxy, pz], 1), np.concatenate([vxy, vz], 1), np.concatenate([axy, az], 1))
+        foot = chain_kinematics(self.shape, angles, root, segments=(f"{side}_foot",))[f"{side}_foot"]
+        return foot.position, yxz_from_matrix(foot.R)
+
     def legs(self) -> dict[str, np.ndarray]:
         """The walk's joint samples: the normative ones with the legs solved onto the designed feet. In
-        swing the foot follows the normative swing plus a correction: a quintic in time from the stance
-        design's mismatch at toe-off (value, rate, acceleration) to zero ``_LIFT_OFF_S`` later, and from zero
-        to its mismatch at the next contact over ``_TOUCH_DOWN_S``, so the foot leaves and lands exactly as
-        the stance design says and swings as the normative curves do."""
+        swing the foot leaves the stance design as ``_lift_off`` says (the leg's joints joining the normative
+        swing), follows the normative swing, and settles onto its landing: the normative swing plus a
+        quintic in time from zero to the stance design's mismatch at the next contact (value, rate,
+        acceleration) over ``_TOUCH_DOWN_S``, so the foot leaves and lands exactly as the stance design says
+        (C2)."""
         shape, t, period = self.shape, self.t, self.period
         out = {k: v.copy() for k, v in self.samples.items()}
         root = self.root()
@@ -636,15 +730,15 @@ class _Walker:
             ankle, angles = self._planted_foot(side, t)
             since = (t - self.to[side]) % period  # time into the swing
             swing = since < swing_s
+            if _LIFT_OFF * swing_s + _TOUCH_DOWN_S >= swing_s:
+                raise ValueError(f"walk: a swing of {swing_s:.3f} s is too short to leave the floor and land")
             free_ankle, free_angles = self._free_foot(side, t[swing])
-            lift_off = self._mismatch(side, self.to[side])
+            early = since[swing] < swing_s - _TOUCH_DOWN_S
+            free_ankle[early], free_angles[early] = self._lift_off(side, t[swing][early], since[swing][early])
             landing = self._mismatch(side, self.to[side] + swing_s)
             correction = np.zeros((int(swing.sum()), 6))
-            early = since[swing] < _LIFT_OFF_S
-            late = since[swing] > swing_s - _TOUCH_DOWN_S
+            late = ~early
             for k in range(6):
-                correction[early, k] = quintic_hermite(since[swing][early], _LIFT_OFF_S,
-                                                       tuple(x[k] for x in lift_off), (0.0, 0.0, 0.0))  # fmt: skip
                 correction[late, k] = quintic_hermite(since[swing][late] - swing_s + _TOUCH_DOWN_S, _TOUCH_DOWN_S,
                                                       (0.0, 0.0, 0.0), tuple(x[k] for x in landing))  # fmt: skip
             ankle[swing] = free_ankle + correction[:, :3]
@@ -669,6 +763,11 @@ class _Walker:
             turn = _MAX_DORSIFLEXION * np.tanh(short / lever / _MAX_DORSIFLEXION)
             angles[:, 0] -= turn  # rot_y(-) lifts the toe
             R = cardan_yxz(angles, np.zeros_like(angles), np.zeros_like(angles))[0]
+            # and a heel the normative swing would put into the floor before contact (its foot reaches lower under
+            # the designed pelvis than under the reference's) is lifted, by a C2 ramp of its depth, 0 at and above
+            # the floor (at contact the heel is on it, still: nothing changes there)
+            depth = np.where(swing, -(ankle[:, 2] + (R @ shape.heel_offset)[:, 2]), 0.0)
+            ankle[:, 2] += _ramp(depth, _HEEL_SOFTNESS_M)
             hip, knee, ankle_angles = planted_leg(shape, side, self.samples["pelvis"], root, ankle, R,
                                                   self.samples[f"{side}_knee"][:, 1],
                                                   reach_tolerance_m=_SWING_REACH_TOLERANCE_M)  # fmt: skip
@@ -680,6 +779,12 @@ class _Walker:
         sway = CubicSpline(x, np.vstack([self.sway, self.sway[:1]]), bc_type="periodic", axis=0)
         return (Periodic(self.period, sway, drift=self.drift),
                 Periodic.from_samples(self.period, self.z[:, None]))  # fmt: skip
+
+
+def _ramp(x: np.ndarray, softness: float) -> np.ndarray:
+    """0 for x <= 0, x³ / (x² + softness²) above: C2 at 0, and x less at most softness / 2."""
+    x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
+    return x**3 / (x**2 + softness**2)
 
 
 def _mirror_controls(controls: Mapping[str, object]) -> dict[str, object]:

@@ -112,12 +112,12 @@ def test_unrelated_signals_give_no_skew():
 
 
 def test_a_minute_of_walking_is_too_short_to_claim_a_skew(walk):
-    # all 8 windows of 20 s give an offset (the frame-difference estimate lost one to a weak correlation),
-    # scattering by a millisecond or two: the slope's standard error (46 ppm) is above the 20 ppm the
-    # estimate must reach, so no skew is claimed; 20 s gives too few windows
+    # of the 8 windows of 20 s, enough give an offset for a line (5 with the default walk's stride
+    # variability; the others refuse, ambiguous), scattering by a millisecond or two: the slope's standard
+    # error (62 ppm) is above the 20 ppm the estimate must reach, so no skew is claimed; 20 s gives too few
     imu_t, gyr, mid, rate, _ = walk
     skew = estimate_skew(imu_t, gyr, mid, rate)
-    assert skew.skew_ppm is None and skew.windows == 8 and skew.uncertainty_ppm > 20.0
+    assert skew.skew_ppm is None and 3 <= skew.windows <= 8 and skew.uncertainty_ppm > 20.0
     assert skew.reason.startswith("insufficient data: skew uncertain by")
     short = estimate_skew(imu_t[:2000], gyr[:2000], mid[mid < 20.0], rate[mid < 20.0])
     assert short.skew_ppm is None and "windows" in short.reason
