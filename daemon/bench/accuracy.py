@@ -142,16 +142,16 @@ def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dic
     """Offset between a shank strap's and a camera's aligned timelines, from the shank's angular velocity
     seen by both, against the truth (each stream's aligned-time error is known from the sample numbers)."""
     metric = "cross-modal IMU-camera offset error"
-    shank = next((d for d in simulation.imus if d.segment.endswith("_shank")), None)
+    shanks = [d for d in simulation.imus if d.segment.endswith("_shank")]
     camera = simulation.cameras[0] if simulation.cameras else None
-    if shank is None or camera is None or camera.keypoint_set != "COCO-17":
+    if not shanks or camera is None or camera.keypoint_set != "COCO-17":
         return [make_row(name, metric, "ms", None, "lower",
                          note="insufficient data: the scenario has no shank strap and COCO-17 camera")]  # fmt: skip
+    frames = reader.keypoint_frames(db, device_id=camera.name)
+    names = KEYPOINT_SETS["COCO-17"].keypoints
+    shank = max(shanks, key=lambda d: _seen_share(frames["keypoints"], names, d.segment.split("_")[0]))
     side = shank.segment.split("_")[0]
-    imu, frames = (
-        reader.imu_samples(db, device_id=shank.name),
-        reader.keypoint_frames(db, device_id=camera.name),
-    )
+    imu = reader.imu_samples(db, device_id=shank.name)
     zero_ns = _meta(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [shank.name])))[
         "sim_time_zero_ns"
     ]
@@ -160,7 +160,6 @@ def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dic
         (np.asarray(imu["time_ns"]) - zero_ns) / 1e9,
         (np.asarray(frames["time_ns"]) - zero_ns) / 1e9,
     )
-    names = KEYPOINT_SETS["COCO-17"].keypoints
     mid, rate = segment_angle_rate(
         cam_t, frames["keypoints"], names.index(f"{side}_knee"), names.index(f"{side}_ankle")
     )
@@ -173,6 +172,13 @@ def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dic
     if not estimate.sufficient:
         return [make_row(name, metric, "ms", None, "lower", note=f"{estimate.reason}; {note}")]
     return [make_row(name, metric, "ms", abs(estimate.offset_s - truth) * 1e3, "lower", note=note)]
+
+
+def _seen_share(keypoints: np.ndarray, names: tuple[str, ...], side: str) -> float:
+    """The share of frames in which the camera is sure of both the knee and the ankle of ``side``: the
+    shank it sees best (the near leg of a side view) is the one to compare with its strap."""
+    pair = [names.index(f"{side}_knee"), names.index(f"{side}_ankle")]
+    return float(np.mean((np.asarray(keypoints)[:, pair, 2] > 0.3).all(axis=1)))
 
 
 def _worst_rows(name: str, kind: str, scores: list) -> list[dict]:
