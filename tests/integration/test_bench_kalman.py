@@ -10,8 +10,12 @@ from kinefuse._native import keypoint_kalman
 from kinefuse.bench import kalman as bench_kalman
 from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings
 
-CASES = ["filter (batch)", "filter + RTS (batch)", "filter + RTS (batch), Student-t update (the default)",
-         "live (filter + 100 ms fixed-lag RTS, per frame)"]
+CASES = [
+    "filter (batch)",
+    "filter + RTS (batch)",
+    "filter + RTS (batch), Student-t update (the default)",
+    "live (filter + 100 ms fixed-lag RTS, per frame)",
+]
 
 
 def test_the_bench_measures_ours_and_filterpy_on_the_same_frames(monkeypatch):
