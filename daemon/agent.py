@@ -215,9 +215,25 @@ class Agent:
                 if isinstance(item, DeviceAdded):
                     self.aligner.add_device(item.source_id, item.device)
                     out.append(item)
+                    out.extend(self._declare(item))
                 else:
                     out.extend(self._process_batch(item))
             self._fan_out(out)
+
+    def _declare(self, declaration: DeviceAdded) -> list:
+        """Tell the processors that want it (``device_added``) about a device."""
+        out: list = []
+        for pid, processor in self.processors.items():
+            device_added = getattr(processor, "device_added", None)
+            if device_added is None:
+                continue
+            try:
+                out.extend(device_added(declaration))
+            except Exception:
+                self.processor_errors[pid] += 1
+                log.exception("processor %s failed on device %s/%s", pid, declaration.source_id,
+                              declaration.device.device_id)  # fmt: skip
+        return out
 
     def _process_batch(self, batch) -> list:
         aligned = self.aligner.align(batch)

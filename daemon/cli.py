@@ -129,7 +129,9 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="print the live time-aligned stream as JSON lines")
     tail.add_argument("--config", type=Path, default=default_config_path(), help=config_help)
     tail.add_argument(
-        "--kind", action="append", help="only these record types (imu, keypoints, metric, event)"
+        "--kind",
+        action="append",
+        help="only these record types (imu, keypoints, metric, event, motion, device)",
     )
     tail.add_argument("--count", type=int, help="stop after this many records")
     tail.set_defaults(handler=cmd_tail)

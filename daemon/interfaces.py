@@ -18,7 +18,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from kinefuse.configschema import Schema
-from kinefuse.types import DerivedValue, DeviceAdded, DeviceInfo, Event, SampleBatch, SessionInfo, StreamItem
+from kinefuse.types import (
+    DerivedValue,
+    DeviceAdded,
+    DeviceInfo,
+    Event,
+    MotionItem,
+    SampleBatch,
+    SessionInfo,
+    StreamItem,
+)
 
 
 class SourceContext(Protocol):
@@ -49,11 +58,16 @@ class Source(Protocol):
 
 
 class Processor(Protocol):
-    def process(self, batch: SampleBatch) -> Iterable[DerivedValue | Event]:
-        """Derive values or events from one clock-aligned batch."""
+    def process(self, batch: SampleBatch) -> Iterable[DerivedValue | Event | MotionItem]:
+        """Derive values, events or motion items from one clock-aligned batch."""
 
-    def flush(self) -> Iterable[DerivedValue | Event]:
+    def flush(self) -> Iterable[DerivedValue | Event | MotionItem]:
         """Emit what is still held back; called once at stop."""
+
+    def device_added(self, declaration: DeviceAdded) -> Iterable[DerivedValue | Event | MotionItem]:
+        """Optional (the agent calls it where a processor defines it): a source declared a device, with its
+        kind, clock and meta (a strap's ``segment``), before the device's first batch and again when the
+        source restarts."""
 
 
 class Sink(Protocol):

@@ -36,6 +36,7 @@ CORE_MODULES = (
     "kinefuse.builtin.sources.synthetic",
     "kinefuse.builtin.processors.sequence_gaps",
     "kinefuse.builtin.processors.strap_orientation",
+    "kinefuse.builtin.processors.motion_stream",
     "kinefuse.builtin.sinks.sqlite",
     "kinefuse.builtin.services.status",
     "kinefuse.builtin.commands.simulate",

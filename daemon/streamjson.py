@@ -1,7 +1,7 @@
 """Stream items as JSON-ready records, one per sample, for the status socket and ``kinefuse tail``.
 
 Batches are converted column-wise with numpy ``tolist()`` so that the only Python loop is the one that
-assembles each sample's dict.  Every record has a ``type``: imu, keypoints, metric, event or device.
+assembles each sample's dict.  Every record has a ``type``: imu, keypoints, metric, event, motion or device.
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from kinefuse.types import (
     ImuBatch,
     ImuSample,
     KeypointBatch,
+    KeypointStatus,
+    KeypointView,
+    MotionItem,
     Provenance,
     QualityLevel,
+    SegmentOrientation,
 )
 
 _DECIMALS = 4  # enough for m/s^2, rad/s, uT and sub-pixel keypoints; keeps lines short
@@ -30,6 +34,7 @@ KINDS = {  # stream item type -> the ``type`` of its records
     KeypointBatch: "keypoints",
     DerivedValue: "metric",
     Event: "event",
+    MotionItem: "motion",
     DeviceAdded: "device",
 }
 
@@ -147,6 +152,52 @@ def _event(event: Event) -> list[dict]:
     ]
 
 
+def _segment(segment: SegmentOrientation) -> dict:
+    quaternion = None if segment.quaternion is None else _rounded(np.array(segment.quaternion))
+    return {
+        "source": segment.source_id,
+        "device": segment.device_id,
+        "quaternion": quaternion,
+        "provenance": None if segment.provenance is None else segment.provenance.value,
+        "quality": segment.quality.level.value,
+        "quality_reason": segment.quality.reason,
+    }
+
+
+# a keypoint status's provenance, quality and reason as a record lists them
+_STATUS_FIELDS = {
+    int(s): (None if s.provenance is None else s.provenance.value, s.quality.level.value, s.quality.reason)
+    for s in KeypointStatus
+}
+
+
+def _view(view: KeypointView) -> dict:
+    provenance, quality, reason = zip(*(_STATUS_FIELDS[code] for code in view.status.tolist()), strict=True)
+    return {
+        "source": view.source_id,
+        "keypoint_set": view.keypoint_set,
+        "unit": view.unit,
+        "position": _rounded(view.position),
+        "sigma": _rounded(view.sigma),
+        "provenance": list(provenance),
+        "quality": list(quality),
+        "quality_reason": list(reason),
+    }
+
+
+def _motion(item: MotionItem) -> list[dict]:
+    return [
+        {
+            "type": "motion",
+            "processor": item.processor,
+            "t_ns": item.time_ns,
+            "rate_hz": item.rate_hz,
+            "segments": {segment.segment: _segment(segment) for segment in item.segments},
+            "keypoints": {view.view: _view(view) for view in item.keypoints},
+        }
+    ]
+
+
 def _device(added: DeviceAdded) -> list[dict]:
     device = added.device
     return [
@@ -162,4 +213,5 @@ def _device(added: DeviceAdded) -> list[dict]:
     ]
 
 
-_CONVERTERS = {"imu": _imu, "keypoints": _keypoints, "metric": _metric, "event": _event, "device": _device}
+_CONVERTERS = {"imu": _imu, "keypoints": _keypoints, "metric": _metric, "event": _event, "motion": _motion,
+               "device": _device}  # fmt: skip

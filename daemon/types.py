@@ -272,7 +272,99 @@ class Event:
     processor: str = ""
 
 
-StreamItem = ImuBatch | KeypointBatch | DerivedValue | Event
+class KeypointStatus(enum.IntEnum):
+    """What a keypoint's value in a motion item is, ordered from best to worst; the codes are the keypoint
+    smoother's (kinefuse.fusion.keypoint_smoothing)."""
+
+    MEASURED = 0  # smoothed with a detection: provenance measured, quality good
+    FILLED = 1  # no usable detection within the gap limit: predicted; provenance filled, quality degraded
+    REJECTED = 2  # the detection was rejected as an outlier: predicted, as FILLED
+    MISSING = 3  # no value: quality insufficient
+
+    @property
+    def provenance(self) -> Provenance | None:
+        if self is KeypointStatus.MISSING:
+            return None
+        return Provenance.MEASURED if self is KeypointStatus.MEASURED else Provenance.FILLED
+
+    @property
+    def quality(self) -> Quality:
+        return _KEYPOINT_QUALITY[self]
+
+
+_KEYPOINT_QUALITY = {
+    KeypointStatus.MEASURED: GOOD,
+    KeypointStatus.FILLED: Quality(QualityLevel.DEGRADED, "filled by prediction: no usable detection"),
+    KeypointStatus.REJECTED: Quality(
+        QualityLevel.DEGRADED, "filled by prediction: detection rejected as an outlier"
+    ),
+    KeypointStatus.MISSING: Quality(
+        QualityLevel.INSUFFICIENT, "insufficient data: no detection within the gap limit"
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SegmentOrientation:
+    """One body segment's orientation in a motion item, from the strap worn on it.
+
+    ``quaternion`` (w, x, y, z) turns segment coordinates into world ones (z up; x east, y north with a
+    magnetometer, else a heading relative to where the strap started). It and ``provenance`` are None
+    exactly when quality is INSUFFICIENT.
+    """
+
+    segment: str
+    source_id: str
+    device_id: str
+    quaternion: tuple[float, float, float, float] | None
+    provenance: Provenance | None
+    quality: Quality
+
+    def __post_init__(self) -> None:
+        insufficient = self.quality.level is QualityLevel.INSUFFICIENT
+        if insufficient != (self.quaternion is None) or insufficient != (self.provenance is None):
+            raise ValueError(f"{self.segment}: no value exactly when quality is insufficient")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class KeypointView:
+    """One view's keypoints in a motion item, as arrays (no object per keypoint).
+
+    A camera's view is named by its device id and holds image positions (unit "px", ``position`` (K, 2)); the
+    view name "3d" is kept for triangulated positions (unit "m", (K, 3)). ``status`` (K,) holds
+    KeypointStatus codes; ``position`` and ``sigma`` (the standard deviation per axis) are NaN where a
+    keypoint is MISSING.
+    """
+
+    view: str
+    source_id: str
+    keypoint_set: str
+    unit: str
+    position: np.ndarray  # float64 (K, D)
+    sigma: np.ndarray  # float64 (K,)
+    status: np.ndarray  # int8 (K,)
+
+    def provenance(self, keypoint: int) -> Provenance | None:
+        return KeypointStatus(int(self.status[keypoint])).provenance
+
+    def quality(self, keypoint: int) -> Quality:
+        return KeypointStatus(int(self.status[keypoint])).quality
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MotionItem:
+    """The athlete's body at one instant of the motion timeline (docs/fusion.md, "The motion stream"):
+    ``time_ns``, aligned host time, is a multiple of round(1e9 / ``rate_hz``) ns; one orientation per sensed
+    segment and one KeypointView per camera."""
+
+    time_ns: int
+    rate_hz: float
+    segments: tuple[SegmentOrientation, ...]
+    keypoints: tuple[KeypointView, ...]
+    processor: str = ""
+
+
+StreamItem = ImuBatch | KeypointBatch | DerivedValue | Event | MotionItem
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

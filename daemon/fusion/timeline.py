@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _brackets(
+def brackets(
     times: np.ndarray, grid: np.ndarray, max_gap_s: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each grid time: the index of the sample at or before it, the fraction towards the next, and
@@ -38,7 +38,7 @@ def resample(times, values, grid, max_gap_s: float) -> tuple[np.ndarray, np.ndar
     """Values (n, ...) at ``times`` (n,) linearly interpolated at ``grid`` (m,); returns (m, ...) values and
     the (m,) validity mask. NaN samples make the intervals next to them invalid."""
     values = np.asarray(values, dtype=np.float64)
-    left, fraction, valid = _brackets(times, grid, max_gap_s)
+    left, fraction, valid = brackets(times, grid, max_gap_s)
     right = np.minimum(left + 1, len(values) - 1)
     weight = fraction.reshape(-1, *([1] * (values.ndim - 1)))
     out = (1.0 - weight) * values[left] + weight * values[right]
@@ -51,9 +51,16 @@ def resample(times, values, grid, max_gap_s: float) -> tuple[np.ndarray, np.ndar
 def resample_quaternions(times, quaternions, grid, max_gap_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Unit quaternions (n, 4; w, x, y, z) slerped at ``grid``; returns (m, 4) and the validity mask."""
     q = np.asarray(quaternions, dtype=np.float64)
-    left, fraction, valid = _brackets(times, grid, max_gap_s)
-    right = np.minimum(left + 1, len(q) - 1)
-    a, b = q[left], q[right]
+    left, fraction, valid = brackets(times, grid, max_gap_s)
+    out = slerp(q[left], q[np.minimum(left + 1, len(q) - 1)], fraction)
+    valid = valid & np.isfinite(out).all(axis=1)
+    out[~valid] = np.nan
+    return out, valid
+
+
+def slerp(a: np.ndarray, b: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+    """Unit quaternions (m, 4) the ``fraction`` (m,) of the way from ``a`` to ``b`` (m, 4), the shorter way
+    round (Shoemake, "Animating rotation with quaternion curves", SIGGRAPH 1985)."""
     dot = np.sum(a * b, axis=1)
     b = np.where(dot[:, None] < 0, -b, b)  # the shorter way round
     dot = np.abs(dot)
@@ -63,10 +70,7 @@ def resample_quaternions(times, quaternions, grid, max_gap_s: float) -> tuple[np
     wa = np.where(small, 1.0 - fraction, np.sin((1.0 - fraction) * angle) / sin_angle)
     wb = np.where(small, fraction, np.sin(fraction * angle) / sin_angle)
     out = wa[:, None] * a + wb[:, None] * b
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    valid = valid & np.isfinite(out).all(axis=1)
-    out[~valid] = np.nan
-    return out, valid
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def common_grid(start_s: float, end_s: float, rate_hz: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
-from kinefuse.storage.codec import unpack_rows
+from kinefuse.storage.codec import CODES, unpack_rows
 from kinefuse.storage.schema import SCHEMA_VERSION, SchemaError, newer_message, user_version
 
 DbLike = sqlite_utils.Database | str | Path
@@ -200,6 +200,77 @@ def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | 
     out["keypoint_set"] = np.array(columns["keypoint_set"], dtype=object)
     out["keypoints"] = unpack_rows(columns["keypoints"], (counts[0] if counts else 0, 3))
     out["swap_corrected"] = np.array(columns["swap_corrected"], dtype=bool)
+    return out
+
+
+# --- the motion stream ---------------------------------------------------------------------------
+def _motion_rows(db: sqlite_utils.Database, table: str, payload: str, key: str, wanted, session_id) -> dict:
+    """Columns of a motion table with each row's device, in stream order, each as a tuple."""
+    clauses, params = [], []
+    for column, value in ((f"m.{key}", wanted), ("m.session_id", session_id)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    cursor = db.execute(
+        f"SELECT m.session_id, d.source_id, d.device_id, m.time_ns, m.processor, {payload}"
+        f" FROM {table} m LEFT JOIN devices d ON d.id = m.device_ref{where} ORDER BY m.rowid",
+        params,
+    )
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    return dict(zip(names, list(zip(*rows, strict=True)) if rows else [()] * len(names), strict=True))
+
+
+def _motion_common(columns: dict) -> dict:
+    return {
+        "session_id": np.array(columns["session_id"], dtype=np.int64),
+        "source_id": np.array(columns["source_id"], dtype=object),
+        "device_id": np.array(columns["device_id"], dtype=object),
+        "time_ns": np.array(columns["time_ns"], dtype=np.int64),
+        "processor": np.array(columns["processor"], dtype=object),
+    }
+
+
+def motion_segments(db: DbLike, session_id: int | None = None, segment: str | None = None) -> dict:
+    """The motion stream's segment orientations, one entry per item and segment, in stream order.
+
+    Keys: session_id, source_id, device_id (the strap), time_ns (the item's), processor, segment, quaternion
+    float32 (n, 4) w, x, y, z (segment to world; NaN where there is no value), provenance (None where there
+    is no value), quality, reason.
+    """
+    with _reading(db) as conn:
+        columns = _motion_rows(conn, "motion_segments", "m.segment, m.quaternion, m.provenance, m.quality,"
+                               " m.reason", "segment", segment, session_id)  # fmt: skip
+    out = _motion_common(columns)
+    nan_row = np.full(4, np.nan, dtype="<f4").tobytes()
+    out["quaternion"] = unpack_rows([nan_row if q is None else q for q in columns["quaternion"]], (4,))
+    for name in ("segment", "provenance", "quality", "reason"):
+        out[name] = np.array(columns[name], dtype=object)
+    return out
+
+
+def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None = None) -> dict:
+    """The motion stream's keypoints, one entry per item and view, in stream order.
+
+    Keys: session_id, source_id, device_id (the camera), time_ns (the item's), processor, view, keypoint_set,
+    unit, and as arrays position float32 (n, K, D), sigma float32 (n, K) (NaN where missing) and status
+    int8 (n, K) of kinefuse.types.KeypointStatus. Views of different shapes cannot share one array: select
+    a view then.
+    """
+    with _reading(db) as conn:
+        columns = _motion_rows(conn, "motion_keypoints", "m.view, m.keypoint_set, m.unit, m.n_keypoints,"
+                               " m.dims, m.position, m.sigma, m.status", "view", view, session_id)  # fmt: skip
+    shapes = sorted(set(zip(columns["n_keypoints"], columns["dims"], strict=True)))
+    if len(shapes) > 1:
+        raise ValueError(f"views have different shapes {shapes}: select one view")
+    k, d = shapes[0] if shapes else (0, 2)
+    out = _motion_common(columns)
+    for name in ("view", "keypoint_set", "unit"):
+        out[name] = np.array(columns[name], dtype=object)
+    out["position"] = unpack_rows(columns["position"], (k, d))
+    out["sigma"] = unpack_rows(columns["sigma"], (k,))
+    out["status"] = unpack_rows(columns["status"], (k,), CODES).astype(np.int8)
     return out
 
 

@@ -139,11 +139,45 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """The motion stream: per item, each segment's orientation and each view's keypoints."""
+    item = {"session_id": int, "device_ref": int, "time_ns": int}  # time_ns: the item's, on its timeline
+    quality = {"provenance": str, "quality": str, "reason": str, "processor": str}
+    db["motion_segments"].create(
+        # quaternion: float32 w, x, y, z (segment to world); it and provenance NULL when insufficient
+        {**item, "segment": str, "quaternion": _BLOB, **quality},
+        not_null={"session_id", "device_ref", "time_ns", "segment", "quality"},
+        foreign_keys=[("session_id", "sessions", "id"), ("device_ref", "devices", "id")],
+    )
+    db["motion_segments"].create_index(["session_id", "segment", "time_ns"])
+    db["motion_keypoints"].create(
+        # device_ref: the camera (NULL for a view no one device makes, such as "3d"); position float32
+        # (n_keypoints, dims) and sigma float32 (n_keypoints,), NaN where missing; status uint8
+        # (n_keypoints,) of kinefuse.types.KeypointStatus
+        {
+            **item,
+            "view": str,
+            "keypoint_set": str,
+            "unit": str,
+            "n_keypoints": int,
+            "dims": int,
+            "position": _BLOB,
+            "sigma": _BLOB,
+            "status": _BLOB,
+            "processor": str,
+        },
+        not_null={"session_id", "time_ns", "view", "n_keypoints", "dims", "position", "sigma", "status"},
+        foreign_keys=[("session_id", "sessions", "id"), ("device_ref", "devices", "id")],
+    )
+    db["motion_keypoints"].create_index(["session_id", "view", "time_ns"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,9 +23,18 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from kinefuse.storage.codec import pack_rows
+from kinefuse.storage.codec import CODES, pack_rows
 from kinefuse.storage.schema import open_database
-from kinefuse.types import DerivedValue, DeviceAdded, Event, ImuBatch, KeypointBatch, SessionInfo, StreamItem
+from kinefuse.types import (
+    DerivedValue,
+    DeviceAdded,
+    Event,
+    ImuBatch,
+    KeypointBatch,
+    MotionItem,
+    SessionInfo,
+    StreamItem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +65,31 @@ COLUMNS = {
         "provenance",
         "quality",
         "reason",
+        "processor",
+    ),
+    "motion_segments": (
+        "session_id",
+        "device_ref",
+        "time_ns",
+        "segment",
+        "quaternion",
+        "provenance",
+        "quality",
+        "reason",
+        "processor",
+    ),
+    "motion_keypoints": (
+        "session_id",
+        "device_ref",
+        "time_ns",
+        "view",
+        "keypoint_set",
+        "unit",
+        "n_keypoints",
+        "dims",
+        "position",
+        "sigma",
+        "status",
         "processor",
     ),
 }
@@ -161,6 +195,8 @@ class SqliteSink:
                 self._add_metric(item)
             elif isinstance(item, Event):
                 self._add_event(item)
+            elif isinstance(item, MotionItem):
+                self._add_motion(item)
             elif isinstance(item, DeviceAdded):
                 self._add_device(item)
             else:
@@ -296,6 +332,53 @@ class SqliteSink:
             )
         )
         self._pending_rows += 1
+
+    def _add_motion(self, item: MotionItem) -> None:
+        """One row per segment and one per keypoint view, each with the item's time."""
+        for segment in item.segments:
+            ref = self._device_ref(
+                segment.source_id, segment.device_id, f"motion segment {segment.segment!r}"
+            )
+            if ref is None:
+                continue
+            quaternion = None if segment.quaternion is None else pack_rows(np.array([segment.quaternion]))[0]
+            provenance = None if segment.provenance is None else str(segment.provenance)
+            self._pending["motion_segments"].append(
+                (
+                    self._session_id,
+                    ref,
+                    item.time_ns,
+                    segment.segment,
+                    quaternion,
+                    provenance,
+                    str(segment.quality.level),
+                    segment.quality.reason,
+                    item.processor,
+                )
+            )
+            self._pending_rows += 1
+        for view in item.keypoints:
+            ref = self._device_ref(view.source_id, view.view, f"motion keypoints of view {view.view!r}")
+            if ref is None:
+                continue
+            n_keypoints, dims = view.position.shape
+            self._pending["motion_keypoints"].append(
+                (
+                    self._session_id,
+                    ref,
+                    item.time_ns,
+                    view.view,
+                    view.keypoint_set,
+                    view.unit,
+                    n_keypoints,
+                    dims,
+                    pack_rows(view.position[None])[0],
+                    pack_rows(view.sigma[None])[0],
+                    pack_rows(view.status[None], CODES)[0],
+                    item.processor,
+                )
+            )
+            self._pending_rows += 1
 
     def _flush_if_due(self) -> float:
         """Commit when the buffer is full or its oldest rows reach the interval; seconds until next due."""

@@ -2,6 +2,7 @@
 repository's config.toml (the synthetic athlete): what a new user types and reads first."""
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from .daemon_process import REPO, daemon_env, start_daemon, stop, wait_for_rows
 
 pytestmark = pytest.mark.slow
 DEVICES = ("imu_pelvis", "imu_left_shank", "imu_right_shank", "imu_trunk", "cam0")  # scenarios/walk.toml
+SEGMENTS = ("pelvis", "left_shank", "right_shank", "trunk")
 
 
 def kinefuse(tmp_path, *args, timeout_s=60.0):
@@ -34,7 +36,8 @@ def test_the_readme_tour_while_running_and_after(tmp_path):
         assert report["sources"]["synth"]["state"] == "running" and report["sources"]["synth"]["received"] > 0
 
         records = json_lines(kinefuse(tmp_path, "tail", "--count", "5").stdout)
-        assert len(records) == 5 and {r["type"] for r in records} <= {"imu", "keypoints", "metric", "device"}
+        kinds = {"imu", "keypoints", "metric", "motion", "device"}
+        assert len(records) == 5 and {r["type"] for r in records} <= kinds
 
         metrics = json_lines(kinefuse(tmp_path, "tail", "--kind", "metric", "--count", "3").stdout)
         assert len(metrics) == 3 and all(m["type"] == "metric" for m in metrics)
@@ -42,6 +45,16 @@ def test_the_readme_tour_while_running_and_after(tmp_path):
             assert metric["device"] in DEVICES and metric["quality"] in ("good", "degraded", "insufficient")
             assert (metric["value"] is None) == (metric["quality"] == "insufficient")
             assert metric["provenance"] and metric["unit"]
+
+        (item,) = json_lines(kinefuse(tmp_path, "tail", "--kind", "motion", "--count", "1").stdout)
+        assert item["type"] == "motion" and item["rate_hz"] == 30.0
+        assert set(item["segments"]) == set(SEGMENTS) and set(item["keypoints"]) == {"cam0"}
+        for segment in item["segments"].values():  # every value says what it is
+            assert (segment["quaternion"] is None) == (segment["quality"] == "insufficient")
+            assert segment["quality"] != "good" and segment["quality_reason"]
+        keypoints = item["keypoints"]["cam0"]
+        for position, provenance in zip(keypoints["position"], keypoints["provenance"], strict=True):
+            assert (provenance is None) == (position == [None, None])
     finally:
         code, output = stop(daemon)
     assert code == 0, output
@@ -51,3 +64,8 @@ def test_the_readme_tour_while_running_and_after(tmp_path):
     assert "1 session(s)" in stored.stdout and "stopped" in stored.stdout
     for device in DEVICES:
         assert device in stored.stdout, device
+    with sqlite3.connect(tmp_path / "k.db") as db:  # the motion stream was stored too
+        qualities = dict(
+            db.execute("select quality, count(*) from motion_segments group by quality").fetchall()
+        )
+    assert qualities.get("degraded", 0) > 0 and "good" not in qualities  # no mounting calibration yet

@@ -217,7 +217,7 @@ def test_bad_requests_get_an_error_naming_what_was_expected(tmp_path, request_li
 
     error = asyncio.run(scenario())
     assert expected in error
-    assert '{"cmd": "status"}' in error or "imu, keypoints, metric, event, device" in error
+    assert '{"cmd": "status"}' in error or "imu, keypoints, metric, event, motion, device" in error
 
 
 def test_stale_socket_is_replaced_but_a_live_daemon_is_not(tmp_path, caplog):

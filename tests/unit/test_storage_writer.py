@@ -17,9 +17,13 @@ from kinefuse.types import (
     DeviceInfo,
     DeviceKind,
     Event,
+    KeypointStatus,
+    KeypointView,
+    MotionItem,
     Provenance,
     Quality,
     QualityLevel,
+    SegmentOrientation,
     SessionInfo,
     imu_batch,
     keypoint_batch,
@@ -224,3 +228,48 @@ def test_batch_of_undeclared_device_is_rejected_with_a_message(tmp_path, caplog)
     (record,) = caplog.records
     assert "'strap'" in record.getMessage() and "'ghost'" in record.getMessage()
     assert list(reader.imu_samples(path)["device_id"]) == ["imu0"] * 5
+
+
+def motion_item(time_ns, hidden):
+    """A motion item: one strap's segment (no value when ``hidden``) and one camera's three keypoints."""
+    status = np.array([KeypointStatus.MISSING if hidden else KeypointStatus.FILLED, KeypointStatus.MEASURED,
+                       KeypointStatus.REJECTED], dtype=np.int8)  # fmt: skip
+    position = np.array([[np.nan, np.nan] if hidden else [1.5, 2.5], [3.25, 4.0], [5.0, 6.0]])
+    sigma = np.where(status == KeypointStatus.MISSING, np.nan, [7.0, 2.0, 9.5])
+    view = KeypointView("cam0", "cam", "coco17", "px", position, sigma, status)
+    quality = Quality(QualityLevel.INSUFFICIENT, "insufficient data: x") if hidden else Quality(
+        QualityLevel.DEGRADED, "mounting not calibrated")  # fmt: skip
+    quaternion, provenance = (None, None) if hidden else ((0.5, 0.5, -0.5, 0.5), Provenance.FUSED)
+    segment = SegmentOrientation("left_shank", "strap", "imu0", quaternion, provenance, quality)
+    return MotionItem(time_ns, 30.0, (segment,), (view,), "motion")
+
+
+def test_motion_items_round_trip_as_arrays(tmp_path):
+    path = tmp_path / "k.db"
+    items = [motion_item(1_000, hidden=False), motion_item(34_333_333, hidden=True)]
+
+    async def run():
+        sink = SqliteSink(path)
+        await sink.start(session())
+        await sink.write([DeviceAdded("strap", IMU), DeviceAdded("cam", CAMERA), *items])
+        await sink.stop([])
+        return sink
+
+    assert asyncio.run(run()).rows_committed == 4
+    segments = reader.motion_segments(path, segment="left_shank")
+    np.testing.assert_array_equal(segments["time_ns"], [1_000, 34_333_333])
+    np.testing.assert_array_equal(segments["quaternion"][0], [0.5, 0.5, -0.5, 0.5])
+    assert np.isnan(segments["quaternion"][1]).all()
+    assert list(segments["provenance"]) == ["fused", None]
+    assert list(segments["quality"]) == ["degraded", "insufficient"]
+    assert list(segments["device_id"]) == ["imu0", "imu0"] and list(segments["processor"]) == ["motion"] * 2
+
+    keypoints = reader.motion_keypoints(path, view="cam0")
+    assert keypoints["position"].shape == (2, 3, 2) and keypoints["status"].dtype == np.int8
+    for stored, item in zip(range(2), items, strict=True):
+        view = item.keypoints[0]
+        np.testing.assert_array_equal(keypoints["position"][stored], view.position.astype(np.float32))
+        np.testing.assert_array_equal(keypoints["sigma"][stored], view.sigma.astype(np.float32))
+        np.testing.assert_array_equal(keypoints["status"][stored], view.status)
+    assert list(keypoints["device_id"]) == ["cam0", "cam0"] and list(keypoints["unit"]) == ["px", "px"]
+    assert len(reader.motion_keypoints(path, view="3d")["time_ns"]) == 0

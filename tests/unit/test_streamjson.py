@@ -11,9 +11,13 @@ from kinefuse.types import (
     DeviceInfo,
     DeviceKind,
     Event,
+    KeypointStatus,
+    KeypointView,
+    MotionItem,
     Provenance,
     Quality,
     QualityLevel,
+    SegmentOrientation,
     imu_batch,
     keypoint_batch,
 )
@@ -146,4 +150,30 @@ def test_missing_keypoints_become_null_not_nan():
     batch = keypoint_batch("s", "cam0", [0], [0], [1], "COCO-17", keypoints)
     (record,) = streamjson.records(batch)
     assert record["keypoints"] == [[10.0, 20.0, 0.9], [None, None, 0.0]]
+    assert b"NaN" not in streamjson.encode([record])
+
+
+def test_motion_record_flags_every_segment_and_keypoint():
+    status = np.array([KeypointStatus.MEASURED, KeypointStatus.FILLED, KeypointStatus.MISSING], dtype=np.int8)
+    position = np.array([[10.0, 20.0], [11.0, 21.0], [np.nan, np.nan]])
+    view = KeypointView("cam0", "synth", "toy-3", "px", position, np.array([2.0, 6.5, np.nan]), status)
+    missing = Quality(QualityLevel.INSUFFICIENT, "insufficient data: no strap samples around this time")
+    segments = (
+        SegmentOrientation("pelvis", "synth", "imu_pelvis", (1.0, 0.0, 0.0, 0.0), Provenance.FUSED,
+                           Quality(QualityLevel.DEGRADED, "mounting not calibrated")),
+        SegmentOrientation("trunk", "synth", "imu_trunk", None, None, missing),
+    )  # fmt: skip
+    (record,) = streamjson.records(MotionItem(33_333_333, 30.0, segments, (view,), "motion"))
+    assert (record["type"], record["t_ns"], record["rate_hz"], record["processor"]) == (
+        "motion", 33_333_333, 30.0, "motion")  # fmt: skip
+    assert record["segments"]["pelvis"] == {
+        "source": "synth", "device": "imu_pelvis", "quaternion": [1.0, 0.0, 0.0, 0.0], "provenance": "fused",
+        "quality": "degraded", "quality_reason": "mounting not calibrated"}  # fmt: skip
+    trunk = record["segments"]["trunk"]
+    assert trunk["quaternion"] is None and trunk["provenance"] is None and trunk["quality"] == "insufficient"
+    cam = record["keypoints"]["cam0"]
+    assert cam["position"] == [[10.0, 20.0], [11.0, 21.0], [None, None]] and cam["sigma"] == [2.0, 6.5, None]
+    assert cam["provenance"] == ["measured", "filled", None]
+    assert cam["quality"] == ["good", "degraded", "insufficient"]
+    assert cam["quality_reason"][0] == "" and all(cam["quality_reason"][1:])
     assert b"NaN" not in streamjson.encode([record])

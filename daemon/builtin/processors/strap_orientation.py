@@ -25,7 +25,16 @@ SCHEMA = {
     "output_hz": Field(float, 10.0, "values reported per second and device", min=0.1, max=1000.0),
     "rate_samples": Field(int, 50, "samples used to measure a device's sample rate", min=5, max=10_000),
 }
-_SETTLING_S = 3.0  # the filter's accelerometer time constant: inclination is settling before this
+SETTLING_S = 3.0  # the filter's accelerometer time constant: inclination is settling before this
+
+
+def measured_rate(waiting: list[ImuBatch], rate_samples: int) -> float | None:
+    """A device's sample rate (Hz) from the median interval of its first batches, once they hold
+    ``rate_samples`` samples; None before."""
+    if sum(len(b) for b in waiting) < rate_samples:
+        return None
+    times = np.sort(np.concatenate([b.time_ns for b in waiting]))
+    return round(1e9 / float(np.median(np.diff(times))), 3)
 
 
 class _Device:
@@ -49,11 +58,11 @@ class Orientation:
         device = self._devices.setdefault((batch.source_id, batch.device_id), _Device())
         if device.filter is None:
             device.waiting.append(batch)
-            if sum(len(b) for b in device.waiting) < self.rate_samples:
+            rate_hz = measured_rate(device.waiting, self.rate_samples)
+            if rate_hz is None:
                 return []
-            times = np.sort(np.concatenate([b.time_ns for b in device.waiting]))
-            device.filter = OrientationFilter(round(1e9 / float(np.median(np.diff(times))), 3))
-            device.started_ns = device.next_output_ns = int(times[0])
+            device.filter = OrientationFilter(rate_hz)
+            device.started_ns = device.next_output_ns = min(int(b.time_ns.min()) for b in device.waiting)
             waiting, device.waiting = device.waiting, []
             return [value for b in waiting for value in self._run(device, b)]
         return self._run(device, batch)
@@ -74,7 +83,7 @@ class Orientation:
         q6, q9 = out["quat6d"][i], out["quat9d"][i]
         # the sensor z axis against the vertical: its earth z component is 1 - 2 (x² + y²)
         inclination = math.degrees(math.acos(max(-1.0, min(1.0, 1.0 - 2.0 * (q6[1] ** 2 + q6[2] ** 2)))))
-        settled = time_ns - device.started_ns >= _SETTLING_S * 1e9
+        settled = time_ns - device.started_ns >= SETTLING_S * 1e9
         tilt_quality = GOOD if settled else Quality(QualityLevel.DEGRADED, "orientation filter settling")
         if not with_mag:
             heading, heading_quality = (
