@@ -84,7 +84,7 @@ from scipy.interpolate import CubicSpline
 from scipy.linalg import circulant
 from scipy.optimize import brentq, nnls, root_scalar
 
-from kinefuse.sim.body import BodyShape, chain_kinematics
+from kinefuse.sim.body import Body, BodyShape, chain_kinematics
 from kinefuse.sim.gait import GaitTable, gait_plan, gait_samples
 from kinefuse.sim.motion import (
     SIDES,
@@ -121,6 +121,7 @@ _SWING_REACH_TOLERANCE_M = 0.001  # a swinging foot this far beyond reach is rea
 _TOE_CLEARANCE_M = 0.010
 _CLEARANCE_RAMP = 0.3  # of swing: the clearance is faded in after toe-off and out before contact
 _FLOOR_SOFTNESS_M = 0.008
+_FLOOR_TOLERANCE_M = 0.02  # a foot deeper under the floor is refused (asymmetric steps dip ~1 cm)
 _HEEL_SOFTNESS_M = 0.008  # a heel kept out of the floor ends at most half this below it (and starts gently)
 _MAX_DORSIFLEXION = math.radians(40.0)  # the most the foot turns up for clearance
 _LEVER_FLOOR_M = 0.03
@@ -877,4 +878,20 @@ def walk_motion(kind: str, shape: BodyShape, controls: Mapping[str, object]) -> 
     event_times = tuple(
         sorted([(s, "ic", ic[s]) for s in SIDES] + [(s, "tc", to[s]) for s in SIDES], key=lambda e: e[2])
     )
-    return Motion(kind, controls, shape, period, curves, root_xy, root_z, event_times, info)
+    motion = Motion(kind, controls, shape, period, curves, root_xy, root_z, event_times, info)
+    _refuse_feet_through_the_floor(motion, kind, cadence)
+    return motion
+
+
+def _refuse_feet_through_the_floor(motion: Motion, kind: str, cadence: float) -> None:
+    """A gait whose swing drives a heel or toe through the floor is refused rather than played: steps too
+    long for the body's legs at that cadence otherwise build, with the feet several centimetres under it."""
+    t = np.linspace(0.0, motion.period_s, 2001)
+    marks = Body(motion.shape, motion).landmarks(t)
+    lowest = min(float(marks[f"{side}_{part}"][:, 2].min()) for side in SIDES for part in ("heel", "toe"))
+    if lowest < -_FLOOR_TOLERANCE_M:
+        raise ValueError(
+            f"{kind}: at {cadence:g} steps/min and {motion.info['speed_mps']:.2f} m/s the steps "
+            f"({motion.info['step_length_m']:.2f} m) are too long for this body: a foot would pass "
+            f"{-lowest * 100:.1f} cm through the floor"
+        )

@@ -270,3 +270,10 @@ def test_step_asymmetry_lengthens_one_side_and_keeps_the_stride(asymmetry):
 def test_step_asymmetry_beyond_the_model_is_refused_clearly():
     with pytest.raises(ValueError, match="step_asymmetry=0.2 is beyond what this walk can make"):
         make_motion("walk", step_asymmetry=0.2)
+
+
+def test_steps_too_long_for_the_legs_are_refused_not_played_through_the_floor():
+    # 80 steps/min at 1.3 m/s asks for 0.97 m steps from a 1.75 m body: its swing would put a foot 7 cm
+    # under the floor
+    with pytest.raises(ValueError, match="too long for this body: a foot would pass .* through the floor"):
+        make_motion("walk", shape=SHAPE, cadence_spm=80.0, speed_mps=1.3)
