@@ -8,6 +8,15 @@ A strap's segment is the ``segment`` in its device's meta (the synthetic source'
 out. With no strap-to-segment calibration yet the strap's axes are taken as the segment's (the nominal
 mounting: the segment's orientation is the strap's), so every orientation is degraded and says so.
 
+Gyroscope bias: uncalibrated consumer straps are off by up to ±5 deg/s, beyond what the filter's own bias
+estimate learns (``bias_clip``, 2 deg/s). Each strap looks for rest from its first sample: a window of
+``rest_window_s`` whose gyroscope and accelerometer spread stay within ``rest_noise_ratio`` times the
+sensor's white noise and whose mean specific force is within ``rest_acc_tolerance`` of g (a stationarity
+test after Skog et al. 2010). The window's mean gyroscope is the bias; the filter restarts from that window
+with it subtracted, as on every later sample. Until then each orientation says "settling: gyroscope bias
+not yet estimated (no rest yet)", after ``settle_timeout_s`` "gyroscope bias not estimated: no rest in the
+first N s" (the search goes on).
+
 Timing: the item for time t goes out once every device's output reaches t (a camera's smoothed frames come
 ``lag_s`` and one frame after its detections), or once the newest input is ``max_wait_s`` past t; a device
 still late then has no value in that item. docs/fusion.md, "The motion stream".
@@ -53,7 +62,24 @@ SCHEMA = {
     "pixel_sigma": Field(float, 5.0, "keypoint measurement scale at confidence 1 (px)", min=0.01, max=1000.0),
     "process_noise": Field(float, 2.0e5, "keypoint process noise (px²/s³)", min=1.0, max=1.0e10),
     "rate_samples": Field(int, 50, "samples measuring a strap's sample rate", min=5, max=10_000),
+    "rest_window_s": Field(
+        float, 1.5, "rest needed to estimate a strap's gyroscope bias (s)", min=0.1, max=10.0
+    ),
+    "gyr_noise_density": Field(float, 0.015, "gyroscope white noise (deg/s/√Hz)", min=1e-5, max=10.0),
+    "acc_noise_density": Field(float, 230.0, "accelerometer white noise (µg/√Hz)", min=0.1, max=1e5),
+    "rest_noise_ratio": Field(
+        float, 2.0, "rest: spread at most this many times the white noise", min=1.0, max=100.0
+    ),
+    "rest_acc_tolerance": Field(
+        float, 0.5, "rest: |mean specific force| within this of g (m/s²)", min=0.01, max=5.0
+    ),
+    "settle_timeout_s": Field(
+        float, 30.0, "no rest this long: say the bias is not estimated", min=1.0, max=3600.0
+    ),
 }
+_G = 9.81  # m/s², the body model's gravity; the acceleration tolerance covers the difference to a local g
+_DPS, _UG = math.pi / 180.0, 9.80665e-6  # rad/s per deg/s, m/s² per µg
+_SETTLING_BIAS = "settling: gyroscope bias not yet estimated (no rest yet)"
 _MOUNTING = "strap-to-segment mounting not calibrated (nominal mounting)"
 _NO_MAG, _DISTURBED = 1, 2  # per-sample flags: heading without a magnetometer, magnetic disturbance
 _FLAG_REASONS = {_NO_MAG: "no magnetometer: heading relative to where the strap started",
@@ -74,6 +100,24 @@ def _increasing(times: np.ndarray, last: float) -> np.ndarray:
     return times > before
 
 
+def _window_sum(x: np.ndarray, n: int) -> np.ndarray:
+    """The sums of every n consecutive rows of x (len(x) - n + 1 of them)."""
+    c = np.concatenate([np.zeros((1, *x.shape[1:])), np.cumsum(x, axis=0)])
+    return c[n:] - c[:-n]
+
+
+def _window_mean(x: np.ndarray, n: int) -> np.ndarray:
+    return _window_sum(x, n) / n
+
+
+def _window_spread(x: np.ndarray, n: int) -> np.ndarray:
+    """Every window's mean squared distance of its rows from their mean (summed over the axes), shifted by
+    the first row for precision."""
+    d = x - x[0]
+    mean = _window_mean(d, n)
+    return (_window_sum(d**2, n) / n - mean**2).sum(axis=1)
+
+
 def _missing_segment(strap: _Strap, reason: str) -> SegmentOrientation:
     return SegmentOrientation(strap.segment, strap.source_id, strap.device_id, None, None,
                               Quality(QualityLevel.INSUFFICIENT, f"insufficient data: {reason}"))  # fmt: skip
@@ -82,11 +126,20 @@ def _missing_segment(strap: _Strap, reason: str) -> SegmentOrientation:
 class _Strap:
     """One strap: its filter and its recent orientations, times in seconds from the processor's epoch."""
 
-    def __init__(self, source_id: str, device_id: str, segment: str):
+    def __init__(self, source_id: str, device_id: str, segment: str, rest: dict):
         self.source_id, self.device_id, self.segment = source_id, device_id, segment
+        self.rest = rest
         self.waiting: list[ImuBatch] = []
         self.filter: OrientationFilter | None = None
-        self.started_s = self.period_s = 0.0
+        self.rate_hz = self.started_s = self.period_s = 0.0
+        self.bias: np.ndarray | None = None  # the gyroscope bias (rad/s), once a rest gave it
+        self.bias_s: float | None = None  # the end of that rest
+        self.first_s: float | None = None  # the first sample's time
+        self.recent = (
+            np.empty((0, 3)),
+            np.empty((0, 3)),
+            None,
+        )  # the last samples before a bias: gyr, acc, mag
         self.times, self.quats, self.flags = np.empty(0), np.empty((0, 4)), np.empty(0, dtype=np.int8)
 
     def add(self, batch: ImuBatch, epoch_ns: int, rate_samples: int) -> None:
@@ -95,8 +148,8 @@ class _Strap:
             rate_hz = measured_rate(self.waiting, rate_samples)
             if rate_hz is None:
                 return
-            self.filter, self.period_s = OrientationFilter(rate_hz), 1.0 / rate_hz
-            self.started_s = (min(int(b.time_ns.min()) for b in self.waiting) - epoch_ns) / 1e9
+            self.filter, self.period_s, self.rate_hz = OrientationFilter(rate_hz), 1.0 / rate_hz, rate_hz
+            self.started_s = self.first_s = (min(int(b.time_ns.min()) for b in self.waiting) - epoch_ns) / 1e9
             batches, self.waiting = self.waiting, []
         else:
             batches = [batch]
@@ -106,11 +159,73 @@ class _Strap:
     def _run(self, batch: ImuBatch, epoch_ns: int) -> None:
         gyr, acc = (np.ascontiguousarray(x, dtype=np.float64) for x in (batch.gyr, batch.acc))
         mag = None if batch.mag is None else np.ascontiguousarray(batch.mag, dtype=np.float64)
+        times = (batch.time_ns - epoch_ns) / 1e9
+        end = self._rest_end(gyr, acc, mag) if self.bias is None else None
+        if end is None:
+            self._filter(gyr, acc, mag, times)
+            return
+        # a rest ends at sample ``end``: the filter restarts from the rest's samples, bias-corrected
+        self._filter(
+            gyr[: end + 1], acc[: end + 1], None if mag is None else mag[: end + 1], times[: end + 1]
+        )
+        self.bias_s = float(times[end])
+        rest_gyr, rest_acc, rest_mag = self.recent
+        self.filter, self.recent = OrientationFilter(self.rate_hz), None
+        self.started_s = self.bias_s - len(rest_gyr) * self.period_s
+        self.filter.update_batch(np.ascontiguousarray(rest_gyr - self.bias), rest_acc, rest_mag)
+        rest = slice(end + 1, None)
+        self._filter(gyr[rest], acc[rest], None if mag is None else mag[rest], times[rest])
+
+    def _rest_end(self, gyr: np.ndarray, acc: np.ndarray, mag: np.ndarray | None) -> int | None:
+        """The index in this batch of the first sample ending a rest window (sets ``bias`` and ``recent`` to
+        that window), or None (``recent`` keeps the last window's samples). Stationarity test after I. Skog
+        et al., "Zero-velocity detection: an algorithm evaluation", IEEE Trans. Biomed. Eng. 57(11), 2010:
+        the window's mean squared spread about its mean, gyroscope and accelerometer, each over its white
+        noise variance, at most ``rest_noise_ratio``² (the spread is about the mean, not zero, for the
+        gyroscope's bias is unknown), and the mean specific force within ``rest_acc_tolerance`` of g."""
+        old_gyr, old_acc, old_mag = self.recent
+        if (mag is None) != (old_mag is None) and len(old_gyr):
+            old_gyr, old_acc, old_mag = (
+                np.empty((0, 3)),
+                np.empty((0, 3)),
+                None,
+            )  # the magnetometer came or went
+        all_gyr, all_acc = np.concatenate([old_gyr, gyr]), np.concatenate([old_acc, acc])
+        all_mag = (
+            None if mag is None else np.concatenate([np.empty((0, 3)) if old_mag is None else old_mag, mag])
+        )
+        n = max(round(self.rest["rest_window_s"] * self.rate_hz), 2)
+        if len(all_gyr) >= n:
+            var_gyr = (self.rest["gyr_noise_density"] * _DPS) ** 2 * self.rate_hz
+            var_acc = (self.rest["acc_noise_density"] * _UG) ** 2 * self.rate_hz
+            spread = _window_spread(all_gyr, n) / var_gyr + _window_spread(all_acc, n) / var_acc
+            mean_acc = _window_mean(all_acc, n)
+            still = (spread <= 2 * 3 * self.rest["rest_noise_ratio"] ** 2) & (
+                np.abs(np.linalg.norm(mean_acc, axis=1) - _G) <= self.rest["rest_acc_tolerance"]
+            )
+            first = max(len(old_gyr), n - 1) - (n - 1)  # windows ending in this batch
+            hits = np.flatnonzero(still[first:]) + first
+            if len(hits):
+                stop = int(hits[0]) + n
+                self.bias = all_gyr[stop - n : stop].mean(axis=0)
+                self.recent = (all_gyr[stop - n: stop], all_acc[stop - n: stop],
+                               None if all_mag is None else all_mag[stop - n: stop])  # fmt: skip
+                return stop - 1 - len(old_gyr)
+        keep = slice(max(len(all_gyr) - (n - 1), 0), None)
+        self.recent = (all_gyr[keep], all_acc[keep], None if all_mag is None else all_mag[keep])
+        return None
+
+    def _filter(self, gyr: np.ndarray, acc: np.ndarray, mag: np.ndarray | None, times: np.ndarray) -> None:
+        if not len(gyr):
+            return
+        if self.bias is not None:
+            gyr = gyr - self.bias
+        gyr, acc = np.ascontiguousarray(gyr), np.ascontiguousarray(acc)
+        mag = None if mag is None else np.ascontiguousarray(mag)
         out = self.filter.update_batch(gyr, acc, mag)
         quats = out["quat6d"] if mag is None else out["quat9d"]
-        flags = (np.full(len(batch), _NO_MAG) if mag is None
+        flags = (np.full(len(gyr), _NO_MAG) if mag is None
                  else np.where(np.asarray(out["mag_disturbed"], dtype=bool), _DISTURBED, 0))  # fmt: skip
-        times = (batch.time_ns - epoch_ns) / 1e9
         keep = _increasing(times, self.times[-1] if len(self.times) else -math.inf)
         self.times = np.concatenate([self.times, times[keep]])
         self.quats = np.concatenate([self.quats, quats[keep]])
@@ -135,6 +250,12 @@ class _Strap:
 
     def _orientation(self, quat, t: float, span: float, flags: int) -> SegmentOrientation:
         reasons = [_MOUNTING]
+        if self.bias_s is None or t < self.bias_s:
+            if t - self.first_s < self.rest["settle_timeout_s"]:
+                reasons.append(_SETTLING_BIAS)
+            else:
+                reasons.append(f"gyroscope bias not estimated: no rest in the first "
+                               f"{self.rest['settle_timeout_s']:g} s")  # fmt: skip
         if t < self.started_s + SETTLING_S:
             reasons.append("orientation filter settling")
         reasons += [reason for flag, reason in _FLAG_REASONS.items() if flags & flag]
@@ -241,6 +362,17 @@ class MotionStream:
         self.period_ns = round(1e9 / self.rate_hz)
         self.max_gap_s, self.max_wait_ns = options["max_gap_s"], round(options["max_wait_s"] * 1e9)
         self.rate_samples = options["rate_samples"]
+        self.rest = {
+            key: options[key]
+            for key in (
+                "rest_window_s",
+                "gyr_noise_density",
+                "acc_noise_density",
+                "rest_noise_ratio",
+                "rest_acc_tolerance",
+                "settle_timeout_s",
+            )
+        }
         self.settings = KeypointFilterSettings(
             process_noise=options["process_noise"], pixel_sigma=options["pixel_sigma"],
             max_gap_s=options["max_gap_s"], lag_s=options["lag_s"],
@@ -264,7 +396,7 @@ class MotionStream:
             why = f"{owner} is already on {segment}" if owner else "no known segment in its meta"
             log.warning("%s: strap %s/%s left out of the motion stream: %s", self.processor_id, *key, why)
             return []
-        self._straps[key] = _Strap(*key, segment)
+        self._straps[key] = _Strap(*key, segment, self.rest)
         return []
 
     def process(self, batch: SampleBatch) -> list[MotionItem]:
