@@ -298,12 +298,14 @@ _NO_FRAME = object()  # _LatestFrameReader.take timed out
 class _LatestFrameReader:
     """A live stream's frames, read in a thread as fast as the camera sends them, keeping only the latest:
     a pose model slower than the camera never backs the stream up (latency stays one frame); frames replaced
-    before they were taken are counted in ``dropped``. The thread owns the capture and releases it."""
+    before they were taken are counted in ``dropped``. Before the first take (the models still warming up)
+    the first frame is kept instead, so that no frame is let go before a recorded one. The thread owns the
+    capture and releases it."""
 
     def __init__(self, capture):
         self.capture, self.dropped = capture, 0
         self._ready = threading.Condition()
-        self._latest, self._ended, self._closed = None, False, False
+        self._latest, self._ended, self._closed, self._taken = None, False, False, False
         threading.Thread(target=self._loop, name="camera-reader", daemon=True).start()
 
     def _loop(self) -> None:
@@ -318,7 +320,10 @@ class _LatestFrameReader:
                 frame = (self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3, host_ns, image)
                 with self._ready:
                     self.dropped += self._latest is not None
-                    self._latest = frame
+                    # until the first take the first frame is kept and later ones let go: every frame let
+                    # go then falls after a frame that is recorded, a hole the frame numbers show
+                    if self._latest is None or self._taken:
+                        self._latest = frame
                     self._ready.notify()
         finally:
             with self._ready:
@@ -331,6 +336,7 @@ class _LatestFrameReader:
         with self._ready:
             self._ready.wait_for(lambda: self._latest is not None or self._ended, timeout)
             frame, self._latest = self._latest, None
+            self._taken = self._taken or frame is not None
         if frame is None:
             return None if self._ended else _NO_FRAME
         return frame
