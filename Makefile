@@ -59,7 +59,7 @@ fuzz: $(INSTALLED)
 # Optional, not part of make test: the ble_imu scenarios through real BlueZ (bleak's D-Bus backend, bluetoothd,
 # the kernel's Bluetooth stack) in a QEMU guest started by virtme-ng, on a bumble controller attached over
 # /dev/vhci (tests/bluez, tools/bluez). Needs root for apt-get; without KVM it takes several minutes.
-BLUEZ_PACKAGES := qemu-system-x86 linux-image-amd64 bluez dbus kmod udev
+BLUEZ_PACKAGES := qemu-system-x86 linux-image-amd64 bluez dbus kmod udev busybox-static
 test-bluez: $(INSTALLED)
 	dpkg -s $(BLUEZ_PACKAGES) >/dev/null 2>&1 || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BLUEZ_PACKAGES); }
