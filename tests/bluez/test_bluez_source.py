@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kinefuse_plugins.ble_imu.emulation.peripherals import EmulatedOpenStrap, EmulatedPolar, EmulatedWitMotion
 from plugins.ble_imu.tests.test_ble_source import (
@@ -43,6 +44,18 @@ SYNTHETIC = {
     "type": "synthetic",
     "scenario": str(Path(__file__).with_name("one_strap_walk.toml")),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _companion_walk_built():
+    """The companion's walk built once, before any run: under CPU emulation building it cold takes longer
+    than a 30 s run (the source stayed 'starting' throughout), which is start-up, not the carrying on that
+    the tests check. The motion cache (kinefuse.sim.motions) then serves every run's source."""
+    from kinefuse.sim.scenario import load_scenario
+    from kinefuse.sim.simulate import Simulation
+
+    Simulation(load_scenario(SYNTHETIC["scenario"]))
+
 
 # bluetoothd under software emulation cannot keep up with three straps advertising every 50 ms: its GLib loop
 # never goes idle, so the D-Bus signals for found devices wait until discovery stops. Real straps advertise
