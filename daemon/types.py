@@ -14,6 +14,10 @@ from typing import ClassVar
 
 import numpy as np
 
+# m/s²: the gravity of the synthetic athlete's world and of the daemon's rest and mounting tests (a local g
+# differs by under 0.3 %, within their tolerances).
+STANDARD_GRAVITY = 9.81
+
 # The body segments a strap can sit on and the synthetic athlete models, by name, everywhere in kinefuse.
 SEGMENTS = (
     "pelvis",
@@ -362,6 +366,7 @@ class MotionItem:
     segments: tuple[SegmentOrientation, ...]
     keypoints: tuple[KeypointView, ...]
     processor: str = ""
+    revision: int = 0  # 0: published causally as soon as its inputs were in; 1: its fixed-lag smoothed revision
 
 
 StreamItem = ImuBatch | KeypointBatch | DerivedValue | Event | MotionItem

@@ -40,9 +40,9 @@ import dataclasses
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from kinefuse.types import STANDARD_GRAVITY as GRAVITY
 from kinefuse.types import Quality, QualityLevel
 
-GRAVITY = 9.81
 _Y = np.array([0.0, 1.0, 0.0])
 _Z = np.array([0.0, 0.0, 1.0])
 

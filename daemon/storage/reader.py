@@ -204,17 +204,20 @@ def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | 
 
 
 # --- the motion stream ---------------------------------------------------------------------------
-def _motion_rows(db: sqlite_utils.Database, table: str, payload: str, key: str, wanted, session_id) -> dict:
-    """Columns of a motion table with each row's device, in stream order, each as a tuple."""
-    clauses, params = [], []
-    for column, value in ((f"m.{key}", wanted), ("m.session_id", session_id)):
+def _motion_rows(db: sqlite_utils.Database, table: str, payload: str, key: str, wanted, session_id,
+                 analysis_id, revision) -> dict:  # fmt: skip
+    """Columns of a motion table with each row's device, in stream order, each as a tuple: the live
+    stream's rows (``analysis_id`` None) or one analysis's, every revision or one."""
+    clauses = ["m.analysis_id IS NULL" if analysis_id is None else "m.analysis_id = ?"]
+    params = [] if analysis_id is None else [analysis_id]
+    for column, value in ((f"m.{key}", wanted), ("m.session_id", session_id), ("m.revision", revision)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
-    where = " WHERE " + " AND ".join(clauses) if clauses else ""
     cursor = db.execute(
-        f"SELECT m.session_id, d.source_id, d.device_id, m.time_ns, m.processor, {payload}"
-        f" FROM {table} m LEFT JOIN devices d ON d.id = m.device_ref{where} ORDER BY m.rowid",
+        f"SELECT m.session_id, d.source_id, d.device_id, m.time_ns, m.processor, m.revision, {payload}"
+        f" FROM {table} m LEFT JOIN devices d ON d.id = m.device_ref WHERE {' AND '.join(clauses)}"
+        " ORDER BY m.rowid",
         params,
     )
     names = [d[0] for d in cursor.description]
@@ -229,19 +232,22 @@ def _motion_common(columns: dict) -> dict:
         "device_id": np.array(columns["device_id"], dtype=object),
         "time_ns": np.array(columns["time_ns"], dtype=np.int64),
         "processor": np.array(columns["processor"], dtype=object),
+        "revision": np.array(columns["revision"], dtype=np.int8),
     }
 
 
-def motion_segments(db: DbLike, session_id: int | None = None, segment: str | None = None) -> dict:
-    """The motion stream's segment orientations, one entry per item and segment, in stream order.
+def motion_segments(db: DbLike, session_id: int | None = None, segment: str | None = None, *,
+                    analysis_id: int | None = None, revision: int | None = None) -> dict:  # fmt: skip
+    """The motion stream's segment orientations, one entry per item and segment, in stream order: the live
+    stream's (``analysis_id`` None) or an analysis's, every revision (``revision`` None) or one.
 
-    Keys: session_id, source_id, device_id (the strap), time_ns (the item's), processor, segment, quaternion
+    Keys: session_id, source_id, device_id (the strap), time_ns (the item's), processor, revision, segment, quaternion
     float32 (n, 4) w, x, y, z (segment to world; NaN where there is no value), provenance (None where there
     is no value), quality, reason.
     """
     with _reading(db) as conn:
         columns = _motion_rows(conn, "motion_segments", "m.segment, m.quaternion, m.provenance, m.quality,"
-                               " m.reason", "segment", segment, session_id)  # fmt: skip
+                               " m.reason", "segment", segment, session_id, analysis_id, revision)  # fmt: skip
     out = _motion_common(columns)
     nan_row = np.full(4, np.nan, dtype="<f4").tobytes()
     out["quaternion"] = unpack_rows([nan_row if q is None else q for q in columns["quaternion"]], (4,))
@@ -250,17 +256,20 @@ def motion_segments(db: DbLike, session_id: int | None = None, segment: str | No
     return out
 
 
-def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None = None) -> dict:
-    """The motion stream's keypoints, one entry per item and view, in stream order.
+def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None = None, *,
+                     analysis_id: int | None = None, revision: int | None = None) -> dict:  # fmt: skip
+    """The motion stream's keypoints, one entry per item and view, in stream order: the live stream's
+    (``analysis_id`` None) or an analysis's, every revision (``revision`` None) or one.
 
-    Keys: session_id, source_id, device_id (the camera), time_ns (the item's), processor, view, keypoint_set,
+    Keys: session_id, source_id, device_id (the camera), time_ns (the item's), processor, revision, view, keypoint_set,
     unit, and as arrays position float32 (n, K, D), sigma float32 (n, K) (NaN where missing) and status
     int8 (n, K) of kinefuse.types.KeypointStatus. Views of different shapes cannot share one array: select
     a view then.
     """
     with _reading(db) as conn:
         columns = _motion_rows(conn, "motion_keypoints", "m.view, m.keypoint_set, m.unit, m.n_keypoints,"
-                               " m.dims, m.position, m.sigma, m.status", "view", view, session_id)  # fmt: skip
+                               " m.dims, m.position, m.sigma, m.status", "view", view, session_id,
+                               analysis_id, revision)  # fmt: skip
     shapes = sorted(set(zip(columns["n_keypoints"], columns["dims"], strict=True)))
     if len(shapes) > 1:
         raise ValueError(f"views have different shapes {shapes}: select one view")

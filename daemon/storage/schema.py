@@ -172,12 +172,31 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db["motion_keypoints"].create_index(["session_id", "view", "time_ns"])
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Revisions and analyses of the motion stream: ``revision`` 0 is an item as first published (causal),
+    1 its fixed-lag smoothed revision; ``analysis_id`` NULL is the daemon's live stream, else the offline
+    analysis (``kinefuse analyze``) of the same session that wrote the row."""
+    db["analyses"].create(
+        # mode: "live" (the live processors' settings, causal) or "offline" (acausal smoothers); settings:
+        # JSON of the options used; status: "running", "done" or "failed: reason"
+        {"id": int, "session_id": int, "mode": str, "settings": str, "started_wall": str,
+         "finished_wall": str, "status": str},  # fmt: skip
+        pk="id",
+        not_null={"session_id", "mode", "settings", "started_wall", "status"},
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    for table in ("motion_segments", "motion_keypoints"):
+        db[table].add_column("revision", int, not_null_default=0)
+        db[table].add_column("analysis_id", int, fk="analyses", fk_col="id")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

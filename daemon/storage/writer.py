@@ -77,6 +77,8 @@ COLUMNS = {
         "quality",
         "reason",
         "processor",
+        "revision",
+        "analysis_id",
     ),
     "motion_keypoints": (
         "session_id",
@@ -91,6 +93,8 @@ COLUMNS = {
         "sigma",
         "status",
         "processor",
+        "revision",
+        "analysis_id",
     ),
 }
 STATS_KEYS = ("source_id", "type", "state", "reason", "received", "dropped", "decode_errors", "restarts")
@@ -110,6 +114,7 @@ class SqliteSink:
         self.batch_max_rows = batch_max_rows
         self.rows_committed = 0
         self.rejected = 0
+        self.analysis_id: int | None = None  # the motion rows' analysis (kinefuse analyze); None: live
         self.latency_ns: collections.deque[int] = collections.deque(maxlen=200_000)
         # one thread, so the connection is only ever touched by the thread that opened it
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -354,6 +359,8 @@ class SqliteSink:
                     str(segment.quality.level),
                     segment.quality.reason,
                     item.processor,
+                    item.revision,
+                    self.analysis_id,
                 )
             )
             self._pending_rows += 1
@@ -376,6 +383,8 @@ class SqliteSink:
                     pack_rows(view.sigma[None])[0],
                     pack_rows(view.status[None], CODES)[0],
                     item.processor,
+                    item.revision,
+                    self.analysis_id,
                 )
             )
             self._pending_rows += 1
