@@ -168,6 +168,9 @@ def frame_period_ticks(device: DeviceInfo) -> float | None:
     return float(device.clock_hz) / fps
 
 
+_RESTART_BACK_S = 1.0  # device clock seconds back (with the sequence numbers) that mean the clock restarted
+
+
 class ClockAligner:
     """Fills in ``time_ns`` of every batch; ``mapper_options`` (forgetting, ...) go to each ClockMapper."""
 
@@ -175,6 +178,8 @@ class ClockAligner:
         self._options = mapper_options
         self._mappers: dict[tuple[str, str], clock_map.ClockMapper] = {}
         self._grids: dict[tuple[str, str], FrameGrid] = {}
+        self._last: dict[tuple[str, str], tuple[int, int]] = {}  # each device's last (seq, device time)
+        self.clock_restarts: dict[tuple[str, str], int] = {}
 
     def add_device(self, source_id: str, device: DeviceInfo) -> None:
         """Start mapping a device's clock.  Adding it again (a restarted source) keeps what was learnt,
@@ -198,9 +203,25 @@ class ClockAligner:
                 f"source {batch.source_id!r} emitted a batch for device {batch.device_id!r} before adding it "
                 "(call add_device first)"
             )
-        grid = self._grids.get((batch.source_id, batch.device_id))
+        key = (batch.source_id, batch.device_id)
+        if self._restarted(key, batch):
+            # the device's clock started again (a power-cycled strap, a restarted simulation): the old mapping
+            # would put its new samples far in the past; a reconnect that kept the clock running keeps it
+            # (a frame grid starts a new fit by itself when the sequence numbers go back)
+            mapper = self._mappers[key] = clock_map.ClockMapper(mapper.clock_hz, **self._options)
+            self.clock_restarts[key] = self.clock_restarts.get(key, 0) + 1
+        grid = self._grids.get(key)
         ticks = batch.device_time if grid is None else grid.regularise(batch.seq, batch.device_time)
         return dataclasses.replace(batch, time_ns=mapper.update_batch(ticks, batch.host_ns))
+
+    def _restarted(self, key: tuple[str, str], batch: SampleBatch) -> bool:
+        """Whether the batch starts a new run of the device: its sequence numbers went back and its clock
+        more than ``_RESTART_BACK_S`` (a late notification goes back less; a wrapped counter alone, not both)."""
+        last = self._last.get(key)
+        self._last[key] = (int(batch.seq[-1]), int(batch.device_time[-1]))
+        if last is None or int(batch.seq[0]) >= last[0]:
+            return False
+        return last[1] - int(batch.device_time[0]) > _RESTART_BACK_S * self._mappers[key].clock_hz
 
     def fits(self) -> dict[tuple[str, str], dict]:
         """Per (source_id, device_id): the current fit and its counters; offset None before any sample."""

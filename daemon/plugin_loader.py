@@ -40,11 +40,14 @@ CORE_MODULES = (
     "kinefuse.builtin.sinks.sqlite",
     "kinefuse.builtin.services.status",
     "kinefuse.builtin.commands.simulate",
+    "kinefuse.builtin.commands.analyze",
     "kinefuse.bench.command",
     "kinefuse.bench.pipeline",
+    "kinefuse.bench.stream_latency",
     "kinefuse.bench.accuracy",
     "kinefuse.bench.kalman",
     "kinefuse.bench.ahrs",
+    "kinefuse.bench.analyze",
 )
 DISTRIBUTION = "kinefuse"  # entry points of this distribution are the built-in feature plugins
 # hook name -> (registry attribute, the spec type each returned item must be)

@@ -192,6 +192,7 @@ def _motion(item: MotionItem) -> list[dict]:
             "processor": item.processor,
             "t_ns": item.time_ns,
             "rate_hz": item.rate_hz,
+            "revision": item.revision,
             "segments": {segment.segment: _segment(segment) for segment in item.segments},
             "keypoints": {view.view: _view(view) for view in item.keypoints},
         }

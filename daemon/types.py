@@ -284,12 +284,18 @@ class KeypointStatus(enum.IntEnum):
     FILLED = 1  # no usable detection within the gap limit: predicted; provenance filled, quality degraded
     REJECTED = 2  # the detection was rejected as an outlier: predicted, as FILLED
     MISSING = 3  # no value: quality insufficient
+    # a causal item's keypoint with no usable detection at its newest frame: predicted past the last one (the
+    # filter's forward estimate); its fixed-lag revision says FILLED or MISSING once later frames are in
+    EXTRAPOLATED = 4
 
     @property
     def provenance(self) -> Provenance | None:
-        if self is KeypointStatus.MISSING:
-            return None
-        return Provenance.MEASURED if self is KeypointStatus.MEASURED else Provenance.FILLED
+        return _KEYPOINT_PROVENANCE[self]
+
+    @property
+    def severity(self) -> int:
+        """Rank from best (0) to worst: a value between two frames is as bad as the worse of them."""
+        return _KEYPOINT_SEVERITY[self]
 
     @property
     def quality(self) -> Quality:
@@ -305,6 +311,23 @@ _KEYPOINT_QUALITY = {
     KeypointStatus.MISSING: Quality(
         QualityLevel.INSUFFICIENT, "insufficient data: no detection within the gap limit"
     ),
+    KeypointStatus.EXTRAPOLATED: Quality(
+        QualityLevel.DEGRADED, "extrapolated: no usable detection yet at this time (a revision may follow)"
+    ),
+}
+_KEYPOINT_PROVENANCE = {
+    KeypointStatus.MEASURED: Provenance.MEASURED,
+    KeypointStatus.FILLED: Provenance.FILLED,
+    KeypointStatus.REJECTED: Provenance.FILLED,
+    KeypointStatus.MISSING: None,
+    KeypointStatus.EXTRAPOLATED: Provenance.EXTRAPOLATED,
+}
+_KEYPOINT_SEVERITY = {
+    KeypointStatus.MEASURED: 0,
+    KeypointStatus.FILLED: 1,
+    KeypointStatus.REJECTED: 2,
+    KeypointStatus.EXTRAPOLATED: 3,
+    KeypointStatus.MISSING: 4,
 }
 
 
@@ -328,6 +351,10 @@ class SegmentOrientation:
         insufficient = self.quality.level is QualityLevel.INSUFFICIENT
         if insufficient != (self.quaternion is None) or insufficient != (self.provenance is None):
             raise ValueError(f"{self.segment}: no value exactly when quality is insufficient")
+
+
+# The view name of triangulated keypoints in a motion item (unit "m", (K, 3)); no one device makes it.
+TRIANGULATED_VIEW = "3d"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
@@ -366,7 +393,9 @@ class MotionItem:
     segments: tuple[SegmentOrientation, ...]
     keypoints: tuple[KeypointView, ...]
     processor: str = ""
-    revision: int = 0  # 0: published causally as soon as its inputs were in; 1: its fixed-lag smoothed revision
+    revision: int = (
+        0  # 0: published causally as soon as its inputs were in; 1: its fixed-lag smoothed revision
+    )
 
 
 StreamItem = ImuBatch | KeypointBatch | DerivedValue | Event | MotionItem

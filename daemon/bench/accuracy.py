@@ -20,7 +20,9 @@ from kinefuse.bench.datasets.paths import shared_dir
 from kinefuse.bench.realism import realism_rows
 from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
 from kinefuse.bench.scoring.fusion import knee_angle_rows
+from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.public import public_rows
+from kinefuse.bench.scoring.segment_error import segment_error_rows
 from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate
 from kinefuse.interfaces import BenchSpec
 from kinefuse.sim.detector_model import KEYPOINT_SETS
@@ -42,7 +44,7 @@ async def run(options: dict) -> list[dict]:
     if options.get("shared_dir") is not None:  # --data: score the user's folder only
         return folder_rows(Path(options["shared_dir"]))
     data = shared_dir() / "data"
-    return await suite_rows() + public_rows(data) + realism_rows(data)
+    return await suite_rows() + mounting_rows() + public_rows(data) + realism_rows(data)
 
 
 async def suite_rows(names: tuple[str, ...] = SUITE) -> list[dict]:
@@ -97,6 +99,7 @@ async def scenario_rows(path: Path) -> list[dict]:
             rows = _clock_rows(scenario.name, simulation, db, reader)
             rows += _cross_modal_rows(scenario.name, simulation, db, reader)
             rows += knee_angle_rows(scenario.name, simulation, db, reader)
+            rows += await segment_error_rows(path)  # the live motion stream's segments, its own run
         finally:
             db.close()
     return rows

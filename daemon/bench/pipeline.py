@@ -69,23 +69,26 @@ def default_load() -> tuple[float, str]:
     return scenario_rate(scenario), describe(scenario)
 
 
-def _config_tables(folder: Path, source: dict) -> dict:
+def _config_tables(folder: Path, source: dict, processors: list[dict]) -> dict:
     return {
         "daemon": {"log_level": "warning"},
         "storage": {"path": folder / "bench.db"},
         "status": {"socket_path": folder / "kinefuse.sock"},
         "sources": [{"id": "synth", "type": "synthetic", **source}],
+        **({"processors": processors} if processors else {}),
     }
 
 
-def _case_config(folder: Path, source: dict) -> Path:
+def case_config(folder: Path, source: dict, processors: list[dict] | None = None) -> Path:
+    """A bench case's config file in ``folder``: the synthetic ``source`` (its scenario a table or a path),
+    storage and socket in the folder, and ``processors`` (none by default)."""
     if isinstance(source.get("scenario"), dict):
         source = {**source, "scenario": write_config(folder / "scenario.toml", source["scenario"])}
-    return write_config(folder / "config.toml", _config_tables(folder, source))
+    return write_config(folder / "config.toml", _config_tables(folder, source, processors or []))
 
 
 async def _run_case(folder: Path, source: dict, duration_s: float) -> dict:
-    config_path = _case_config(folder, source)
+    config_path = case_config(folder, source)
     registry = load_plugins(entry_points=False)
     started = time.perf_counter()
     agent, exit_code = await run_in_process(load_config(config_path, registry), registry, duration_s)
@@ -124,12 +127,12 @@ async def _paced(duration_s: float) -> dict:
 
 async def _live(duration_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="kinefuse-bench-") as tmp:
-        config = _case_config(Path(tmp), {"scenario": pipeline_latency.LIVE_SCENARIO, "realtime": True})
+        config = case_config(Path(tmp), {"scenario": pipeline_latency.LIVE_SCENARIO, "realtime": True})
         return await pipeline_latency.measure(config, duration_s)
 
 
 @contextlib.contextmanager
-def _own_files():
+def own_files():
     """Hide the variables that would override the bench's database and socket paths: its agents must not
     write into the user's database nor listen on a running daemon's socket."""
     saved = {name: os.environ.pop(name) for name in _REDIRECTING_ENV if name in os.environ}
@@ -225,7 +228,7 @@ def _paced_rows(paced: dict, duration: float, pinned: str, default: tuple[float,
 async def run(options: dict) -> list[dict]:
     duration = options.get("duration_s") or 10.0
     default = default_load()
-    with _own_files():
+    with own_files():
         # the live case first, on every core this process may use; the throughput cases on one
         live = await _live(duration)
         with _pinned_to_one_core() as pinned:

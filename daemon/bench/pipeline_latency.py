@@ -84,8 +84,9 @@ async def measure(config_path: Path, duration_s: float) -> dict:
 
 
 # --- the subscriber process -------------------------------------------------------------------------
-def _connect(path: str) -> socket.socket:
-    deadline = time.monotonic() + _CONNECT_TIMEOUT_S
+def connect(path: str, timeout_s: float = _CONNECT_TIMEOUT_S) -> socket.socket:
+    """A connection to the daemon's socket at ``path``, waiting up to ``timeout_s`` for it to appear."""
+    deadline = time.monotonic() + timeout_s
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -102,7 +103,7 @@ def subscribe(path: str) -> dict:
     """Read the live stream from the socket at ``path`` until the daemon ends it; the latency of each record."""
     latency_ns: list[int] = []
     skipped = 0
-    with _connect(path) as sock, sock.makefile("rb") as stream:
+    with connect(path) as sock, sock.makefile("rb") as stream:
         sock.sendall(b'{"cmd": "subscribe"}\n')
         for line in stream:
             now_ns = time.monotonic_ns()  # stamped before parsing: the line has been received

@@ -18,11 +18,14 @@ import math
 import numpy as np
 
 from kinefuse._native import keypoint_kalman, one_euro
-from kinefuse.types import Provenance, Quality, QualityLevel
+from kinefuse.types import KeypointStatus, Provenance, Quality, QualityLevel
 
 MODELS = {"constant_velocity": 2, "constant_acceleration": 3}
 MEASURED, FILLED, REJECTED, MISSING = (keypoint_kalman.MEASURED, keypoint_kalman.FILLED,
                                        keypoint_kalman.REJECTED, keypoint_kalman.MISSING)  # fmt: skip
+# a frame's status as the filter has it before any later frame: a prediction is past the last detection
+_CAUSAL_STATUS = {MEASURED: MEASURED, FILLED: int(KeypointStatus.EXTRAPOLATED),
+                  REJECTED: int(KeypointStatus.EXTRAPOLATED), MISSING: MISSING}  # fmt: skip
 
 GATE_TAIL = 0.001  # the derived gate leaves out this share of good detections
 
@@ -120,6 +123,26 @@ class LiveKeypointSmoother:
 
     def push(self, t: float, keypoints: np.ndarray) -> list[SmoothedKeypoints]:
         return self._frames(self._filter.push(float(t), np.ascontiguousarray(keypoints, dtype=np.float64)))
+
+    def push_filtered(
+        self, t: float, keypoints: np.ndarray
+    ) -> tuple[SmoothedKeypoints, list[SmoothedKeypoints]]:
+        """As ``push``, and first this frame as the filter has it now (causal: no later frame in it): each
+        keypoint's forward estimate, EXTRAPOLATED (kinefuse.types.KeypointStatus) where this frame had no
+        usable detection, MISSING past the gap limit (position NaN)."""
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        k_count = self._filter.n_keypoints
+        if keypoints.shape != (k_count, 3):
+            raise ValueError(f"expected ({k_count}, 3) keypoints, got {keypoints.shape[:2]}")
+        emitted = self._filter.begin_frame(float(t))
+        codes = [self._filter.step(k, *keypoints[k].tolist()) for k in range(k_count)]
+        emitted += self._filter.end_frame()
+        estimates = np.array([self._filter.estimate(k) for k in range(k_count)])
+        status = np.array([_CAUSAL_STATUS[code] for code in codes], dtype=np.int8)
+        mean, sigma = estimates[:, :2].copy(), np.sqrt(estimates[:, 4])
+        mean[status == MISSING], sigma[status == MISSING] = np.nan, np.nan
+        filtered = SmoothedKeypoints(np.array([float(t)]), mean[None], sigma[None], status[None])
+        return filtered, self._frames(emitted)
 
     def flush(self) -> list[SmoothedKeypoints]:
         return self._frames(self._filter.flush())

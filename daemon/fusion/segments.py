@@ -23,6 +23,9 @@ for ``init_s``: psi from the weighted circular median of those first measurement
 off by tens of degrees; starting from it left the estimate wrong for a minute). Between video
 measurements the IMU carries the orientation (it bridges the gaps) while psi follows its rate.
 
+``HeadingFusion`` is the filter, causal and per segment (the live motion stream runs it item by item);
+``fuse_heading`` is its loop over a whole recording.
+
 Provenance per sample: ``fused`` when a video correction happened within ``bridge_s``, ``measured``
 (IMU only) after that, with quality degraded and the reason; before the heading is first fixed (the
 first ``init_s`` of video) there is no heading in the video world at all: no value.
@@ -120,11 +123,9 @@ def circular_median(angles, weights=None) -> float:
     return float(angles[int(np.argmin(cost))])
 
 
-def fuse_heading(times, segment_quaternion, video_axis, *, heading_sigma_deg: float = 20.0,
-                 rate_noise: float = np.radians(0.05), huber_k: float = 1.5, init_s: float = 2.0,
-                 min_horizontal: float = 0.2, bridge_s: float = 2.0) -> FusedSegment:  # fmt: skip
-    """Fuse an IMU segment orientation (n, 4) with the video's long axis (n, 3; NaN where not seen), both on
-    the common timeline ``times`` (n,).
+class HeadingFusion:
+    """The heading-correction filter of one segment, causal: fed sample by sample (``step``) or batch by
+    batch (``update_batch``) on one timeline, it gives what ``fuse_heading`` gives for the whole series.
 
     ``heading_sigma_deg``: the standard deviation of one video sample's heading for a horizontal segment,
     counting the detector's slow drift (errors correlated over about half a second, so the samples are
@@ -132,53 +133,96 @@ def fuse_heading(times, segment_quaternion, video_axis, *, heading_sigma_deg: fl
     heading drift rate may change; ``huber_k``: the normalised innovation beyond which a measurement's
     pull is bounded; ``init_s``: the video seen before the heading is first fixed.
     """
-    times = np.asarray(times, dtype=np.float64)
-    segment_quaternion = np.asarray(segment_quaternion, dtype=np.float64)
-    n = len(times)
-    disagreement, horizontal, usable = heading_disagreement(
-        segment_quaternion, video_axis, min_horizontal=min_horizontal
-    )
-    sigma_h = np.radians(heading_sigma_deg)
-    variance = np.full(n, np.inf)
-    variance[usable] = (sigma_h / horizontal[usable]) ** 2
-    psi = np.full(n, np.nan)
-    psi_sigma = np.full(n, np.nan)
-    since = np.full(n, np.inf)
-    seen = np.flatnonzero(usable)
-    ready = seen[times[seen] >= times[seen[0]] + init_s] if len(seen) else seen
-    if len(ready):
-        start = int(ready[0])
-        window = seen[seen <= start]
-        x = np.array([circular_median(disagreement[window], 1.0 / variance[window]), 0.0])
+
+    def __init__(self, *, heading_sigma_deg: float = 20.0, rate_noise: float = np.radians(0.05),
+                 huber_k: float = 1.5, init_s: float = 2.0, min_horizontal: float = 0.2,
+                 bridge_s: float = 2.0):  # fmt: skip
+        self.sigma_h, self.q = np.radians(heading_sigma_deg), rate_noise**2
+        self.huber_k, self.init_s = huber_k, init_s
+        self.min_horizontal, self.bridge_s = min_horizontal, bridge_s
+        self.x: np.ndarray | None = None  # (psi, its rate), once the heading is fixed
+        self.p = np.zeros((2, 2))
+        self.last_t: float | None = None  # the previous sample's time
+        self.last_video = -np.inf  # the last video correction's time
+        self._first_s: float | None = None  # the first usable video sample's time
+        self._seen: list[tuple[float, float]] = []  # (disagreement, variance) of the video before the fix
+
+    def step(self, t: float, segment_quaternion, video_axis) -> FusedSegment:
+        """One sample: the IMU's segment orientation (4,) and the video's long axis (3,; NaN: not seen)."""
+        return self.update_batch([t], np.reshape(segment_quaternion, (1, 4)), np.reshape(video_axis, (1, 3)))
+
+    def update_batch(self, times, segment_quaternion, video_axis) -> FusedSegment:
+        """The next samples, (n,) times after the previous batch's, (n, 4) and (n, 3) as ``step`` takes."""
+        times = np.asarray(times, dtype=np.float64)
+        segment_quaternion = np.asarray(segment_quaternion, dtype=np.float64).reshape(-1, 4)
+        disagreement, horizontal, usable = heading_disagreement(
+            segment_quaternion, np.reshape(video_axis, (-1, 3)), min_horizontal=self.min_horizontal
+        )
+        variance = np.full(len(times), np.inf)
+        variance[usable] = (self.sigma_h / horizontal[usable]) ** 2
+        n = len(times)
+        psi, psi_sigma, since = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf)
+        for i, t in enumerate(times.tolist()):
+            self._advance(t, float(disagreement[i]), float(variance[i]), bool(usable[i]))
+            if self.x is not None:
+                psi[i], psi_sigma[i], since[i] = self.x[0], np.sqrt(self.p[0, 0]), t - self.last_video
+        return FusedSegment(times, _turned(segment_quaternion, psi), psi, psi_sigma, since, self.bridge_s)
+
+    def _advance(self, t: float, disagreement: float, variance: float, usable: bool) -> None:
+        previous, self.last_t = self.last_t, t
+        if self.x is None:
+            if usable:
+                self._collect(t, disagreement, variance)
+            return
+        dt = t - previous
+        f = np.array([[1.0, dt], [0.0, 1.0]])
+        self.x = f @ self.x
+        self.p = f @ self.p @ f.T + self.q * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
+        if usable:
+            self._update(t, disagreement, variance)
+
+    def _collect(self, t: float, disagreement: float, variance: float) -> None:
+        """Before the heading is fixed: gather the video's disagreements for ``init_s``, then start from their
+        weighted circular median, never from one sample."""
+        if self._first_s is None:
+            self._first_s = t
+        self._seen.append((disagreement, variance))
+        if t < self._first_s + self.init_s:
+            return
+        angles, variances = np.array(self._seen).T
+        self.x = np.array([circular_median(angles, 1.0 / variances), 0.0])
         # a median's variance is pi/2 times the mean's; the rate starts at zero, uncertain by 1 deg/s (a
         # vertical gyroscope bias of that order)
-        p = np.diag([np.pi / 2 / np.sum(1.0 / variance[window]), np.radians(1.0) ** 2])
-        q = rate_noise**2
-        last_video = times[start]
-        psi[start], psi_sigma[start], since[start] = x[0], np.sqrt(p[0, 0]), 0.0
-        for i in range(start + 1, n):
-            dt = times[i] - times[i - 1]
-            f = np.array([[1.0, dt], [0.0, 1.0]])
-            x = f @ x
-            p = f @ p @ f.T + q * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
-            if usable[i]:
-                innovation = _wrap(disagreement[i] - x[0])
-                r = variance[i]
-                normalised = abs(innovation) / np.sqrt(p[0, 0] + r)
-                if normalised > huber_k:  # Huber: bounded influence for a heavy-tailed error
-                    r *= normalised / huber_k
-                gain = p[:, 0] / (p[0, 0] + r)
-                x = x + gain * innovation
-                x[0] = _wrap(x[0])
-                p = p - np.outer(gain, p[0, :])
-                last_video = times[i]
-            psi[i], psi_sigma[i], since[i] = x[0], np.sqrt(p[0, 0]), times[i] - last_video
+        self.p = np.diag([np.pi / 2 / np.sum(1.0 / variances), np.radians(1.0) ** 2])
+        self.last_video, self._seen = t, []
+
+    def _update(self, t: float, disagreement: float, variance: float) -> None:
+        innovation = _wrap(disagreement - self.x[0])
+        r = variance
+        normalised = abs(innovation) / np.sqrt(self.p[0, 0] + r)
+        if normalised > self.huber_k:  # Huber: bounded influence for a heavy-tailed error
+            r *= normalised / self.huber_k
+        gain = self.p[:, 0] / (self.p[0, 0] + r)
+        self.x = self.x + gain * innovation
+        self.x[0] = _wrap(self.x[0])
+        self.p = self.p - np.outer(gain, self.p[0, :])
+        self.last_video = t
+
+
+def _turned(segment_quaternion: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """rot_z(psi) q per sample (n, 4); NaN where psi or q is unknown."""
     turn = Rotation.from_euler("z", np.nan_to_num(psi)[:, None])
     known = np.isfinite(segment_quaternion).all(axis=1)
     imu = Rotation.from_quat(np.where(known[:, None], segment_quaternion, [1.0, 0, 0, 0]), scalar_first=True)
     fused = (turn * imu).as_quat(scalar_first=True)
     fused[np.isnan(psi) | ~known] = np.nan
-    return FusedSegment(times, fused, psi, psi_sigma, since, bridge_s)
+    return fused
+
+
+def fuse_heading(times, segment_quaternion, video_axis, **settings) -> FusedSegment:
+    """Fuse an IMU segment orientation (n, 4) with the video's long axis (n, 3; NaN where not seen), both on
+    the common timeline ``times`` (n,): ``HeadingFusion`` (its settings as keywords) over the whole series."""
+    return HeadingFusion(**settings).update_batch(times, segment_quaternion, video_axis)
 
 
 def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

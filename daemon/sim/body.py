@@ -61,7 +61,7 @@ from kinefuse.sim.rotations import cardan_yxz, rot_z
 from kinefuse.types import SEGMENTS
 
 if TYPE_CHECKING:
-    from kinefuse.sim.motion import Motion, TimeWarp
+    from kinefuse.sim.motion import Motion, StandingStart, TimeWarp
 
 GRAVITY = np.array([0.0, 0.0, -9.81])
 
@@ -431,7 +431,12 @@ class Body:
     p''(τ)τ'² + p'(τ)τ'', so everything stays exact and the feet stay planted (a planted foot's place does
     not depend on time, warped or not); the gait events are the motion's, mapped back through the inverse
     warp. The treadmill's belt keeps its constant speed (the mean travel taken out is the belt's times the
-    true time), so a walker whose strides vary drifts a little forward and back on the belt, as people do."""
+    true time), so a walker whose strides vary drifts a little forward and back on the belt, as people do.
+
+    ``standing_start`` (a ``kinefuse.sim.motion.StandingStart``): the person first stands still in neutral
+    standing (every joint angle 0, the pelvis at hip height above the floor), then the motion fades in; its
+    clock c(t) runs under the time warp (τ = warp(c)), the belt speeds up with it (the belt's travel is its
+    speed times c), and the gait events are those after the blend."""
 
     def __init__(
         self,
@@ -441,8 +446,10 @@ class Body:
         heading_rad: float = 0.0,
         treadmill: bool = False,
         time_warp: TimeWarp | None = None,
+        standing_start: StandingStart | None = None,
     ) -> None:
         self.shape = shape
+        self.standing_start = standing_start
         self.treadmill = treadmill
         self.motion = motion if motion.shape == shape else motion.for_shape(shape)
         self.origin_xy = (float(origin_xy[0]), float(origin_xy[1]))
@@ -464,12 +471,32 @@ class Body:
             raise ValueError(f"t must be a 1-D array of times, got shape {t.shape}")
         return t
 
-    def motion_time(self, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The motion's time τ at true times ``t``, with dτ/dt and d²τ/dt² (t, 1 and 0 without a warp)."""
+    def clock(self, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The motion's clock c before the time warp, with dc/dt and d²c/dt² (t, 1, 0 without a standing
+        start)."""
         t = self._times(t)
-        if self.time_warp is None:
+        if self.standing_start is None:
             return t, np.ones_like(t), np.zeros_like(t)
-        return self.time_warp(t)
+        return self.standing_start.clock(t)
+
+    def motion_time(self, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The motion's time τ at true times ``t``, with dτ/dt and d²τ/dt² (t, 1 and 0 without a warp and
+        without a standing start)."""
+        c, c1, c2 = self.clock(t)
+        if self.time_warp is None:
+            return c, c1, c2
+        tau, rate, curvature = self.time_warp(c)
+        return tau, rate * c1, curvature * c1**2 + rate * c2
+
+    def _blend(self, t: np.ndarray, curve, neutral) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A curve (value, rate, acceleration) faded in from ``neutral`` by the standing start's weight w:
+        n + w (p - n), its rate w' (p - n) + w p', its acceleration w'' (p - n) + 2 w' p' + w p''."""
+        if self.standing_start is None:
+            return curve
+        w, w1, w2 = (x[:, None] for x in self.standing_start.weight(t))
+        p, v, a = curve
+        d = p - neutral
+        return neutral + w * d, w1 * d + w * v, w2 * d + 2 * w1 * v + w * a
 
     @staticmethod
     def _chain_rule(curve, rate, curvature) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -479,15 +506,23 @@ class Body:
 
     def _angles(self, t: np.ndarray, joints) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         tau, rate, curvature = self.motion_time(t)
-        return {j: self._chain_rule(self.motion.angles(j, tau), rate, curvature) for j in joints}
+        return {j: self._blend(t, self._chain_rule(self.motion.angles(j, tau), rate, curvature), 0.0)
+                for j in joints}  # fmt: skip
 
     def _root(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         tau, rate, curvature = self.motion_time(t)
         position, velocity, acceleration = self._chain_rule(self.motion.root(tau), rate, curvature)
         if self.treadmill:
+            c, c1, c2 = self.clock(t)
             belt = self.motion.travel_velocity
-            position, velocity = position - t[:, None] * belt, velocity - belt
-        return position, velocity, acceleration
+            position, velocity = position - c[:, None] * belt, velocity - c1[:, None] * belt
+            acceleration = acceleration - c2[:, None] * belt
+        return self._blend(t, (position, velocity, acceleration), self._standing_root())
+
+    def _standing_root(self) -> np.ndarray:
+        """The pelvis origin standing: where the motion starts, at hip height (straight legs, feet flat)."""
+        start = self.motion.root(self.motion_time(np.zeros(1))[0])[0][0]
+        return np.array([start[0], start[1], self.shape.hip_height])
 
     def segments(self, t) -> dict[str, SegmentState]:
         """All segments at times ``t`` (the last call's result is reused for the same ``t``)."""
@@ -565,8 +600,7 @@ class Body:
         """The true joint angles (n, 3) in degrees, (flexion, adduction, rotation) with the signs in the
         module docstring, for every joint (hip, knee, ankle per side, lumbar, shoulder, elbow, and also
         pelvis and neck)."""
-        tau = self.motion_time(t)[0]
-        return {j: np.degrees(self.motion.angles(j, tau)[0]) for j in JOINTS}
+        return {j: np.degrees(curve[0]) for j, curve in self._angles(self._times(t), JOINTS).items()}
 
     def gait_events(self, t_start: float, t_end: float) -> list[GaitEvent]:
         """Initial contacts and toe-offs with t_start <= time < t_end, in time order. They are the instants
@@ -580,7 +614,17 @@ class Body:
             k0 = int(np.floor((tau_start - phase_time) / period)) - 1
             k1 = int(np.ceil((tau_end - phase_time) / period)) + 1
             taus = phase_time + np.arange(k0, k1 + 1) * period
-            times = taus if self.time_warp is None else self.time_warp.inverse(taus)
+            times = self._true_times(taus)
             out += [GaitEvent(side, kind, float(time)) for time in times if t_start <= time < t_end]
         out.sort(key=lambda e: (e.time_s, e.side, e.kind))
         return out
+
+    def _true_times(self, taus: np.ndarray) -> np.ndarray:
+        """The true times of motion times ``taus``; with a standing start only those after its blend (NaN
+        for the others: the blend's steps are not gait events)."""
+        clock = taus if self.time_warp is None else self.time_warp.inverse(taus)
+        if self.standing_start is None:
+            return clock
+        start = self.standing_start
+        after = clock >= self.clock(np.array([start.end_s]))[0][0]
+        return np.where(after, start.inverse(np.maximum(clock, 0.0)), np.nan)

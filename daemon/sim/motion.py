@@ -381,3 +381,53 @@ def align(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     c = np.sum(u * v, axis=1)
     K = skew(k)
     return np.eye(3) + K + (K @ K) / (1.0 + c)[:, None, None]
+
+
+# ------------------------------------------------------------------------------------------------------
+# a standing start
+
+
+class StandingStart:
+    """Quiet standing for ``still_s``, then the motion fades in over ``blend_s``: a ``Body`` plays every joint
+    angle as w(t) times the motion's (neutral standing is every angle 0) and the pelvis between its standing
+    place and the motion's, w = ``smoothstep`` of the time into the blend (C2: no step in any acceleration).
+    The motion's clock runs at w too, c(t) = ∫ w, so the athlete speeds up from rest rather than being
+    dragged into a stride already under way; after the blend c = t - still_s - blend_s / 2, and the motion
+    (its time warp included) is played at c. During the blend the feet are not planted (the pose is a blend,
+    not a solved gait): its steps are not gait events."""
+
+    def __init__(self, still_s: float, blend_s: float = 2.0):
+        if still_s < 0.0 or blend_s <= 0.0:
+            raise ValueError(f"a standing start needs still_s >= 0 and blend_s > 0, got {still_s}, {blend_s}")
+        self.still_s, self.blend_s = float(still_s), float(blend_s)
+
+    @property
+    def end_s(self) -> float:
+        """When the motion plays in full."""
+        return self.still_s + self.blend_s
+
+    def _x(self, t: np.ndarray) -> np.ndarray:
+        return np.clip((np.asarray(t, dtype=np.float64) - self.still_s) / self.blend_s, 0.0, 1.0)
+
+    def weight(self, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """w, w', w'' at true times t: 0 standing, 1 from ``end_s``."""
+        x, h = self._x(t), self.blend_s
+        return smoothstep(x), 30.0 * x**2 * (1 - x) ** 2 / h, 60.0 * x * (1 - x) * (1 - 2 * x) / h**2
+
+    def clock(self, t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The motion's clock c(t) = ∫ w from the end of standing, with c' = w and c'' = w'."""
+        t = np.asarray(t, dtype=np.float64)
+        x = self._x(t)
+        w, w1, _ = self.weight(t)
+        c = self.blend_s * x**4 * (2.5 + x * (-3.0 + x)) + np.maximum(t - self.end_s, 0.0)
+        return c, w, w1
+
+    def inverse(self, c) -> np.ndarray:
+        """The true times at which the clock reads ``c`` (>= 0; 0 maps to the end of standing)."""
+        c = np.asarray(c, dtype=np.float64)
+        lo, hi = np.full(c.shape, self.still_s), np.maximum(self.end_s, c + self.end_s)
+        for _ in range(60):  # bisection on the monotone clock, to far below a nanosecond
+            mid = 0.5 * (lo + hi)
+            below = self.clock(mid)[0] < c
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        return 0.5 * (lo + hi)

@@ -19,7 +19,7 @@ from kinefuse.sim.motions import KINDS as MOTION_KINDS
 
 _OPTIONAL = None  # a motion control left out takes the motion's own default
 # how the motion is played rather than what it is: not a control of kinefuse.sim.motions.make_motion
-_PLAYING = ("kind", "treadmill", "stride_time_cv_pct")
+_PLAYING = ("kind", "treadmill", "stride_time_cv_pct", "standing_start_s")
 # stride-time variability of healthy walking: about 2 % (1-3 % is usual in healthy adults; the gaitmap
 # walker in the shared data has 2.8 %); see docs/simulation.md, "Realism of the IMU signals"
 DEFAULT_STRIDE_TIME_CV_PCT = 2.0
@@ -54,6 +54,13 @@ SECTIONS: dict[str, dict[str, Field]] = {
             f"{DEFAULT_STRIDE_TIME_CV_PCT:g}; 0: every stride the same)",
             min=0.0,
             max=10.0,
+        ),
+        "standing_start_s": Field(
+            float,
+            0.0,
+            "stand still this long first, then fade the motion in over 2 s (0: the motion from the start)",
+            min=0.0,
+            max=600.0,
         ),
         "cadence_spm": Field(float, _OPTIONAL, "steps per minute (walk, run)", min=20.0, max=240.0),
         "speed_mps": Field(float, _OPTIONAL, "travel speed (walk, run)", min=0.1, max=10.0),

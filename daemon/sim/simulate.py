@@ -21,7 +21,7 @@ from kinefuse.sim.camera_rig import look_at
 from kinefuse.sim.detector_model import DetectorErrors, KeypointTrack, Occluder, simulate_keypoints
 from kinefuse.sim.imu import PRESETS, ImuErrors, ImuTrack, simulate_imu
 from kinefuse.sim.magnetic import FerrousDisturbance, MagneticEnvironment
-from kinefuse.sim.motion import TimeWarp
+from kinefuse.sim.motion import StandingStart, TimeWarp
 from kinefuse.sim.motions import make_motion
 from kinefuse.sim.scenario import Scenario, apply_overrides
 from kinefuse.sim.timing import Delivery, DeviceClock, Link, deliver
@@ -96,7 +96,10 @@ class Simulation:
             if scenario.stride_time_cv > 0
             else None
         )
-        self.body = Body(shape, played, treadmill=motion["treadmill"], time_warp=warp)
+        standing = StandingStart(motion["standing_start_s"]) if motion["standing_start_s"] > 0 else None
+        self.body = Body(
+            shape, played, treadmill=motion["treadmill"], time_warp=warp, standing_start=standing
+        )
         self.others = [
             Body(
                 BodyShape(p["height_m"]),

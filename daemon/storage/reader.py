@@ -5,6 +5,8 @@ as numpy arrays.  Readers open the file read-only; WAL lets them run beside a li
 from __future__ import annotations
 
 import contextlib
+import heapq
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 import sqlite_utils
 
 from kinefuse.storage.codec import CODES, unpack_rows
-from kinefuse.storage.schema import SCHEMA_VERSION, SchemaError, newer_message, user_version
+from kinefuse.storage.schema import SCHEMA_VERSION, SchemaError, db_path, newer_message, user_version
 
 DbLike = sqlite_utils.Database | str | Path
 _NS = 1e9
@@ -281,6 +283,87 @@ def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None
     out["sigma"] = unpack_rows(columns["sigma"], (k,))
     out["status"] = unpack_rows(columns["status"], (k,), CODES).astype(np.int8)
     return out
+
+
+# --- a session to replay (kinefuse analyze) ------------------------------------------------------
+def find_session(db: DbLike, session: str | int) -> dict:
+    """The sessions row named by its id or by its uuid or a unique prefix of it (``kinefuse status --db``
+    prints the first 8 characters); LookupError naming the file and the session otherwise."""
+    with _reading(db) as conn:
+        text = str(session).strip()
+        rows = list(conn.query("SELECT * FROM sessions WHERE id = ?", [int(text)])) if text.isdigit() else []
+        if not rows and text:
+            rows = list(conn.query("SELECT * FROM sessions WHERE uuid LIKE ? ORDER BY id", [f"{text}%"]))
+        if len(rows) != 1:
+            known = ", ".join(
+                f"{r['id']} ({r['uuid'][:8]})" for r in conn.query("SELECT id, uuid FROM sessions")
+            )
+            why = "matches several sessions" if rows else "no such session"
+            raise LookupError(f"{db_path(conn)}: session {text!r}: {why} (sessions: {known or 'none'})")
+        return rows[0]
+
+
+def session_devices(db: DbLike, session_id: int) -> list[dict]:
+    """The session's devices rows in declaration order, ``meta`` decoded from its JSON."""
+    with _reading(db) as conn:
+        rows = list(conn.query("SELECT * FROM devices WHERE session_id = ? ORDER BY id", [session_id]))
+    return [{**row, "meta": json.loads(row["meta"]) if row["meta"] else {}} for row in rows]
+
+
+def stored_batches(db: DbLike, session_id: int) -> list[dict]:
+    """The session's stored IMU samples and camera frames regrouped into the batches they arrived in: runs of
+    consecutive rows (in arrival order) of one device sharing one arrival stamp (``host_ns``), the two tables
+    merged by arrival stamp (ties: the device declared first). Each entry: ``device_ref``, ``table``
+    (imu_samples or keypoint_frames) and its columns as arrays: seq, device_time, host_ns, time_ns (int64,
+    -1 where clock alignment never filled it) and acc, gyr, mag (float32 (n, 3), mag None when the batch has
+    none) or keypoint_set, keypoints (float32 (n, K, 3)), swap_corrected (bool).
+
+    Within one table the stored order is the order the pipeline saw; across the tables only the arrival
+    stamps say it, so two sources stamping their batches from unrelated clocks (a non-real-time
+    replay) interleave by stamp, not by the order they were queued in."""
+    with _reading(db) as conn:
+        imu = _batches(conn, "imu_samples", "acc, gyr, mag", session_id)
+        frames = _batches(
+            conn, "keypoint_frames", "keypoint_set, n_keypoints, keypoints, swap_corrected", session_id
+        )
+    return list(heapq.merge(imu, frames, key=lambda b: (int(b["host_ns"][0]), b["device_ref"])))
+
+
+def _batches(conn: sqlite_utils.Database, table: str, payload: str, session_id: int) -> list[dict]:
+    rows = conn.execute(
+        f"SELECT device_ref, seq, device_time, host_ns, time_ns, {payload} FROM {table}"
+        " WHERE session_id = ? ORDER BY rowid",
+        [session_id],
+    ).fetchall()
+    if not rows:
+        return []
+    refs = np.array([r[0] for r in rows], dtype=np.int64)
+    host = np.array([r[3] for r in rows], dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], (np.diff(refs) != 0) | (np.diff(host) != 0)]))
+    ends = np.append(starts[1:], len(rows))
+    decode = _imu_batch if table == "imu_samples" else _frame_batch
+    return [{"device_ref": int(refs[a]), "table": table, **_common_columns(rows[a:b]), **decode(rows[a:b])}
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]  # fmt: skip
+
+
+def _common_columns(rows: list[tuple]) -> dict:
+    return {name: np.array([r[i] if r[i] is not None else -1 for r in rows], dtype=np.int64)
+            for i, name in ((1, "seq"), (2, "device_time"), (3, "host_ns"), (4, "time_ns"))}  # fmt: skip
+
+
+def _imu_batch(rows: list[tuple]) -> dict:
+    mags = [r[7] for r in rows]
+    mag = None if any(m is None for m in mags) else unpack_rows(mags, (3,))
+    return {
+        "acc": unpack_rows([r[5] for r in rows], (3,)),
+        "gyr": unpack_rows([r[6] for r in rows], (3,)),
+        "mag": mag,
+    }
+
+
+def _frame_batch(rows: list[tuple]) -> dict:
+    return {"keypoint_set": rows[0][5], "keypoints": unpack_rows([r[7] for r in rows], (rows[0][6], 3)),
+            "swap_corrected": np.array([bool(r[8]) for r in rows])}  # fmt: skip
 
 
 def format_summary(report: dict) -> str:

@@ -179,8 +179,15 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db["analyses"].create(
         # mode: "live" (the live processors' settings, causal) or "offline" (acausal smoothers); settings:
         # JSON of the options used; status: "running", "done" or "failed: reason"
-        {"id": int, "session_id": int, "mode": str, "settings": str, "started_wall": str,
-         "finished_wall": str, "status": str},  # fmt: skip
+        {
+            "id": int,
+            "session_id": int,
+            "mode": str,
+            "settings": str,
+            "started_wall": str,
+            "finished_wall": str,
+            "status": str,
+        },  # fmt: skip
         pk="id",
         not_null={"session_id", "mode", "settings", "started_wall", "status"},
         foreign_keys=[("session_id", "sessions", "id")],

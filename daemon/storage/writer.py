@@ -26,6 +26,7 @@ import sqlite_utils
 from kinefuse.storage.codec import CODES, pack_rows
 from kinefuse.storage.schema import open_database
 from kinefuse.types import (
+    TRIANGULATED_VIEW,
     DerivedValue,
     DeviceAdded,
     Event,
@@ -365,8 +366,10 @@ class SqliteSink:
             )
             self._pending_rows += 1
         for view in item.keypoints:
-            ref = self._device_ref(view.source_id, view.view, f"motion keypoints of view {view.view!r}")
-            if ref is None:
+            by_device = view.view != TRIANGULATED_VIEW  # triangulated: no one device's view, device_ref NULL
+            what = f"motion keypoints of view {view.view!r}"
+            ref = self._device_ref(view.source_id, view.view, what) if by_device else None
+            if ref is None and by_device:
                 continue
             n_keypoints, dims = view.position.shape
             self._pending["motion_keypoints"].append(

@@ -30,7 +30,7 @@ from kinefuse.fusion.keypoint_smoothing import (
 from kinefuse.sim.detector_model import KEYPOINT_SETS
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
-from kinefuse.types import Provenance, QualityLevel
+from kinefuse.types import KeypointStatus, Provenance, QualityLevel
 
 LEFT_ANKLE = KEYPOINT_SETS["COCO-17"].keypoints.index("left_ankle")
 HEAD = slice(0, 5)  # nose, eyes, ears
@@ -212,3 +212,35 @@ def test_one_euro_removes_part_of_the_jitter(detections):
     assert jitter_left() < 0.9 < jitter_left(**former)
     assert jitter_left(head) < 0.75 < jitter_left(head, **former)
     assert d.rms(np.concatenate([f.mean for f in one_euro(d.times, d.keypoints)])) < 0.95 * d.rms(d.keypoints)
+
+
+def test_the_causal_frame_is_the_filters_estimate_and_says_extrapolated_without_a_detection():
+    """push_filtered gives each frame at once as the forward filter has it: measured where a detection was
+    used, extrapolated (not filled: no later frame is in it) where none was, missing past the gap limit;
+    the lagged frames it returns are push's, unchanged."""
+    settings = KeypointFilterSettings(lag_s=0.1, max_gap_s=0.15)
+    causal, lagged = LiveKeypointSmoother(2, settings), LiveKeypointSmoother(2, settings)
+    rng = np.random.default_rng(3)
+    statuses, errors = [], []
+    for i in range(40):
+        t = i / 30.0
+        truth = 100.0 + 60.0 * t
+        hidden = 10 <= i < 20  # keypoint 1 has no detection for ten frames
+        frame = np.array([[truth + rng.normal(0, 2), 50.0, 0.9],
+                          [np.nan, np.nan, 0.0] if hidden else [truth, 80.0 + rng.normal(0, 2), 0.9]])  # fmt: skip
+        filtered, due = causal.push_filtered(t, frame)
+        expected = lagged.push(t, frame)
+        assert len(due) == len(expected)
+        for a, b in zip(due, expected, strict=True):
+            np.testing.assert_array_equal(a.status, b.status)
+            np.testing.assert_allclose(a.mean, b.mean, equal_nan=True)
+        statuses.append(filtered.status[0].tolist())
+        errors.append(abs(filtered.mean[0, 0, 0] - truth))
+    statuses = np.array(statuses)
+    assert (statuses[:, 0] == KeypointStatus.MEASURED).all()
+    assert (statuses[:10, 1] == KeypointStatus.MEASURED).all()
+    # within the gap limit (0.15 s = 4 frames after the last detection) extrapolated, then missing
+    assert (statuses[10:14, 1] == KeypointStatus.EXTRAPOLATED).all()
+    assert (statuses[15:20, 1] == KeypointStatus.MISSING).all()
+    assert (statuses[20:, 1] == KeypointStatus.MEASURED).all()
+    assert np.median(errors[5:]) < 2.0  # the filter follows the keypoint within its 2 px noise

@@ -83,24 +83,27 @@ def test_a_hidden_ankle_is_filled_and_flagged_or_missing_never_measured(kinefuse
     hidden = truth.scripted_missing[frame_seq, ankle]
     assert hidden.sum() >= 50  # ten frames at each of a dozen left foot strikes, less the dropped ones
 
-    stored = reader.motion_keypoints(result.db, view="cam0")
-    t_ns, status = stored["time_ns"], stored["status"][:, ankle]
-    assert abs(len(t_ns) - DURATION_S * 30) <= 3 and (np.diff(t_ns) == round(1e9 / 30)).all()
-    inside = (t_ns > frame_ns[0]) & (t_ns < frame_ns[-1])
-    after = np.searchsorted(frame_ns, t_ns[inside], side="left")  # the first frame at or after each item
-    before = np.searchsorted(frame_ns, t_ns[inside], side="right") - 1
-    touched = hidden[after] | hidden[before]
-    got = status[inside][touched]
-    assert len(got) >= 50 and not (got == KeypointStatus.MEASURED).any()
-    assert (got == KeypointStatus.MISSING).any() and (got == KeypointStatus.FILLED).any()
-    # filled only within max_gap_s of the last frame that showed the ankle
-    seen_ns = np.where(hidden, -1, frame_ns)
-    last_seen_ns = np.maximum.accumulate(seen_ns)[before[touched]]
-    since_s = (t_ns[inside][touched] - last_seen_ns) / 1e9
-    assert (since_s[got == KeypointStatus.FILLED] <= MAX_GAP_S + 1e-6).all()
-    assert (got[since_s > MAX_GAP_S + 1 / 30] == KeypointStatus.MISSING).all()
-    # elsewhere the ankle is mostly measured: the gaps are the hidden frames', not the smoother's
-    assert (status[inside][~touched] == KeypointStatus.MEASURED).mean() > 0.9
+    # the causal items say extrapolated where the smoothed revisions say filled
+    for revision, filled in ((0, KeypointStatus.EXTRAPOLATED), (1, KeypointStatus.FILLED)):
+        stored = reader.motion_keypoints(result.db, view="cam0", revision=revision)
+        t_ns, status = stored["time_ns"], stored["status"][:, ankle]
+        assert abs(len(t_ns) - DURATION_S * 30) <= 3 and (np.diff(t_ns) == round(1e9 / 30)).all()
+        inside = (t_ns > frame_ns[0]) & (t_ns < frame_ns[-1])
+        after = np.searchsorted(frame_ns, t_ns[inside], side="left")  # the first frame at or after each item
+        before = np.searchsorted(frame_ns, t_ns[inside], side="right") - 1
+        touched = hidden[after] | hidden[before]
+        got = status[inside][touched]
+        assert len(got) >= 50 and not (got == KeypointStatus.MEASURED).any()
+        assert (got == KeypointStatus.MISSING).any() and (got == filled).any()
+        assert set(np.unique(got)) <= {filled, KeypointStatus.MISSING, KeypointStatus.REJECTED}
+        # filled or extrapolated only within max_gap_s of the last frame that showed the ankle
+        seen_ns = np.where(hidden, -1, frame_ns)
+        last_seen_ns = np.maximum.accumulate(seen_ns)[before[touched]]
+        since_s = (t_ns[inside][touched] - last_seen_ns) / 1e9
+        assert (since_s[got == filled] <= MAX_GAP_S + 1e-6).all()
+        assert (got[since_s > MAX_GAP_S + 1 / 30] == KeypointStatus.MISSING).all()
+        # elsewhere the ankle is mostly measured: the gaps are the hidden frames', not the smoother's
+        assert (status[inside][~touched] == KeypointStatus.MEASURED).mean() > 0.9
 
 
 def test_every_stored_value_says_what_it_is(kinefuse_pipeline, tmp_path):
@@ -111,7 +114,8 @@ def test_every_stored_value_says_what_it_is(kinefuse_pipeline, tmp_path):
     assert (np.isnan(keypoints["sigma"]) == missing).all()
     assert set(np.unique(keypoints["status"])) <= {int(s) for s in KeypointStatus}
     levels = {KeypointStatus.MEASURED: "good", KeypointStatus.FILLED: "degraded",
-              KeypointStatus.REJECTED: "degraded", KeypointStatus.MISSING: "insufficient"}  # fmt: skip
+              KeypointStatus.REJECTED: "degraded", KeypointStatus.MISSING: "insufficient",
+              KeypointStatus.EXTRAPOLATED: "degraded"}  # fmt: skip
     for code in np.unique(keypoints["status"]):  # what each code tells a reader
         status = KeypointStatus(int(code))
         assert (status.provenance is None) == (status is KeypointStatus.MISSING)
@@ -133,3 +137,57 @@ def test_every_stored_value_says_what_it_is(kinefuse_pipeline, tmp_path):
     assert np.allclose(norms, 1.0, atol=1e-5)
     pelvis = segments["reason"][(segments["segment"] == "pelvis") & ~insufficient]
     assert all("no magnetometer" in reason for reason in pelvis)
+
+
+RESTART_SCENARIO = """
+[scenario]
+name = "walk_restarted"
+duration_s = 60.0
+seed = 2
+[motion]
+kind = "walk"
+treadmill = true
+standing_start_s = 3.0
+[[imus]]
+name = "imu_left_shank"
+segment = "left_shank"
+mounting_deg = [12.0, -18.0, 8.0]
+preset = "consumer"
+magnetometer = false
+"""
+FAIL_AFTER_S = 9.0
+
+
+def test_a_restarted_source_keeps_its_straps_filter_bias_and_mounting(kinefuse_pipeline, tmp_path):
+    """The synthetic source fails after 9 s and the supervisor restarts it; the processor knows the strap
+    (source, device) and keeps its state: after the restart nothing settles again and the mounting, found
+    from the standing start's rest and 3 s of walking, stays applied. (Restarted, the athlete stands again.)"""
+    scenario = tmp_path / "walk.toml"
+    scenario.write_text(RESTART_SCENARIO)
+    source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": True, "loop": False,
+              "fail_after_s": FAIL_AFTER_S}  # fmt: skip
+    result = kinefuse_pipeline(
+        sources=[source], processors=[{"id": "motion", "type": "motion", "mounting_window_s": 3.0}],
+        duration_s=13.0, config_overrides={"supervisor": {"backoff_initial_s": 0.05, "restart_budget": 1}},
+    )  # fmt: skip
+    assert result.exit_code == 0 and result.status["sources"]["synth"]["restarts"] == 1
+    segments = reader.motion_segments(result.db, segment="left_shank", revision=0)
+    t = (segments["time_ns"] - segments["time_ns"][0]) / 1e9
+    valid = segments["quality"] != "insufficient"
+    reasons = segments["reason"]
+    calibrated = np.array(["mounting" not in why for why in reasons]) & valid
+    assert calibrated.any()
+    first = t[calibrated][0]
+    assert 5.0 < first < FAIL_AFTER_S  # the rest by 1.5 s; the walk fades in from 3 s; then 3 s of it
+    # the restarted source's samples start again from sequence number 0, on arrival
+    samples = result.imu_samples("imu_left_shank")
+    order = np.argsort(np.asarray(samples["host_ns"]), kind="stable")
+    seq, arrival_ns = np.asarray(samples["seq"])[order], np.asarray(samples["host_ns"])[order]
+    (restart,) = np.flatnonzero(np.diff(seq) < 0) + 1
+    back = (arrival_ns[restart] - segments["time_ns"][0]) / 1e9
+    assert first < back < 11.0
+    after = valid & (t >= back + 0.5)
+    assert after.sum() > 30  # the stream goes on after the restart
+    assert not any("settling" in why or "bias not" in why for why in reasons[after])
+    assert not any("mounting" in why for why in reasons[after])  # still calibrated: no reason about it
+    assert all("no magnetometer" in why for why in reasons[after])

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -90,6 +92,25 @@ def test_re_adding_a_device_keeps_its_fit_unless_the_clock_changed():
     assert aligner.fits()[("ble", "strap-1")]["samples"] == 2000
     aligner.add_device("ble", DeviceInfo("strap-1", DeviceKind.IMU, clock_hz=32768.0))
     assert aligner.fits()[("ble", "strap-1")]["samples"] == 0
+
+
+def test_a_device_whose_clock_started_again_gets_a_new_fit_and_a_late_batch_does_not():
+    """Sequence numbers and device time both back at the start (a power-cycled strap, a restarted
+    simulation): the old mapping would put the new samples 20 s in the past; a new fit maps them to their
+    arrival. A batch only half a second back (a late notification) keeps the fit."""
+    aligner = ClockAligner()
+    aligner.add_device("ble", STRAP)
+    _fed(aligner)  # 20 s of samples
+    again = _imu(start=0)
+    again = dataclasses.replace(again, host_ns=again.host_ns + 25_000_000_000)  # arriving 25 s later
+    aligned = aligner.align(again)
+    assert aligner.clock_restarts[("ble", "strap-1")] == 1
+    assert np.all(np.abs(aligned.host_ns - aligned.time_ns) < 50_000_000)  # within the batching delay
+    kept = ClockAligner()
+    kept.add_device("ble", STRAP)
+    _fed(kept, batches=4)
+    kept.align(_imu(start=150))  # 0.5 s back: late, not restarted
+    assert kept.clock_restarts == {}
 
 
 def test_same_device_id_under_two_sources_is_two_devices():

@@ -176,11 +176,14 @@ def synthetic_walk() -> dict:
     and each side's contact times over the scenario."""
     simulation = Simulation(load_scenario(_packaged(WALK)))
     body, duration, seed = simulation.body, simulation.duration_s, simulation.seed
+    walking = (
+        0.0 if body.standing_start is None else body.standing_start.end_s
+    )  # a standing start is not walking
     places = {}
     for index, (place, (scenario_name, strap)) in enumerate(STRAPS.items()):
         spec = _strap_spec(scenario_name, strap)
         rate = gaitmap.RATE_HZ if place == "foot" else spec["rate_hz"]
-        t = np.arange(int(duration * rate)) / rate
+        t = walking + np.arange(int((duration - walking) * rate)) / rate
         state = body.segment(spec["segment"], t)
         position, _, acceleration = state.point(np.asarray(spec["offset_m"], dtype=np.float64))
         mounting = Rotation.from_euler("xyz", spec["mounting_deg"], degrees=True).as_matrix()
@@ -193,7 +196,7 @@ def synthetic_walk() -> dict:
             "rate_hz": rate,
             "strap": f"{scenario_name} {strap}",
         }
-    contacts = {side: [e.time_s for e in body.gait_events(0.0, duration) if e.side == side and e.kind == "ic"]
+    contacts = {side: [e.time_s for e in body.gait_events(walking, duration) if e.side == side and e.kind == "ic"]
                 for side in ("left", "right")}  # fmt: skip
     return {"places": places, "cadence_spm": float(body.motion.info["cadence_spm"]), "contacts": contacts}
 

@@ -13,11 +13,60 @@ from kinefuse.fusion.timeline import brackets
 from kinefuse.types import KeypointBatch, KeypointStatus, KeypointView
 
 _MAX_FILLERS = 64  # lost frames stood in for by empty ones; more cannot matter past max_gap_s
+_SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
+
+
+class _Frames:
+    """A camera's recent frames of one kind (as filtered, or smoothed), times in s from the processor's epoch."""
+
+    def __init__(self, n_keypoints: int):
+        self.times, self.position = np.empty(0), np.empty((0, n_keypoints, 2))
+        self.sigma, self.status = np.empty((0, n_keypoints)), np.empty((0, n_keypoints), dtype=np.int8)
+
+    def append(self, frames) -> None:
+        if frames:
+            self.times = np.concatenate([self.times, *(f.times for f in frames)])
+            self.position = np.concatenate([self.position, *(f.mean for f in frames)])
+            self.sigma = np.concatenate([self.sigma, *(f.sigma for f in frames)])
+            self.status = np.concatenate([self.status, *(f.status for f in frames)])
+
+    def end_s(self) -> float | None:
+        return float(self.times[-1]) if len(self.times) else None
+
+    def at(self, grid: np.ndarray, max_gap_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Position (m, K, 2), sigma (m, K) and status (m, K) at each grid time: linearly interpolated between
+        the frames around it, the status the worse of the two (the frame's own on a frame), missing across a
+        gap over ``max_gap_s``."""
+        m, k = len(grid), self.position.shape[1]
+        position, sigma = np.full((m, k, 2), np.nan), np.full((m, k), np.nan)
+        status = np.full((m, k), KeypointStatus.MISSING, dtype=np.int8)
+        if not len(self.times):
+            return position, sigma, status
+        left, fraction, valid = brackets(self.times, grid, max_gap_s)
+        right = np.minimum(left + 1, len(self.times) - 1)
+        f = fraction[:, None]
+        a, b = self.status[left], self.status[right]
+        worse = np.where(_SEVERITY[a] >= _SEVERITY[b], a, b)
+        status = np.where(f == 0.0, a, np.where(f == 1.0, b, worse)).astype(np.int8)
+        status[~valid] = KeypointStatus.MISSING
+        for mine, values in ((sigma, self.sigma), (position, self.position)):
+            ff = f.reshape(m, 1, *([1] * (values.ndim - 2)))
+            a, b = values[left], values[right]
+            mine[:] = np.where(ff == 0.0, a, np.where(ff == 1.0, b, (1.0 - ff) * a + ff * b))
+        missing = status == KeypointStatus.MISSING
+        position[missing], sigma[missing] = np.nan, np.nan
+        return position, sigma, status
+
+    def trim(self, until_s: float) -> None:
+        """Drop the frames no later item needs: all before the last one at or before ``until_s``."""
+        first = max(int(np.searchsorted(self.times, until_s, side="right")) - 1, 0)
+        self.times, self.position = self.times[first:], self.position[first:]
+        self.sigma, self.status = self.sigma[first:], self.status[first:]
 
 
 class CameraTrack:
-    """One camera: its live smoother (built at its first frame, which gives the keypoint count) and its recent
-    smoothed frames, times in seconds from the processor's epoch."""
+    """One camera: its live smoother (built at its first frame, which gives the keypoint count), its recent
+    frames as filtered (causal: each as soon as it arrives) and as smoothed (``lag_s`` later)."""
 
     def __init__(self, source_id: str, device_id: str, keypoint_set: str, settings: KeypointFilterSettings):
         self.source_id, self.device_id, self.keypoint_set = source_id, device_id, keypoint_set
@@ -28,24 +77,27 @@ class CameraTrack:
     def _reset(self, n_keypoints: int) -> None:
         self.n_keypoints, self.last_seq, self.last_t = n_keypoints, None, -math.inf
         self.smoother = LiveKeypointSmoother(n_keypoints, self.settings) if n_keypoints else None
-        self.times, self.position = np.empty(0), np.empty((0, n_keypoints, 2))
-        self.sigma, self.status = np.empty((0, n_keypoints)), np.empty((0, n_keypoints), dtype=np.int8)
+        self.filtered, self.smoothed = _Frames(n_keypoints), _Frames(n_keypoints)
 
     def add(self, batch: KeypointBatch, epoch_ns: int) -> None:
         # the first frame, or another pose model after a restart
         if batch.keypoints.shape[1] != self.n_keypoints:
             self._reset(batch.keypoints.shape[1])
         empty = np.full((self.n_keypoints, 3), np.nan)
-        frames = []
+        filtered, smoothed = [], []
         for t, seq, keypoints in zip(((batch.time_ns - epoch_ns) / 1e9).tolist(), batch.seq.tolist(),
                                      batch.keypoints, strict=True):  # fmt: skip
             if not t > self.last_t:
                 continue
-            for filler in self._fillers(t, seq):
-                frames += self.smoother.push(filler, empty)
-            frames += self.smoother.push(t, keypoints)
+            for time_s, detections in [(filler, empty) for filler in self._fillers(t, seq)] + [
+                (t, keypoints)
+            ]:
+                frame, due = self.smoother.push_filtered(time_s, detections)
+                filtered.append(frame)
+                smoothed += due
             self.last_t, self.last_seq = t, seq
-        self._append(frames)
+        self.filtered.append(filtered)
+        self.smoothed.append(smoothed)
 
     def _fillers(self, t: float, seq: int) -> list[float]:
         """Times of the frames lost before this one (a jump in sequence numbers): pushed without detections,
@@ -57,43 +109,22 @@ class CameraTrack:
         step = (t - self.last_t) / (lost + 1)
         return (self.last_t + step * np.arange(1, min(lost, _MAX_FILLERS) + 1)).tolist()
 
-    def _append(self, frames) -> None:
-        if frames:
-            self.times = np.concatenate([self.times, *(f.times for f in frames)])
-            self.position = np.concatenate([self.position, *(f.mean for f in frames)])
-            self.sigma = np.concatenate([self.sigma, *(f.sigma for f in frames)])
-            self.status = np.concatenate([self.status, *(f.status for f in frames)])
-
     def flush(self) -> None:
         if self.smoother is not None:
-            self._append(self.smoother.flush())
+            self.smoothed.append(self.smoother.flush())
 
-    def end_s(self) -> float | None:
-        return float(self.times[-1]) if len(self.times) else None
+    def frames(self, revision: int) -> _Frames:
+        """The frames an item of ``revision`` reads: 0 as filtered, 1 as smoothed."""
+        return self.smoothed if revision else self.filtered
 
-    def views(self, grid: np.ndarray, max_gap_s: float) -> list[KeypointView]:
-        """Each keypoint linearly interpolated between the smoothed frames around each grid time; its status
-        the worse of the two (or the frame's own on a frame), missing across a gap over ``max_gap_s``."""
-        m, k = len(grid), self.n_keypoints
-        position, sigma = np.full((m, k, 2), np.nan), np.full((m, k), np.nan)
-        status = np.full((m, k), KeypointStatus.MISSING, dtype=np.int8)
-        if len(self.times):
-            left, fraction, valid = brackets(self.times, grid, max_gap_s)
-            right = np.minimum(left + 1, len(self.times) - 1)
-            f = fraction[:, None]
-            blend = np.maximum(self.status[left], self.status[right])
-            status = np.where(f == 0.0, self.status[left], np.where(f == 1.0, self.status[right], blend))
-            status[~valid] = KeypointStatus.MISSING
-            for mine, values in ((sigma, self.sigma), (position, self.position)):
-                ff = f.reshape(m, 1, *([1] * (values.ndim - 2)))
-                a, b = values[left], values[right]
-                mine[:] = np.where(ff == 0.0, a, np.where(ff == 1.0, b, (1.0 - ff) * a + ff * b))
-            missing = status == KeypointStatus.MISSING
-            position[missing], sigma[missing] = np.nan, np.nan
+    def end_s(self, revision: int = 0) -> float | None:
+        return self.frames(revision).end_s()
+
+    def trim(self, until_s: float, revision: int) -> None:
+        """Drop the frames no later item of ``revision`` needs."""
+        self.frames(revision).trim(until_s)
+
+    def views(self, grid: np.ndarray, max_gap_s: float, revision: int) -> list[KeypointView]:
+        position, sigma, status = self.frames(revision).at(grid, max_gap_s)
         return [KeypointView(self.device_id, self.source_id, self.keypoint_set, "px", position[j], sigma[j],
-                             status[j]) for j in range(m)]  # fmt: skip
-
-    def trim(self, until_s: float) -> None:
-        first = max(int(np.searchsorted(self.times, until_s, side="right")) - 1, 0)
-        self.times, self.position = self.times[first:], self.position[first:]
-        self.sigma, self.status = self.sigma[first:], self.status[first:]
+                             status[j]) for j in range(len(grid))]  # fmt: skip

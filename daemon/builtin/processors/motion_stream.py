@@ -1,12 +1,17 @@
 """Built-in processor: the motion stream. Puts the athlete's body on one timeline, ``rate_hz`` items a second
 (kinefuse.types.MotionItem): each strap's segment orientation (the VQF orientation filter) and each camera's
 smoothed 2D keypoints (the fixed-lag Kalman / RTS smoother with flagged gaps), both interpolated onto the
-item's time.
+item's time. Where two or more cameras declare their calibration, their keypoints are also triangulated
+(the view "3d") and a thigh's or shank's heading is taken from the video (``video_fusion``; motion_fusion).
 
 A strap's segment is the ``segment`` in its device's meta (the synthetic source's scenario, a BLE strap's
 ``kinefuse devices assign``), learnt from its declaration (``device_added``); a strap without one is left
-out. With no strap-to-segment calibration yet the strap's axes are taken as the segment's (the nominal
-mounting: the segment's orientation is the strap's), so every orientation is degraded and says so.
+out. Mounting: a shank or thigh strap's first rest (below) is the static pose and the next
+``mounting_window_s`` of movement the functional movement of a strap-to-segment calibration (Seel et al.
+2014, kinefuse.fusion.mounting); from then on the segment's orientation is the strap's composed with the
+inverse mounting. Until then, and on other segments, the strap's axes are taken as the segment's (the
+nominal mounting), and the orientation is degraded and says so; an insufficient window says why and the
+next is tried. A thigh's calibrated mounting stays degraded with its measured bias.
 
 Gyroscope bias: uncalibrated consumer straps are off by up to ±5 deg/s, beyond what the filter's own bias
 estimate learns (``bias_clip``, 2 deg/s). Each strap looks for rest from its first sample: a window of
@@ -31,6 +36,7 @@ import numpy as np
 
 from kinefuse import hookimpl
 from kinefuse.builtin.processors.motion_cameras import CameraTrack
+from kinefuse.builtin.processors.motion_fusion import VideoFusion
 from kinefuse.builtin.processors.motion_straps import StrapTrack
 from kinefuse.configschema import Field
 from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings
@@ -61,6 +67,27 @@ SCHEMA = {
     "settle_timeout_s": Field(
         float, 30.0, "no rest this long: say the bias is not estimated", min=1.0, max=3600.0
     ),
+    "mounting_window_s": Field(
+        float, 10.0, "movement after the rest that calibrates a leg strap's mounting (s)", min=2.0, max=600.0
+    ),
+    "video_fusion": Field(
+        bool, True, "triangulate calibrated cameras and take thigh and shank headings from the video"
+    ),
+    "heading_sigma_deg": Field(
+        float, 20.0, "one video sample's heading error, horizontal segment (deg)", min=0.1, max=180.0
+    ),
+    "heading_init_s": Field(
+        float, 2.0, "video seen before a segment's heading is fixed (s)", min=0.0, max=60.0
+    ),
+    "heading_bridge_s": Field(
+        float, 2.0, "video heading this old or newer counts as current (s)", min=0.0, max=600.0
+    ),
+    "offset_window_s": Field(
+        float, 20.0, "camera-strap time offset: data correlated (s; 0: off)", min=0.0, max=600.0
+    ),
+    "offset_every_s": Field(
+        float, 5.0, "camera-strap time offset: re-estimated this often (s)", min=0.5, max=600.0
+    ),
 }
 
 
@@ -85,6 +112,7 @@ class MotionStream:
                 "rest_noise_ratio",
                 "rest_acc_tolerance",
                 "settle_timeout_s",
+                "mounting_window_s",
             )
         }
         self.settings = KeypointFilterSettings(
@@ -92,9 +120,10 @@ class MotionStream:
             max_gap_s=options["max_gap_s"], lag_s=options["lag_s"],
         )  # fmt: skip
         self._straps: dict[tuple[str, str], StrapTrack] = {}
+        self._video = VideoFusion(options, processor_id)  # triangulation and segment heading fusion
         self._cameras: dict[tuple[str, str], CameraTrack] = {}
         self._epoch_ns: int | None = None  # the first item's time; devices keep their times in s from it
-        self._next_ns = 0  # the next item's time
+        self._next_ns = {0: 0, 1: 0}  # the next item's time, by revision
         self._horizon_ns = 0  # the newest input time
 
     def device_added(self, declaration: DeviceAdded) -> list:
@@ -103,6 +132,8 @@ class MotionStream:
             return []  # a restarted source declares its devices again; they keep their state and segment
         if device.kind is DeviceKind.CAMERA:
             self._cameras[key] = CameraTrack(*key, device.keypoint_set or "", self.settings)
+            self._next_ns[1] = max(self._next_ns.values())  # revisions start with the first camera
+            self._video.add_camera(*key, device.meta)
             return []
         segment = device.meta.get("segment")
         owner = next((s.device_id for s in self._straps.values() if s.segment == segment), None)
@@ -111,50 +142,67 @@ class MotionStream:
             log.warning("%s: strap %s/%s left out of the motion stream: %s", self.processor_id, *key, why)
             return []
         self._straps[key] = StrapTrack(*key, segment, self.rest)
+        self._video.add_strap(key, segment)
         return []
 
     def process(self, batch: SampleBatch) -> list[MotionItem]:
+        batch = self._video.observe(batch)  # a camera's times corrected by its cross-modal offset
         key = (batch.source_id, batch.device_id)
         device = (self._straps if isinstance(batch, ImuBatch) else self._cameras).get(key)
         if device is None or batch.time_ns is None:
             return []
         if self._epoch_ns is None:
-            self._epoch_ns = self._next_ns = -(-int(batch.time_ns.min()) // self.period_ns) * self.period_ns
+            self._epoch_ns = -(-int(batch.time_ns.min()) // self.period_ns) * self.period_ns
+            self._next_ns = {0: self._epoch_ns, 1: self._epoch_ns}
         self._horizon_ns = max(self._horizon_ns, int(batch.time_ns.max()))
         if isinstance(batch, ImuBatch):
             device.add(batch, self._epoch_ns, self.rate_samples)
         else:
             device.add(batch, self._epoch_ns)
-        return self._publish(self._horizon_ns - self.max_wait_ns)
+        return self._video.fuse(self._publish(self._horizon_ns - self.max_wait_ns))
 
     def flush(self) -> list[MotionItem]:
         """Publish every item some device still covers; the devices that do not have no value there."""
         for camera in self._cameras.values():
             camera.flush()
         ends = [end for end in (d.end_s() for d in self._devices()) if end is not None]
-        return self._publish(self._epoch_ns + round(max(ends) * 1e9)) if ends else []
+        return self._video.fuse(self._publish(self._epoch_ns + round(max(ends) * 1e9))) if ends else []
 
     def _devices(self) -> list[StrapTrack | CameraTrack]:
         return [*self._straps.values(), *self._cameras.values()]
 
+    def _revisions(self) -> tuple[int, ...]:
+        """0, the causal items; and 1, their smoothed revisions, when a camera's smoother lags."""
+        return (0, 1) if self._cameras and self.settings.lag_s > 0 else (0,)
+
     def _publish(self, until_ns: int) -> list[MotionItem]:
-        """Every item up to ``until_ns``, or up to where every device's output reaches if that is later."""
-        ends = [d.end_s() for d in self._devices()]
+        items = [item for revision in self._revisions() for item in self._items(revision, until_ns)]
+        oldest_s = (min(self._next_ns[r] for r in self._revisions()) - self.period_ns - self._epoch_ns) / 1e9
+        for strap in self._straps.values():
+            strap.trim(oldest_s)
+        for camera in self._cameras.values():
+            for revision in self._revisions():
+                camera.trim((self._next_ns[revision] - self.period_ns - self._epoch_ns) / 1e9, revision)
+        return items
+
+    def _items(self, revision: int, until_ns: int) -> list[MotionItem]:
+        """Every item of ``revision`` up to ``until_ns``, or up to where every device's output reaches (a
+        strap's filtered samples; a camera's frames as filtered for 0, as smoothed for 1) if that is later."""
+        ends = [s.end_s() for s in self._straps.values()] + [
+            c.end_s(revision) for c in self._cameras.values()
+        ]
         if ends and None not in ends:
             until_ns = max(until_ns, self._epoch_ns + math.floor(min(ends) * 1e9))
-        if until_ns < self._next_ns:
+        if until_ns < self._next_ns[revision]:
             return []
-        grid_ns = np.arange(self._next_ns, until_ns + 1, self.period_ns)
-        self._next_ns = int(grid_ns[-1]) + self.period_ns
+        grid_ns = np.arange(self._next_ns[revision], until_ns + 1, self.period_ns)
+        self._next_ns[revision] = int(grid_ns[-1]) + self.period_ns
         grid = (grid_ns - self._epoch_ns) / 1e9
         segments = [strap.orientations(grid, self.max_gap_s) for strap in self._straps.values()]
-        views = [
-            cam.views(grid, self.max_gap_s) for cam in self._cameras.values() if cam.smoother is not None
-        ]
-        for device in self._devices():
-            device.trim(float(grid[-1]))
+        views = [cam.views(grid, self.max_gap_s, revision) for cam in self._cameras.values()
+                 if cam.smoother is not None]  # fmt: skip
         return [MotionItem(t, self.rate_hz, tuple(s[j] for s in segments), tuple(v[j] for v in views),
-                           self.processor_id) for j, t in enumerate(grid_ns.tolist())]  # fmt: skip
+                           self.processor_id, revision) for j, t in enumerate(grid_ns.tolist())]  # fmt: skip
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kinefuse import hookimpl
+from kinefuse.builtin.processors.motion_fusion import calibration_meta
 from kinefuse.configschema import ConfigInvalid, Field
 from kinefuse.interfaces import SourceContext, SourceSpec
 from kinefuse.sim.scenario import load_scenario
@@ -58,7 +59,8 @@ class SyntheticSource:
         self.simulation = Simulation(scenario, None if options["seed"] < 0 else options["seed"])
 
     def devices(self, start_ns: int) -> list[DeviceInfo]:
-        """The devices, each noting the host time of the simulation's time zero, so a scorer can find the truth."""
+        """The devices, each noting the host time of the simulation's time zero, so a scorer can find the truth;
+        cameras with their calibration (the simulated one, exact; the shape ``calibration_meta`` writes)."""
         common = {"scenario": self.simulation.scenario.name, "sim_time_zero_ns": start_ns}
         imus = [
             DeviceInfo(d.name, DeviceKind.IMU, d.clock.hz,
@@ -67,7 +69,8 @@ class SyntheticSource:
         ]  # fmt: skip
         cameras = [
             DeviceInfo(d.name, DeviceKind.CAMERA, d.clock.hz, keypoint_set=d.keypoint_set,
-                       meta={**common, "fps": d.fps, "size": list(d.calibration.size)})
+                       meta={**common, "fps": d.fps, "size": list(d.calibration.size),
+                             "calibration": calibration_meta(d.calibration)})
             for d in self.simulation.cameras
         ]  # fmt: skip
         return imus + cameras

@@ -1,0 +1,105 @@
+"""``kinefuse analyze``: a stored session processed again from its raw samples and frames, written beside the
+live stream as a new analysis (an ``analyses`` row; motion rows carrying its id).
+
+- ``live``: the live ``motion`` processor over the stored batches in arrival order, with the settings the
+  session ran with: it reproduces the stored live stream (docs/fusion.md, "Offline analysis").
+- ``offline``: acausal estimates over the whole recording (kinefuse.analyze.offline).
+
+The session's processor options are not stored with it; they come from the config file it ran with
+(``sessions.config_path``, read now: an edit since, or an environment override then, is not seen), or from
+``config_path`` when given, or are the defaults when neither names a ``motion`` processor. The analysis row
+records the options used and where they came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+
+from kinefuse.analyze.offline import offline_items
+from kinefuse.analyze.replay import batches, declarations, replay_live
+from kinefuse.analyze.store import AnalysisSink
+from kinefuse.builtin.processors.motion_stream import SCHEMA, MotionStream
+from kinefuse.storage import reader
+
+MODES = ("live", "offline")
+PROCESSOR_TYPE = "motion"
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What one analysis did: its row, the inputs and outputs counted, and the time it took (s, wall)."""
+
+    analysis_id: int
+    session_id: int
+    mode: str
+    settings: dict
+    samples: int
+    frames: int
+    items: int
+    recording_s: float
+    compute_s: float
+    write_s: float
+
+
+def motion_settings(session: dict, config_path: Path | None = None) -> dict:
+    """The ``motion`` processor's id and options for this session and where they came from."""
+    if config_path is not None and not Path(config_path).is_file():
+        raise ValueError(f"{config_path}: no such config file (--config)")
+    path = config_path or (Path(session["config_path"]) if session.get("config_path") else None)
+    defaults = {key: field.default for key, field in SCHEMA.items()}
+    if path is None or not path.is_file():
+        why = "no config recorded" if path is None else f"config {path} not found"
+        return {"processor_id": PROCESSOR_TYPE, "options": defaults, "from": f"defaults ({why})"}
+    from kinefuse.config import load_config  # the registry validates every processor's options
+    from kinefuse.plugin_loader import load_plugins
+
+    config = load_config(path, load_plugins())
+    motion = [c for c in config.processors if c.type == PROCESSOR_TYPE]
+    if not motion:
+        return {"processor_id": PROCESSOR_TYPE, "options": defaults,
+                "from": f"defaults (config {path} has no {PROCESSOR_TYPE} processor)"}  # fmt: skip
+    return {"processor_id": motion[0].id, "options": dict(motion[0].options), "from": str(path)}
+
+
+def analyze(
+    db_path: str | Path, session: str | int, mode: str = "live", config_path: Path | None = None
+) -> Analysis:
+    """Analyse ``session`` (its id or uuid prefix) of the database at ``db_path`` and store the result there.
+    LookupError for an unknown session, ValueError for an unknown mode (both naming the file)."""
+    if mode not in MODES:
+        raise ValueError(f"{db_path}: unknown analysis mode {mode!r}; expected one of {', '.join(MODES)}")
+    row = reader.find_session(db_path, session)
+    settings = {**motion_settings(row, config_path), "mode": mode}
+    devices = reader.session_devices(db_path, row["id"])
+    inputs = batches(reader.stored_batches(db_path, row["id"]), devices)
+    started = time.perf_counter()
+    if mode == "live":
+        items = replay_live(
+            MotionStream(settings["options"], settings["processor_id"]), declarations(devices), inputs
+        )
+    else:
+        items = offline_items(settings["options"], settings["processor_id"], declarations(devices), inputs)
+    computed = time.perf_counter()
+    analysis_id = asyncio.run(_store(db_path, row["id"], mode, settings, items))
+    samples = sum(len(b) for b in inputs if hasattr(b, "gyr"))
+    times = [t for b in inputs if b.time_ns is not None for t in (int(b.time_ns.min()), int(b.time_ns.max()))]
+    return Analysis(analysis_id, row["id"], mode, settings, samples, sum(len(b) for b in inputs) - samples,
+                    len(items), (max(times) - min(times)) / 1e9 if times else 0.0, computed - started,
+                    time.perf_counter() - computed)  # fmt: skip
+
+
+async def _store(db_path, session_id: int, mode: str, settings: dict, items: list) -> int:
+    sink = AnalysisSink(db_path, session_id, mode, settings)
+    await sink.start(None)
+    try:
+        for start in range(0, len(items), 1000):
+            await sink.write(items[start : start + 1000])
+    except BaseException as exc:
+        sink.failure = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        await sink.stop([])
+    return sink.analysis_id

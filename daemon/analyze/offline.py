@@ -1,0 +1,231 @@
+"""The offline motion stream: items on the live processor's grid (one per 1 / ``rate_hz``, from the first item
+time the live processor would take) with a segment per strap and a view per camera, as live, but each from an
+acausal estimate over the whole recording:
+
+- a strap's orientation from the offline orientation smoother (kinefuse.fusion.orientation_smoother: VQF's
+  bias forward and backward, zero-phase inclination and heading corrections; Laidig & Seel 2023). A strap
+  whose gyroscope bias is beyond what the filter's bias estimate reaches (``bias_clip``, 2 deg/s) gets it
+  from its first rest the smoother detects (at least ``rest_window_s`` long): the mean gyroscope there,
+  subtracted from the first sample on, and the smoother runs again;
+- a camera's keypoints from the full Rauch-Tung-Striebel smoother (kinefuse.fusion.keypoint_smoothing.
+  smooth_offline), lost frames pushed as frames without detections, and gaps flagged as live.
+
+The strap's mounting is the nominal one (no strap-to-segment calibration and no video heading offline yet),
+and every segment value says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings, SmoothedKeypoints, smooth_offline
+from kinefuse.fusion.orientation_smoother import smooth_orientation
+from kinefuse.fusion.timeline import brackets, slerp
+from kinefuse.types import (
+    SEGMENTS,
+    DeviceAdded,
+    DeviceKind,
+    ImuBatch,
+    KeypointBatch,
+    KeypointStatus,
+    KeypointView,
+    MotionItem,
+    Provenance,
+    Quality,
+    QualityLevel,
+    SegmentOrientation,
+)
+
+log = logging.getLogger(__name__)
+_MOUNTING = "strap-to-segment mounting not calibrated offline (nominal mounting)"
+_NO_MAG = "no magnetometer: heading relative to where the strap started"
+_DISTURBED = "magnetic disturbance: heading held on the gyroscope"
+_GAP_PERIODS = 1.5  # as live: samples further apart than this many periods make the value between them filled
+_MAX_FILLERS = 64  # as live: lost frames stood in for by empty ones; more cannot matter past max_gap_s
+_SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
+
+
+def offline_items(
+    options: dict, processor_id: str, added: list[DeviceAdded], inputs: list
+) -> list[MotionItem]:
+    """The offline items of a whole session for the ``motion`` processor ``options``."""
+    straps, cameras = _stream_devices(added, processor_id)
+    tracked = [
+        b for b in inputs if b.time_ns is not None and (b.source_id, b.device_id) in {**straps, **cameras}
+    ]
+    if not tracked:
+        return []
+    period = round(1e9 / options["rate_hz"])
+    epoch_ns = -(-int(tracked[0].time_ns.min()) // period) * period  # the live processor's first item
+    parts: dict[tuple[str, str], list] = {key: [] for key in (*straps, *cameras)}
+    for batch in tracked:
+        parts[(batch.source_id, batch.device_id)].append(batch)
+    strap_values = [_strap(key, straps[key], parts[key], epoch_ns, options) for key in straps if parts[key]]
+    settings = KeypointFilterSettings(process_noise=options["process_noise"], pixel_sigma=options["pixel_sigma"],
+                                      max_gap_s=options["max_gap_s"], lag_s=options["lag_s"])  # fmt: skip
+    frames = [(key, cameras[key], _frames(parts[key], epoch_ns, settings)) for key in cameras if parts[key]]
+    ends = [s.times[-1] for s in strap_values if s is not None] + [f.times[-1] for _, _, f in frames]
+    grid_ns = np.arange(epoch_ns, epoch_ns + math.floor(max(ends) * 1e9) + 1, period)
+    grid = (grid_ns - epoch_ns) / 1e9
+    segments = [s.at(grid, options["max_gap_s"]) for s in strap_values if s is not None]
+    views = [_views(key, keypoint_set, f, grid, options["max_gap_s"]) for key, keypoint_set, f in frames]
+    return [MotionItem(t, options["rate_hz"], tuple(s[j] for s in segments), tuple(v[j] for v in views),
+                       processor_id) for j, t in enumerate(grid_ns.tolist())]  # fmt: skip
+
+
+def _stream_devices(added: list[DeviceAdded], processor_id: str) -> tuple[dict, dict]:
+    """The straps in the stream by key with their segment, and the cameras with their keypoint set: the live
+    processor's rule (a strap on a known segment no other strap has; every camera)."""
+    straps, cameras = {}, {}
+    for declaration in added:
+        device, key = declaration.device, (declaration.source_id, declaration.device.device_id)
+        if device.kind is DeviceKind.CAMERA:
+            cameras[key] = device.keypoint_set or ""
+            continue
+        segment = device.meta.get("segment")
+        if segment in SEGMENTS and segment not in straps.values():
+            straps[key] = segment
+        else:
+            why = "no known segment in its meta" if segment not in SEGMENTS else f"{segment} is taken"
+            log.warning("%s: strap %s/%s left out of the offline analysis: %s", processor_id, *key, why)
+    return straps, cameras
+
+
+def _increasing(times: np.ndarray) -> np.ndarray:
+    """Which times follow every time before them (the clock fit may step a device's times back)."""
+    return times > np.maximum.accumulate(np.concatenate([[-math.inf], times]))[:-1]
+
+
+class _StrapValues:
+    """A strap's offline orientations at its sample times (s from the epoch), read onto the grid."""
+
+    def __init__(
+        self, key, segment, times, quats, disturbed, with_mag: bool, no_rest_bias: str | None, rate_hz
+    ):
+        self.key, self.segment, self.times, self.quats = key, segment, times, quats
+        self.disturbed, self.with_mag, self.no_rest_bias = disturbed, with_mag, no_rest_bias
+        self.period_s = 1.0 / rate_hz
+
+    def at(self, grid: np.ndarray, max_gap_s: float) -> list[SegmentOrientation]:
+        left, fraction, valid = brackets(self.times, grid, max_gap_s)
+        right = np.minimum(left + 1, len(self.times) - 1)
+        quats = slerp(self.quats[left], self.quats[right], fraction)
+        span, disturbed = self.times[right] - self.times[left], self.disturbed[left] | self.disturbed[right]
+        return [
+            self._value(quats[j], span[j], disturbed[j]) if valid[j] else self._missing()
+            for j in range(len(grid))
+        ]
+
+    def _value(self, quat, span: float, disturbed: bool) -> SegmentOrientation:
+        reasons = [_MOUNTING, *([self.no_rest_bias] if self.no_rest_bias else [])]
+        reasons += [] if self.with_mag and not disturbed else [_DISTURBED if self.with_mag else _NO_MAG]
+        provenance = Provenance.FUSED
+        if span > _GAP_PERIODS * self.period_s:
+            provenance = Provenance.FILLED
+            reasons.append(f"interpolated over a {span * 1e3:.0f} ms gap in the strap's samples")
+        return SegmentOrientation(self.segment, *self.key, tuple(quat.tolist()), provenance,
+                                  Quality(QualityLevel.DEGRADED, "; ".join(reasons)))  # fmt: skip
+
+    def _missing(self) -> SegmentOrientation:
+        why = "insufficient data: no strap samples around this time"
+        return SegmentOrientation(
+            self.segment, *self.key, None, None, Quality(QualityLevel.INSUFFICIENT, why)
+        )
+
+
+def _strap(key, segment: str, parts: list[ImuBatch], epoch_ns: int, options: dict) -> _StrapValues | None:
+    times = np.concatenate([(b.time_ns - epoch_ns) / 1e9 for b in parts])
+    gyr, acc = (np.concatenate([getattr(b, name) for b in parts]) for name in ("gyr", "acc"))
+    with_mag = all(b.mag is not None for b in parts)
+    mag = np.concatenate([b.mag for b in parts]) if with_mag else None
+    keep = _increasing(times)
+    if keep.sum() < max(options["rate_samples"], 2):
+        log.warning("%s/%s: too few samples (%d) for an offline orientation", *key, int(keep.sum()))
+        return None
+    times, gyr, acc, mag = times[keep], gyr[keep], acc[keep], None if mag is None else mag[keep]
+    rate_hz = round(1.0 / float(np.median(np.diff(times))), 3)
+    out = smooth_orientation(gyr, acc, mag, rate_hz=rate_hz)
+    bias = rest_bias(gyr, out["rest"], round(options["rest_window_s"] * rate_hz))
+    if bias is not None:
+        out = smooth_orientation(gyr - bias, acc, mag, rate_hz=rate_hz)
+    no_rest = (
+        None if bias is not None else "gyroscope bias from the orientation smoother alone (no rest found)"
+    )
+    return _StrapValues(key, segment, times, out["quat9d" if with_mag else "quat6d"], out["mag_disturbed"],
+                        with_mag, no_rest, rate_hz)  # fmt: skip
+
+
+def rest_bias(gyr: np.ndarray, rest: np.ndarray, min_samples: int) -> np.ndarray | None:
+    """The mean gyroscope over the first run of at least ``min_samples`` consecutive rest samples (the
+    smoother's rest detection, forward or backward); None without one. Like any such test it takes a
+    rotation at a constant rate for rest."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], rest.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        if stop - start >= max(min_samples, 2):
+            return gyr[start:stop].mean(axis=0)
+    return None
+
+
+def _frames(parts: list[KeypointBatch], epoch_ns: int, settings: KeypointFilterSettings) -> SmoothedKeypoints:
+    counts = [b.keypoints.shape[1] for b in parts]
+    if (
+        len(set(counts)) > 1
+    ):  # another pose model after a restart: the live stream, too, goes on with the last
+        first = max(i for i, c in enumerate(counts) if c != counts[-1]) + 1
+        log.warning("%s/%s: keypoint count changed; the offline pass uses its last %d batches",
+                    parts[0].source_id, parts[0].device_id, len(parts) - first)  # fmt: skip
+        parts = parts[first:]
+    times = np.concatenate([(b.time_ns - epoch_ns) / 1e9 for b in parts])
+    seq = np.concatenate([b.seq for b in parts])
+    keypoints = np.concatenate([b.keypoints for b in parts]).astype(np.float64)
+    keep = _increasing(times)
+    times, keypoints = _with_fillers(times[keep], seq[keep], keypoints[keep])
+    return smooth_offline(times, keypoints, settings)
+
+
+def _with_fillers(times: np.ndarray, seq: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames lost before each frame (a jump in sequence numbers, at most _MAX_FILLERS of them) inserted as
+    frames without detections, evenly spaced, as the live camera pushes them: the smoother counts them into
+    the gap instead of stepping across it."""
+    out_t, out_k = [], []
+    empty = np.full(keypoints.shape[1:], np.nan)
+    for i in range(len(times)):
+        lost = int(seq[i] - seq[i - 1] - 1) if i else 0
+        if lost > 0:
+            step = (times[i] - times[i - 1]) / (lost + 1)
+            fill = times[i - 1] + step * np.arange(1, min(lost, _MAX_FILLERS) + 1)
+            out_t += fill.tolist()
+            out_k += [empty] * len(fill)
+        out_t.append(float(times[i]))
+        out_k.append(keypoints[i])
+    return np.array(out_t), np.array(out_k)
+
+
+def _views(
+    key, keypoint_set: str, frames: SmoothedKeypoints, grid: np.ndarray, max_gap_s: float
+) -> list[KeypointView]:
+    """Each keypoint linearly interpolated between the smoothed frames around each grid time; its status the
+    worse of the two (the frame's own on a frame), missing across a gap over ``max_gap_s`` (as live)."""
+    m = len(grid)
+    left, fraction, valid = brackets(frames.times, grid, max_gap_s)
+    right = np.minimum(left + 1, len(frames.times) - 1)
+    f = fraction[:, None]
+    a, b = frames.status[left], frames.status[right]
+    worse = np.where(_SEVERITY[a] >= _SEVERITY[b], a, b)
+    status = np.where(f == 0.0, a, np.where(f == 1.0, b, worse)).astype(np.int8)
+    status[~valid] = KeypointStatus.MISSING
+    sigma = _between(frames.sigma[left], frames.sigma[right], f)
+    position = _between(frames.mean[left], frames.mean[right], f[:, :, None])
+    missing = status == KeypointStatus.MISSING
+    position[missing], sigma[missing] = np.nan, np.nan
+    return [
+        KeypointView(key[1], key[0], keypoint_set, "px", position[j], sigma[j], status[j]) for j in range(m)
+    ]
+
+
+def _between(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """(1 - f) a + f b, exactly a or b on a frame (so a NaN on the other side does not leak in)."""
+    return np.where(f == 0.0, a, np.where(f == 1.0, b, (1.0 - f) * a + f * b))

@@ -1,0 +1,192 @@
+"""Scoring the live motion stream's segment orientations on the synthetic athlete: per strap segment with
+two end keypoints (thigh: hip to knee; shank: knee to ankle), the error of the segment's long axis against
+the simulator's truth, from the IMU alone, the video alone (the stream's triangulated "3d" view) and fused
+(the stream's segment orientation), on the same samples for all three.
+
+The scenario runs once through the pipeline (as fast as possible) with two motion processors on the same
+data: ``motion`` as configured by default (video fusion on) and ``motion_imu`` with ``video_fusion`` off,
+whose segments are the straps' own orientations. Those live in each strap's own heading frame (no
+magnetometer), so "IMU alone" gets one heading alignment to the cameras' world: the weighted circular median
+of its heading disagreements with the triangulated axis over the first ``ALIGN_S`` seconds of usable video
+(as after a calibration pose), then runs on its own. The long axis is the one thing all three define (the
+video has no rotation about it).
+
+Scored: items from ``WARMUP_S`` on (clock alignment and the filters settle) where all three have a value.
+"Well seen": those of them where both end keypoints are measured (not filled) in the 3D view.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from kinefuse.bench import make_row
+from kinefuse.builtin.processors.motion_fusion import SEGMENT_ENDS, segment_axis
+from kinefuse.fusion.segments import angle_between, circular_median, heading_disagreement, long_axis
+from kinefuse.keypoints import KEYPOINT_NAMES
+from kinefuse.sim.scenario import load_scenario
+from kinefuse.sim.simulate import Simulation
+from kinefuse.types import TRIANGULATED_VIEW, KeypointStatus, KeypointView
+
+WARMUP_S = 10.0
+ALIGN_S = 2.0
+METRIC = "segment long-axis error RMS"
+_FUSED, _IMU = "motion", "motion_imu"
+
+
+async def segment_error_rows(path: Path, seed: int | None = None) -> list[dict]:
+    """Rows for one scenario file: per strap segment, fused against video alone and against IMU alone."""
+    scenario = load_scenario(path)
+    simulation = Simulation(scenario, seed)
+    segments = [d.segment for d in simulation.imus if d.segment in SEGMENT_ENDS]
+    if len(simulation.cameras) < 2 or not segments:
+        return []  # not set up for this measurement: triangulation needs two cameras
+    with tempfile.TemporaryDirectory(prefix="kinefuse-segment-error-") as tmp:
+        db = await _run(Path(path).resolve(), Path(tmp), seed)
+        try:
+            return [
+                row for segment in segments for row in segment_rows(scenario.name, simulation, db, segment)
+            ]
+        finally:
+            db.close()
+
+
+async def _run(path: Path, folder: Path, seed: int | None, options: dict | None = None):
+    """Run the scenario with the fused and the IMU-only motion processors (``options``: more of their keys)."""
+    from kinefuse.config import load_config
+    from kinefuse.inprocess import run_in_process, write_config
+    from kinefuse.plugin_loader import load_plugins
+    from kinefuse.storage import reader
+
+    source = {"id": "sim", "type": "synthetic", "scenario": path, "realtime": False, "loop": False}
+    if seed is not None:
+        source["seed"] = seed
+    tables = {
+        "daemon": {"athlete": "segment-error", "log_level": "warning"},
+        "channels": {"ingest_capacity": 1_000_000, "sink_capacity": 1_000_000},  # nothing dropped
+        "storage": {"path": folder / "segments.db"},
+        "status": {"socket_path": folder / "k.sock"},
+        "sources": [source],
+        "processors": [
+            {"id": _FUSED, "type": "motion", **(options or {})},
+            {"id": _IMU, "type": "motion", **(options or {}), "video_fusion": False},
+        ],
+    }
+    registry = load_plugins(entry_points=False)
+    _, exit_code = await run_in_process(
+        load_config(write_config(folder / "config.toml", tables), registry), registry
+    )
+    if exit_code != 0:
+        raise RuntimeError(f"{path}: the pipeline did not finish cleanly (exit {exit_code})")
+    return reader.open_for_reading(folder / "segments.db")
+
+
+def segment_errors(simulation, db, segment: str) -> dict:
+    """Per item of the live stream (its smoothed revision): time (s since the simulation's time zero), the long-axis
+    error (deg) of "fused", "video" and "imu" (NaN where that one has no value) and "well_seen"."""
+    from kinefuse.storage import reader
+
+    fused = _live(reader.motion_segments(db, segment=segment), _FUSED)
+    imu = _live(reader.motion_segments(db, segment=segment), _IMU)
+    views = _live(reader.motion_keypoints(db, view=TRIANGULATED_VIEW), _FUSED)
+    strap = str(fused["device_id"][0])
+    zero_ns = json.loads(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [strap]))["meta"])[
+        "sim_time_zero_ns"
+    ]
+    times = (fused["time_ns"] - zero_ns) / 1e9
+    video = _video_axis(views, fused["time_ns"], segment)
+    imu_q = _on(imu, fused["time_ns"], "quaternion")
+    truth = _true_axis(simulation, db, strap, zero_ns, times, segment)
+    estimates = {
+        "fused": long_axis(fused["quaternion"].astype(np.float64)),
+        "video": video["axis"],
+        "imu": _aligned_once(times, imu_q, video["axis"]),
+    }
+    errors = {key: angle_between(axis, truth) for key, axis in estimates.items()}
+    return {"t": times, **errors, "well_seen": video["well_seen"]}
+
+
+def segment_rows(name: str, simulation, db, segment: str) -> list[dict]:
+    errors = segment_errors(simulation, db, segment)
+    scored = errors["t"] >= WARMUP_S
+    for key in ("fused", "video", "imu"):
+        scored &= np.isfinite(errors[key])
+    rms = {key: _rms(errors[key][scored]) for key in ("fused", "video", "imu")}
+    well = scored & errors["well_seen"]
+    rms_well = {key: _rms(errors[key][well]) for key in ("fused", "video", "imu")}
+    note = (f"{segment}, live stream at 30 Hz after {WARMUP_S:.0f} s, {int(scored.sum())} samples with all three "
+            f"values ({scored.sum() / max(np.sum(errors['t'] >= WARMUP_S), 1):.0%} of the items); where the "
+            f"camera sees both ends measured ({int(well.sum())} samples): fused {_fmt(rms_well['fused'])}, "
+            f"video {_fmt(rms_well['video'])}, IMU {_fmt(rms_well['imu'])} deg")  # fmt: skip
+    metric = f"{METRIC} ({segment})"
+    return [
+        make_row(name, metric, "deg", rms["fused"], "lower", peer="video alone (triangulated keypoints)",
+                 peer_value=rms["video"], note=note),
+        make_row(name, metric, "deg", rms["fused"], "lower",
+                 peer="IMU alone (heading aligned once to the video)", peer_value=rms["imu"], note=note),
+    ]  # fmt: skip
+
+
+def _live(rows: dict, processor: str) -> dict:
+    """One processor's live items as revised (revision 1: the keypoints fixed-lag smoothed), in time order."""
+    keep = (rows["processor"] == processor) & (rows["revision"] == 1)
+    order = np.argsort(rows["time_ns"][keep], kind="stable")
+    return {key: value[keep][order] for key, value in rows.items()}
+
+
+def _on(rows: dict, time_ns: np.ndarray, key: str) -> np.ndarray:
+    """``rows[key]`` at each of ``time_ns`` (NaN where that item is absent)."""
+    index = np.searchsorted(rows["time_ns"], time_ns).clip(0, max(len(rows["time_ns"]) - 1, 0))
+    value = np.asarray(rows[key], dtype=np.float64)[index]
+    value[rows["time_ns"][index] != time_ns] = np.nan
+    return value
+
+
+def _video_axis(views: dict, time_ns: np.ndarray, segment: str) -> dict:
+    position, status = _on(views, time_ns, "position"), _on(views, time_ns, "status")
+    names = KEYPOINT_NAMES[str(views["keypoint_set"][0])]
+    ends = [names.index(joint) for joint in SEGMENT_ENDS[segment]]
+    as_views = [KeypointView(TRIANGULATED_VIEW, "", str(views["keypoint_set"][0]), "m", p, np.zeros(len(p)), s)
+                for p, s in zip(position, status, strict=True)]  # fmt: skip
+    return {
+        "axis": segment_axis(as_views, segment),
+        "well_seen": (status[:, ends] == KeypointStatus.MEASURED).all(axis=1),
+    }
+
+
+def _true_axis(simulation, db, strap: str, zero_ns: int, times: np.ndarray, segment: str) -> np.ndarray:
+    """The segment's true long axis at each item: the item's aligned time less the strap's aligned-time
+    offset (its link's latency floor, the median of aligned time minus true sample time)."""
+    from kinefuse.storage import reader
+
+    device = next(d for d in simulation.imus if d.name == strap)
+    samples = reader.imu_samples(db, device_id=strap)
+    offset = np.median((np.asarray(samples["time_ns"]) - zero_ns) / 1e9 - samples["seq"] / device.rate_hz)
+    marks = simulation.body.landmarks(times - offset)
+    start, end = SEGMENT_ENDS[segment]
+    return marks[end] - marks[start]
+
+
+def _aligned_once(times, quaternions, video_axis) -> np.ndarray:
+    """The strap's long axis turned once about the vertical by the weighted circular median (weights h^2,
+    as the fusion's measurement variances) of its heading disagreements with the video over the first
+    ``ALIGN_S`` seconds of usable video."""
+    disagreement, horizontal, usable = heading_disagreement(quaternions, video_axis)
+    axis = long_axis(quaternions)
+    if not usable.any():
+        return np.full_like(axis, np.nan)
+    window = usable & (times <= times[usable][0] + ALIGN_S)
+    psi = circular_median(disagreement[window], horizontal[window] ** 2)
+    return Rotation.from_euler("z", psi).apply(np.nan_to_num(axis)) + np.where(np.isnan(axis), np.nan, 0.0)
+
+
+def _rms(error: np.ndarray) -> float | None:
+    return float(np.sqrt(np.mean(error**2))) if len(error) else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -1,0 +1,250 @@
+"""The motion stream's IMU + video fusion (the ``motion`` processor, kinefuse.builtin.processors.motion_stream,
+documents the behaviour; docs/fusion.md, "The motion stream").
+
+Cameras that declare their calibration (``calibration`` in their device meta, the shape ``calibration_meta``
+writes) are triangulated: wherever two or more of them see a keypoint, its 3D position goes into the item as
+the view "3d" (unit m). A strap segment whose two end keypoints are triangulated (a thigh: hip to knee; a
+shank: knee to ankle) gets its heading from the video by a ``HeadingFusion`` (kinefuse.fusion.segments): the
+item's orientation becomes rot_z(psi) q_strap, in the cameras' world, its inclination still the strap's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from kinefuse.builtin.processors.motion_offsets import CameraOffsets
+from kinefuse.camera_calibration import CameraCalibration, depth, triangulate
+from kinefuse.fusion.segments import HeadingFusion
+from kinefuse.keypoints import KEYPOINT_NAMES
+from kinefuse.types import (
+    TRIANGULATED_VIEW,
+    KeypointStatus,
+    KeypointView,
+    MotionItem,
+    Quality,
+    QualityLevel,
+    SegmentOrientation,
+)
+
+log = logging.getLogger(__name__)
+
+# Each segment's long axis as keypoints, proximal to distal (the segment frame's -z, kinefuse.fusion.segments).
+SEGMENT_ENDS = {
+    f"{side}_{segment}": (f"{side}_{a}", f"{side}_{b}")
+    for side in ("left", "right")
+    for segment, (a, b) in (("thigh", ("hip", "knee")), ("shank", ("knee", "ankle")))
+}
+# What a fused heading makes untrue of a strap's own orientation: its heading is now the cameras'.
+_HEADING_REASONS = (
+    "no magnetometer: heading relative to where the strap started",
+    "magnetic disturbance: heading held on the gyroscope",
+)
+_USABLE = (KeypointStatus.MEASURED, KeypointStatus.FILLED, KeypointStatus.REJECTED)  # measured or filled
+_CALIBRATION_KEYS = ("size", "matrix", "distortions", "rotation", "translation")
+_SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
+
+
+def calibration_meta(cam: CameraCalibration) -> dict:
+    """A camera's calibration as its device meta carries it (JSON): Pose2Sim's keys (kinefuse.camera_calibration)
+    without the name (the device's): size [w, h] px, matrix 3x3, distortions, rotation (Rodrigues, world to
+    camera), translation (m, world to camera), fisheye."""
+    return {"size": list(cam.size), "matrix": cam.matrix.tolist(), "distortions": cam.distortions.tolist(),
+            "rotation": cam.rotation.tolist(), "translation": cam.translation.tolist(),
+            "fisheye": bool(cam.fisheye)}  # fmt: skip
+
+
+def calibration_from_meta(name: str, meta: dict) -> CameraCalibration | None:
+    """The calibration in a camera's device meta (``calibration_meta``'s shape), None when it has none; a
+    malformed one raises ValueError."""
+    table = meta.get("calibration")
+    if table is None:
+        return None
+    missing = [key for key in _CALIBRATION_KEYS if key not in table]
+    if missing:
+        raise ValueError(f"camera {name}: calibration lacks {', '.join(missing)}")
+    return CameraCalibration(name, tuple(table["size"]), *(table[k] for k in _CALIBRATION_KEYS[1:]),
+                             fisheye=bool(table.get("fisheye", False)))  # fmt: skip
+
+
+class VideoFusion:
+    """The calibrated cameras and one HeadingFusion per segment and item revision (each revision is its own
+    causal series of times)."""
+
+    def __init__(self, options: dict, processor_id: str):
+        self.enabled, self.processor_id = options["video_fusion"], processor_id
+        self.settings = {"heading_sigma_deg": options["heading_sigma_deg"], "init_s": options["heading_init_s"],
+                         "bridge_s": options["heading_bridge_s"]}  # fmt: skip
+        self.cameras: dict[tuple[str, str], CameraCalibration] = {}
+        self.fusions: dict[tuple[str, int], HeadingFusion] = {}
+        self.offsets = CameraOffsets(options, SEGMENT_ENDS, processor_id)
+
+    def add_strap(self, key: tuple[str, str], segment: str) -> None:
+        self.offsets.add_strap(key, segment)
+
+    def observe(self, batch):
+        """The batch as the stream should see it: a camera's times corrected by its cross-modal offset."""
+        return self.offsets.observe(batch) if self.enabled else batch
+
+    def add_camera(self, source_id: str, device_id: str, meta: dict) -> None:
+        try:
+            cam = calibration_from_meta(device_id, meta)
+        except (ValueError, TypeError) as exc:
+            log.warning(
+                "%s: camera %s/%s is left uncalibrated: %s", self.processor_id, source_id, device_id, exc
+            )
+            return
+        if cam is not None:
+            self.cameras[(source_id, device_id)] = cam
+
+    def fuse(self, items: list[MotionItem]) -> list:
+        """The items with the "3d" view added and the strap segments' headings fused, where the cameras allow;
+        then the cross-modal offset events since the last call."""
+        events, self.offsets.events = self.offsets.events, []
+        if not self.enabled or not items:
+            return [*items, *events]
+        out = list(items)
+        for revision in sorted({item.revision for item in items}):
+            index = [i for i, item in enumerate(items) if item.revision == revision]
+            for i, item in zip(index, self._fuse_series([items[i] for i in index], revision), strict=True):
+                out[i] = item
+        return [*out, *events]
+
+    def _fuse_series(self, items: list[MotionItem], revision: int) -> list[MotionItem]:
+        views = self._calibrated_views(items)
+        triangulated = (
+            triangulated_views(views, [self.cameras[key] for key in views]) if len(views) >= 2 else None
+        )
+        times = np.array([item.time_ns for item in items], dtype=np.float64) / 1e9
+        cameras = f"{len(self.cameras)} calibrated, {len(views)} of them with keypoints here"
+        timing = [f"{key[1]}: {self.offsets.timing(key)}" for key in views if self.offsets.timing(key)]
+        context = (cameras, f"camera times only clock-aligned ({'; '.join(timing)})" if timing else "")
+        fused = {}
+        for segment in {s.segment for item in items for s in item.segments if s.segment in SEGMENT_ENDS}:
+            fused[segment] = self._fuse_segment(segment, revision, times, items, triangulated, context)
+        return [
+            dataclasses.replace(
+                item,
+                segments=tuple(fused[s.segment][j] if s.segment in fused else s for s in item.segments),
+                keypoints=item.keypoints + ((triangulated[j],) if triangulated else ()),
+            )
+            for j, item in enumerate(items)
+        ]
+
+    def _calibrated_views(self, items: list[MotionItem]) -> dict[tuple[str, str], list[KeypointView]]:
+        """Per calibrated camera with a known keypoint set in every item, its views (one per item). Cameras
+        with another keypoint set than the first are left out: a 3D point needs the same keypoint in all."""
+        views: dict[tuple[str, str], list[KeypointView]] = {}
+        for key in self.cameras:
+            mine = [next((v for v in item.keypoints if (v.source_id, v.view) == key), None) for item in items]
+            if all(v is not None and v.keypoint_set in KEYPOINT_NAMES for v in mine):
+                views[key] = mine
+        sets = [vs[0].keypoint_set for vs in views.values()]
+        return {key: vs for key, vs in views.items() if vs[0].keypoint_set == sets[0]}
+
+    def _fuse_segment(
+        self, segment, revision, times, items, triangulated, context
+    ) -> list[SegmentOrientation]:
+        strap = [next(s for s in item.segments if s.segment == segment) for item in items]
+        quaternions = np.array([s.quaternion if s.quaternion is not None else (np.nan,) * 4 for s in strap])
+        axis = segment_axis(triangulated, segment) if triangulated else np.full((len(items), 3), np.nan)
+        fusion = self.fusions.setdefault((segment, revision), HeadingFusion(**self.settings))
+        result = fusion.update_batch(times, quaternions, axis)
+        return [
+            _fused_orientation(s, result, j, triangulated is not None, *context) for j, s in enumerate(strap)
+        ]
+
+
+def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: list[CameraCalibration]):
+    """The "3d" view of each item: every keypoint that two or more cameras have (measured or filled),
+    triangulated by weighted linear DLT (Hartley & Zisserman, Multiple View Geometry, 2nd ed., §12.2;
+    kinefuse.camera_calibration.triangulate), each view weighted by focal length / the smoother's sigma (px),
+    so each row pair of the DLT is about one standard deviation in normalised image coordinates."""
+    per_camera = list(views.values())
+    pixels = np.stack([[v.position for v in vs] for vs in per_camera])  # (ncam, m, K, 2)
+    sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])  # (ncam, m, K)
+    status = np.stack([[v.status for v in vs] for vs in per_camera])
+    focal = np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])[:, None, None]
+    used = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
+    weights = np.where(used, focal / np.where(used, sigma, 1.0), 0.0)
+    with np.errstate(invalid="ignore"):  # keypoints too few cameras see come out NaN, as they should
+        points = triangulate(cams, np.where(used[..., None], pixels, np.nan), weights)  # (m, K, 3)
+    point_sigma = _point_sigma(cams, points, np.where(used, sigma, np.nan) / focal)
+    worst = _worst_status(status, used)
+    missing = ~np.isfinite(points).all(axis=-1) | ~np.isfinite(point_sigma)
+    worst[missing] = KeypointStatus.MISSING
+    points[missing], point_sigma[missing] = np.nan, np.nan
+    keypoint_set, source = per_camera[0][0].keypoint_set, per_camera[0][0].source_id
+    return [KeypointView(TRIANGULATED_VIEW, source, keypoint_set, "m", points[j], point_sigma[j], worst[j])
+            for j in range(points.shape[0])]  # fmt: skip
+
+
+def _point_sigma(cams: list[CameraCalibration], points: np.ndarray, angular_sigma: np.ndarray) -> np.ndarray:
+    """Standard deviation per axis (m) of triangulated points (m, K, 3), from each used view's angular sigma
+    (ncam, m, K; rad, NaN where unused): a view at depth d with angular sigma a pins the point across its ray
+    to d a in both directions and not at all along it, so the information is sum 1/(d a)^2 (I - r r^T), r the
+    ray's direction (Hartley & Zisserman 2004, sec. 5.2.2 and 12.6: error grows as the rays turn parallel);
+    the result is the root mean of the covariance's diagonal, inf when the rays are parallel."""
+    information = np.zeros((*points.shape[:-1], 3, 3))
+    with np.errstate(invalid="ignore"):  # NaN points (not triangulated) stay NaN
+        across_ray = [np.abs(depth(cam, points)) * a for cam, a in zip(cams, angular_sigma, strict=True)]
+    for cam, lateral in zip(cams, across_ray, strict=True):
+        ray = points - cam.centre
+        ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+        weight = np.where(np.isfinite(lateral), 1.0 / np.where(np.isfinite(lateral), lateral, 1.0) ** 2, 0.0)
+        across = np.eye(3) - ray[..., :, None] * ray[..., None, :]
+        information += np.nan_to_num(weight[..., None, None] * across)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        determinant = np.linalg.det(information)
+        ok = determinant > 1e-12 * np.maximum(np.trace(information, axis1=-2, axis2=-1), 1e-300) ** 3
+        covariance = np.linalg.inv(np.where(ok[..., None, None], information, np.eye(3)))
+    sigma = np.sqrt(np.trace(covariance, axis1=-2, axis2=-1) / 3.0)
+    return np.where(ok, sigma, np.inf)
+
+
+def _worst_status(status: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """The worst status among the used views of each keypoint (m, K): measured only if every view was."""
+    severity = np.where(used, _SEVERITY[status], -1)
+    pick = np.take_along_axis(status, np.argmax(severity, axis=0)[None], axis=0)[0]
+    return pick.astype(np.int8)
+
+
+def segment_axis(views: list[KeypointView], segment: str) -> np.ndarray:
+    """A segment's long axis (proximal to distal, m) in each triangulated view (n, 3); NaN unless both its end
+    keypoints are there."""
+    names = KEYPOINT_NAMES[views[0].keypoint_set]
+    start, end = (names.index(joint) for joint in SEGMENT_ENDS[segment])
+    position = np.stack([v.position for v in views])
+    return position[:, end] - position[:, start]
+
+
+def _fused_orientation(
+    strap: SegmentOrientation, fused, j: int, triangulated: bool, cameras: str, timing: str
+):
+    """The strap's orientation with its heading from the video, once the video fixed it; before that the
+    strap's own, its reason saying why the video does not yet give the heading."""
+    if strap.quaternion is None:
+        return strap
+    if not np.isfinite(fused.heading_correction[j]):
+        if not triangulated:
+            why = f"no video heading: video fusion needs two calibrated cameras ({cameras})"
+        else:
+            why = "no video heading yet: the cameras have not seen the segment long enough to fix it"
+        if strap.quality.level is QualityLevel.GOOD:
+            return strap  # a good strap value (magnetometer, calibrated mounting) needs no excuse
+        return dataclasses.replace(
+            strap, quality=Quality(strap.quality.level, f"{strap.quality.reason}; {why}")
+        )
+    reasons = [r for r in strap.quality.reason.split("; ") if r and r not in _HEADING_REASONS]
+    since = float(fused.since_video_s[j])
+    if since > fused.bridge_s:
+        reasons.append(f"IMU only for {since:.1f} s since the last video heading: heading may drift")
+    if timing:
+        reasons.append(timing)
+    quaternion = tuple(float(x) for x in fused.quaternion[j])
+    return dataclasses.replace(
+        strap, quaternion=quaternion,
+        quality=Quality(QualityLevel.DEGRADED, "; ".join(reasons)) if reasons else Quality(QualityLevel.GOOD),
+    )  # fmt: skip

@@ -1,0 +1,131 @@
+"""The motion stream's cross-modal time offsets (the ``motion`` processor; docs/fusion.md, "The motion
+stream"): each camera's timeline against a strap's, from a thigh's or shank's angular velocity seen by both
+(kinefuse.fusion.cross_modal.estimate_offset), so that a camera's frames sit on the straps' timeline even
+though each device's clock alignment cannot see its link's latency floor.
+
+Every ``offset_every_s`` of a camera's frames, the last ``offset_window_s`` of them are compared with each
+strap on a segment whose two ends the camera's keypoint set has; the sufficient estimate with the highest
+correlation is taken (an insufficient one, refused as ambiguous or uncertain, changes nothing). The offset
+is a constant (each device's clock alignment already follows its skew), so the camera's applied offset is
+the inverse-variance weighted mean of its sufficient estimates so far (weights 1 / the jackknife standard
+error²): one 20 s window's estimate wanders by several ms, more than its standard error says. Each
+evaluation is reported as a ``camera_offset`` event.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from kinefuse.fusion.cross_modal import OffsetEstimate, estimate_offset, segment_angle_rate
+from kinefuse.keypoints import KEYPOINT_NAMES
+from kinefuse.types import Event, ImuBatch, KeypointBatch, Provenance, Quality, QualityLevel
+
+_FIRST_AFTER_S = 10.0  # a camera's first evaluation: a few strides are needed to tell the lag
+
+
+@dataclasses.dataclass
+class _Buffer:
+    """Recent samples of one device, times in s from the stream's first input."""
+
+    times: collections.deque = dataclasses.field(default_factory=collections.deque)
+    values: collections.deque = dataclasses.field(default_factory=collections.deque)
+
+    def add(self, times: np.ndarray, values: np.ndarray, keep_s: float) -> None:
+        self.times.append(times)
+        self.values.append(values)
+        while self.times and self.times[0][-1] < times[-1] - keep_s:
+            self.times.popleft()
+            self.values.popleft()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.times), np.concatenate(self.values)
+
+
+class CameraOffsets:
+    """Per camera, its offset (s, added to its times) once a strap gave a sufficient one."""
+
+    def __init__(self, options: dict, segment_ends: dict[str, tuple[str, str]], processor_id: str):
+        self.window_s, self.every_s = options["offset_window_s"], options["offset_every_s"]
+        self.segment_ends, self.processor_id = segment_ends, processor_id
+        self.straps: dict[tuple[str, str], str] = {}  # strap -> its segment
+        self.gyr: dict[tuple[str, str], _Buffer] = {}
+        self.frames: dict[tuple[str, str], _Buffer] = {}
+        self.keypoint_set: dict[tuple[str, str], str] = {}
+        self.offset_ns: dict[tuple[str, str], int] = {}
+        self._sums: dict[tuple[str, str], np.ndarray] = {}  # per camera: sum of weights, of weighted offsets
+        self.state: dict[tuple[str, str], str] = {}  # why a camera has no offset
+        self._next_s: dict[tuple[str, str], float] = {}
+        self._origin_ns: int | None = None
+        self.events: list[Event] = []
+
+    def add_strap(self, key: tuple[str, str], segment: str) -> None:
+        if segment in self.segment_ends:
+            self.straps[key] = segment
+
+    def observe(self, batch):
+        """Keep the batch's samples for the estimate; a camera's batch comes back with its times corrected
+        by its offset, once it has one."""
+        key = (batch.source_id, batch.device_id)
+        if not self.window_s or batch.time_ns is None or not len(batch):
+            return batch
+        if self._origin_ns is None:
+            self._origin_ns = int(batch.time_ns.min())
+        times = (batch.time_ns - self._origin_ns) / 1e9
+        if isinstance(batch, ImuBatch):
+            if key in self.straps:
+                self.gyr.setdefault(key, _Buffer()).add(
+                    times, np.asarray(batch.gyr, dtype=np.float64), self.window_s
+                )
+            return batch
+        if not isinstance(batch, KeypointBatch) or batch.keypoint_set not in KEYPOINT_NAMES:
+            return batch
+        self.keypoint_set[key] = batch.keypoint_set
+        self.frames.setdefault(key, _Buffer()).add(times, np.asarray(batch.keypoints, dtype=np.float64),
+                                                   self.window_s)  # fmt: skip
+        first = self._next_s.setdefault(key, float(times[0]) + _FIRST_AFTER_S)
+        if times[-1] >= first:
+            self._next_s[key] = float(times[-1]) + self.every_s
+            self._evaluate(key, int(batch.time_ns.max()))
+        shift = self.offset_ns.get(key)
+        return batch if shift is None else dataclasses.replace(batch, time_ns=batch.time_ns + shift)
+
+    def timing(self, key: tuple[str, str]) -> str:
+        """Why the camera's times are only clock-aligned; empty once they are corrected."""
+        if key in self.offset_ns:
+            return ""
+        return self.state.get(key, "no cross-modal offset yet")
+
+    def _evaluate(self, camera: tuple[str, str], time_ns: int) -> None:
+        cam_t, keypoints = self.frames[camera].arrays()
+        names = KEYPOINT_NAMES[self.keypoint_set[camera]]
+        tries = []
+        for strap, segment in self.straps.items():
+            if strap not in self.gyr:
+                continue
+            proximal, distal = (names.index(joint) for joint in self.segment_ends[segment])
+            mid, rate = segment_angle_rate(cam_t, keypoints, proximal, distal)
+            tries.append((strap, estimate_offset(*self.gyr[strap].arrays(), mid, rate)))
+        if not tries:
+            return
+        strap, best = max(tries, key=lambda t: (t[1].sufficient, t[1].confidence))
+        if best.sufficient:
+            weight = 1.0 / max(best.uncertainty_s, 1e-4) ** 2
+            sums = self._sums.setdefault(camera, np.zeros(2))
+            sums += (weight, weight * best.offset_s)
+            self.offset_ns[camera] = round(sums[1] / sums[0] * 1e9)
+        else:
+            self.state[camera] = f"no cross-modal offset: {best.reason}"
+        self.events.append(self._event(camera, strap, best, time_ns))
+
+    def _event(self, camera, strap, estimate: OffsetEstimate, time_ns: int) -> Event:
+        detail = {"strap": strap[1], "correlation": round(estimate.confidence, 3), "samples": estimate.samples,
+                  "offset_ms": None if estimate.offset_s is None else estimate.offset_s * 1e3,
+                  "uncertainty_ms": None if estimate.uncertainty_s is None else estimate.uncertainty_s * 1e3,
+                  "applied_ms": self.offset_ns[camera] / 1e6 if camera in self.offset_ns else None}  # fmt: skip
+        quality = (Quality(QualityLevel.GOOD) if estimate.sufficient
+                   else Quality(QualityLevel.INSUFFICIENT, estimate.reason))  # fmt: skip
+        return Event("camera_offset", time_ns, camera[0], camera[1], detail, Provenance.FUSED, quality,
+                     self.processor_id)  # fmt: skip
