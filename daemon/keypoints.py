@@ -1,7 +1,7 @@
 """Keypoint sets by name: each detector output's keypoint names in order, for runtime code that must find a
 joint in a camera's keypoints (the motion stream's triangulation and fusion). The synthetic detector
-(kinefuse.sim.detector_model.KEYPOINT_SETS) adds the body-model landmark each keypoint sits on; its names
-must be these (tests/unit/test_motion_stream.py checks)."""
+(kinefuse.sim.detector_model.KEYPOINT_SETS) takes its names from here and adds the body-model landmark each
+keypoint sits on."""
 
 from __future__ import annotations
 

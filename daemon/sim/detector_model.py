@@ -55,6 +55,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from kinefuse.camera_calibration import CameraCalibration, depth, project
+from kinefuse.keypoints import COCO_17, HALPE_26
 
 Capsule = tuple[
     np.ndarray, np.ndarray, float | np.ndarray
@@ -94,46 +95,14 @@ def _mirrored(name: str) -> str:
     return name
 
 
-# COCO keypoint order (Lin et al., Microsoft COCO, 2014; the person_keypoints annotation files).
-_COCO_17 = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-# HALPE-26 (AlphaPose; RTMPose body-with-feet; Pose2Sim skeletons.py ids 17-25) appends these to COCO-17.
-# The body model has one toe landmark per foot, so big and small toe both sit on it.
-_HALPE_EXTRA = (
-    ("head", "head_top"),
-    ("neck", "neck"),
-    ("hip", "pelvis_centre"),
-    ("left_big_toe", "left_toe"),
-    ("right_big_toe", "right_toe"),
-    ("left_small_toe", "left_toe"),
-    ("right_small_toe", "right_toe"),
-    ("left_heel", "left_heel"),
-    ("right_heel", "right_heel"),
-)
+# The keypoint names are the runtime's (kinefuse.keypoints); each sits on the body-model landmark of its name,
+# and HALPE-26's additions on these (the body model has one toe landmark per foot, so big and small toe both
+# sit on it).
+_HALPE_LANDMARKS = ("head_top", "neck", "pelvis_centre", "left_toe", "right_toe", "left_toe", "right_toe",
+                    "left_heel", "right_heel")  # fmt: skip
 KEYPOINT_SETS: dict[str, KeypointSet] = {
-    "COCO-17": KeypointSet("COCO-17", _COCO_17, _COCO_17),
-    "HALPE-26": KeypointSet(
-        "HALPE-26",
-        _COCO_17 + tuple(k for k, _ in _HALPE_EXTRA),
-        _COCO_17 + tuple(lm for _, lm in _HALPE_EXTRA),
-    ),
+    "COCO-17": KeypointSet("COCO-17", COCO_17, COCO_17),
+    "HALPE-26": KeypointSet("HALPE-26", HALPE_26, COCO_17 + _HALPE_LANDMARKS),
 }
 
 
