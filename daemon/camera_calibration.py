@@ -228,6 +228,35 @@ def _key(name: str) -> str:
     return name if _BARE_KEY.fullmatch(name) else _string(name)
 
 
+# ---- in a camera's device meta --------------------------------------------------------------------------
+# A camera source declares its calibration as ``meta["calibration"]`` of its DeviceInfo, JSON: Pose2Sim's
+# camera keys without the name (the device's): ``size`` [w, h] px, ``matrix`` 3x3, ``distortions``,
+# ``rotation`` (Rodrigues, world to camera), ``translation`` (m, world to camera), ``fisheye``. The motion
+# processor triangulates the cameras that declare one (docs/fusion.md, "IMU + video fusion in the stream").
+
+_META_KEYS = ("size", "matrix", "distortions", "rotation", "translation")
+
+
+def calibration_meta(cam: CameraCalibration) -> dict:
+    """A camera's calibration as its device meta carries it (JSON), the shape above."""
+    return {"size": list(cam.size), "matrix": cam.matrix.tolist(), "distortions": cam.distortions.tolist(),
+            "rotation": cam.rotation.tolist(), "translation": cam.translation.tolist(),
+            "fisheye": bool(cam.fisheye)}  # fmt: skip
+
+
+def calibration_from_meta(name: str, meta: dict) -> CameraCalibration | None:
+    """The calibration in a camera's device meta (``calibration_meta``'s shape), None when it has none; a
+    malformed one raises ValueError."""
+    table = meta.get("calibration")
+    if table is None:
+        return None
+    missing = [key for key in _META_KEYS if key not in table]
+    if missing:
+        raise ValueError(f"camera {name}: calibration lacks {', '.join(missing)}")
+    return CameraCalibration(name, tuple(table["size"]), *(table[k] for k in _META_KEYS[1:]),
+                             fisheye=bool(table.get("fisheye", False)))  # fmt: skip
+
+
 # ---- geometry --------------------------------------------------------------------------------------------
 
 

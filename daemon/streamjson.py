@@ -161,6 +161,8 @@ def _segment(segment: SegmentOrientation) -> dict:
         "provenance": None if segment.provenance is None else segment.provenance.value,
         "quality": segment.quality.level.value,
         "quality_reason": segment.quality.reason,
+        "tolerance_deg": segment.tolerance_deg,
+        "world": segment.world,
     }
 
 

@@ -335,9 +335,14 @@ _KEYPOINT_SEVERITY = {
 class SegmentOrientation:
     """One body segment's orientation in a motion item, from the strap worn on it.
 
-    ``quaternion`` (w, x, y, z) turns segment coordinates into world ones (z up; x east, y north with a
-    magnetometer, else a heading relative to where the strap started). It and ``provenance`` are None
-    exactly when quality is INSUFFICIENT.
+    ``quaternion`` (w, x, y, z) turns segment coordinates into world ones, z up; ``world`` says which:
+    ``WORLD_CAMERAS`` (the calibrated cameras' world: a heading fused from video), ``WORLD_MAGNETIC`` (x
+    magnetic east, y magnetic north) or ``WORLD_STRAP`` (a heading relative to where the strap started). It
+    and ``provenance`` are None exactly when quality is INSUFFICIENT. ``tolerance_deg``: the angle within
+    which the value claims to be of the segment's true orientation in its world (twice its standard
+    deviation from what it rests on: kinefuse.fusion.segments.orientation_tolerance_deg); None where it
+    makes no such claim (no value, a heading relative to where the strap started, a mounting not calibrated
+    or with a caveat).
     """
 
     segment: str
@@ -346,12 +351,16 @@ class SegmentOrientation:
     quaternion: tuple[float, float, float, float] | None
     provenance: Provenance | None
     quality: Quality
+    tolerance_deg: float | None = None
+    world: str = ""  # WORLD_*; empty where there is no value
 
     def __post_init__(self) -> None:
         insufficient = self.quality.level is QualityLevel.INSUFFICIENT
         if insufficient != (self.quaternion is None) or insufficient != (self.provenance is None):
             raise ValueError(f"{self.segment}: no value exactly when quality is insufficient")
 
+
+WORLD_CAMERAS, WORLD_MAGNETIC, WORLD_STRAP = "cameras", "magnetic", "strap"  # SegmentOrientation.world
 
 # The view name of triangulated keypoints in a motion item (unit "m", (K, 3)); no one device makes it.
 TRIANGULATED_VIEW = "3d"

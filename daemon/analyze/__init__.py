@@ -81,7 +81,12 @@ def analyze(
             MotionStream(settings["options"], settings["processor_id"]), declarations(devices), inputs
         )
     else:
-        items = offline_items(settings["options"], settings["processor_id"], declarations(devices), inputs)
+        found = {}
+        items = offline_items(
+            settings["options"], settings["processor_id"], declarations(devices), inputs, found
+        )
+        # what the whole recording gave: each strap's mounting, each camera's offset
+        settings["found"] = found
     computed = time.perf_counter()
     analysis_id = asyncio.run(_store(db_path, row["id"], mode, settings, items))
     samples = sum(len(b) for b in inputs if hasattr(b, "gyr"))

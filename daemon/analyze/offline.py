@@ -7,11 +7,14 @@ acausal estimate over the whole recording:
   whose gyroscope bias is beyond what the filter's bias estimate reaches (``bias_clip``, 2 deg/s) gets it
   from its first rest the smoother detects (at least ``rest_window_s`` long): the mean gyroscope there,
   subtracted from the first sample on, and the smoother runs again;
+- a leg strap's mounting on its segment from the whole recording: that first rest as the static pose and
+  every movement sample after it, through the live ``MountingCalibration`` (kinefuse.fusion.mounting), applied
+  from the first sample on (live applies it only once calibrated);
 - a camera's keypoints from the full Rauch-Tung-Striebel smoother (kinefuse.fusion.keypoint_smoothing.
-  smooth_offline), lost frames pushed as frames without detections, and gaps flagged as live.
-
-The strap's mounting is the nominal one (no strap-to-segment calibration and no video heading offline yet),
-and every segment value says so.
+  smooth_offline), lost frames pushed as frames without detections, and gaps flagged as live, its times
+  corrected by its cross-modal offset over the whole recording;
+- with two or more calibrated cameras, the "3d" view and each thigh's and shank's heading from the video,
+  smoothed forward and backward (kinefuse.analyze.offline_fusion).
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ import math
 
 import numpy as np
 
+from kinefuse.analyze.offline_fusion import calibrated_cameras, camera_offsets, fuse_offline, shifted
+from kinefuse.builtin.processors.motion_straps import CALIBRATED_KINDS, MountingCalibration
 from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings, SmoothedKeypoints, smooth_offline
 from kinefuse.fusion.orientation_smoother import smooth_orientation
+from kinefuse.fusion.segments import MAGNETIC_HEADING_SIGMA_DEG, orientation_tolerance_deg, segment_quaternion
 from kinefuse.fusion.timeline import brackets, slerp
 from kinefuse.types import (
     SEGMENTS,
+    WORLD_MAGNETIC,
+    WORLD_STRAP,
     DeviceAdded,
     DeviceKind,
     ImuBatch,
@@ -40,7 +48,7 @@ from kinefuse.types import (
 )
 
 log = logging.getLogger(__name__)
-_MOUNTING = "strap-to-segment mounting not calibrated offline (nominal mounting)"
+_MOUNTING = "strap-to-segment mounting not calibrated (nominal mounting)"
 _NO_MAG = "no magnetometer: heading relative to where the strap started"
 _DISTURBED = "magnetic disturbance: heading held on the gyroscope"
 _GAP_PERIODS = 1.5  # as live: samples further apart than this many periods make the value between them filled
@@ -49,15 +57,20 @@ _SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(Keypoi
 
 
 def offline_items(
-    options: dict, processor_id: str, added: list[DeviceAdded], inputs: list
+    options: dict, processor_id: str, added: list[DeviceAdded], inputs: list, found: dict | None = None
 ) -> list[MotionItem]:
-    """The offline items of a whole session for the ``motion`` processor ``options``."""
+    """The offline items of a whole session for the ``motion`` processor ``options``; ``found`` (when given)
+    gets what the recording gave: each strap's mounting and each camera's offset."""
     straps, cameras = _stream_devices(added, processor_id)
     tracked = [
         b for b in inputs if b.time_ns is not None and (b.source_id, b.device_id) in {**straps, **cameras}
     ]
     if not tracked:
         return []
+    offset_ns, untimed = (
+        camera_offsets(options, processor_id, straps, tracked) if options["video_fusion"] else ({}, {})
+    )
+    tracked = [shifted(b, offset_ns) for b in tracked]
     period = round(1e9 / options["rate_hz"])
     epoch_ns = -(-int(tracked[0].time_ns.min()) // period) * period  # the live processor's first item
     parts: dict[tuple[str, str], list] = {key: [] for key in (*straps, *cameras)}
@@ -71,9 +84,18 @@ def offline_items(
     grid_ns = np.arange(epoch_ns, epoch_ns + math.floor(max(ends) * 1e9) + 1, period)
     grid = (grid_ns - epoch_ns) / 1e9
     segments = [s.at(grid, options["max_gap_s"]) for s in strap_values if s is not None]
-    views = [_views(key, keypoint_set, f, grid, options["max_gap_s"]) for key, keypoint_set, f in frames]
-    return [MotionItem(t, options["rate_hz"], tuple(s[j] for s in segments), tuple(v[j] for v in views),
-                       processor_id) for j, t in enumerate(grid_ns.tolist())]  # fmt: skip
+    views = {key: _views(key, keypoint_set, f, grid, options["max_gap_s"]) for key, keypoint_set, f in frames}
+    mounted = {s.segment: (s.mounting_record.get("matrix") is not None, s.mounting_sigma)
+               for s in strap_values if s is not None}  # fmt: skip
+    triangulated, segments = fuse_offline(views, calibrated_cameras(added), segments, mounted, grid, options,
+                                          untimed)  # fmt: skip
+    extra = [(v,) for v in triangulated] if triangulated else [()] * len(grid)
+    if found is not None:
+        found["mounting"] = {s.segment: s.mounting_record for s in strap_values if s is not None}
+        found["camera_offset_ms"] = {key[1]: offset_ns[key] / 1e6 for key in offset_ns}
+    return [MotionItem(t, options["rate_hz"], tuple(s[j] for s in segments),
+                       tuple(v[j] for v in views.values()) + extra[j], processor_id)
+            for j, t in enumerate(grid_ns.tolist())]  # fmt: skip
 
 
 def _stream_devices(added: list[DeviceAdded], processor_id: str) -> tuple[dict, dict]:
@@ -102,12 +124,13 @@ def _increasing(times: np.ndarray) -> np.ndarray:
 class _StrapValues:
     """A strap's offline orientations at its sample times (s from the epoch), read onto the grid."""
 
-    def __init__(
-        self, key, segment, times, quats, disturbed, with_mag: bool, no_rest_bias: str | None, rate_hz
-    ):
+    def __init__(self, key, segment, times, quats, disturbed, with_mag: bool, no_rest_bias: str | None,
+                 rate_hz, mounting: tuple[str | None, dict]):  # fmt: skip
         self.key, self.segment, self.times, self.quats = key, segment, times, quats
         self.disturbed, self.with_mag, self.no_rest_bias = disturbed, with_mag, no_rest_bias
         self.period_s = 1.0 / rate_hz
+        self.mounting_reason, self.mounting_record = mounting
+        self.mounting_sigma = self.mounting_record.get("sigma_deg")  # None: no calibration without caveat
 
     def at(self, grid: np.ndarray, max_gap_s: float) -> list[SegmentOrientation]:
         left, fraction, valid = brackets(self.times, grid, max_gap_s)
@@ -120,14 +143,29 @@ class _StrapValues:
         ]
 
     def _value(self, quat, span: float, disturbed: bool) -> SegmentOrientation:
-        reasons = [_MOUNTING, *([self.no_rest_bias] if self.no_rest_bias else [])]
+        reasons = [why for why in (self.mounting_reason, self.no_rest_bias) if why]
         reasons += [] if self.with_mag and not disturbed else [_DISTURBED if self.with_mag else _NO_MAG]
         provenance = Provenance.FUSED
         if span > _GAP_PERIODS * self.period_s:
             provenance = Provenance.FILLED
             reasons.append(f"interpolated over a {span * 1e3:.0f} ms gap in the strap's samples")
-        return SegmentOrientation(self.segment, *self.key, tuple(quat.tolist()), provenance,
-                                  Quality(QualityLevel.DEGRADED, "; ".join(reasons)))  # fmt: skip
+        quality = (
+            Quality(QualityLevel.DEGRADED, "; ".join(reasons)) if reasons else Quality(QualityLevel.GOOD)
+        )
+        # as live: a tolerance only with an absolute heading and a mounting that needs no caveat
+        absolute = self.with_mag and not disturbed and self.mounting_sigma is not None
+        tolerance = (
+            orientation_tolerance_deg(MAGNETIC_HEADING_SIGMA_DEG, self.mounting_sigma) if absolute else None
+        )
+        return SegmentOrientation(
+            self.segment,
+            *self.key,
+            tuple(quat.tolist()),
+            provenance,
+            quality,
+            tolerance,
+            WORLD_MAGNETIC if self.with_mag else WORLD_STRAP,  # as live: a disturbed field is still its world
+        )
 
     def _missing(self) -> SegmentOrientation:
         why = "insufficient data: no strap samples around this time"
@@ -148,25 +186,69 @@ def _strap(key, segment: str, parts: list[ImuBatch], epoch_ns: int, options: dic
     times, gyr, acc, mag = times[keep], gyr[keep], acc[keep], None if mag is None else mag[keep]
     rate_hz = round(1.0 / float(np.median(np.diff(times))), 3)
     out = smooth_orientation(gyr, acc, mag, rate_hz=rate_hz)
-    bias = rest_bias(gyr, out["rest"], round(options["rest_window_s"] * rate_hz))
+    rest = first_rest(out["rest"], round(options["rest_window_s"] * rate_hz))
+    bias = None if rest is None else gyr[rest].mean(axis=0)
     if bias is not None:
         out = smooth_orientation(gyr - bias, acc, mag, rate_hz=rate_hz)
     no_rest = (
         None if bias is not None else "gyroscope bias from the orientation smoother alone (no rest found)"
     )
-    return _StrapValues(key, segment, times, out["quat9d" if with_mag else "quat6d"], out["mag_disturbed"],
-                        with_mag, no_rest, rate_hz)  # fmt: skip
+    quats = out["quat9d" if with_mag else "quat6d"]
+    estimate, mounting = strap_mounting(segment, times, gyr if bias is None else gyr - bias, acc, rest)
+    if estimate is not None:
+        quats = segment_quaternion(quats, estimate)
+    return _StrapValues(
+        key, segment, times, quats, out["mag_disturbed"], with_mag, no_rest, rate_hz, mounting
+    )
 
 
-def rest_bias(gyr: np.ndarray, rest: np.ndarray, min_samples: int) -> np.ndarray | None:
-    """The mean gyroscope over the first run of at least ``min_samples`` consecutive rest samples (the
-    smoother's rest detection, forward or backward); None without one. Like any such test it takes a
-    rotation at a constant rate for rest."""
+def strap_mounting(segment: str, times, gyr, acc, rest: slice | None):
+    """A strap's mounting (3, 3 segment-from-sensor, or None: nominal), the reason its values give about it
+    (None: nothing to say) and what was found, for the record. The live calibration (``MountingCalibration``)
+    with the first rest as its static pose and one window over every sample after it (bias-corrected
+    gyroscope): offline the whole recording is the functional movement."""
+    calibration = MountingCalibration(segment, 0.0)  # a zero window: one estimate from the samples given
+    if calibration.kind not in CALIBRATED_KINDS:
+        return None, (calibration.reason(0.0), {"quality": "nominal", "reason": calibration.reason(0.0)})
+    if rest is None:
+        why = f"{_MOUNTING}: no rest in the recording for the static pose"
+        return None, (why, {"quality": "nominal", "reason": why})
+    calibration.static_pose(acc[rest], float(times[rest.stop - 1]))
+    calibration.movement(gyr[rest.stop :], times[rest.stop :])
+    estimate = calibration.estimate
+    if estimate is None:
+        why = f"{_MOUNTING}: no samples after the rest"
+        return None, (why, {"quality": "nominal", "reason": why})
+    record = {"quality": estimate.quality.level.value, "reason": estimate.quality.reason, "fixed": estimate.fixed,
+              "static_samples": rest.stop - rest.start, "axis_sigma_deg": _finite(estimate.axis_sigma_deg)}  # fmt: skip
+    if estimate.mounting is None:
+        why = f"{_MOUNTING}: {estimate.quality.reason}"
+        return None, (why, {**record, "reason": why})
+    record["matrix"] = np.round(estimate.mounting, 6).tolist()
+    record["sigma_deg"] = calibration.sigma_deg(calibration.calibrated_s)  # None: its reason states a caveat
+    record["angle_deg"] = round(float(np.degrees(estimate.rotation.magnitude())), 3)
+    return estimate.mounting, (calibration.reason(calibration.calibrated_s), record)
+
+
+def _finite(x: float) -> float | None:
+    return round(float(x), 4) if np.isfinite(x) else None
+
+
+def first_rest(rest: np.ndarray, min_samples: int) -> slice | None:
+    """The first run of at least ``min_samples`` consecutive rest samples (the smoother's rest detection,
+    forward or backward); None without one. Like any such test it takes a rotation at a constant rate for
+    rest."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], rest.astype(np.int8), [0]])))
     for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
         if stop - start >= max(min_samples, 2):
-            return gyr[start:stop].mean(axis=0)
+            return slice(start, stop)
     return None
+
+
+def rest_bias(gyr: np.ndarray, rest: np.ndarray, min_samples: int) -> np.ndarray | None:
+    """The mean gyroscope over the first rest (``first_rest``); None without one."""
+    found = first_rest(rest, min_samples)
+    return None if found is None else gyr[found].mean(axis=0)
 
 
 def _frames(parts: list[KeypointBatch], epoch_ns: int, settings: KeypointFilterSettings) -> SmoothedKeypoints:

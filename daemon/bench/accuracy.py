@@ -20,6 +20,7 @@ from kinefuse.bench.datasets.paths import shared_dir
 from kinefuse.bench.realism import realism_rows
 from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
 from kinefuse.bench.scoring.fusion import knee_angle_rows
+from kinefuse.bench.scoring.honesty import honesty_rows
 from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.public import public_rows
 from kinefuse.bench.scoring.segment_error import segment_error_rows
@@ -99,6 +100,7 @@ async def scenario_rows(path: Path) -> list[dict]:
             rows = _clock_rows(scenario.name, simulation, db, reader)
             rows += _cross_modal_rows(scenario.name, simulation, db, reader)
             rows += knee_angle_rows(scenario.name, simulation, db, reader)
+            rows += honesty_rows(scenario.name, simulation, db, reader)
             rows += await segment_error_rows(path)  # the live motion stream's segments, its own run
         finally:
             db.close()
@@ -116,6 +118,9 @@ def _config_tables(folder: Path, scenario: Path) -> dict:
         "sources": [
             {"id": "sim", "type": "synthetic", "scenario": scenario, "realtime": False, "loop": False}
         ],
+        "processors": [
+            {"id": "motion", "type": "motion"}
+        ],  # the motion stream with its defaults, as make run
     }
 
 

@@ -33,7 +33,9 @@ first ``init_s`` of video) there is no heading in the video world at all: no val
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -41,6 +43,16 @@ from scipy.spatial.transform import Rotation
 from kinefuse.types import Provenance, Quality, QualityLevel
 
 DOWN = np.array([0.0, 0.0, -1.0])  # a segment's long axis, proximal to distal, in the segment frame
+# Standard deviations behind a stated tolerance (deg). The orientation filter's inclination RMS on BROAD is
+# 0.32-0.99 and its 9D heading 0.45-1.52 (docs/accuracy.md): twice the worst, for walking's impacts. The
+# video's heading has a floor no averaging removes, the detector's fixed joint offsets: 2-6 deg measured on
+# walk_fusion. A calibrated mounting: the estimator's axis error, at least 1.5 (shank median 1.3, 30 seeds).
+INCLINATION_SIGMA_DEG = 2.0
+MAGNETIC_HEADING_SIGMA_DEG = 3.0
+VIDEO_HEADING_FLOOR_DEG = 4.0
+MOUNTING_FLOOR_DEG = 1.5
+_REFIX_SHARE = 0.5  # more than this share of recent innovations beyond huber_k: the heading is lost
+_REFIX_MIN = 20  # ...out of at least this many video samples
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +158,9 @@ class HeadingFusion:
         self.last_video = -np.inf  # the last video correction's time
         self._first_s: float | None = None  # the first usable video sample's time
         self._seen: list[tuple[float, float]] = []  # (disagreement, variance) of the video before the fix
+        # the last init_s of video updates: (time, disagreement, variance, beyond huber_k); see _update
+        self._recent: collections.deque[tuple[float, float, float, bool]] = collections.deque()
+        self.refixes = 0
 
     def step(self, t: float, segment_quaternion, video_axis) -> FusedSegment:
         """One sample: the IMU's segment orientation (4,) and the video's long axis (3,; NaN: not seen)."""
@@ -200,6 +215,8 @@ class HeadingFusion:
         innovation = _wrap(disagreement - self.x[0])
         r = variance
         normalised = abs(innovation) / np.sqrt(self.p[0, 0] + r)
+        if self._inconsistent(t, disagreement, variance, normalised > self.huber_k):
+            return
         if normalised > self.huber_k:  # Huber: bounded influence for a heavy-tailed error
             r *= normalised / self.huber_k
         gain = self.p[:, 0] / (self.p[0, 0] + r)
@@ -207,6 +224,27 @@ class HeadingFusion:
         self.x[0] = _wrap(self.x[0])
         self.p = self.p - np.outer(gain, self.p[0, :])
         self.last_video = t
+
+    def _inconsistent(self, t: float, disagreement: float, variance: float, outlier: bool) -> bool:
+        """Whether the filter has lost the heading and starts again: the Huber update bounds each sample's
+        pull, so after a step in the true correction (a strap that slipped, a wrong start) it would creep
+        back over tens of seconds while claiming to be right. A consistent filter sees an innovation beyond
+        ``huber_k`` sigma in a minority of samples (13 % for Gaussian errors at 1.5); when most of the last
+        ``init_s`` of video (at least ``_REFIX_MIN`` samples) are beyond it, the heading is fixed again from
+        their weighted circular median, as at the start (an innovation-consistency test in the spirit of
+        Bar-Shalom, Li & Kirubarajan 2001, sec. 5.4)."""
+        self._recent.append((t, disagreement, variance, outlier))
+        while self._recent[0][0] < t - self.init_s:
+            self._recent.popleft()
+        if len(self._recent) < _REFIX_MIN or sum(r[3] for r in self._recent) <= _REFIX_SHARE * len(
+            self._recent
+        ):
+            return False
+        self.x, self._first_s, self.refixes = None, self._recent[0][0], self.refixes + 1
+        self._seen = [(d, v) for _, d, v, _ in self._recent]
+        self._recent.clear()
+        self._collect(t, disagreement, variance)
+        return True
 
 
 def _turned(segment_quaternion: np.ndarray, psi: np.ndarray) -> np.ndarray:
@@ -223,6 +261,13 @@ def fuse_heading(times, segment_quaternion, video_axis, **settings) -> FusedSegm
     """Fuse an IMU segment orientation (n, 4) with the video's long axis (n, 3; NaN where not seen), both on
     the common timeline ``times`` (n,): ``HeadingFusion`` (its settings as keywords) over the whole series."""
     return HeadingFusion(**settings).update_batch(times, segment_quaternion, video_axis)
+
+
+def orientation_tolerance_deg(heading_sigma_deg: float, mounting_sigma_deg: float) -> float:
+    """The tolerance a segment orientation states (deg): twice the standard deviation of its error, from the
+    inclination (the orientation filter's, ``INCLINATION_SIGMA_DEG``), the heading (the source's) and the
+    strap's mounting (its calibration's), taken as independent."""
+    return 2.0 * math.sqrt(INCLINATION_SIGMA_DEG**2 + heading_sigma_deg**2 + mounting_sigma_deg**2)
 
 
 def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -50,11 +50,14 @@ The designed walk
   normative knee's peak flexion, which is thereby the swing's (and the knee-range controls keep their
   meaning), the hip over ``_LIFT_OFF`` of the swing, the ankle within ``_TURN_OVER_S`` (the foot stops
   turning toe-down). The foot then follows the normative swing (under the designed pelvis) and settles
-  onto its landing, a quintic from zero to the mismatch at the next contact over ``_TOUCH_DOWN_S``, so the
-  foot leaves and lands exactly as the stance design says (C2). The swinging toe clears the floor by
-  ``_TOE_CLEARANCE_M`` by dorsiflexing the foot (a softplus of the shortfall, faded in after toe-off and out
-  before contact), not by bending the knee; a heel the normative swing would put into the floor before
-  contact is lifted out of it (``_ramp``).
+  onto its landing (``_touch_down``): each joint, again in joint space, by a quintic in time from zero to
+  its mismatch with the leg solved onto the contact state over ``_TOUCH_DOWN_S``, so the foot leaves and
+  lands exactly as the stance design says (C2). (Settled in the foot's place instead, the ankle's path
+  swung out beyond the nearly straight leg's reach before contact, and the knee, solved from the
+  hip-ankle distance, snapped from straight: an 18 g spike in the shank of the longer-stance leg.) The
+  swinging toe clears the floor by ``_TOE_CLEARANCE_M`` by dorsiflexing the foot (a softplus of the
+  shortfall, faded in after toe-off and out before contact), not by bending the knee; a heel the normative
+  swing would put into the floor before contact is lifted out of it (``_ramp``).
 Contact and toe-off are the reference's instants, exact by construction.
 
 Running is built differently (``kinefuse.sim.running``): normative running curves in this foot-locked
@@ -655,16 +658,6 @@ class _Walker:
         ankle, R = self.stance_foot(side, a / self.stance_s[side], times)
         return ankle, yxz_from_matrix(R)
 
-    def _mismatch(self, side: str, time: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Stance design minus normative swing at ``time``: value, rate and acceleration of the ankle's
-        position and of the foot's Cardan angles, side by side (6,) each (central differences)."""
-        h = _JET_STEP_S
-        times = time + np.array([-h, 0.0, h])
-        planted = np.concatenate(self._planted_foot(side, times), axis=1)
-        free = np.concatenate(self._free_foot(side, times), axis=1)
-        d = planted - free
-        return d[1], (d[2] - d[0]) / (2 * h), (d[2] - 2 * d[1] + d[0]) / h**2
-
     def _planted_joints(self, side: str, times: np.ndarray) -> dict[str, np.ndarray]:
         """The leg's joint angles (hip, knee, ankle; n, 3 each) solved onto the stance design at ``times``."""
         ankle, angles = self._planted_foot(side, times)
@@ -715,13 +708,44 @@ class _Walker:
         foot = chain_kinematics(self.shape, angles, root, segments=(f"{side}_foot",))[f"{side}_foot"]
         return foot.position, yxz_from_matrix(foot.R)
 
+    def _touch_down(self, side: str, times: np.ndarray, until: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ankle (n, 3) and foot Cardan angles (n, 3) of the late swing at ``times`` (``until`` the next
+        contact, at most ``_TOUCH_DOWN_S``): the normative swing's joint angles plus, for each joint of the
+        leg, a quintic in time from zero to the stance design's mismatch at contact (the leg solved onto the
+        contact state minus the normative angles: value, rate, acceleration), played by forward kinematics
+        under the designed pelvis, so the foot lands exactly as the stance design says (C2). In joint space,
+        as ``_lift_off``, not in the foot's place: a quintic taking the ankle from the normative swing's path
+        to the planted foot's swings it out along the heel's approach (the foot slows from the swing's
+        speed to the heel's standstill within the window), and with the knee nearly straight before contact
+        that path left the leg's reach: the knee, solved from the hip-ankle distance (an arccos, whose rate
+        is unbounded at full extension), was held straight and then flexed at 800 deg/s within a sample,
+        an 18 g spike in the shank of a leg with the longer stance (its landing pelvis rides higher)."""
+        contact, h = self.to[side] + self.period - self.stance_s[side], _JET_STEP_S
+        planted = self._planted_joints(side, contact + np.array([-h, 0.0, h]))
+        angles = {j: (q.copy(), qd, qdd) for j, (q, qd, qdd) in _evaluate(self.curves, times).items()}
+        for joint, q in planted.items():
+            q0, qd0, qdd0 = self.curves[joint](np.array([contact]))
+            mismatch = (
+                q[1] - q0[0],
+                (q[2] - q[0]) / (2 * h) - qd0[0],
+                (q[2] - 2 * q[1] + q[0]) / h**2 - qdd0[0],
+            )
+            for k in (0,) if joint.endswith("knee") else (0, 1, 2):  # the knee's adduction is not solved for
+                end = tuple(float(x[k]) for x in mismatch)
+                angles[joint][0][:, k] += quintic_hermite(
+                    _TOUCH_DOWN_S - until, _TOUCH_DOWN_S, (0.0, 0.0, 0.0), end
+                )
+        (pxy, vxy, axy), (pz, vz, az) = self._root[0](times), self._root[1](times)
+        root = (np.concatenate([pxy, pz], 1), np.concatenate([vxy, vz], 1), np.concatenate([axy, az], 1))
+        foot = chain_kinematics(self.shape, angles, root, segments=(f"{side}_foot",))[f"{side}_foot"]
+        return foot.position, yxz_from_matrix(foot.R)
+
     def legs(self) -> dict[str, np.ndarray]:
         """The walk's joint samples: the normative ones with the legs solved onto the designed feet. In
         swing the foot leaves the stance design as ``_lift_off`` says (the leg's joints joining the normative
-        swing), follows the normative swing, and settles onto its landing: the normative swing plus a
-        quintic in time from zero to the stance design's mismatch at the next contact (value, rate,
-        acceleration) over ``_TOUCH_DOWN_S``, so the foot leaves and lands exactly as the stance design says
-        (C2)."""
+        swing), follows the normative swing, and settles onto its landing as ``_touch_down`` says (the leg's
+        joints joining the stance design's contact state over ``_TOUCH_DOWN_S``), so the foot leaves and
+        lands exactly as the stance design says (C2)."""
         shape, t, period = self.shape, self.t, self.period
         out = {k: v.copy() for k, v in self.samples.items()}
         root = self.root()
@@ -735,15 +759,12 @@ class _Walker:
                 raise ValueError(f"walk: a swing of {swing_s:.3f} s is too short to leave the floor and land")
             free_ankle, free_angles = self._free_foot(side, t[swing])
             early = since[swing] < swing_s - _TOUCH_DOWN_S
-            free_ankle[early], free_angles[early] = self._lift_off(side, t[swing][early], since[swing][early])
-            landing = self._mismatch(side, self.to[side] + swing_s)
-            correction = np.zeros((int(swing.sum()), 6))
             late = ~early
-            for k in range(6):
-                correction[late, k] = quintic_hermite(since[swing][late] - swing_s + _TOUCH_DOWN_S, _TOUCH_DOWN_S,
-                                                      (0.0, 0.0, 0.0), tuple(x[k] for x in landing))  # fmt: skip
-            ankle[swing] = free_ankle + correction[:, :3]
-            angles[swing] = free_angles + correction[:, 3:]
+            free_ankle[early], free_angles[early] = self._lift_off(side, t[swing][early], since[swing][early])
+            free_ankle[late], free_angles[late] = self._touch_down(
+                side, t[swing][late], swing_s - since[swing][late]
+            )
+            ankle[swing], angles[swing] = free_ankle, free_angles
             R = cardan_yxz(angles, np.zeros_like(angles), np.zeros_like(angles))[0]
             # the swinging toe clears the floor by dorsiflexing the foot about the ankle rather than by bending
             # the knee further (the knee keeps its normative swing, and its range control), by at most

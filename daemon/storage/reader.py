@@ -245,16 +245,21 @@ def motion_segments(db: DbLike, session_id: int | None = None, segment: str | No
 
     Keys: session_id, source_id, device_id (the strap), time_ns (the item's), processor, revision, segment, quaternion
     float32 (n, 4) w, x, y, z (segment to world; NaN where there is no value), provenance (None where there
-    is no value), quality, reason.
+    is no value), quality, reason, tolerance_deg (NaN where the value states none), world (kinefuse.types WORLD_*).
     """
     with _reading(db) as conn:
-        columns = _motion_rows(conn, "motion_segments", "m.segment, m.quaternion, m.provenance, m.quality,"
-                               " m.reason", "segment", segment, session_id, analysis_id, revision)  # fmt: skip
+        payload = "m.segment, m.quaternion, m.provenance, m.quality, m.reason, m.tolerance_deg, m.world"
+        columns = _motion_rows(
+            conn, "motion_segments", payload, "segment", segment, session_id, analysis_id, revision
+        )
     out = _motion_common(columns)
     nan_row = np.full(4, np.nan, dtype="<f4").tobytes()
     out["quaternion"] = unpack_rows([nan_row if q is None else q for q in columns["quaternion"]], (4,))
-    for name in ("segment", "provenance", "quality", "reason"):
+    for name in ("segment", "provenance", "quality", "reason", "world"):
         out[name] = np.array(columns[name], dtype=object)
+    out["tolerance_deg"] = np.array(
+        [np.nan if v is None else v for v in columns["tolerance_deg"]], dtype=float
+    )
     return out
 
 

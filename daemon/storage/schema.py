@@ -197,6 +197,13 @@ def _migration_6(db: sqlite_utils.Database) -> None:
         db[table].add_column("analysis_id", int, fk="analyses", fk_col="id")
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """The tolerance (deg) a segment orientation states and the world its quaternion is in
+    (kinefuse.types.SegmentOrientation: tolerance_deg, NULL where it states none; world)."""
+    db["motion_segments"].add_column("tolerance_deg", float)
+    db["motion_segments"].add_column("world", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -204,6 +211,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

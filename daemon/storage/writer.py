@@ -80,6 +80,8 @@ COLUMNS = {
         "processor",
         "revision",
         "analysis_id",
+        "tolerance_deg",
+        "world",
     ),
     "motion_keypoints": (
         "session_id",
@@ -362,6 +364,8 @@ class SqliteSink:
                     item.processor,
                     item.revision,
                     self.analysis_id,
+                    segment.tolerance_deg,
+                    segment.world,
                 )
             )
             self._pending_rows += 1

@@ -12,6 +12,10 @@ host stamp is ``time.monotonic_ns()`` when the frame was read. A camera that giv
 (reconnects) with backoff. A file
 is replayed at its own rate (``realtime = true``) or as fast as it decodes. Bad input fails with what
 and where: a missing or unreadable file, a file that is no video, a stream that ends early (truncated).
+
+With ``calibration`` (a Pose2Sim calibration file) the camera declares its calibration in its device meta
+(``calibration``, kinefuse.camera_calibration.calibration_meta), which the motion processor triangulates;
+a missing file, a camera not in it, or frames of another size than the calibrated one fail the source.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kinefuse.camera_calibration import CameraCalibration, calibration_meta, read_calibration
 from kinefuse.configschema import Field
 from kinefuse.interfaces import SourceContext, SourceSpec
 from kinefuse.types import DeviceInfo, DeviceKind, keypoint_batch
@@ -69,6 +74,12 @@ SCHEMA = {
     "watchdog_s": Field(
         float, 5.0, "no frame for this long: restart the camera (reconnect)", min=0.001, max=600.0
     ),
+    "calibration": Field(
+        str, "", "Pose2Sim calibration file (TOML) with this camera; empty: uncalibrated", is_path=True
+    ),
+    "calibration_camera": Field(
+        str, "", "the camera's name in the calibration file (default: the source id)"
+    ),
 }
 
 
@@ -81,6 +92,9 @@ def problems(options: dict) -> list[tuple[str, str]]:
         region = options["athlete_region"]
         found.append(("athlete_region", "athlete = 'region' needs athlete_region = [x1, y1, x2, y2], "
                                         f"fractions of the image, x1 < x2, y1 < y2; got {region}"))  # fmt: skip
+    if options["calibration_camera"] and not options["calibration"]:
+        found.append(("calibration_camera", "names a camera in a calibration file, but calibration (the "
+                                            "file) is not set"))  # fmt: skip
     return found
 
 
@@ -111,6 +125,38 @@ def ffmpeg_params(options: dict) -> list[int]:
     return params + ([cv2.CAP_PROP_N_THREADS, options["decode_threads"]] if options["decode_threads"] else [])
 
 
+def load_calibration(options: dict, source_id: str) -> CameraCalibration | None:
+    """The camera's calibration from ``options["calibration"]`` (None when unset); a ValueError naming the file
+    and the camera when the file is missing or malformed or has no such camera."""
+    path = options["calibration"]
+    if not path:
+        return None
+    name = options["calibration_camera"] or source_id
+    where = f"camera {source_id!r}: calibration {path}"
+    if not Path(path).is_file():
+        raise ValueError(f"{where}: the file does not exist (looking for camera {name!r})")
+    try:
+        cameras = read_calibration(path)
+    except (OSError, ValueError) as e:  # read_calibration's messages name the file and table already
+        raise ValueError(f"camera {source_id!r}: calibration of camera {name!r}: {e}") from None
+    found = [cam for cam in cameras if cam.name == name]
+    if not found:
+        known = ", ".join(cam.name for cam in cameras)
+        hint = "" if options["calibration_camera"] else " (set calibration_camera to its name there)"
+        raise ValueError(f"{where}: no camera {name!r} in it; it has {known}{hint}")
+    return found[0]
+
+
+def size_problem(cam: CameraCalibration, size: tuple[float, float], options: dict, source_id: str) -> str:
+    """Why ``cam`` cannot describe frames of ``size`` (width, height px), or "": a calibration is only valid
+    at the image size it was computed for (its principal point and focal length are in those pixels)."""
+    if tuple(float(v) for v in cam.size) == tuple(float(v) for v in size):
+        return ""
+    (cw, ch), (w, h) = cam.size, size
+    return (f"camera {source_id!r}: calibration {options['calibration']} camera {cam.name!r} is for "
+            f"{cw:g} x {ch:g} px images but {options['path']} gives {w:g} x {h:g} px frames")  # fmt: skip
+
+
 class CameraSource:
     def __init__(self, options: dict, source_id: str):
         from kinefuse_plugins.camera import estimators
@@ -121,6 +167,7 @@ class CameraSource:
         self.device_id = options["device_id"] or source_id
         for key, message in problems(options):
             raise ValueError(f"camera {source_id!r}: {key}: {message}")
+        self.calibration = load_calibration(options, source_id)  # before the models: fails fast
         runtime = (tuple(options["providers"]), options["threads"], options["batch_across_cameras"])
         plugin_estimator = estimators.lookup(options["model"])
         if plugin_estimator is not None:  # a plugin's estimator (e.g. mediapipe_pose_full), whole image
@@ -152,6 +199,8 @@ class CameraSource:
         try:
             meta = {"path": self.options["path"], "fps": fps, "model": self.options["model"]}
             meta.update(self._runtime())
+            if self.calibration is not None:  # what the motion processor triangulates with
+                meta["calibration"] = calibration_meta(self.calibration)
             ctx.add_device(DeviceInfo(self.device_id, DeviceKind.CAMERA, CLOCK_HZ,
                                       keypoint_set=self.keypoint_set, meta=meta))  # fmt: skip
             await self._stream(ctx, capture, fps, expected, live)
@@ -206,6 +255,12 @@ class CameraSource:
             else cv2.VideoCapture(where)  # fmt: skip
         if not capture.isOpened():
             raise ValueError(f"camera {self.source_id!r}: cannot open {where} ({_WHY_NOT_OPEN[kind]})")
+        if self.calibration is not None:
+            size = (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            problem = size_problem(self.calibration, size, self.options, self.source_id)
+            if problem:
+                capture.release()
+                raise ValueError(problem)
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if is_file else 0
         return capture, float(fps), expected

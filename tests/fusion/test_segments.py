@@ -54,13 +54,18 @@ def test_provenance_says_what_each_sample_rests_on():
     )
 
 
-def test_on_the_synthetic_athlete_fusion_beats_video_alone_and_imu_alone():
+def test_on_the_synthetic_athlete_the_fused_knee_angle_beats_video_alone_and_is_near_imu_alone():
+    """The knee angle from the offline fusion of the two straps with the triangulated keypoints: better than
+    the video alone, and close to the straps alone aligned once. Since walk_fusion starts standing, the
+    straps alone are aligned on the first walking seconds and their heading drifts are alike on thigh and
+    shank, so alone they give this angle as well as fused (1.04 against 1.15 deg, seed 6); the segments'
+    own orientations are where fusion wins (tests/integration/test_motion_fusion.py)."""
     path = importlib.resources.files("kinefuse.scenarios") / "walk_fusion.toml"
     rows = [r for r in asyncio.run(scenario_rows(path)) if r["metric"].startswith("knee angle RMSE")]
     assert len(rows) == 2
-    for row in rows:
-        assert row["value"] < row["peer_value"], row
-        assert row["value"] < 3.0
+    video, imu = rows
+    assert video["value"] < 3.0 and video["value"] < 0.5 * video["peer_value"], video
+    assert imu["value"] < 1.5 * imu["peer_value"], imu
 
 
 def test_missing_imu_samples_stay_missing():

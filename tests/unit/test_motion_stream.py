@@ -467,7 +467,7 @@ def two_cameras():
 def test_a_cameras_calibration_travels_in_its_meta_as_json():
     import json
 
-    from kinefuse.builtin.processors.motion_fusion import calibration_from_meta, calibration_meta
+    from kinefuse.camera_calibration import calibration_from_meta, calibration_meta
 
     for cam in two_cameras():
         meta = json.loads(json.dumps({"fps": 30.0, "calibration": calibration_meta(cam)}))
@@ -514,3 +514,53 @@ def test_one_camera_says_the_video_fusion_needs_two_calibrated_cameras():
     off = declared(strap(), CAMERA, video_fusion=False)
     items, _ = feed(off, 2.0)
     assert not any("video" in s.quality.reason for item in items for s in item.segments)
+
+
+def turning(device_id, first, n, lost=()):
+    """n samples at 100 Hz of a strap lying flat and turning about the vertical at 200 deg/s; the samples
+    numbered in ``lost`` never arrive (a notification the link dropped)."""
+    seq = np.array([s for s in range(first, first + n) if s not in lost])
+    time_ns = T0 + seq * 10_000_000
+    gyr = np.tile([0.0, 0.0, np.radians(200.0)], (len(seq), 1))
+    batch = imu_batch("synth", device_id, seq, seq * 10_000, time_ns, np.tile([0.0, 0.0, 9.81], (len(seq), 1)),
+                      gyr)  # fmt: skip
+    return dataclasses.replace(batch, time_ns=time_ns)
+
+
+def turned_segments(lost, **options):
+    processor = declared(strap(), **options)
+    batches = [turning("imu_a", first, 5, lost) for first in range(0, 300, 5)]
+    items = [item for batch in batches if len(batch) for item in processor.process(batch)]
+    return {item.time_ns: item.segments[0] for item in items + processor.flush()}
+
+
+def test_samples_the_link_lost_are_put_back_so_the_orientation_does_not_fall_behind():
+    """Five samples (one 50 ms notification) lost mid-turn: integrated over interpolated angular rate, the
+    orientation after the gap is the one with nothing lost, and the items around the gap say filled; when
+    the gap exceeds max_gap_s nothing is put back and the heading falls 10 deg behind (what the filling
+    prevents)."""
+    lost = range(200, 205)
+    whole, gapped = turned_segments(()), turned_segments(lost)
+    after = [t for t in whole if (t - T0) / 1e9 > 2.2 and whole[t].quaternion and gapped[t].quaternion]
+    assert len(after) > 15
+    difference = [_angle(whole[t].quaternion, gapped[t].quaternion) for t in after]
+    assert max(difference) < 0.5
+    near = [s for t, s in gapped.items() if 1.99 < (t - T0) / 1e9 < 2.05]
+    assert near and all(s.provenance is Provenance.FILLED and "link lost" in s.quality.reason for s in near)
+    unfilled = turned_segments(lost, max_gap_s=0.03, max_wait_s=0.5)
+    behind = [_angle(whole[t].quaternion, unfilled[t].quaternion) for t in after if unfilled[t].quaternion]
+    assert min(behind) > 8.0
+
+
+def _angle(a, b) -> float:
+    return float(np.degrees(2 * np.arccos(min(1.0, abs(float(np.dot(a, b)))))))
+
+
+def test_a_steady_turn_is_not_taken_for_a_rest():
+    """A strap turning at a steady 200 deg/s is as smooth as one lying still; taken for a rest, its turn
+    would become a 200 deg/s "bias" and the turn would vanish from its orientation."""
+    segments = turned_segments(())
+    valued = [s for s in segments.values() if s.quaternion is not None]
+    assert valued and all("no rest yet" in s.quality.reason for s in valued)
+    turned = [_angle(valued[0].quaternion, s.quaternion) for s in valued]
+    assert max(turned) > 90.0

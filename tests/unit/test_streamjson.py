@@ -164,11 +164,12 @@ def test_motion_record_flags_every_segment_and_keypoint():
         SegmentOrientation("trunk", "synth", "imu_trunk", None, None, missing),
     )  # fmt: skip
     (record,) = streamjson.records(MotionItem(33_333_333, 30.0, segments, (view,), "motion"))
-    assert (record["type"], record["t_ns"], record["rate_hz"], record["processor"]) == (
-        "motion", 33_333_333, 30.0, "motion")  # fmt: skip
+    assert (record["type"], record["t_ns"], record["rate_hz"], record["processor"], record["revision"]) == (
+        "motion", 33_333_333, 30.0, "motion", 0)  # fmt: skip
     assert record["segments"]["pelvis"] == {
         "source": "synth", "device": "imu_pelvis", "quaternion": [1.0, 0.0, 0.0, 0.0], "provenance": "fused",
-        "quality": "degraded", "quality_reason": "mounting not calibrated"}  # fmt: skip
+        "quality": "degraded", "quality_reason": "mounting not calibrated", "tolerance_deg": None,
+        "world": ""}  # fmt: skip
     trunk = record["segments"]["trunk"]
     assert trunk["quaternion"] is None and trunk["provenance"] is None and trunk["quality"] == "insufficient"
     cam = record["keypoints"]["cam0"]

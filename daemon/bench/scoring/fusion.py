@@ -86,7 +86,7 @@ def knee_angle_rows(name: str, simulation, db, reader) -> list[dict]:
         make_row(name, METRIC, "deg", rmse["fused"], "lower", peer="video alone (triangulated keypoints)",
                  peer_value=rmse["video"], note=note),
         make_row(name, METRIC, "deg", rmse["fused"], "lower",
-                 peer="IMU alone (6D, heading aligned once at the start)", peer_value=rmse["imu"], note=note),
+                 peer="IMU alone (6D, heading aligned once as the walk starts)", peer_value=rmse["imu"], note=note),
     ]  # fmt: skip
 
 
@@ -127,10 +127,13 @@ def _relative(stored: dict, zero_ns: int) -> dict:
 
 def _aligned_once(grid, quaternions, video_axis) -> np.ndarray:
     """The strap's long axis turned once by the heading disagreement with the video over the first
-    ``_ALIGN_S`` seconds: their weighted circular median (weights h², as the fusion's measurement
-    variances), since one sample's disagreement can be tens of degrees off."""
+    ``_ALIGN_S`` seconds of usable video (a standing leg is too vertical to say a heading): their weighted
+    circular median (weights h², as the fusion's measurement variances), since one sample's disagreement
+    can be tens of degrees off."""
     disagreement, horizontal, usable = heading_disagreement(quaternions, video_axis)
-    window = usable & (grid <= grid[0] + _ALIGN_S)
+    if not usable.any():
+        return np.full((len(grid), 3), np.nan)
+    window = usable & (grid <= grid[usable][0] + _ALIGN_S)
     psi = circular_median(disagreement[window], horizontal[window] ** 2)
     axis = Rotation.from_euler("z", float(np.nan_to_num(psi))).apply(np.nan_to_num(long_axis(quaternions)))
     axis[~np.isfinite(long_axis(quaternions)).all(axis=1)] = np.nan

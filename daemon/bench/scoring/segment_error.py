@@ -13,10 +13,14 @@ video has no rotation about it).
 
 Scored: items from ``WARMUP_S`` on (clock alignment and the filters settle) where all three have a value.
 "Well seen": those of them where both end keypoints are measured (not filled) in the 3D view.
+
+"Offline": the same session analysed offline afterwards (``kinefuse analyze --mode offline``, its acausal
+fused segments), scored on the same items against the live fused stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 from pathlib import Path
@@ -48,8 +52,12 @@ async def segment_error_rows(path: Path, seed: int | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="kinefuse-segment-error-") as tmp:
         db = await _run(Path(path).resolve(), Path(tmp), seed)
         try:
+            # analyze runs its own event loop (asyncio.run), so off this one
+            analysis_id = await asyncio.to_thread(offline_analysis, Path(tmp) / "segments.db")
             return [
-                row for segment in segments for row in segment_rows(scenario.name, simulation, db, segment)
+                row
+                for segment in segments
+                for row in segment_rows(scenario.name, simulation, db, segment, analysis_id)
             ]
         finally:
             db.close()
@@ -104,13 +112,13 @@ def segment_errors(simulation, db, segment: str) -> dict:
     estimates = {
         "fused": long_axis(fused["quaternion"].astype(np.float64)),
         "video": video["axis"],
-        "imu": _aligned_once(times, imu_q, video["axis"]),
+        "imu": _aligned_once(times, imu_q, video["axis"], _calibrated(imu, fused["time_ns"])),
     }
     errors = {key: angle_between(axis, truth) for key, axis in estimates.items()}
     return {"t": times, **errors, "well_seen": video["well_seen"]}
 
 
-def segment_rows(name: str, simulation, db, segment: str) -> list[dict]:
+def segment_rows(name: str, simulation, db, segment: str, analysis_id: int | None = None) -> list[dict]:
     errors = segment_errors(simulation, db, segment)
     scored = errors["t"] >= WARMUP_S
     for key in ("fused", "video", "imu"):
@@ -128,7 +136,45 @@ def segment_rows(name: str, simulation, db, segment: str) -> list[dict]:
                  peer_value=rms["video"], note=note),
         make_row(name, metric, "deg", rms["fused"], "lower",
                  peer="IMU alone (heading aligned once to the video)", peer_value=rms["imu"], note=note),
-    ]  # fmt: skip
+    ] + ([] if analysis_id is None else offline_rows(name, simulation, db, segment, analysis_id, errors))  # fmt: skip
+
+
+def offline_analysis(db_path: Path) -> int:
+    """The recorded session (the only one) analysed offline, with the config it ran with; its analysis id."""
+    from kinefuse.analyze import analyze
+
+    return analyze(db_path, 1, "offline").analysis_id
+
+
+def offline_segment_errors(
+    simulation, db, segment: str, analysis_id: int, errors: dict | None = None
+) -> dict:
+    """``segment_errors`` (given or computed) with "offline": the long-axis error (deg) of the offline
+    analysis ``analysis_id``'s segment at the live stream's items (NaN where it has none)."""
+    from kinefuse.storage import reader
+
+    errors = errors if errors is not None else segment_errors(simulation, db, segment)
+    fused = _live(reader.motion_segments(db, segment=segment), _FUSED)
+    rows = reader.motion_segments(db, segment=segment, analysis_id=analysis_id)
+    order = np.argsort(rows["time_ns"], kind="stable")
+    offline = _on({key: value[order] for key, value in rows.items()}, fused["time_ns"], "quaternion")
+    strap = str(fused["device_id"][0])
+    zero_ns = json.loads(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [strap]))["meta"])[
+        "sim_time_zero_ns"
+    ]
+    truth = _true_axis(simulation, db, strap, zero_ns, errors["t"], segment)
+    return {**errors, "offline": angle_between(long_axis(offline), truth)}
+
+
+def offline_rows(name: str, simulation, db, segment: str, analysis_id: int, errors: dict) -> list[dict]:
+    """The offline analysis's error against the live fused stream's, on the items both have after the warm-up."""
+    errors = offline_segment_errors(simulation, db, segment, analysis_id, errors)
+    scored = (errors["t"] >= WARMUP_S) & np.isfinite(errors["fused"]) & np.isfinite(errors["offline"])
+    rms = {key: _rms(errors[key][scored]) for key in ("fused", "offline")}
+    note = (f"{segment}, offline analysis (acausal: RTS keypoints, offline VQF, two-way heading fusion) against "
+            f"the live stream's fused segment, {int(scored.sum())} items after {WARMUP_S:.0f} s")  # fmt: skip
+    return [make_row(name, f"{METRIC} ({segment})", "deg", rms["offline"], "lower",
+                     peer="live stream (fused)", peer_value=rms["fused"], note=note)]  # fmt: skip
 
 
 def _live(rows: dict, processor: str) -> dict:
@@ -171,12 +217,23 @@ def _true_axis(simulation, db, strap: str, zero_ns: int, times: np.ndarray, segm
     return marks[end] - marks[start]
 
 
-def _aligned_once(times, quaternions, video_axis) -> np.ndarray:
+def _calibrated(rows: dict, time_ns: np.ndarray) -> np.ndarray:
+    """At each of ``time_ns``: whether the strap's mounting was calibrated in that item (its reason no longer
+    says it is not)."""
+    done = np.array(["mounting not calibrated yet" not in why for why in rows["reason"]])
+    at = np.searchsorted(rows["time_ns"], time_ns).clip(0, len(done) - 1)
+    return done[at] & (rows["time_ns"][at] == time_ns)
+
+
+def _aligned_once(times, quaternions, video_axis, calibrated) -> np.ndarray:
     """The strap's long axis turned once about the vertical by the weighted circular median (weights h^2,
     as the fusion's measurement variances) of its heading disagreements with the video over the first
-    ``ALIGN_S`` seconds of usable video."""
+    ``ALIGN_S`` seconds of usable video once its mounting is calibrated (as after a calibration pose); no
+    value before."""
     disagreement, horizontal, usable = heading_disagreement(quaternions, video_axis)
+    usable &= calibrated
     axis = long_axis(quaternions)
+    axis[~calibrated] = np.nan
     if not usable.any():
         return np.full_like(axis, np.nan)
     window = usable & (times <= times[usable][0] + ALIGN_S)

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import numpy as np
 
 from kinefuse.builtin.processors.motion_offsets import CameraOffsets
-from kinefuse.camera_calibration import CameraCalibration, depth, triangulate
-from kinefuse.fusion.segments import HeadingFusion
+from kinefuse.camera_calibration import CameraCalibration, calibration_from_meta, depth, triangulate
+from kinefuse.fusion.segments import VIDEO_HEADING_FLOOR_DEG, HeadingFusion, orientation_tolerance_deg
 from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.types import (
     TRIANGULATED_VIEW,
+    WORLD_CAMERAS,
     KeypointStatus,
     KeypointView,
     MotionItem,
@@ -43,30 +45,7 @@ _HEADING_REASONS = (
     "magnetic disturbance: heading held on the gyroscope",
 )
 _USABLE = (KeypointStatus.MEASURED, KeypointStatus.FILLED, KeypointStatus.REJECTED)  # measured or filled
-_CALIBRATION_KEYS = ("size", "matrix", "distortions", "rotation", "translation")
 _SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
-
-
-def calibration_meta(cam: CameraCalibration) -> dict:
-    """A camera's calibration as its device meta carries it (JSON): Pose2Sim's keys (kinefuse.camera_calibration)
-    without the name (the device's): size [w, h] px, matrix 3x3, distortions, rotation (Rodrigues, world to
-    camera), translation (m, world to camera), fisheye."""
-    return {"size": list(cam.size), "matrix": cam.matrix.tolist(), "distortions": cam.distortions.tolist(),
-            "rotation": cam.rotation.tolist(), "translation": cam.translation.tolist(),
-            "fisheye": bool(cam.fisheye)}  # fmt: skip
-
-
-def calibration_from_meta(name: str, meta: dict) -> CameraCalibration | None:
-    """The calibration in a camera's device meta (``calibration_meta``'s shape), None when it has none; a
-    malformed one raises ValueError."""
-    table = meta.get("calibration")
-    if table is None:
-        return None
-    missing = [key for key in _CALIBRATION_KEYS if key not in table]
-    if missing:
-        raise ValueError(f"camera {name}: calibration lacks {', '.join(missing)}")
-    return CameraCalibration(name, tuple(table["size"]), *(table[k] for k in _CALIBRATION_KEYS[1:]),
-                             fisheye=bool(table.get("fisheye", False)))  # fmt: skip
 
 
 class VideoFusion:
@@ -78,7 +57,8 @@ class VideoFusion:
         self.settings = {"heading_sigma_deg": options["heading_sigma_deg"], "init_s": options["heading_init_s"],
                          "bridge_s": options["heading_bridge_s"]}  # fmt: skip
         self.cameras: dict[tuple[str, str], CameraCalibration] = {}
-        self.fusions: dict[tuple[str, int], HeadingFusion] = {}
+        self.fusions: dict[tuple[str, int], tuple[int, HeadingFusion]] = {}  # with the mounting's time
+        self.mounted_ns: dict[str, tuple[int, float] | None] = {}
         self.offsets = CameraOffsets(options, SEGMENT_ENDS, processor_id)
 
     def add_strap(self, key: tuple[str, str], segment: str) -> None:
@@ -99,9 +79,12 @@ class VideoFusion:
         if cam is not None:
             self.cameras[(source_id, device_id)] = cam
 
-    def fuse(self, items: list[MotionItem]) -> list:
-        """The items with the "3d" view added and the strap segments' headings fused, where the cameras allow;
-        then the cross-modal offset events since the last call."""
+    def fuse(self, items: list[MotionItem], mounted_ns: dict[str, tuple[int, float] | None]) -> list:
+        """The items with the "3d" view added and the strap segments' headings fused, where the cameras allow
+        and the strap's mounting is calibrated (``mounted_ns``: per segment, the time from which it is and
+        its standard deviation in degrees; None: not yet); then the cross-modal offset events since the
+        last call."""
+        self.mounted_ns = mounted_ns
         events, self.offsets.events = self.offsets.events, []
         if not self.enabled or not items:
             return [*items, *events]
@@ -148,13 +131,31 @@ class VideoFusion:
         self, segment, revision, times, items, triangulated, context
     ) -> list[SegmentOrientation]:
         strap = [next(s for s in item.segments if s.segment == segment) for item in items]
+        mounted_ns, mounting_sigma = self.mounted_ns.get(segment) or (None, None)
+        # a strap's axes are not the segment's before its mounting is calibrated: its long axis would give a
+        # wrong heading, and the calibration a step in it; so the heading filter starts with the mounting
+        ready = np.flatnonzero(
+            np.array([mounted_ns is not None and item.time_ns >= mounted_ns for item in items], dtype=bool)
+        )
+        if triangulated is None:
+            why = f"no video heading: video fusion needs two calibrated cameras ({context[0]})"
+        else:
+            why = "no video heading until the strap's mounting is calibrated"
+        if not len(ready):
+            return [unfused(s, why) for s in strap]
+        since, fusion = self.fusions.get((segment, revision), (None, None))
+        if since != mounted_ns:
+            fusion = HeadingFusion(**self.settings)
+            self.fusions[(segment, revision)] = (mounted_ns, fusion)
         quaternions = np.array([s.quaternion if s.quaternion is not None else (np.nan,) * 4 for s in strap])
         axis = segment_axis(triangulated, segment) if triangulated else np.full((len(items), 3), np.nan)
-        fusion = self.fusions.setdefault((segment, revision), HeadingFusion(**self.settings))
-        result = fusion.update_batch(times, quaternions, axis)
-        return [
-            _fused_orientation(s, result, j, triangulated is not None, *context) for j, s in enumerate(strap)
-        ]
+        result = fusion.update_batch(times[ready], quaternions[ready], axis[ready])
+        out = [unfused(s, why) for s in strap]
+        for k, j in enumerate(ready.tolist()):
+            out[j] = fused_orientation(
+                strap[j], result, k, triangulated is not None, *context, mounting_sigma
+            )
+        return out
 
 
 def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: list[CameraCalibration]):
@@ -220,9 +221,17 @@ def segment_axis(views: list[KeypointView], segment: str) -> np.ndarray:
     return position[:, end] - position[:, start]
 
 
-def _fused_orientation(
-    strap: SegmentOrientation, fused, j: int, triangulated: bool, cameras: str, timing: str
-):
+def unfused(strap: SegmentOrientation, why: str) -> SegmentOrientation:
+    """The strap's own orientation, saying why the video gives it no heading."""
+    if strap.quaternion is None:
+        return strap
+    return dataclasses.replace(strap, quality=Quality(strap.quality.level, f"{strap.quality.reason}; {why}"))
+
+
+def fused_orientation(
+    strap: SegmentOrientation, fused, j: int, triangulated: bool, cameras: str, timing: str,
+    mounting_sigma: float | None,
+):  # fmt: skip
     """The strap's orientation with its heading from the video, once the video fixed it; before that the
     strap's own, its reason saying why the video does not yet give the heading."""
     if strap.quaternion is None:
@@ -244,7 +253,11 @@ def _fused_orientation(
     if timing:
         reasons.append(timing)
     quaternion = tuple(float(x) for x in fused.quaternion[j])
+    tolerance = None
+    if mounting_sigma is not None:  # the video's heading: the filter's uncertainty over the detector's floor
+        heading = math.hypot(math.degrees(float(fused.heading_sigma[j])), VIDEO_HEADING_FLOOR_DEG)
+        tolerance = orientation_tolerance_deg(heading, mounting_sigma)
     return dataclasses.replace(
-        strap, quaternion=quaternion,
+        strap, quaternion=quaternion, tolerance_deg=tolerance, world=WORLD_CAMERAS,
         quality=Quality(QualityLevel.DEGRADED, "; ".join(reasons)) if reasons else Quality(QualityLevel.GOOD),
     )  # fmt: skip

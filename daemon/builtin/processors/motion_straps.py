@@ -12,10 +12,17 @@ import numpy as np
 from kinefuse.builtin.processors.strap_orientation import SETTLING_S, measured_rate
 from kinefuse.fusion.mounting import MountingEstimate, estimate_mounting
 from kinefuse.fusion.orientation_filter import OrientationFilter
-from kinefuse.fusion.segments import segment_quaternion
+from kinefuse.fusion.segments import (
+    MAGNETIC_HEADING_SIGMA_DEG,
+    MOUNTING_FLOOR_DEG,
+    orientation_tolerance_deg,
+    segment_quaternion,
+)
 from kinefuse.fusion.timeline import brackets, slerp
 from kinefuse.types import (
     STANDARD_GRAVITY,
+    WORLD_MAGNETIC,
+    WORLD_STRAP,
     ImuBatch,
     Provenance,
     Quality,
@@ -28,7 +35,7 @@ _SETTLING_BIAS = "settling: gyroscope bias not yet estimated (no rest yet)"
 _MOUNTING = "strap-to-segment mounting not calibrated (nominal mounting)"
 _NOT_YET = "mounting not calibrated yet (nominal mounting)"
 # segments whose main rotation in walking is the knee's flexion (Seel et al. 2014): their mounting is calibrated
-_FLEXION_SEGMENTS = ("shank", "thigh")
+CALIBRATED_KINDS = ("shank", "thigh")
 # the thigh also turns with the pelvis, tilting its main rotation axis off the hip's flexion axis; measured
 # on the synthetic walker through this code (kinefuse bench accuracy, "mounting calibration" rows)
 _THIGH_BIAS = ("mounting of a thigh strap: the pelvis's rotation tilts the thigh's main rotation axis off the "
@@ -36,7 +43,8 @@ _THIGH_BIAS = ("mounting of a thigh strap: the pelvis's rotation tilts the thigh
 # gyroscope samples slower than this are left out of the functional movement: standing still they are
 # noise about no axis, and would make the axis's spread over blocks look like a wandering axis
 _MOVING_RAD_S = 0.2
-_NO_MAG, _DISTURBED = 1, 2  # per-sample flags: heading without a magnetometer, magnetic disturbance
+# per-sample flags: heading without a magnetometer, magnetic disturbance, a lost sample put back
+_NO_MAG, _DISTURBED, _LOST = 1, 2, 4
 _FLAG_REASONS = {_NO_MAG: "no magnetometer: heading relative to where the strap started",
                  _DISTURBED: "magnetic disturbance: heading held on the gyroscope"}  # fmt: skip
 _GAP_PERIODS = 1.5  # samples further apart than this many periods: the orientation between them is filled
@@ -90,6 +98,8 @@ class StrapTrack:
         )  # the last samples before a bias: gyr, acc, mag
         self.times, self.quats, self.flags = np.empty(0), np.empty((0, 4)), np.empty(0, dtype=np.int8)
         self.mounting = MountingCalibration(segment, rest["mounting_window_s"])
+        self.last_sample = None  # (seq, time, gyr, acc, mag) of the newest sample, to bridge a lost one
+        self.max_fill = 0  # samples a lost run may have and still be put back (max_gap_s at the rate)
 
     def add(self, batch: ImuBatch, epoch_ns: int, rate_samples: int) -> None:
         if self.filter is None:
@@ -98,25 +108,47 @@ class StrapTrack:
             if rate_hz is None:
                 return
             self.filter, self.period_s, self.rate_hz = OrientationFilter(rate_hz), 1.0 / rate_hz, rate_hz
+            self.max_fill = math.floor(self.rest["max_gap_s"] * rate_hz)
             self.started_s = self.first_s = (min(int(b.time_ns.min()) for b in self.waiting) - epoch_ns) / 1e9
             batches, self.waiting = self.waiting, []
         else:
             batches = [batch]
         for b in batches:
-            self._run(b, epoch_ns)
+            self._run(*self._filled(b, epoch_ns))
 
-    def _run(self, batch: ImuBatch, epoch_ns: int) -> None:
-        gyr, acc = (np.ascontiguousarray(x, dtype=np.float64) for x in (batch.gyr, batch.acc))
-        mag = None if batch.mag is None else np.ascontiguousarray(batch.mag, dtype=np.float64)
-        times = (batch.time_ns - epoch_ns) / 1e9
+    def _filled(self, batch: ImuBatch, epoch_ns: int):
+        """The batch's gyr, acc, mag and times (s) with the samples the link lost before and within it put
+        back, interpolated linearly over their sequence numbers, and which ones those are: the filter assumes
+        one sample a period, and a skipped 50 ms notification in a swing at 400 deg/s would otherwise leave
+        the orientation 20 deg behind until the accelerometer pulls it back. Gaps longer than ``max_gap_s``
+        (nothing bridges them) and sequence numbers that do not increase are left as they are."""
+        arrays = [np.asarray(x, dtype=np.float64) for x in (batch.gyr, batch.acc, batch.mag) if x is not None]
+        times, seq = (batch.time_ns - epoch_ns) / 1e9, batch.seq.astype(np.int64)
+        last, self.last_sample = self.last_sample, (int(seq[-1]), float(times[-1]), [x[-1] for x in arrays])
+        bridge = last is not None and len(last[2]) == len(arrays)  # the magnetometer neither came nor went
+        if bridge:
+            seq, times = np.concatenate([[last[0]], seq]), np.concatenate([[last[1]], times])
+            arrays = [np.vstack([first, x]) for first, x in zip(last[2], arrays, strict=True)]
+        steps = np.diff(seq)
+        if not len(steps) or (steps == 1).all() or (steps < 1).any() or steps.max() - 1 > self.max_fill:
+            start = 1 if bridge else 0
+            return (*(x[start:] for x in arrays[:2]), arrays[2][start:] if len(arrays) > 2 else None,
+                    times[start:], np.zeros(len(times) - start, dtype=bool))  # fmt: skip
+        full = np.arange(seq[0], seq[-1] + 1)
+        arrays = [np.column_stack([np.interp(full, seq, x[:, i]) for i in range(3)]) for x in arrays]
+        start = 1 if bridge else 0  # the previous batch's last sample only anchored the gap
+        return (*(x[start:] for x in arrays[:2]), arrays[2][start:] if len(arrays) > 2 else None,
+                np.interp(full, seq, times)[start:], ~np.isin(full, seq)[start:])  # fmt: skip
+
+    def _run(self, gyr, acc, mag, times, filled) -> None:
+        gyr, acc = np.ascontiguousarray(gyr), np.ascontiguousarray(acc)
         end = self._rest_end(gyr, acc, mag) if self.bias is None else None
         if end is None:
-            self._filter(gyr, acc, mag, times)
+            self._filter(gyr, acc, mag, times, filled)
             return
         # a rest ends at sample ``end``: the filter restarts from the rest's samples, bias-corrected
-        self._filter(
-            gyr[: end + 1], acc[: end + 1], None if mag is None else mag[: end + 1], times[: end + 1]
-        )
+        head = slice(None, end + 1)
+        self._filter(gyr[head], acc[head], None if mag is None else mag[head], times[head], filled[head])
         self.bias_s = float(times[end])
         rest_gyr, rest_acc, rest_mag = self.recent
         self.mounting.static_pose(rest_acc, self.bias_s)
@@ -124,7 +156,7 @@ class StrapTrack:
         self.started_s = self.bias_s - len(rest_gyr) * self.period_s
         self.filter.update_batch(np.ascontiguousarray(rest_gyr - self.bias), rest_acc, rest_mag)
         rest = slice(end + 1, None)
-        self._filter(gyr[rest], acc[rest], None if mag is None else mag[rest], times[rest])
+        self._filter(gyr[rest], acc[rest], None if mag is None else mag[rest], times[rest], filled[rest])
 
     def _rest_end(self, gyr: np.ndarray, acc: np.ndarray, mag: np.ndarray | None) -> int | None:
         """The index in this batch of the first sample ending a rest window (sets ``bias`` and ``recent`` to
@@ -132,7 +164,8 @@ class StrapTrack:
         et al., "Zero-velocity detection: an algorithm evaluation", IEEE Trans. Biomed. Eng. 57(11), 2010:
         the window's mean squared spread about its mean, gyroscope and accelerometer, each over its white
         noise variance, at most ``rest_noise_ratio``² (the spread is about the mean, not zero, for the
-        gyroscope's bias is unknown), and the mean specific force within ``rest_acc_tolerance`` of g."""
+        gyroscope's bias is unknown), the mean angular rate at most ``rest_max_bias`` (deg/s), and the mean specific
+        force within ``rest_acc_tolerance`` of g."""
         old_gyr, old_acc, old_mag = self.recent
         if (mag is None) != (old_mag is None) and len(old_gyr):
             old_gyr, old_acc, old_mag = (
@@ -150,8 +183,15 @@ class StrapTrack:
             var_acc = (self.rest["acc_noise_density"] * _UG) ** 2 * self.rate_hz
             spread = _window_spread(all_gyr, n) / var_gyr + _window_spread(all_acc, n) / var_acc
             mean_acc = _window_mean(all_acc, n)
-            still = (spread <= 2 * 3 * self.rest["rest_noise_ratio"] ** 2) & (
-                np.abs(np.linalg.norm(mean_acc, axis=1) - STANDARD_GRAVITY) <= self.rest["rest_acc_tolerance"]
+            # a steady turn is as smooth as a rest: its mean rate must be one a bias can have
+            slow = np.linalg.norm(_window_mean(all_gyr, n), axis=1) <= self.rest["rest_max_bias"] * _DPS
+            still = (
+                (spread <= 2 * 3 * self.rest["rest_noise_ratio"] ** 2)
+                & slow
+                & (
+                    np.abs(np.linalg.norm(mean_acc, axis=1) - STANDARD_GRAVITY)
+                    <= self.rest["rest_acc_tolerance"]
+                )
             )
             first = max(len(old_gyr), n - 1) - (n - 1)  # windows ending in this batch
             hits = np.flatnonzero(still[first:]) + first
@@ -165,7 +205,8 @@ class StrapTrack:
         self.recent = (all_gyr[keep], all_acc[keep], None if all_mag is None else all_mag[keep])
         return None
 
-    def _filter(self, gyr: np.ndarray, acc: np.ndarray, mag: np.ndarray | None, times: np.ndarray) -> None:
+    def _filter(self, gyr: np.ndarray, acc: np.ndarray, mag: np.ndarray | None, times: np.ndarray,
+                filled: np.ndarray) -> None:  # fmt: skip
         if not len(gyr):
             return
         if self.bias is not None:
@@ -178,6 +219,7 @@ class StrapTrack:
         quats = out["quat6d"] if mag is None else out["quat9d"]
         flags = (np.full(len(gyr), _NO_MAG) if mag is None
                  else np.where(np.asarray(out["mag_disturbed"], dtype=bool), _DISTURBED, 0))  # fmt: skip
+        flags = flags | np.where(filled, _LOST, 0)
         keep = _increasing(times, self.times[-1] if len(self.times) else -math.inf)
         self.times = np.concatenate([self.times, times[keep]])
         self.quats = np.concatenate([self.quats, quats[keep]])
@@ -215,11 +257,22 @@ class StrapTrack:
         if span > _GAP_PERIODS * self.period_s:
             provenance = Provenance.FILLED
             reasons.append(f"interpolated over a {span * 1e3:.0f} ms gap in the strap's samples")
+        elif flags & _LOST:
+            provenance = Provenance.FILLED
+            reasons.append("integrated over strap samples the link lost, interpolated")
         quality = (
             Quality(QualityLevel.DEGRADED, "; ".join(reasons)) if reasons else Quality(QualityLevel.GOOD)
         )
         return SegmentOrientation(self.segment, self.source_id, self.device_id, tuple(quat.tolist()), provenance,
-                                  quality)  # fmt: skip
+                                  quality, self._tolerance(t, flags),
+                                  WORLD_STRAP if flags & _NO_MAG else WORLD_MAGNETIC)  # fmt: skip
+
+    def _tolerance(self, t: float, flags: int) -> float | None:
+        """The tolerance the strap's own value claims: only with an absolute heading (a magnetometer, not
+        disturbed) and a calibrated mounting that needs no caveat."""
+        if flags & (_NO_MAG | _DISTURBED) or self.mounting.sigma_deg(t) is None:
+            return None
+        return orientation_tolerance_deg(MAGNETIC_HEADING_SIGMA_DEG, self.mounting.sigma_deg(t))
 
     def trim(self, until_s: float) -> None:
         """Drop the samples no later item needs: all before the last one at or before ``until_s``."""
@@ -235,7 +288,7 @@ class MountingCalibration:
     are left out. A window without movement ends ``window_s`` after the rest, so a strap that never moves
     is told insufficient. An insufficient window is reported and the next one tried; only the current
     window's samples are kept.
-    Segments other than ``_FLEXION_SEGMENTS`` keep the nominal mounting."""
+    Segments other than ``CALIBRATED_KINDS`` keep the nominal mounting."""
 
     def __init__(self, segment: str, window_s: float):
         self.segment, self.kind = segment, segment.partition("_")[2]
@@ -252,7 +305,7 @@ class MountingCalibration:
         return self.calibrated_s is not None
 
     def static_pose(self, acc: np.ndarray, end_s: float) -> None:
-        if self.kind in _FLEXION_SEGMENTS and self.static_acc is None:
+        if self.kind in CALIBRATED_KINDS and self.static_acc is None:
             self.static_acc, self.window_start_s = np.array(acc), end_s
 
     def movement(self, gyr: np.ndarray, times: np.ndarray) -> None:
@@ -291,9 +344,17 @@ class MountingCalibration:
             quats[after] = segment_quaternion(quats[after], self.estimate.mounting)
         return quats
 
+    def sigma_deg(self, t: float) -> float | None:
+        """The calibrated mounting's standard deviation (deg) at ``t``; None before it, or when its reason
+        says the value is biased or partial."""
+        if not self.calibrated or t < self.calibrated_s or self.reason(t) is not None:
+            return None
+        axis = self.estimate.axis_sigma_deg
+        return max(axis if np.isfinite(axis) else MOUNTING_FLOOR_DEG, MOUNTING_FLOOR_DEG)
+
     def reason(self, t: float) -> str | None:
         """What the segment orientation at ``t`` says about the mounting; None when nothing is wrong."""
-        if self.kind not in _FLEXION_SEGMENTS:
+        if self.kind not in CALIBRATED_KINDS:
             return f"{_MOUNTING}: no functional calibration for the {self.segment}"
         if self.calibrated and t >= self.calibrated_s:
             if self.estimate.quality.level is QualityLevel.GOOD:

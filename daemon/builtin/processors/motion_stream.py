@@ -61,6 +61,9 @@ SCHEMA = {
     "rest_noise_ratio": Field(
         float, 2.0, "rest: spread at most this many times the white noise", min=1.0, max=100.0
     ),
+    "rest_max_bias": Field(
+        float, 10.0, "rest: the window's mean angular rate at most this (deg/s)", min=0.1, max=100.0
+    ),
     "rest_acc_tolerance": Field(
         float, 0.5, "rest: |mean specific force| within this of g (m/s²)", min=0.01, max=5.0
     ),
@@ -111,8 +114,10 @@ class MotionStream:
                 "acc_noise_density",
                 "rest_noise_ratio",
                 "rest_acc_tolerance",
+                "rest_max_bias",
                 "settle_timeout_s",
                 "mounting_window_s",
+                "max_gap_s",
             )
         }
         self.settings = KeypointFilterSettings(
@@ -159,14 +164,27 @@ class MotionStream:
             device.add(batch, self._epoch_ns, self.rate_samples)
         else:
             device.add(batch, self._epoch_ns)
-        return self._video.fuse(self._publish(self._horizon_ns - self.max_wait_ns))
+        return self._video.fuse(self._publish(self._horizon_ns - self.max_wait_ns), self._mounted_ns())
 
     def flush(self) -> list[MotionItem]:
         """Publish every item some device still covers; the devices that do not have no value there."""
         for camera in self._cameras.values():
             camera.flush()
         ends = [end for end in (d.end_s() for d in self._devices()) if end is not None]
-        return self._video.fuse(self._publish(self._epoch_ns + round(max(ends) * 1e9))) if ends else []
+        if not ends:
+            return []
+        return self._video.fuse(self._publish(self._epoch_ns + round(max(ends) * 1e9)), self._mounted_ns())
+
+    def _mounted_ns(self) -> dict[str, tuple[int, float | None] | None]:
+        """Per strap segment, the item time from which its calibrated mounting applies and that mounting's
+        standard deviation (deg; None where it has a caveat) (None: not calibrated yet)."""
+        out = {}
+        for strap in self._straps.values():
+            since = strap.mounting.calibrated_s
+            out[strap.segment] = None if since is None else (
+                self._epoch_ns + round(since * 1e9), strap.mounting.sigma_deg(since)
+            )  # fmt: skip
+        return out
 
     def _devices(self) -> list[StrapTrack | CameraTrack]:
         return [*self._straps.values(), *self._cameras.values()]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kinefuse import hookimpl
-from kinefuse.builtin.processors.motion_fusion import calibration_meta
+from kinefuse.camera_calibration import calibration_meta
 from kinefuse.configschema import ConfigInvalid, Field
 from kinefuse.interfaces import SourceContext, SourceSpec
 from kinefuse.sim.scenario import load_scenario
@@ -84,7 +84,10 @@ class SyntheticSource:
         current = await asyncio.to_thread(simulate, 0, chunk_s, until)
         # time 0 once the first chunk exists: a clock started before it would find every notification due
         # meanwhile overdue, and real time would begin with a burst that no device sends
-        start_ns = time.monotonic_ns()  # true time 0 of the simulation on the host clock
+        # true time 0 of the simulation on the host clock; as fast as possible, arrivals are the simulated
+        # ones from a fixed epoch, so that a replay is bit-reproducible (the motion stream's item grid is
+        # anchored in absolute time: a start that moved from run to run would move it against the samples)
+        start_ns = time.monotonic_ns() if self.options["realtime"] else _REPLAY_EPOCH_NS
         for device in self.devices(start_ns):
             ctx.add_device(device)
         for index in itertools.count():
@@ -120,6 +123,9 @@ class SyntheticSource:
                              track.acc[rows], track.gyr[rows], mag)  # fmt: skip
         return keypoint_batch(self.source_id, chunk.device.name, chunk.seq[rows], chunk.ticks[rows], arrivals,
                               chunk.device.keypoint_set, chunk.track.keypoints[rows])  # fmt: skip
+
+
+_REPLAY_EPOCH_NS = 1_000_000_000_000  # 1000 s
 
 
 def _notifications(chunks: list, start_ns: int):

@@ -1,0 +1,77 @@
+"""Scoring whether the motion stream's "good" is honest (issue 14): every segment orientation flagged good that
+states a tolerance (kinefuse.types.SegmentOrientation.tolerance_deg) against the simulator's truth.
+
+The error is the angle of the whole rotation between the value and the truth (not only the long axis). A value's
+world is its own claim: a fused value's is the cameras' (the simulator's world); a strap's own value with a
+magnetometer is magnetic ENU (x magnetic east, y magnetic north, z up), so the truth is turned into it with
+the simulator's Earth field; a value that states no tolerance makes no claim to score. Items of both
+revisions count, from the first item on (no warm-up is excused: a settling value must not say good).
+Counted apart: values flagged good that state no tolerance, which a reader cannot check.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from kinefuse.bench import make_row
+from kinefuse.types import WORLD_MAGNETIC, QualityLevel
+
+METRIC = "good segment values beyond twice their tolerance"
+
+
+def honesty_rows(name: str, simulation, db, reader) -> list[dict]:
+    """One row per scenario: the share of good, tolerance-stating segment values whose error exceeds twice
+    the tolerance (goal 0), with the counts behind it."""
+    rows = reader.motion_segments(db)
+    if not len(rows["time_ns"]):
+        return []
+    errors, tolerance, good = _errors(simulation, db, rows), rows["tolerance_deg"], _good(rows)
+    claimed = good & np.isfinite(tolerance)
+    beyond = claimed & (errors > 2.0 * tolerance)
+    share = float(beyond.sum() / claimed.sum()) if claimed.any() else None
+    ratio = errors[claimed] / tolerance[claimed]
+    spread = (
+        f"; error over tolerance p99 {np.percentile(ratio, 99):.2f}, max {ratio.max():.2f}"
+        if len(ratio)
+        else ""
+    )
+    note = (f"{int(good.sum())} of {len(good)} segment values good, {int(claimed.sum())} of them with a tolerance "
+            f"(the rest state none: {int((good & ~claimed).sum())}); {int(beyond.sum())} beyond twice it{spread}; "
+            f"tolerances {_span(tolerance[claimed])} deg; goal 0")  # fmt: skip
+    return [make_row(name, METRIC, "share", share, "lower", note=note)]
+
+
+def _good(rows: dict) -> np.ndarray:
+    return np.array([q == QualityLevel.GOOD.value for q in rows["quality"]], dtype=bool)
+
+
+def _errors(simulation, db, rows: dict) -> np.ndarray:
+    """Each row's whole-rotation error (deg) against the truth in the value's own world; NaN without a value."""
+    errors = np.full(len(rows["time_ns"]), np.nan)
+    to_magnetic = _magnetic_from_world(simulation)
+    for device in set(rows["device_id"].tolist()):
+        mine = rows["device_id"] == device
+        meta = json.loads(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [device]))["meta"])
+        t = (rows["time_ns"][mine] - meta["sim_time_zero_ns"]) / 1e9
+        truth = Rotation.from_matrix(simulation.body.segment(meta["segment"], t).R)
+        quaternion = rows["quaternion"][mine].astype(np.float64)
+        known = np.isfinite(quaternion).all(axis=1)
+        value = Rotation.from_quat(np.where(known[:, None], quaternion, [1.0, 0, 0, 0]), scalar_first=True)
+        magnetic = rows["world"][mine] == WORLD_MAGNETIC
+        world_truth = np.where(magnetic[:, None], (to_magnetic * truth).as_quat(), truth.as_quat())
+        error = np.degrees((Rotation.from_quat(world_truth).inv() * value).magnitude())
+        errors[np.flatnonzero(mine)] = np.where(known, error, np.nan)
+    return errors
+
+
+def _magnetic_from_world(simulation) -> Rotation:
+    """The turn about the vertical from the simulator's world to magnetic ENU (its y on the horizontal field)."""
+    field = simulation.magnetic.earth_field_world()
+    return Rotation.from_euler("z", np.arctan2(field[0], field[1]))
+
+
+def _span(values: np.ndarray) -> str:
+    return f"{values.min():.1f}-{values.max():.1f}" if len(values) else "none"
