@@ -25,7 +25,12 @@ import math
 import numpy as np
 
 from kinefuse.analyze.offline_fusion import calibrated_cameras, camera_offsets, fuse_offline, shifted
-from kinefuse.builtin.processors.motion_straps import CALIBRATED_KINDS, MountingCalibration
+from kinefuse.builtin.processors.motion_straps import (
+    CALIBRATED_KINDS,
+    MountingCalibration,
+    rest_window,
+    still_windows,
+)
 from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings, SmoothedKeypoints, smooth_offline
 from kinefuse.fusion.orientation_smoother import smooth_orientation
 from kinefuse.fusion.segments import MAGNETIC_HEADING_SIGMA_DEG, orientation_tolerance_deg, segment_quaternion
@@ -186,7 +191,7 @@ def _strap(key, segment: str, parts: list[ImuBatch], epoch_ns: int, options: dic
     times, gyr, acc, mag = times[keep], gyr[keep], acc[keep], None if mag is None else mag[keep]
     rate_hz = round(1.0 / float(np.median(np.diff(times))), 3)
     out = smooth_orientation(gyr, acc, mag, rate_hz=rate_hz)
-    rest = first_rest(out["rest"], round(options["rest_window_s"] * rate_hz))
+    rest = first_rest(gyr, acc, rate_hz, options)
     bias = None if rest is None else gyr[rest].mean(axis=0)
     if bias is not None:
         out = smooth_orientation(gyr - bias, acc, mag, rate_hz=rate_hz)
@@ -234,21 +239,14 @@ def _finite(x: float) -> float | None:
     return round(float(x), 4) if np.isfinite(x) else None
 
 
-def first_rest(rest: np.ndarray, min_samples: int) -> slice | None:
-    """The first run of at least ``min_samples`` consecutive rest samples (the smoother's rest detection,
-    forward or backward); None without one. Like any such test it takes a rotation at a constant rate for
-    rest."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], rest.astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        if stop - start >= max(min_samples, 2):
-            return slice(start, stop)
-    return None
-
-
-def rest_bias(gyr: np.ndarray, rest: np.ndarray, min_samples: int) -> np.ndarray | None:
-    """The mean gyroscope over the first rest (``first_rest``); None without one."""
-    found = first_rest(rest, min_samples)
-    return None if found is None else gyr[found].mean(axis=0)
+def first_rest(gyr: np.ndarray, acc: np.ndarray, rate_hz: float, options: dict) -> slice | None:
+    """The first rest window of the recording by the live processor's stationarity test
+    (``still_windows``), so offline and live find the same rest; None without one."""
+    n = rest_window(options, rate_hz)
+    if len(gyr) < n:
+        return None
+    hits = np.flatnonzero(still_windows(gyr, acc, rate_hz, options))
+    return None if not len(hits) else slice(int(hits[0]), int(hits[0]) + n)
 
 
 def _frames(parts: list[KeypointBatch], epoch_ns: int, settings: KeypointFilterSettings) -> SmoothedKeypoints:

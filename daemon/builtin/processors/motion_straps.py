@@ -74,6 +74,27 @@ def _window_spread(x: np.ndarray, n: int) -> np.ndarray:
     return (_window_sum(d**2, n) / n - mean**2).sum(axis=1)
 
 
+def rest_window(rest: dict, rate_hz: float) -> int:
+    """Samples in a rest window: ``rest_window_s`` at the rate, at least 2."""
+    return max(round(rest["rest_window_s"] * rate_hz), 2)
+
+
+def still_windows(gyr: np.ndarray, acc: np.ndarray, rate_hz: float, rest: dict) -> np.ndarray:
+    """Whether each window of ``rest_window`` consecutive samples (len - n + 1 of them) is a rest, by the
+    stationarity test ``StrapTrack._rest_end`` describes (Skog et al. 2010); ``rest``: the processor's
+    rest options."""
+    n = rest_window(rest, rate_hz)
+    var_gyr = (rest["gyr_noise_density"] * _DPS) ** 2 * rate_hz
+    var_acc = (rest["acc_noise_density"] * _UG) ** 2 * rate_hz
+    spread = _window_spread(gyr, n) / var_gyr + _window_spread(acc, n) / var_acc
+    gravity = (
+        np.abs(np.linalg.norm(_window_mean(acc, n), axis=1) - STANDARD_GRAVITY) <= rest["rest_acc_tolerance"]
+    )
+    # a steady turn is as smooth as a rest: its mean rate must be one a bias can have
+    slow = np.linalg.norm(_window_mean(gyr, n), axis=1) <= rest["rest_max_bias"] * _DPS
+    return (spread <= 2 * 3 * rest["rest_noise_ratio"] ** 2) & slow & gravity
+
+
 def _missing_segment(strap: StrapTrack, reason: str) -> SegmentOrientation:
     return SegmentOrientation(strap.segment, strap.source_id, strap.device_id, None, None,
                               Quality(QualityLevel.INSUFFICIENT, f"insufficient data: {reason}"))  # fmt: skip
@@ -177,22 +198,9 @@ class StrapTrack:
         all_mag = (
             None if mag is None else np.concatenate([np.empty((0, 3)) if old_mag is None else old_mag, mag])
         )
-        n = max(round(self.rest["rest_window_s"] * self.rate_hz), 2)
+        n = rest_window(self.rest, self.rate_hz)
         if len(all_gyr) >= n:
-            var_gyr = (self.rest["gyr_noise_density"] * _DPS) ** 2 * self.rate_hz
-            var_acc = (self.rest["acc_noise_density"] * _UG) ** 2 * self.rate_hz
-            spread = _window_spread(all_gyr, n) / var_gyr + _window_spread(all_acc, n) / var_acc
-            mean_acc = _window_mean(all_acc, n)
-            # a steady turn is as smooth as a rest: its mean rate must be one a bias can have
-            slow = np.linalg.norm(_window_mean(all_gyr, n), axis=1) <= self.rest["rest_max_bias"] * _DPS
-            still = (
-                (spread <= 2 * 3 * self.rest["rest_noise_ratio"] ** 2)
-                & slow
-                & (
-                    np.abs(np.linalg.norm(mean_acc, axis=1) - STANDARD_GRAVITY)
-                    <= self.rest["rest_acc_tolerance"]
-                )
-            )
+            still = still_windows(all_gyr, all_acc, self.rate_hz, self.rest)
             first = max(len(old_gyr), n - 1) - (n - 1)  # windows ending in this batch
             hits = np.flatnonzero(still[first:]) + first
             if len(hits):
