@@ -28,6 +28,7 @@ from kinefuse.analyze.offline_fusion import calibrated_cameras, camera_offsets, 
 from kinefuse.builtin.processors.motion_straps import (
     CALIBRATED_KINDS,
     MountingCalibration,
+    fill_lost,
     rest_window,
     still_windows,
 )
@@ -188,8 +189,13 @@ def _strap(key, segment: str, parts: list[ImuBatch], epoch_ns: int, options: dic
     if keep.sum() < max(options["rate_samples"], 2):
         log.warning("%s/%s: too few samples (%d) for an offline orientation", *key, int(keep.sum()))
         return None
+    seq = np.concatenate([b.seq for b in parts])[keep].astype(np.int64)
     times, gyr, acc, mag = times[keep], gyr[keep], acc[keep], None if mag is None else mag[keep]
     rate_hz = round(1.0 / float(np.median(np.diff(times))), 3)
+    # as live: samples the link lost put back, so the smoother integrates across them
+    times, arrays, _ = fill_lost(seq, times, [x for x in (gyr, acc, mag) if x is not None],
+                                 math.floor(options["max_gap_s"] * rate_hz))  # fmt: skip
+    gyr, acc, mag = arrays[0], arrays[1], arrays[2] if mag is not None else None
     out = smooth_orientation(gyr, acc, mag, rate_hz=rate_hz)
     rest = first_rest(gyr, acc, rate_hz, options)
     bias = None if rest is None else gyr[rest].mean(axis=0)

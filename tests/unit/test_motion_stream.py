@@ -564,3 +564,15 @@ def test_a_steady_turn_is_not_taken_for_a_rest():
     assert valued and all("no rest yet" in s.quality.reason for s in valued)
     turned = [_angle(valued[0].quaternion, s.quaternion) for s in valued]
     assert max(turned) > 90.0
+
+
+def test_fill_lost_puts_back_short_runs_only():
+    from kinefuse.builtin.processors.motion_straps import fill_lost
+
+    seq = np.array([0, 1, 4, 5, 20, 21, 3])  # a short run lost, a long one, and one that goes back
+    times = seq * 0.01
+    values = np.column_stack([seq * 2.0, seq * 0.0, seq * -1.0])
+    out_times, (out,), filled = fill_lost(seq, times, [values], max_fill=3)
+    np.testing.assert_allclose(out_times, np.array([0, 1, 2, 3, 4, 5, 20, 21, 3]) * 0.01)
+    np.testing.assert_allclose(out[:, 0], np.array([0, 1, 2, 3, 4, 5, 20, 21, 3]) * 2.0)
+    assert filled.tolist() == [False, False, True, True, False, False, False, False, False]

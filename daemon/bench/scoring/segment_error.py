@@ -168,11 +168,18 @@ def offline_segment_errors(
 
 def offline_rows(name: str, simulation, db, segment: str, analysis_id: int, errors: dict) -> list[dict]:
     """The offline analysis's error against the live fused stream's, on the items both have after the warm-up."""
+    from kinefuse.storage import reader
+
     errors = offline_segment_errors(simulation, db, segment, analysis_id, errors)
+    # the same samples as the live rows: where the live strap's mounting is calibrated (before it the live
+    # value is the strap's nominal one, which offline, calibrating from the whole recording, never is)
+    fused = _live(reader.motion_segments(db, segment=segment), _FUSED)
     scored = (errors["t"] >= WARMUP_S) & np.isfinite(errors["fused"]) & np.isfinite(errors["offline"])
+    scored &= _calibrated(fused, fused["time_ns"])
     rms = {key: _rms(errors[key][scored]) for key in ("fused", "offline")}
     note = (f"{segment}, offline analysis (acausal: RTS keypoints, offline VQF, two-way heading fusion) against "
-            f"the live stream's fused segment, {int(scored.sum())} items after {WARMUP_S:.0f} s")  # fmt: skip
+            f"the live stream's fused segment, on the {int(scored.sum())} items after {WARMUP_S:.0f} s where the live "
+            "strap's mounting is calibrated")  # fmt: skip
     return [make_row(name, f"{METRIC} ({segment})", "deg", rms["offline"], "lower",
                      peer="live stream (fused)", peer_value=rms["fused"], note=note)]  # fmt: skip
 

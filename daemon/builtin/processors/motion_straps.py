@@ -95,6 +95,32 @@ def still_windows(gyr: np.ndarray, acc: np.ndarray, rate_hz: float, rest: dict) 
     return (spread <= 2 * 3 * rest["rest_noise_ratio"] ** 2) & slow & gravity
 
 
+def fill_lost(seq: np.ndarray, times: np.ndarray, arrays: list[np.ndarray], max_fill: int):
+    """Samples a strap's link lost put back: each run of at most ``max_fill`` missing sequence numbers
+    between two received samples, its times and (n, 3) ``arrays`` interpolated linearly over the sequence
+    numbers; longer runs (nothing bridges them) and sequence numbers that go back are left as they are.
+    Returns the times, the arrays and which samples were put back. Why: the orientation filter assumes one
+    sample a period, and a skipped 50 ms notification in a swing at 400 deg/s would leave the orientation
+    20 deg behind until the accelerometer pulls it back."""
+    steps = np.diff(seq)
+    counts = np.where((steps > 1) & (steps - 1 <= max_fill), steps - 1, 0)
+    if not counts.any():
+        return times, arrays, np.zeros(len(times), dtype=bool)
+    left = np.repeat(np.arange(len(steps)), counts)  # the received sample before each put-back one
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+    fraction = within / steps[left]
+    order = np.argsort(
+        np.concatenate([np.arange(len(seq), dtype=np.float64), left + fraction]), kind="stable"
+    )
+
+    def merged(x: np.ndarray) -> np.ndarray:
+        between = x[left] + (x[left + 1] - x[left]) * (fraction if x.ndim == 1 else fraction[:, None])
+        return np.concatenate([x, between])[order]
+
+    filled = np.concatenate([np.zeros(len(seq), dtype=bool), np.ones(len(left), dtype=bool)])[order]
+    return merged(times), [merged(x) for x in arrays], filled
+
+
 def _missing_segment(strap: StrapTrack, reason: str) -> SegmentOrientation:
     return SegmentOrientation(strap.segment, strap.source_id, strap.device_id, None, None,
                               Quality(QualityLevel.INSUFFICIENT, f"insufficient data: {reason}"))  # fmt: skip
@@ -139,10 +165,7 @@ class StrapTrack:
 
     def _filled(self, batch: ImuBatch, epoch_ns: int):
         """The batch's gyr, acc, mag and times (s) with the samples the link lost before and within it put
-        back, interpolated linearly over their sequence numbers, and which ones those are: the filter assumes
-        one sample a period, and a skipped 50 ms notification in a swing at 400 deg/s would otherwise leave
-        the orientation 20 deg behind until the accelerometer pulls it back. Gaps longer than ``max_gap_s``
-        (nothing bridges them) and sequence numbers that do not increase are left as they are."""
+        back (``fill_lost``) and which ones those are."""
         arrays = [np.asarray(x, dtype=np.float64) for x in (batch.gyr, batch.acc, batch.mag) if x is not None]
         times, seq = (batch.time_ns - epoch_ns) / 1e9, batch.seq.astype(np.int64)
         last, self.last_sample = self.last_sample, (int(seq[-1]), float(times[-1]), [x[-1] for x in arrays])
@@ -150,16 +173,10 @@ class StrapTrack:
         if bridge:
             seq, times = np.concatenate([[last[0]], seq]), np.concatenate([[last[1]], times])
             arrays = [np.vstack([first, x]) for first, x in zip(last[2], arrays, strict=True)]
-        steps = np.diff(seq)
-        if not len(steps) or (steps == 1).all() or (steps < 1).any() or steps.max() - 1 > self.max_fill:
-            start = 1 if bridge else 0
-            return (*(x[start:] for x in arrays[:2]), arrays[2][start:] if len(arrays) > 2 else None,
-                    times[start:], np.zeros(len(times) - start, dtype=bool))  # fmt: skip
-        full = np.arange(seq[0], seq[-1] + 1)
-        arrays = [np.column_stack([np.interp(full, seq, x[:, i]) for i in range(3)]) for x in arrays]
-        start = 1 if bridge else 0  # the previous batch's last sample only anchored the gap
+        times, arrays, filled = fill_lost(seq, times, arrays, self.max_fill)
+        start = 1 if bridge else 0  # the previous batch's last sample only anchored a gap
         return (*(x[start:] for x in arrays[:2]), arrays[2][start:] if len(arrays) > 2 else None,
-                np.interp(full, seq, times)[start:], ~np.isin(full, seq)[start:])  # fmt: skip
+                times[start:], filled[start:])  # fmt: skip
 
     def _run(self, gyr, acc, mag, times, filled) -> None:
         gyr, acc = np.ascontiguousarray(gyr), np.ascontiguousarray(acc)
