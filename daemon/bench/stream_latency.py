@@ -2,13 +2,15 @@
 
 The real agent runs the ``motion`` processor (its defaults) on 8 straps x 200 Hz and 2 cameras x 30 fps whose
 keypoints come from the simulated detector (no pose inference: the pipeline bench's live scenario), in real
-time. A subscriber process on the Unix socket (as ``kinefuse tail`` is) stamps every record with
-``time.monotonic_ns()`` as it reads it. For each causal item (revision 0) at time T the input it needs last
-is, over the devices, the first sample or frame at or after T (a strap's orientation and a camera's filtered
-keypoints are interpolated between the inputs around T); its arrival stamp is the record's ``host_ns``. The
-latency is the item's reading minus the latest of those arrivals. An item that went out without some device
-(``max_wait_s`` passed) is counted apart. CLOCK_MONOTONIC is one clock for the whole machine, so the stamps
-compare. Goal (issue 14): p99 <= 20 ms on 2 cores.
+time. A subscriber process on the Unix socket takes the motion items only (as ``kinefuse tail --kind motion``
+does) and stamps each with ``time.monotonic_ns()`` as it reads it. For each causal item (revision 0) at time T
+the input it needs last is, over the devices, the first sample or frame at or after T on the processor's
+timeline (a strap's orientation and a camera's filtered keypoints are interpolated between the inputs around
+T): the stored aligned times, a camera's moved by the cross-modal offset the processor had applied by then
+(its ``camera_offset`` events). Its arrival stamp is the stored ``host_ns``. The latency is the item's
+reading minus the latest of those arrivals. An item that went out without some device (``max_wait_s``
+passed) is counted apart. CLOCK_MONOTONIC is one clock for the whole machine, so the stamps compare. Goal
+(issue 14): p99 <= 20 ms on 2 cores.
 """
 
 from __future__ import annotations
@@ -63,7 +65,42 @@ async def _measure(duration_s: float) -> dict:
             raise RuntimeError(
                 f"the stream case failed (agent exit {exit_code}, subscriber exit {returncode})"
             )
-        return json.loads(out.read_text(encoding="utf-8"))
+        received = json.loads(out.read_text(encoding="utf-8"))
+        return {**received, "inputs": stored_inputs(folder / "bench.db")}
+
+
+def stored_inputs(path: Path) -> dict[str, tuple[list[int], list[int]]]:
+    """Per device, its inputs' times on the processor's timeline and their arrival stamps, from storage."""
+    from kinefuse.storage import reader
+
+    db = reader.open_for_reading(path)
+    try:
+        inputs = {}
+        for read in (reader.imu_samples, reader.keypoint_frames):
+            rows = read(db)
+            for device in set(rows["device_id"].tolist()):
+                mine = rows["device_id"] == device
+                times = np.asarray(rows["time_ns"][mine], dtype=np.int64)
+                inputs[device] = ((times + _applied_offsets(db, device, times)).tolist(),
+                                  np.asarray(rows["host_ns"][mine], dtype=np.int64).tolist())  # fmt: skip
+        return inputs
+    finally:
+        db.close()
+
+
+def _applied_offsets(db, device: str, times: np.ndarray) -> np.ndarray:
+    """The cross-modal offset (ns) the processor had applied to a camera's frame at each time: each
+    ``camera_offset`` event's ``applied_ms`` from its time plus the delay it is taken up after."""
+    from kinefuse.builtin.processors.motion_offsets import APPLY_AFTER_S
+
+    shift = np.zeros(len(times), dtype=np.int64)
+    query = ("SELECT e.time_ns, e.detail FROM events e JOIN devices d ON d.id = e.device_ref "
+             "WHERE e.kind = 'camera_offset' AND d.device_id = ? ORDER BY e.time_ns")  # fmt: skip
+    for row in db.query(query, [device]):
+        applied = json.loads(row["detail"])["applied_ms"]
+        if applied is not None:
+            shift[times >= row["time_ns"] + APPLY_AFTER_S * 1e9] = round(applied * 1e6)
+    return shift
 
 
 def latencies(received: dict) -> dict:
@@ -126,27 +163,21 @@ def register_benches():
 
 # --- the subscriber process -------------------------------------------------------------------------
 def subscribe(path: str) -> dict:
-    """Read the live stream until the daemon ends it: every input's (time, arrival) by device, and every
-    motion item's (time, revision, reading stamp)."""
-    inputs: dict[str, tuple[list[int], list[int]]] = {}
+    """Read the motion items until the daemon ends the stream: each one's (time, revision, reading stamp)."""
     items, skipped = [], 0
     with connect(path, _CONNECT_TIMEOUT_S) as sock, sock.makefile("rb") as stream:
-        sock.sendall(b'{"cmd": "subscribe"}\n')
+        sock.sendall(b'{"cmd": "subscribe", "kinds": ["motion"]}\n')
         for line in stream:
             now_ns = time.monotonic_ns()  # stamped before parsing: the line has been received
             record = json.loads(line)
             kind = record.get("type")
             if kind == "motion":
                 items.append((record["t_ns"], record["revision"], now_ns))
-            elif "host_ns" in record and record.get("t_ns") is not None:
-                times, arrivals = inputs.setdefault(record["device"], ([], []))
-                times.append(record["t_ns"])
-                arrivals.append(record["host_ns"])
             elif kind == "skipped":
                 skipped += record["count"]
             elif "error" in record:
                 raise RuntimeError(f"the daemon refused the subscription: {record['error']}")
-    return {"inputs": inputs, "items": items, "skipped": skipped}
+    return {"items": items, "skipped": skipped}
 
 
 if __name__ == "__main__":

@@ -64,6 +64,10 @@ class VideoFusion:
     def add_strap(self, key: tuple[str, str], segment: str) -> None:
         self.offsets.add_strap(key, segment)
 
+    def finish(self) -> None:
+        """At the end of the stream: the cross-modal estimates still running are applied and reported."""
+        self.offsets.finish()
+
     def observe(self, batch):
         """The batch as the stream should see it: a camera's times corrected by its cross-modal offset."""
         return self.offsets.observe(batch) if self.enabled else batch

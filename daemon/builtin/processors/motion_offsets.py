@@ -10,11 +10,17 @@ is a constant (each device's clock alignment already follows its skew), so the c
 the inverse-variance weighted mean of its sufficient estimates so far (weights 1 / the jackknife standard
 error²): one 20 s window's estimate wanders by several ms, more than its standard error says. Each
 evaluation is reported as a ``camera_offset`` event.
+
+An estimate takes 45-105 ms of CPU, too long for the processor's call (an item would wait for it), so it
+runs on a worker thread and its result is taken up when the data reach ``APPLY_AFTER_S`` past the window's
+end, waiting for the thread only if it has not finished by then: the same data give the same offsets at the
+same place in the stream, however fast they come (``kinefuse analyze`` reproduces the live stream).
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 
 import numpy as np
@@ -24,6 +30,9 @@ from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.types import Event, ImuBatch, KeypointBatch, Provenance, Quality, QualityLevel
 
 _FIRST_AFTER_S = 10.0  # a camera's first evaluation: a few strides are needed to tell the lag
+APPLY_AFTER_S = (
+    1.0  # an estimate is taken up this far (data time) past its window: the thread is done by then
+)
 
 
 @dataclasses.dataclass
@@ -60,6 +69,8 @@ class CameraOffsets:
         self._next_s: dict[tuple[str, str], float] = {}
         self._origin_ns: int | None = None
         self.events: list[Event] = []
+        self._pending: list[tuple[float, tuple[str, str], int, concurrent.futures.Future]] = []
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
 
     def add_strap(self, key: tuple[str, str], segment: str) -> None:
         if segment in self.segment_ends:
@@ -74,6 +85,7 @@ class CameraOffsets:
         if self._origin_ns is None:
             self._origin_ns = int(batch.time_ns.min())
         times = (batch.time_ns - self._origin_ns) / 1e9
+        self._take_up(float(times[-1]))
         if isinstance(batch, ImuBatch):
             if key in self.straps:
                 self.gyr.setdefault(key, _Buffer()).add(
@@ -99,18 +111,29 @@ class CameraOffsets:
         return self.state.get(key, "no cross-modal offset yet")
 
     def _evaluate(self, camera: tuple[str, str], time_ns: int) -> None:
+        """Start the estimate on the window's data as they are now; ``_take_up`` applies it."""
         cam_t, keypoints = self.frames[camera].arrays()
         names = KEYPOINT_NAMES[self.keypoint_set[camera]]
-        tries = []
-        for strap, segment in self.straps.items():
-            if strap not in self.gyr:
-                continue
-            proximal, distal = (names.index(joint) for joint in self.segment_ends[segment])
-            mid, rate = segment_angle_rate(cam_t, keypoints, proximal, distal)
-            tries.append((strap, estimate_offset(*self.gyr[strap].arrays(), mid, rate)))
-        if not tries:
+        jobs = [(strap, self.gyr[strap].arrays(), tuple(names.index(j) for j in self.segment_ends[segment]))
+                for strap, segment in self.straps.items() if strap in self.gyr]  # fmt: skip
+        if not jobs:
             return
-        strap, best = max(tries, key=lambda t: (t[1].sufficient, t[1].confidence))
+        if self._worker is None:
+            self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kinefuse-offsets")
+        future = self._worker.submit(_best_estimate, cam_t, keypoints, jobs)
+        self._pending.append((float(cam_t[-1]) + APPLY_AFTER_S, camera, time_ns, future))
+
+    def finish(self) -> None:
+        """At the end of the stream: apply every estimate still running."""
+        self._take_up(np.inf)
+
+    def _take_up(self, now_s: float) -> None:
+        """Apply the estimates whose time has come, in the order they were started."""
+        while self._pending and self._pending[0][0] <= now_s:
+            _, camera, time_ns, future = self._pending.pop(0)
+            self._apply(camera, time_ns, *future.result())
+
+    def _apply(self, camera: tuple[str, str], time_ns: int, strap, best: OffsetEstimate) -> None:
         if best.sufficient:
             weight = 1.0 / max(best.uncertainty_s, 1e-4) ** 2
             sums = self._sums.setdefault(camera, np.zeros(2))
@@ -129,3 +152,13 @@ class CameraOffsets:
                    else Quality(QualityLevel.INSUFFICIENT, estimate.reason))  # fmt: skip
         return Event("camera_offset", time_ns, camera[0], camera[1], detail, Provenance.FUSED, quality,
                      self.processor_id)  # fmt: skip
+
+
+def _best_estimate(cam_t, keypoints, jobs) -> tuple[tuple[str, str], OffsetEstimate]:
+    """On the worker thread: each strap's estimate against the camera's segment, the best one (sufficient
+    first, then by correlation)."""
+    tries = []
+    for strap, (imu_t, gyr), (proximal, distal) in jobs:
+        mid, rate = segment_angle_rate(cam_t, keypoints, proximal, distal)
+        tries.append((strap, estimate_offset(imu_t, gyr, mid, rate)))
+    return max(tries, key=lambda t: (t[1].sufficient, t[1].confidence))

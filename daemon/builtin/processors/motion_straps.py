@@ -79,6 +79,15 @@ def rest_window(rest: dict, rate_hz: float) -> int:
     return max(round(rest["rest_window_s"] * rate_hz), 2)
 
 
+def rest_speed_limit(rest: dict, rate_hz: float) -> float:
+    """The fastest angular rate (rad/s) a sample of a rest window can have: the window's mean is at most
+    ``rest_max_bias``, and a sample d from the mean adds d²/n to the window's spread, which a rest keeps
+    within its threshold. Walking exceeds it at almost every stride, so most windows need no test."""
+    var_gyr = (rest["gyr_noise_density"] * _DPS) ** 2 * rate_hz
+    spread = 2 * 3 * rest["rest_noise_ratio"] ** 2 * var_gyr
+    return rest["rest_max_bias"] * _DPS + math.sqrt(rest_window(rest, rate_hz) * spread)
+
+
 def still_windows(gyr: np.ndarray, acc: np.ndarray, rate_hz: float, rest: dict) -> np.ndarray:
     """Whether each window of ``rest_window`` consecutive samples (len - n + 1 of them) is a rest, by the
     stationarity test ``StrapTrack._rest_end`` describes (Skog et al. 2010); ``rest``: the processor's
@@ -204,6 +213,16 @@ class StrapTrack:
         noise variance, at most ``rest_noise_ratio``² (the spread is about the mean, not zero, for the
         gyroscope's bias is unknown), the mean angular rate at most ``rest_max_bias`` (deg/s), and the mean specific
         force within ``rest_acc_tolerance`` of g."""
+        fast = np.flatnonzero(np.linalg.norm(gyr, axis=1) > rest_speed_limit(self.rest, self.rate_hz))
+        if len(fast):  # no window holding these samples is a rest: search after the last of them
+            after = int(fast[-1]) + 1
+            self.recent = (np.empty((0, 3)), np.empty((0, 3)), None)
+            end = (
+                self._rest_end(gyr[after:], acc[after:], None if mag is None else mag[after:])
+                if after < len(gyr)
+                else None
+            )
+            return None if end is None else end + after
         old_gyr, old_acc, old_mag = self.recent
         if (mag is None) != (old_mag is None) and len(old_gyr):
             old_gyr, old_acc, old_mag = (

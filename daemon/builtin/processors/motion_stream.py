@@ -168,6 +168,7 @@ class MotionStream:
 
     def flush(self) -> list[MotionItem]:
         """Publish every item some device still covers; the devices that do not have no value there."""
+        self._video.finish()
         for camera in self._cameras.values():
             camera.flush()
         ends = [end for end in (d.end_s() for d in self._devices()) if end is not None]
@@ -195,6 +196,8 @@ class MotionStream:
 
     def _publish(self, until_ns: int) -> list[MotionItem]:
         items = [item for revision in self._revisions() for item in self._items(revision, until_ns)]
+        if not items:
+            return []  # most calls: straps send hundreds of batches a second, items go out 30
         oldest_s = (min(self._next_ns[r] for r in self._revisions()) - self.period_ns - self._epoch_ns) / 1e9
         for strap in self._straps.values():
             strap.trim(oldest_s)
