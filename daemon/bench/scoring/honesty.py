@@ -41,6 +41,8 @@ def honesty_rows(name: str, simulation, db, reader) -> list[dict]:
     note = (f"{int(good.sum())} of {len(good)} segment values good, {int(claimed.sum())} of them with a tolerance "
             f"(the rest state none: {int((good & ~claimed).sum())}); {int(beyond.sum())} beyond twice it{spread}; "
             f"tolerances {_span(tolerance[claimed])} deg; goal 0")  # fmt: skip
+    if share is None:
+        note = f"insufficient data: no good segment value stated a tolerance to check; {note}"
     return [make_row(name, METRIC, "share", share, "lower", note=note)]
 
 
