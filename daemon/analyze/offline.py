@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from kinefuse.analyze.offline_fusion import calibrated_cameras, camera_offsets, fuse_offline, shifted
+from kinefuse.builtin.processors.motion_cameras import FrameSeries, lost_frame_times
 from kinefuse.builtin.processors.motion_straps import (
     CALIBRATED_KINDS,
     MountingCalibration,
@@ -44,8 +45,6 @@ from kinefuse.types import (
     DeviceKind,
     ImuBatch,
     KeypointBatch,
-    KeypointStatus,
-    KeypointView,
     MotionItem,
     Provenance,
     Quality,
@@ -58,8 +57,6 @@ _MOUNTING = "strap-to-segment mounting not calibrated (nominal mounting)"
 _NO_MAG = "no magnetometer: heading relative to where the strap started"
 _DISTURBED = "magnetic disturbance: heading held on the gyroscope"
 _GAP_PERIODS = 1.5  # as live: samples further apart than this many periods make the value between them filled
-_MAX_FILLERS = 64  # as live: lost frames stood in for by empty ones; more cannot matter past max_gap_s
-_SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
 
 
 def offline_items(
@@ -90,7 +87,8 @@ def offline_items(
     grid_ns = np.arange(epoch_ns, epoch_ns + math.floor(max(ends) * 1e9) + 1, period)
     grid = (grid_ns - epoch_ns) / 1e9
     segments = [s.at(grid, options["max_gap_s"]) for s in strap_values if s is not None]
-    views = {key: _views(key, keypoint_set, f, grid, options["max_gap_s"]) for key, keypoint_set, f in frames}
+    views = {key: FrameSeries.of(f).views(grid, options["max_gap_s"], *key, keypoint_set)
+             for key, keypoint_set, f in frames}  # fmt: skip
     mounted = {s.segment: (s.mounting_record.get("matrix") is not None, s.mounting_sigma)
                for s in strap_values if s is not None}  # fmt: skip
     triangulated, segments = fuse_offline(views, calibrated_cameras(added), segments, mounted, grid, options,
@@ -273,45 +271,16 @@ def _frames(parts: list[KeypointBatch], epoch_ns: int, settings: KeypointFilterS
 
 
 def _with_fillers(times: np.ndarray, seq: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frames lost before each frame (a jump in sequence numbers, at most _MAX_FILLERS of them) inserted as
-    frames without detections, evenly spaced, as the live camera pushes them: the smoother counts them into
-    the gap instead of stepping across it."""
+    """Frames lost before each frame inserted as frames without detections, as the live camera pushes them
+    (``lost_frame_times``)."""
     out_t, out_k = [], []
     empty = np.full(keypoints.shape[1:], np.nan)
     for i in range(len(times)):
-        lost = int(seq[i] - seq[i - 1] - 1) if i else 0
-        if lost > 0:
-            step = (times[i] - times[i - 1]) / (lost + 1)
-            fill = times[i - 1] + step * np.arange(1, min(lost, _MAX_FILLERS) + 1)
-            out_t += fill.tolist()
-            out_k += [empty] * len(fill)
+        fill = (
+            lost_frame_times(float(times[i - 1]), int(seq[i - 1]), float(times[i]), int(seq[i])) if i else []
+        )
+        out_t += fill
+        out_k += [empty] * len(fill)
         out_t.append(float(times[i]))
         out_k.append(keypoints[i])
     return np.array(out_t), np.array(out_k)
-
-
-def _views(
-    key, keypoint_set: str, frames: SmoothedKeypoints, grid: np.ndarray, max_gap_s: float
-) -> list[KeypointView]:
-    """Each keypoint linearly interpolated between the smoothed frames around each grid time; its status the
-    worse of the two (the frame's own on a frame), missing across a gap over ``max_gap_s`` (as live)."""
-    m = len(grid)
-    left, fraction, valid = brackets(frames.times, grid, max_gap_s)
-    right = np.minimum(left + 1, len(frames.times) - 1)
-    f = fraction[:, None]
-    a, b = frames.status[left], frames.status[right]
-    worse = np.where(_SEVERITY[a] >= _SEVERITY[b], a, b)
-    status = np.where(f == 0.0, a, np.where(f == 1.0, b, worse)).astype(np.int8)
-    status[~valid] = KeypointStatus.MISSING
-    sigma = _between(frames.sigma[left], frames.sigma[right], f)
-    position = _between(frames.mean[left], frames.mean[right], f[:, :, None])
-    missing = status == KeypointStatus.MISSING
-    position[missing], sigma[missing] = np.nan, np.nan
-    return [
-        KeypointView(key[1], key[0], keypoint_set, "px", position[j], sigma[j], status[j]) for j in range(m)
-    ]
-
-
-def _between(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """(1 - f) a + f b, exactly a or b on a frame (so a NaN on the other side does not leak in)."""
-    return np.where(f == 0.0, a, np.where(f == 1.0, b, (1.0 - f) * a + f * b))

@@ -44,22 +44,19 @@ _CONNECT_TIMEOUT_S = 30.0  # the subscriber waits this long for the agent's sock
 _SUBSCRIBER_EXIT_S = 30.0  # after the agent stops, the subscriber must have written its figures
 
 
-async def measure(config_path: Path, duration_s: float) -> dict:
-    """Run the agent on ``config_path`` for ``duration_s`` with a subscriber process on its socket.
-
-    Returns the latencies in ms (one per received sample record), the count of records the server
-    skipped for this subscriber, and the agent's own counters.
-    """
+async def run_with_subscriber(config_path: Path, duration_s: float, module: str) -> tuple[object, dict]:
+    """Run the agent on ``config_path`` for ``duration_s`` with ``python -m module SOCKET OUT`` as a subscriber
+    process on its socket; the agent and what the subscriber wrote to OUT (JSON)."""
     registry = load_plugins(entry_points=False)
     config = load_config(config_path, registry)
     with tempfile.TemporaryDirectory(prefix="kinefuse-subscriber-") as tmp:
-        out = Path(tmp) / "latency.json"
+        out = Path(tmp) / "subscriber.json"
         subscriber = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", __name__, str(socket_path(config)), str(out), stdout=asyncio.subprocess.PIPE
+            sys.executable, "-m", module, str(socket_path(config)), str(out), stdout=asyncio.subprocess.PIPE
         )
         try:
             # the agent starts once the subscriber has imported and waits for the socket, so that it reads
-            # the stream from the first sample
+            # the stream from the first item
             if not await asyncio.wait_for(subscriber.stdout.readline(), _CONNECT_TIMEOUT_S):
                 raise RuntimeError("the subscriber process ended before it was ready; no figures")
             agent, exit_code = await run_in_process(config, registry, duration_s)
@@ -72,7 +69,16 @@ async def measure(config_path: Path, duration_s: float) -> dict:
             raise RuntimeError(
                 f"the live case failed (agent exit {exit_code}, subscriber exit {returncode}); no figures"
             )
-        received = json.loads(out.read_text(encoding="utf-8"))
+        return agent, json.loads(out.read_text(encoding="utf-8"))
+
+
+async def measure(config_path: Path, duration_s: float) -> dict:
+    """Run the agent on ``config_path`` for ``duration_s`` with a subscriber process on its socket.
+
+    Returns the latencies in ms (one per received sample record), the count of records the server
+    skipped for this subscriber, and the agent's own counters.
+    """
+    agent, received = await run_with_subscriber(config_path, duration_s, __name__)
     stats = agent.status()["sources"]["synth"]
     return {
         "latency_ms": np.asarray(received["latency_ns"], dtype=np.float64) / 1e6,

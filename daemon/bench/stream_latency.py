@@ -15,7 +15,6 @@ passed) is counted apart. CLOCK_MONOTONIC is one clock for the whole machine, so
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -28,16 +27,11 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.bench import make_row
 from kinefuse.bench.pipeline import case_config, describe, own_files
-from kinefuse.bench.pipeline_latency import LIVE_SCENARIO, connect
-from kinefuse.config import load_config
-from kinefuse.control import socket_path
-from kinefuse.inprocess import run_in_process
+from kinefuse.bench.pipeline_latency import LIVE_SCENARIO, connect, run_with_subscriber
 from kinefuse.interfaces import BenchSpec
-from kinefuse.plugin_loader import load_plugins
 
 GOAL_P99_MS = 20.0
 _CONNECT_TIMEOUT_S = 30.0
-_SUBSCRIBER_EXIT_S = 60.0
 _SKIP_S = 5.0  # the straps' sample rates are measured and the filters start first: not scored
 
 
@@ -46,26 +40,7 @@ async def _measure(duration_s: float) -> dict:
         folder = Path(tmp)
         config_path = case_config(folder, {"scenario": LIVE_SCENARIO, "realtime": True},
                                   [{"id": "motion", "type": "motion"}])  # fmt: skip
-        registry = load_plugins(entry_points=False)
-        config = load_config(config_path, registry)
-        out = folder / "stream.json"
-        subscriber = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", __name__, str(socket_path(config)), str(out), stdout=asyncio.subprocess.PIPE
-        )
-        try:
-            if not await asyncio.wait_for(subscriber.stdout.readline(), _CONNECT_TIMEOUT_S):
-                raise RuntimeError("the subscriber process ended before it was ready; no figures")
-            _, exit_code = await run_in_process(config, registry, duration_s)
-            returncode = await asyncio.wait_for(subscriber.wait(), _SUBSCRIBER_EXIT_S)
-        finally:
-            if subscriber.returncode is None:
-                subscriber.kill()
-                await subscriber.wait()
-        if exit_code != 0 or returncode != 0:
-            raise RuntimeError(
-                f"the stream case failed (agent exit {exit_code}, subscriber exit {returncode})"
-            )
-        received = json.loads(out.read_text(encoding="utf-8"))
+        _, received = await run_with_subscriber(config_path, duration_s, __name__)
         return {**received, "inputs": stored_inputs(folder / "bench.db")}
 
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings, LiveKeypointSmoother
+from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings, LiveKeypointSmoother, SmoothedKeypoints
 from kinefuse.fusion.timeline import brackets
 from kinefuse.types import KeypointBatch, KeypointStatus, KeypointView
 
@@ -16,7 +16,18 @@ _MAX_FILLERS = 64  # lost frames stood in for by empty ones; more cannot matter 
 _SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
 
 
-class _Frames:
+def lost_frame_times(last_t: float, last_seq: int, t: float, seq: int) -> list[float]:
+    """Times of the frames lost between two (a jump in sequence numbers), evenly spaced, at most
+    ``_MAX_FILLERS``: pushed without detections, the smoother counts them into the gap (filled, then
+    missing) instead of stepping across it as if nothing was lost."""
+    lost = seq - last_seq - 1
+    if lost < 1:
+        return []
+    step = (t - last_t) / (lost + 1)
+    return (last_t + step * np.arange(1, min(lost, _MAX_FILLERS) + 1)).tolist()
+
+
+class FrameSeries:
     """A camera's recent frames of one kind (as filtered, or smoothed), times in s from the processor's epoch."""
 
     def __init__(self, n_keypoints: int):
@@ -30,8 +41,21 @@ class _Frames:
             self.sigma = np.concatenate([self.sigma, *(f.sigma for f in frames)])
             self.status = np.concatenate([self.status, *(f.status for f in frames)])
 
+    @classmethod
+    def of(cls, frames: SmoothedKeypoints) -> FrameSeries:
+        series = cls(frames.mean.shape[1])
+        series.append([frames])
+        return series
+
     def end_s(self) -> float | None:
         return float(self.times[-1]) if len(self.times) else None
+
+    def views(self, grid: np.ndarray, max_gap_s: float, source_id: str, device_id: str,
+              keypoint_set: str) -> list[KeypointView]:  # fmt: skip
+        """The camera's ``KeypointView`` at each grid time (``at``)."""
+        position, sigma, status = self.at(grid, max_gap_s)
+        return [KeypointView(device_id, source_id, keypoint_set, "px", position[j], sigma[j], status[j])
+                for j in range(len(grid))]  # fmt: skip
 
     def at(self, grid: np.ndarray, max_gap_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Position (m, K, 2), sigma (m, K) and status (m, K) at each grid time: linearly interpolated between
@@ -77,7 +101,7 @@ class CameraTrack:
     def _reset(self, n_keypoints: int) -> None:
         self.n_keypoints, self.last_seq, self.last_t = n_keypoints, None, -math.inf
         self.smoother = LiveKeypointSmoother(n_keypoints, self.settings) if n_keypoints else None
-        self.filtered, self.smoothed = _Frames(n_keypoints), _Frames(n_keypoints)
+        self.filtered, self.smoothed = FrameSeries(n_keypoints), FrameSeries(n_keypoints)
 
     def add(self, batch: KeypointBatch, epoch_ns: int) -> None:
         # the first frame, or another pose model after a restart
@@ -100,20 +124,13 @@ class CameraTrack:
         self.smoothed.append(smoothed)
 
     def _fillers(self, t: float, seq: int) -> list[float]:
-        """Times of the frames lost before this one (a jump in sequence numbers): pushed without detections,
-        the smoother counts them into the gap (filled, then missing) instead of stepping across it as if
-        nothing was lost."""
-        if self.last_seq is None or seq - self.last_seq < 2:
-            return []
-        lost = seq - self.last_seq - 1
-        step = (t - self.last_t) / (lost + 1)
-        return (self.last_t + step * np.arange(1, min(lost, _MAX_FILLERS) + 1)).tolist()
+        return [] if self.last_seq is None else lost_frame_times(self.last_t, self.last_seq, t, seq)
 
     def flush(self) -> None:
         if self.smoother is not None:
             self.smoothed.append(self.smoother.flush())
 
-    def frames(self, revision: int) -> _Frames:
+    def frames(self, revision: int) -> FrameSeries:
         """The frames an item of ``revision`` reads: 0 as filtered, 1 as smoothed."""
         return self.smoothed if revision else self.filtered
 
@@ -125,6 +142,4 @@ class CameraTrack:
         self.frames(revision).trim(until_s)
 
     def views(self, grid: np.ndarray, max_gap_s: float, revision: int) -> list[KeypointView]:
-        position, sigma, status = self.frames(revision).at(grid, max_gap_s)
-        return [KeypointView(self.device_id, self.source_id, self.keypoint_set, "px", position[j], sigma[j],
-                             status[j]) for j in range(len(grid))]  # fmt: skip
+        return self.frames(revision).views(grid, max_gap_s, self.source_id, self.device_id, self.keypoint_set)
