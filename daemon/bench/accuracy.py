@@ -20,7 +20,7 @@ from kinefuse.bench.datasets.paths import shared_dir
 from kinefuse.bench.realism import realism_rows
 from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
 from kinefuse.bench.scoring.fusion import knee_angle_rows
-from kinefuse.bench.scoring.honesty import honesty_rows
+from kinefuse.bench.scoring.honesty import honesty_rows, keypoint_honesty_rows
 from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.public import public_rows
 from kinefuse.bench.scoring.segment_error import segment_error_rows
@@ -101,6 +101,7 @@ async def scenario_rows(path: Path) -> list[dict]:
             rows += _cross_modal_rows(scenario.name, simulation, db, reader)
             rows += knee_angle_rows(scenario.name, simulation, db, reader)
             rows += honesty_rows(scenario.name, simulation, db, reader)
+            rows += keypoint_honesty_rows(scenario.name, simulation, db, reader)
             rows += await segment_error_rows(path)  # the live motion stream's segments, its own run
         finally:
             db.close()
