@@ -5,6 +5,8 @@ keypoint sits on."""
 
 from __future__ import annotations
 
+import numpy as np
+
 # COCO keypoint order (Lin et al., "Microsoft COCO: common objects in context", ECCV 2014; the
 # person_keypoints annotation files).
 COCO_17 = (
@@ -39,3 +41,19 @@ HALPE_26 = COCO_17 + (
     "right_heel",
 )
 KEYPOINT_NAMES: dict[str, tuple[str, ...]] = {"COCO-17": COCO_17, "HALPE-26": HALPE_26}
+
+
+def person_size(position: np.ndarray, keypoint_set: str) -> np.ndarray:
+    """The person's torso length in each of m frames' keypoint positions (m, K, D): the distance from the
+    shoulders' midpoint to the hips' midpoint, in the positions' unit; NaN where one of the four is missing
+    or the set has no such keypoints. A pose model's errors scale with it (docs/fusion.md, "Tolerance")."""
+    names = KEYPOINT_NAMES.get(keypoint_set)
+    if names is None or not {"left_shoulder", "right_shoulder", "left_hip", "right_hip"} <= set(names):
+        return np.full(len(position), np.nan)
+    at = {
+        name: position[:, names.index(name)]
+        for name in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+    }
+    shoulders = (at["left_shoulder"] + at["right_shoulder"]) / 2.0
+    hips = (at["left_hip"] + at["right_hip"]) / 2.0
+    return np.linalg.norm(shoulders - hips, axis=-1)

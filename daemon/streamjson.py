@@ -181,6 +181,7 @@ def _view(view: KeypointView) -> dict:
         "unit": view.unit,
         "position": _rounded(view.position),
         "sigma": _rounded(view.sigma),
+        "tolerance": None if view.tolerance is None else _rounded(view.tolerance),
         "provenance": list(provenance),
         "quality": list(quality),
         "quality_reason": list(reason),

@@ -372,8 +372,11 @@ class KeypointView:
 
     A camera's view is named by its device id and holds image positions (unit "px", ``position`` (K, 2)); the
     view name "3d" is kept for triangulated positions (unit "m", (K, 3)). ``status`` (K,) holds
-    KeypointStatus codes; ``position`` and ``sigma`` (the standard deviation per axis) are NaN where a
-    keypoint is MISSING.
+    KeypointStatus codes; ``position`` and ``sigma`` (the smoother's standard deviation per axis) are NaN where
+    a keypoint is MISSING. ``tolerance`` (K,), in the view's unit: the distance within which a keypoint claims
+    to be of the true joint's image, the smoother's sigma with the pose model's own error as a floor
+    (docs/fusion.md, "Tolerance"); NaN where it claims none (missing, or the person's size not yet known),
+    None for a view that states no tolerance at all.
     """
 
     view: str
@@ -383,6 +386,7 @@ class KeypointView:
     position: np.ndarray  # float64 (K, D)
     sigma: np.ndarray  # float64 (K,)
     status: np.ndarray  # int8 (K,)
+    tolerance: np.ndarray | None = None  # float64 (K,)
 
     def provenance(self, keypoint: int) -> Provenance | None:
         return KeypointStatus(int(self.status[keypoint])).provenance

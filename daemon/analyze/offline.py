@@ -87,7 +87,8 @@ def offline_items(
     grid_ns = np.arange(epoch_ns, epoch_ns + math.floor(max(ends) * 1e9) + 1, period)
     grid = (grid_ns - epoch_ns) / 1e9
     segments = [s.at(grid, options["max_gap_s"]) for s in strap_values if s is not None]
-    views = {key: FrameSeries.of(f).views(grid, options["max_gap_s"], *key, keypoint_set)
+    views = {key: FrameSeries.of(f).views(grid, options["max_gap_s"], *key, keypoint_set,
+                                          options["detector_error"])[0]
              for key, keypoint_set, f in frames}  # fmt: skip
     mounted = {s.segment: (s.mounting_record.get("matrix") is not None, s.mounting_sigma)
                for s in strap_values if s is not None}  # fmt: skip

@@ -268,14 +268,14 @@ def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None
     """The motion stream's keypoints, one entry per item and view, in stream order: the live stream's
     (``analysis_id`` None) or an analysis's, every revision (``revision`` None) or one.
 
-    Keys: session_id, source_id, device_id (the camera), time_ns (the item's), processor, revision, view, keypoint_set,
-    unit, and as arrays position float32 (n, K, D), sigma float32 (n, K) (NaN where missing) and status
-    int8 (n, K) of kinefuse.types.KeypointStatus. Views of different shapes cannot share one array: select
-    a view then.
+    Keys: session_id, source_id, device_id (the camera), time_ns (the item's), processor, revision, view,
+    keypoint_set, unit, and as arrays position float32 (n, K, D), sigma float32 (n, K) (NaN where missing),
+    status int8 (n, K) of kinefuse.types.KeypointStatus and tolerance float32 (n, K) (NaN where none is
+    stated). Views of different shapes cannot share one array: select a view then.
     """
     with _reading(db) as conn:
         columns = _motion_rows(conn, "motion_keypoints", "m.view, m.keypoint_set, m.unit, m.n_keypoints,"
-                               " m.dims, m.position, m.sigma, m.status", "view", view, session_id,
+                               " m.dims, m.position, m.sigma, m.status, m.tolerance", "view", view, session_id,
                                analysis_id, revision)  # fmt: skip
     shapes = sorted(set(zip(columns["n_keypoints"], columns["dims"], strict=True)))
     if len(shapes) > 1:
@@ -287,6 +287,8 @@ def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None
     out["position"] = unpack_rows(columns["position"], (k, d))
     out["sigma"] = unpack_rows(columns["sigma"], (k,))
     out["status"] = unpack_rows(columns["status"], (k,), CODES).astype(np.int8)
+    nan_row = np.full(k, np.nan, dtype="<f4").tobytes()
+    out["tolerance"] = unpack_rows([nan_row if t is None else t for t in columns["tolerance"]], (k,))
     return out
 
 

@@ -198,10 +198,13 @@ def _migration_6(db: sqlite_utils.Database) -> None:
 
 
 def _migration_7(db: sqlite_utils.Database) -> None:
-    """The tolerance (deg) a segment orientation states and the world its quaternion is in
-    (kinefuse.types.SegmentOrientation: tolerance_deg, NULL where it states none; world)."""
+    """The tolerance a value states: a segment orientation's (deg) and the world its quaternion is in
+    (kinefuse.types.SegmentOrientation: tolerance_deg, NULL where it states none; world), and a keypoint
+    view's per keypoint (kinefuse.types.KeypointView.tolerance)."""
     db["motion_segments"].add_column("tolerance_deg", float)
     db["motion_segments"].add_column("world", str)
+    # a view's keypoint tolerances, float32 (n_keypoints,) in its unit, NaN where none; NULL: the view states none
+    db["motion_keypoints"].add_column("tolerance", _BLOB)
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [

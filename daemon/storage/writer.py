@@ -98,6 +98,7 @@ COLUMNS = {
         "processor",
         "revision",
         "analysis_id",
+        "tolerance",
     ),
 }
 STATS_KEYS = ("source_id", "type", "state", "reason", "received", "dropped", "decode_errors", "restarts")
@@ -392,6 +393,7 @@ class SqliteSink:
                     item.processor,
                     item.revision,
                     self.analysis_id,
+                    None if view.tolerance is None else pack_rows(view.tolerance[None])[0],
                 )
             )
             self._pending_rows += 1

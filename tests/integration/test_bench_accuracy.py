@@ -72,7 +72,7 @@ def test_a_scenario_is_scored_through_the_pipeline(tmp_path):
     assert set(rows) == {
         "IMU aligned time: p95 error spread", "IMU clock skew error", "camera aligned time: p95 error spread",
         "camera clock skew error", "cross-modal IMU-camera offset error",
-        "good segment values beyond twice their tolerance", "good keypoints beyond twice 2 sigma",
+        "good segment values beyond twice their tolerance", "good keypoints beyond twice their tolerance",
     }  # fmt: skip
     # the motion stream ran with its defaults; whatever it called good is within twice its tolerance
     honesty = rows["good segment values beyond twice their tolerance"]

@@ -576,3 +576,22 @@ def test_fill_lost_puts_back_short_runs_only():
     np.testing.assert_allclose(out_times, np.array([0, 1, 2, 3, 4, 5, 20, 21, 3]) * 0.01)
     np.testing.assert_allclose(out[:, 0], np.array([0, 1, 2, 3, 4, 5, 20, 21, 3]) * 2.0)
     assert filled.tolist() == [False, False, True, True, False, False, False, False, False]
+
+
+def test_a_keypoint_tolerance_has_the_pose_models_error_as_a_floor():
+    from kinefuse.builtin.processors.motion_cameras import keypoint_tolerance
+    from kinefuse.keypoints import COCO_17, person_size
+
+    position = np.zeros((2, 17, 2))
+    for name, xy in (("left_shoulder", (90, 100)), ("right_shoulder", (110, 100)), ("left_hip", (95, 200)),
+                     ("right_hip", (105, 200))):  # fmt: skip
+        position[:, COCO_17.index(name)] = xy
+    position[1, COCO_17.index("left_hip")] = np.nan  # the second frame does not show a hip
+    size = person_size(position, "COCO-17")
+    assert size[0] == pytest.approx(100.0) and np.isnan(size[1])
+    assert np.isnan(person_size(position[:, :3], "toy-3")).all()  # a set without shoulders and hips
+    sigma = np.array([[3.0, 40.0]])
+    tolerance = keypoint_tolerance(sigma, np.array([100.0]), 0.07)
+    # the floor (7 px per axis) rules a well-smoothed keypoint; a poorly known one keeps its own sigma
+    np.testing.assert_allclose(tolerance, 2 * np.sqrt(2) * np.sqrt(sigma**2 + 7.0**2))
+    assert np.isnan(keypoint_tolerance(sigma, np.array([np.nan]), 0.07)).all()  # no size: no claim

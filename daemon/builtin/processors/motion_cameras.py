@@ -10,10 +10,29 @@ import numpy as np
 
 from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings, LiveKeypointSmoother, SmoothedKeypoints
 from kinefuse.fusion.timeline import brackets
+from kinefuse.keypoints import person_size
 from kinefuse.types import KeypointBatch, KeypointStatus, KeypointView
 
 _MAX_FILLERS = 64  # lost frames stood in for by empty ones; more cannot matter past max_gap_s
 _SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
+
+
+def keypoint_tolerance(sigma: np.ndarray, size: np.ndarray, detector_error: float) -> np.ndarray:
+    """The tolerance (px) each keypoint (m, K) states: twice its radial standard deviation, the smoother's
+    ``sigma`` per axis with the pose model's own error, ``detector_error`` times the person's size (m,) per
+    axis, as a floor (the detector's slow drift and fixed offsets, which no smoothing removes). NaN where
+    either is unknown: no claim."""
+    per_axis = np.sqrt(sigma**2 + (detector_error * size[:, None]) ** 2)
+    return 2.0 * math.sqrt(2.0) * per_axis
+
+
+def _carried(sizes: np.ndarray, last: float) -> np.ndarray:
+    """Each frame's size, or the last known one before it where the frame has none."""
+    out, known = np.empty(len(sizes)), last
+    for j, value in enumerate(sizes.tolist()):
+        known = value if math.isfinite(value) else known
+        out[j] = known
+    return out
 
 
 def lost_frame_times(last_t: float, last_seq: int, t: float, seq: int) -> list[float]:
@@ -50,12 +69,17 @@ class FrameSeries:
     def end_s(self) -> float | None:
         return float(self.times[-1]) if len(self.times) else None
 
-    def views(self, grid: np.ndarray, max_gap_s: float, source_id: str, device_id: str,
-              keypoint_set: str) -> list[KeypointView]:  # fmt: skip
-        """The camera's ``KeypointView`` at each grid time (``at``)."""
+    def views(self, grid: np.ndarray, max_gap_s: float, source_id: str, device_id: str, keypoint_set: str,
+              detector_error: float, size: float = math.nan) -> tuple[list[KeypointView], float]:  # fmt: skip
+        """The camera's ``KeypointView`` at each grid time (``at``), each with its tolerance
+        (``keypoint_tolerance``); and the person's last known size, for the next call (``size`` is this
+        call's start)."""
         position, sigma, status = self.at(grid, max_gap_s)
-        return [KeypointView(device_id, source_id, keypoint_set, "px", position[j], sigma[j], status[j])
-                for j in range(len(grid))]  # fmt: skip
+        sizes = _carried(person_size(position, keypoint_set), size)
+        tolerance = keypoint_tolerance(sigma, sizes, detector_error)
+        views = [KeypointView(device_id, source_id, keypoint_set, "px", position[j], sigma[j], status[j],
+                              tolerance[j]) for j in range(len(grid))]  # fmt: skip
+        return views, float(sizes[-1]) if len(sizes) else size
 
     def at(self, grid: np.ndarray, max_gap_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Position (m, K, 2), sigma (m, K) and status (m, K) at each grid time: linearly interpolated between
@@ -92,9 +116,11 @@ class CameraTrack:
     """One camera: its live smoother (built at its first frame, which gives the keypoint count), its recent
     frames as filtered (causal: each as soon as it arrives) and as smoothed (``lag_s`` later)."""
 
-    def __init__(self, source_id: str, device_id: str, keypoint_set: str, settings: KeypointFilterSettings):
+    def __init__(self, source_id: str, device_id: str, keypoint_set: str, settings: KeypointFilterSettings,
+                 detector_error: float):  # fmt: skip
         self.source_id, self.device_id, self.keypoint_set = source_id, device_id, keypoint_set
-        self.settings = settings
+        self.settings, self.detector_error = settings, detector_error
+        self.size = {0: math.nan, 1: math.nan}  # the person's last known size (px), by revision
         self.smoother: LiveKeypointSmoother | None = None
         self._reset(0)
 
@@ -142,4 +168,8 @@ class CameraTrack:
         self.frames(revision).trim(until_s)
 
     def views(self, grid: np.ndarray, max_gap_s: float, revision: int) -> list[KeypointView]:
-        return self.frames(revision).views(grid, max_gap_s, self.source_id, self.device_id, self.keypoint_set)
+        views, self.size[revision] = self.frames(revision).views(
+            grid, max_gap_s, self.source_id, self.device_id, self.keypoint_set, self.detector_error,
+            self.size[revision],
+        )  # fmt: skip
+        return views

@@ -51,6 +51,13 @@ SCHEMA = {
     "max_gap_s": Field(float, 0.15, "longest gap bridged: beyond it there is no value", min=0.01, max=2.0),
     "max_wait_s": Field(float, 0.5, "longest an item waits for a late device", min=0.0, max=10.0),
     "pixel_sigma": Field(float, 5.0, "keypoint measurement scale at confidence 1 (px)", min=0.01, max=1000.0),
+    "detector_error": Field(
+        float,
+        0.07,
+        "the pose model's error per axis, in torso lengths: keypoint tolerances' floor",
+        min=0.0,
+        max=1.0,
+    ),
     "process_noise": Field(float, 2.0e5, "keypoint process noise (px²/s³)", min=1.0, max=1.0e10),
     "rate_samples": Field(int, 50, "samples measuring a strap's sample rate", min=5, max=10_000),
     "rest_window_s": Field(
@@ -124,6 +131,7 @@ class MotionStream:
             process_noise=options["process_noise"], pixel_sigma=options["pixel_sigma"],
             max_gap_s=options["max_gap_s"], lag_s=options["lag_s"],
         )  # fmt: skip
+        self.detector_error = options["detector_error"]
         self._straps: dict[tuple[str, str], StrapTrack] = {}
         self._video = VideoFusion(options, processor_id)  # triangulation and segment heading fusion
         self._cameras: dict[tuple[str, str], CameraTrack] = {}
@@ -136,7 +144,9 @@ class MotionStream:
         if key in self._straps or key in self._cameras:
             return []  # a restarted source declares its devices again; they keep their state and segment
         if device.kind is DeviceKind.CAMERA:
-            self._cameras[key] = CameraTrack(*key, device.keypoint_set or "", self.settings)
+            self._cameras[key] = CameraTrack(
+                *key, device.keypoint_set or "", self.settings, self.detector_error
+            )
             self._next_ns[1] = max(self._next_ns.values())  # revisions start with the first camera
             self._video.add_camera(*key, device.meta)
             return []
