@@ -7,6 +7,7 @@ docs/accuracy.md is generated from this bench's JSON (``make accuracy``)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import json
 import tempfile
@@ -23,12 +24,14 @@ from kinefuse.bench.scoring.fusion import knee_angle_rows
 from kinefuse.bench.scoring.honesty import honesty_rows, keypoint_honesty_rows
 from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.public import public_rows
-from kinefuse.bench.scoring.segment_error import segment_error_rows
+from kinefuse.bench.scoring.segment_error import processors as segment_processors
+from kinefuse.bench.scoring.segment_error import recorded_rows
 from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate
 from kinefuse.interfaces import BenchSpec
 from kinefuse.sim.detector_model import KEYPOINT_SETS
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
+from kinefuse.storage.schema import db_path
 
 SUITE = (
     "walk.toml",
@@ -75,6 +78,23 @@ def _packaged(name: str) -> Path:
 
 async def scenario_rows(path: Path) -> list[dict]:
     """Run one scenario through the pipeline as fast as possible and score what reached storage."""
+    from kinefuse.storage import reader
+
+    async with recorded(path) as (simulation, db):
+        name = simulation.scenario.name
+        rows = _clock_rows(name, simulation, db, reader)
+        rows += _cross_modal_rows(name, simulation, db, reader)
+        rows += knee_angle_rows(name, simulation, db, reader)
+        rows += honesty_rows(name, simulation, db, reader)
+        rows += keypoint_honesty_rows(name, simulation, db, reader)
+        rows += await recorded_rows(simulation, db, Path(db_path(db)))  # the motion stream's segments
+    return rows
+
+
+@contextlib.asynccontextmanager
+async def recorded(path: Path):
+    """The scenario at ``path`` run through the pipeline as fast as possible, nothing dropped: its
+    ``Simulation`` and the database it left (open for reading), for as long as the context lasts."""
     from kinefuse.config import load_config
     from kinefuse.inprocess import run_in_process, write_config
     from kinefuse.plugin_loader import load_plugins
@@ -92,20 +112,13 @@ async def scenario_rows(path: Path) -> list[dict]:
                 f"scenario {scenario.name}: the pipeline did not finish cleanly (exit {exit_code})"
             )
         db = reader.open_for_reading(folder / "accuracy.db")
-        dropped = sum(row["dropped"] for row in db.query("SELECT dropped FROM source_stats"))
-        if dropped:
-            raise RuntimeError(f"scenario {scenario.name}: the pipeline dropped {dropped} samples")
         try:
-            simulation = Simulation(scenario)
-            rows = _clock_rows(scenario.name, simulation, db, reader)
-            rows += _cross_modal_rows(scenario.name, simulation, db, reader)
-            rows += knee_angle_rows(scenario.name, simulation, db, reader)
-            rows += honesty_rows(scenario.name, simulation, db, reader)
-            rows += keypoint_honesty_rows(scenario.name, simulation, db, reader)
-            rows += await segment_error_rows(path)  # the live motion stream's segments, its own run
+            dropped = sum(row["dropped"] for row in db.query("SELECT dropped FROM source_stats"))
+            if dropped:
+                raise RuntimeError(f"scenario {scenario.name}: the pipeline dropped {dropped} samples")
+            yield Simulation(scenario), db
         finally:
             db.close()
-    return rows
 
 
 def _config_tables(folder: Path, scenario: Path) -> dict:
@@ -119,9 +132,8 @@ def _config_tables(folder: Path, scenario: Path) -> dict:
         "sources": [
             {"id": "sim", "type": "synthetic", "scenario": scenario, "realtime": False, "loop": False}
         ],
-        "processors": [
-            {"id": "motion", "type": "motion"}
-        ],  # the motion stream with its defaults, as make run
+        # the motion stream with its defaults, as make run, and an IMU-only one beside it (segment_error)
+        "processors": segment_processors(),
     }
 
 

@@ -7,7 +7,8 @@ import importlib.resources
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinefuse.bench.accuracy import scenario_rows
+from kinefuse.bench.accuracy import recorded
+from kinefuse.bench.scoring.fusion import knee_angle_rows
 from kinefuse.fusion.segments import (
     HeadingFusion,
     angle_between,
@@ -15,6 +16,7 @@ from kinefuse.fusion.segments import (
     fuse_heading,
     long_axis,
 )
+from kinefuse.storage import reader
 from kinefuse.types import Provenance, QualityLevel
 
 
@@ -61,7 +63,12 @@ def test_on_the_synthetic_athlete_the_fused_knee_angle_beats_video_alone_and_is_
     shank, so alone they give this angle as well as fused (1.04 against 1.15 deg, seed 6); the segments'
     own orientations are where fusion wins (tests/integration/test_motion_fusion.py)."""
     path = importlib.resources.files("kinefuse.scenarios") / "walk_fusion.toml"
-    rows = [r for r in asyncio.run(scenario_rows(path)) if r["metric"].startswith("knee angle RMSE")]
+
+    async def knee_rows():
+        async with recorded(path) as (simulation, db):
+            return knee_angle_rows(simulation.scenario.name, simulation, db, reader)
+
+    rows = asyncio.run(knee_rows())
     assert len(rows) == 2
     video, imu = rows
     assert video["value"] < 3.0 and video["value"] < 0.5 * video["peer_value"], video

@@ -290,7 +290,9 @@ def test_offline_finds_the_rest_the_live_processor_finds():
     gyr[:200] += np.radians([0.0, 0.0, 200.0])  # turning steadily first
     gyr[350:] += rng.normal(0.0, 2.0, (250, 3))  # then moving
     found = first_rest(gyr, acc, rate_hz, options)
-    assert found is not None and found.start == 200 and found.stop - found.start == 150  # right after the turn
+    assert (
+        found is not None and found.start == 200 and found.stop - found.start == 150
+    )  # right after the turn
     assert first_rest(gyr[350:], acc[350:], rate_hz, options) is None
 
 

@@ -28,12 +28,13 @@ from kinefuse.types import WORLD_MAGNETIC, KeypointStatus, QualityLevel
 
 METRIC = "good segment values beyond twice their tolerance"
 KEYPOINT_METRIC = "good keypoints beyond twice their tolerance"
+STREAM = "motion"  # the processor scored: the motion stream with its defaults
 
 
 def honesty_rows(name: str, simulation, db, reader) -> list[dict]:
     """One row per scenario: the share of good, tolerance-stating segment values whose error exceeds twice
     the tolerance (goal 0), with the counts behind it."""
-    rows = reader.motion_segments(db)
+    rows = _of(reader.motion_segments(db), STREAM)
     if not len(rows["time_ns"]):
         return []
     errors, tolerance, good = _errors(simulation, db, rows), rows["tolerance_deg"], _good(rows)
@@ -58,7 +59,7 @@ def keypoint_honesty_rows(name: str, simulation, db, reader) -> list[dict]:
     """Per camera: the share of measured (good) keypoints whose error exceeds twice their implied tolerance."""
     rows = []
     for cam in simulation.cameras:
-        views = reader.motion_keypoints(db, view=cam.name)
+        views = _of(reader.motion_keypoints(db, view=cam.name), STREAM)
         if not len(views["time_ns"]):
             continue
         meta = json.loads(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [cam.name]))["meta"])
@@ -78,8 +79,14 @@ def keypoint_honesty_rows(name: str, simulation, db, reader) -> list[dict]:
                 f"{np.median(error[claimed]):.1f} px, tolerance p50 {np.median(views['tolerance'][claimed]):.1f} px; "
                 f"beyond twice 2 sigma alone: {by_sigma:.3f}; goal 0"
                 if len(ratio) else f"insufficient data: {cam.name} measured no keypoint with a tolerance")  # fmt: skip
-        rows.append(make_row(f"{name} ({cam.name})", KEYPOINT_METRIC, "share", share, "lower", note=note))
+        rows.append(make_row(name, f"{KEYPOINT_METRIC} ({cam.name})", "share", share, "lower", note=note))
     return rows
+
+
+def _of(rows: dict, processor: str) -> dict:
+    """The rows of one processor (the scenario may run others beside it)."""
+    keep = rows["processor"] == processor
+    return {key: value[keep] for key, value in rows.items()}
 
 
 def _good(rows: dict) -> np.ndarray:

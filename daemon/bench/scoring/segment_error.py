@@ -43,24 +43,33 @@ _FUSED, _IMU = "motion", "motion_imu"
 
 
 async def segment_error_rows(path: Path, seed: int | None = None) -> list[dict]:
-    """Rows for one scenario file: per strap segment, fused against video alone and against IMU alone."""
-    scenario = load_scenario(path)
-    simulation = Simulation(scenario, seed)
-    segments = [d.segment for d in simulation.imus if d.segment in SEGMENT_ENDS]
-    if len(simulation.cameras) < 2 or not segments:
-        return []  # not set up for this measurement: triangulation needs two cameras
+    """Rows for one scenario file, run here with ``PROCESSORS``: per strap segment, fused against video alone
+    and against IMU alone, and offline against live."""
+    simulation = Simulation(load_scenario(path), seed)
+    if not _measurable(simulation):
+        return []
     with tempfile.TemporaryDirectory(prefix="kinefuse-segment-error-") as tmp:
         db = await _run(Path(path).resolve(), Path(tmp), seed)
         try:
-            # analyze runs its own event loop (asyncio.run), so off this one
-            analysis_id = await asyncio.to_thread(offline_analysis, Path(tmp) / "segments.db")
-            return [
-                row
-                for segment in segments
-                for row in segment_rows(scenario.name, simulation, db, segment, analysis_id)
-            ]
+            return await recorded_rows(simulation, db, Path(tmp) / "segments.db")
         finally:
             db.close()
+
+
+async def recorded_rows(simulation, db, db_path: Path) -> list[dict]:
+    """The rows of a scenario already run with ``PROCESSORS`` into ``db`` (the file ``db_path``)."""
+    if not _measurable(simulation):
+        return []
+    # analyze runs its own event loop (asyncio.run), so off this one
+    analysis_id = await asyncio.to_thread(offline_analysis, db_path)
+    segments = [d.segment for d in simulation.imus if d.segment in SEGMENT_ENDS]
+    return [row for segment in segments
+            for row in segment_rows(simulation.scenario.name, simulation, db, segment, analysis_id)]  # fmt: skip
+
+
+def _measurable(simulation) -> bool:
+    """Two cameras to triangulate, and a thigh or shank strap."""
+    return len(simulation.cameras) >= 2 and any(d.segment in SEGMENT_ENDS for d in simulation.imus)
 
 
 async def _run(path: Path, folder: Path, seed: int | None, options: dict | None = None):
@@ -79,10 +88,7 @@ async def _run(path: Path, folder: Path, seed: int | None, options: dict | None 
         "storage": {"path": folder / "segments.db"},
         "status": {"socket_path": folder / "k.sock"},
         "sources": [source],
-        "processors": [
-            {"id": _FUSED, "type": "motion", **(options or {})},
-            {"id": _IMU, "type": "motion", **(options or {}), "video_fusion": False},
-        ],
+        "processors": processors(options),
     }
     registry = load_plugins(entry_points=False)
     _, exit_code = await run_in_process(
@@ -91,6 +97,14 @@ async def _run(path: Path, folder: Path, seed: int | None, options: dict | None 
     if exit_code != 0:
         raise RuntimeError(f"{path}: the pipeline did not finish cleanly (exit {exit_code})")
     return reader.open_for_reading(folder / "segments.db")
+
+
+def processors(options: dict | None = None) -> list[dict]:
+    """The fused motion stream and an IMU-only one on the same data (``options``: more of their keys)."""
+    return [
+        {"id": _FUSED, "type": "motion", **(options or {})},
+        {"id": _IMU, "type": "motion", **(options or {}), "video_fusion": False},
+    ]
 
 
 def segment_errors(simulation, db, segment: str) -> dict:
