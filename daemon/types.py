@@ -329,6 +329,10 @@ _KEYPOINT_SEVERITY = {
     KeypointStatus.EXTRAPOLATED: 3,
     KeypointStatus.MISSING: 4,
 }
+# each code's severity, indexed by an array of codes: a value between two frames is the worse of them
+KEYPOINT_SEVERITY = np.array(
+    [_KEYPOINT_SEVERITY[KeypointStatus(code)] for code in range(len(KeypointStatus))]
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -11,10 +11,9 @@ import numpy as np
 from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings, LiveKeypointSmoother, SmoothedKeypoints
 from kinefuse.fusion.timeline import brackets
 from kinefuse.keypoints import person_size
-from kinefuse.types import KeypointBatch, KeypointStatus, KeypointView
+from kinefuse.types import KEYPOINT_SEVERITY, KeypointBatch, KeypointStatus, KeypointView
 
 _MAX_FILLERS = 64  # lost frames stood in for by empty ones; more cannot matter past max_gap_s
-_SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
 
 
 def keypoint_tolerance(sigma: np.ndarray, size: np.ndarray, detector_error: float) -> np.ndarray:
@@ -94,7 +93,7 @@ class FrameSeries:
         right = np.minimum(left + 1, len(self.times) - 1)
         f = fraction[:, None]
         a, b = self.status[left], self.status[right]
-        worse = np.where(_SEVERITY[a] >= _SEVERITY[b], a, b)
+        worse = np.where(KEYPOINT_SEVERITY[a] >= KEYPOINT_SEVERITY[b], a, b)
         status = np.where(f == 0.0, a, np.where(f == 1.0, b, worse)).astype(np.int8)
         status[~valid] = KeypointStatus.MISSING
         for mine, values in ((sigma, self.sigma), (position, self.position)):

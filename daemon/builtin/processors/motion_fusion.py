@@ -21,6 +21,7 @@ from kinefuse.camera_calibration import CameraCalibration, calibration_from_meta
 from kinefuse.fusion.segments import VIDEO_HEADING_FLOOR_DEG, HeadingFusion, orientation_tolerance_deg
 from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.types import (
+    KEYPOINT_SEVERITY,
     TRIANGULATED_VIEW,
     WORLD_CAMERAS,
     KeypointStatus,
@@ -45,7 +46,6 @@ _HEADING_REASONS = (
     "magnetic disturbance: heading held on the gyroscope",
 )
 _USABLE = (KeypointStatus.MEASURED, KeypointStatus.FILLED, KeypointStatus.REJECTED)  # measured or filled
-_SEVERITY = np.array([KeypointStatus(code).severity for code in range(len(KeypointStatus))])
 
 
 class VideoFusion:
@@ -211,7 +211,7 @@ def _point_sigma(cams: list[CameraCalibration], points: np.ndarray, angular_sigm
 
 def _worst_status(status: np.ndarray, used: np.ndarray) -> np.ndarray:
     """The worst status among the used views of each keypoint (m, K): measured only if every view was."""
-    severity = np.where(used, _SEVERITY[status], -1)
+    severity = np.where(used, KEYPOINT_SEVERITY[status], -1)
     pick = np.take_along_axis(status, np.argmax(severity, axis=0)[None], axis=0)[0]
     return pick.astype(np.int8)
 

@@ -174,7 +174,7 @@ class MotionStream:
             device.add(batch, self._epoch_ns, self.rate_samples)
         else:
             device.add(batch, self._epoch_ns)
-        return self._video.fuse(self._publish(self._horizon_ns - self.max_wait_ns), self._mounted_ns())
+        return self._fused(self._publish(self._horizon_ns - self.max_wait_ns))
 
     def flush(self) -> list[MotionItem]:
         """Publish every item some device still covers; the devices that do not have no value there."""
@@ -184,7 +184,12 @@ class MotionStream:
         ends = [end for end in (d.end_s() for d in self._devices()) if end is not None]
         if not ends:
             return []
-        return self._video.fuse(self._publish(self._epoch_ns + round(max(ends) * 1e9)), self._mounted_ns())
+        return self._fused(self._publish(self._epoch_ns + round(max(ends) * 1e9)))
+
+    def _fused(self, items: list[MotionItem]) -> list:
+        """The items through the video fusion; the straps' mountings are looked up only when there are items
+        (most calls publish none)."""
+        return self._video.fuse(items, self._mounted_ns() if items else {})
 
     def _mounted_ns(self) -> dict[str, tuple[int, float | None] | None]:
         """Per strap segment, the item time from which its calibrated mounting applies and that mounting's
