@@ -23,6 +23,7 @@ from kinefuse.types import DeviceAdded, ImuBatch, KeypointBatch, SessionInfo
 log = logging.getLogger(__name__)
 _BATCH_TYPES = (ImuBatch, KeypointBatch)
 _TAKE = 256  # items taken from a channel at once
+_ROOM_POLL_S = 0.005  # how often a waiting replay looks at the channels again
 _STATS_INTERVAL_S = 2.0  # how often live source counters are saved by the sinks
 
 
@@ -86,6 +87,7 @@ class Agent:
                 self.ingest.put,
                 RestartPolicy.from_config(policy_section),
                 Path(config["storage"]["path"]),
+                self._wait_for_room,
             )
             for c in config.sources
         }
@@ -104,6 +106,14 @@ class Agent:
             config_path=str(self.config.path),
             kinefuse_version=__version__,
         )
+
+    async def _wait_for_room(self) -> None:
+        """Yield, then wait while the ingest channel or a sink's is more than half full (replaying sources
+        await this so that a slow disk slows them instead of dropping what they replay)."""
+        await asyncio.sleep(0)
+        channels = [self.ingest, *(runner.channel for runner in self.sinks.values())]
+        while any(len(ch) > ch.capacity // 2 for ch in channels) and not self.stopping.is_set():
+            await asyncio.sleep(_ROOM_POLL_S)
 
     def _count_drop(self, item: object) -> None:
         if isinstance(item, _BATCH_TYPES):

@@ -39,3 +39,17 @@ async def run_in_process(config: Config, registry: Registry, duration_s: float |
     agent = Agent(config, registry)
     exit_code = await agent.run(duration_s)
     return agent, exit_code
+
+
+async def replay_in_process(config: Config, registry: Registry, what: str):
+    """Run an Agent over replaying sources to their end and return it; raise, naming ``what``, unless it
+    stopped cleanly and dropped nothing (a scored replay must score every sample it was given)."""
+    agent, exit_code = await run_in_process(config, registry)
+    if exit_code != 0:
+        raise RuntimeError(f"{what}: the pipeline did not finish cleanly (exit {exit_code})")
+    status = agent.status()
+    dropped = {f"channel {name}": ch["dropped"] for name, ch in status["channels"].items() if ch["dropped"]}
+    dropped |= {f"source {sid}": s["dropped"] for sid, s in status["sources"].items() if s["dropped"]}
+    if dropped:
+        raise RuntimeError(f"{what}: the pipeline dropped data ({dropped})")
+    return agent

@@ -45,6 +45,11 @@ class SourceContext(Protocol):
     def emit(self, batch: SampleBatch) -> None:
         """Hand a batch to the pipeline. Never blocks: a full channel drops its oldest item."""
 
+    async def wait_for_room(self) -> None:
+        """Yield to the pipeline, and wait while its channels are more than half full. A source replaying
+        recorded input as fast as it can awaits this between batches, so that nothing it replays is
+        dropped; a live source never waits (its device would not)."""
+
     def decode_error(self, message: str) -> None:
         """Count and log input the source could not decode; name the device and packet in ``message``."""
 

@@ -9,7 +9,7 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kinefuse.config import ComponentConfig
@@ -69,12 +69,14 @@ class SourceSupervisor:
         emit_item: Callable[[object], None],
         policy: RestartPolicy,
         database_path: Path | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ):
         self.source_id = component.id
         self.database_path = database_path
         self.component, self.spec = component, spec
         self.log = logging.getLogger(f"kinefuse.source.{component.id}")
         self._emit_item = emit_item
+        self._room = room  # the agent's: waits while the pipeline's channels are crowded
         self._policy = policy
         self.state = SourceState.STARTING
         self.reason = ""
@@ -116,6 +118,12 @@ class SourceSupervisor:
         self.received += len(batch)
         self._rate.add(len(batch))
         self._emit_item(batch)
+
+    async def wait_for_room(self) -> None:
+        if self._room is None:
+            await asyncio.sleep(0)
+        else:
+            await self._room()
 
     def decode_error(self, message: str) -> None:
         self.decode_errors += 1

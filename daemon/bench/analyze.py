@@ -17,7 +17,7 @@ from kinefuse.analyze import MODES, analyze
 from kinefuse.bench import make_row
 from kinefuse.builtin.sources.synthetic import scenario_path
 from kinefuse.config import load_config
-from kinefuse.inprocess import run_in_process, write_config
+from kinefuse.inprocess import replay_in_process, write_config
 from kinefuse.interfaces import BenchSpec
 from kinefuse.plugin_loader import load_plugins
 
@@ -32,12 +32,10 @@ async def _record(folder: Path, duration_s: float) -> Path:
     source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
     tables = {"daemon": {"log_level": "warning"}, "storage": {"path": str(folder / "bench.db")},
               "status": {"socket_path": str(folder / "kinefuse.sock")}, "sources": [source],
-              "processors": [{"id": "motion", "type": "motion"}], "channels": {"sink_capacity": 1_000_000}}  # fmt: skip
+              "processors": [{"id": "motion", "type": "motion"}]}  # fmt: skip
     registry = load_plugins(entry_points=False)
     config = load_config(write_config(folder / "config.toml", tables), registry)
-    _, exit_code = await run_in_process(config, registry)  # until the scenario ends
-    if exit_code != 0:
-        raise RuntimeError(f"the agent did not stop cleanly (exit {exit_code}); no session to analyse")
+    await replay_in_process(config, registry, "the recorded session")  # until the scenario ends
     return folder / "bench.db"
 
 

@@ -44,6 +44,9 @@ class _Collector:
         self.emitted_ns.append(time.monotonic_ns())
         self.device_us.append(int(batch.device_time[0]))
 
+    async def wait_for_room(self):
+        await asyncio.sleep(0)  # nothing downstream to wait for
+
     def decode_error(self, message):
         raise RuntimeError(message)
 

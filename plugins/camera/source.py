@@ -285,6 +285,10 @@ class CameraSource:
                 delay = started + pts_s * 1e9 - time.monotonic_ns()
                 if delay > 0:
                     await asyncio.sleep(delay / 1e9)
+            elif live is None:
+                await (
+                    ctx.wait_for_room()
+                )  # a file as fast as it decodes: slowed by the pipeline, never dropped
             keypoints = people[0] if len(people) else np.full((KEYPOINT_COUNTS[self.keypoint_set], 3), np.nan)
             t = epoch_s + pts_s
             ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(t * fps)], [round(t * CLOCK_HZ)],

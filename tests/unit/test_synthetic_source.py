@@ -47,6 +47,9 @@ class Collector:
     def emit(self, batch):
         self.batches.append(batch)
 
+    async def wait_for_room(self):
+        await asyncio.sleep(0)  # nothing downstream to wait for
+
     def decode_error(self, message):
         raise AssertionError(message)
 

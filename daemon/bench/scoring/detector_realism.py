@@ -341,7 +341,7 @@ async def _run_cameras(videos: list[Path], models: Path) -> tuple[list[np.ndarra
     import json
 
     from kinefuse.config import load_config
-    from kinefuse.inprocess import run_in_process, write_config
+    from kinefuse.inprocess import replay_in_process, write_config
     from kinefuse.plugin_loader import load_plugins
     from kinefuse.storage import reader
 
@@ -359,16 +359,13 @@ async def _run_cameras(videos: list[Path], models: Path) -> tuple[list[np.ndarra
         sources = [{"id": video.stem, "path": video, **camera} for video in videos]
         tables = {
             "daemon": {"athlete": "detector-realism", "log_level": "warning"},
-            "channels": {"ingest_capacity": 100_000, "sink_capacity": 100_000},
             "storage": {"path": folder / "realism.db"},
             "status": {"socket_path": folder / "k.sock"},
             "sources": sources,
         }
         config_path = write_config(folder / "config.toml", tables)
         registry = load_plugins()
-        _, exit_code = await run_in_process(load_config(config_path, registry), registry)
-        if exit_code != 0:
-            raise RuntimeError(f"the camera sources did not finish cleanly (exit {exit_code})")
+        await replay_in_process(load_config(config_path, registry), registry, "the camera sources")
         db = reader.open_for_reading(folder / "realism.db")
         try:
             tracks = []

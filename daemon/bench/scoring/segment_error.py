@@ -75,7 +75,7 @@ def _measurable(simulation) -> bool:
 async def _run(path: Path, folder: Path, seed: int | None, options: dict | None = None):
     """Run the scenario with the fused and the IMU-only motion processors (``options``: more of their keys)."""
     from kinefuse.config import load_config
-    from kinefuse.inprocess import run_in_process, write_config
+    from kinefuse.inprocess import replay_in_process, write_config
     from kinefuse.plugin_loader import load_plugins
     from kinefuse.storage import reader
 
@@ -84,18 +84,15 @@ async def _run(path: Path, folder: Path, seed: int | None, options: dict | None 
         source["seed"] = seed
     tables = {
         "daemon": {"athlete": "segment-error", "log_level": "warning"},
-        "channels": {"ingest_capacity": 1_000_000, "sink_capacity": 1_000_000},  # nothing dropped
         "storage": {"path": folder / "segments.db"},
         "status": {"socket_path": folder / "k.sock"},
         "sources": [source],
         "processors": processors(options),
     }
     registry = load_plugins(entry_points=False)
-    _, exit_code = await run_in_process(
-        load_config(write_config(folder / "config.toml", tables), registry), registry
+    await replay_in_process(
+        load_config(write_config(folder / "config.toml", tables), registry), registry, path
     )
-    if exit_code != 0:
-        raise RuntimeError(f"{path}: the pipeline did not finish cleanly (exit {exit_code})")
     return reader.open_for_reading(folder / "segments.db")
 
 

@@ -23,7 +23,6 @@ from kinefuse.types import DeviceInfo, DeviceKind, imu_batch, keypoint_batch
 
 DEFAULT_SCENARIO = "walk.toml"
 _DUE_EARLY_NS = 2_000_000  # in real time, notifications due within this much are sent together
-_FAST_YIELD_EVERY = 64  # as fast as possible, still let the pipeline run every this many notifications
 
 SCHEMA = {
     "scenario": Field(
@@ -100,7 +99,7 @@ class SyntheticSource:
 
     async def _deliver(self, ctx: SourceContext, chunks: list, start_ns: int) -> None:
         realtime, fail_after_ns = self.options["realtime"], int(self.options["fail_after_s"] * 1e9)
-        for count, (arrival_ns, chunk, rows) in enumerate(_notifications(chunks, start_ns)):
+        for arrival_ns, chunk, rows in _notifications(chunks, start_ns):
             if fail_after_ns and arrival_ns - start_ns >= fail_after_ns:
                 raise RuntimeError(f"injected failure after {self.options['fail_after_s']} s (fail_after_s)")
             if realtime:
@@ -110,8 +109,7 @@ class SyntheticSource:
                 host_ns = time.monotonic_ns()  # stamped on arrival, as a real device's callback does
             else:
                 host_ns = arrival_ns
-                if count % _FAST_YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+                await ctx.wait_for_room()
             ctx.emit(self._batch(chunk, rows, host_ns))
 
     def _batch(self, chunk: ImuChunk | CameraChunk, rows: np.ndarray, host_ns: int):
