@@ -83,12 +83,12 @@ def offline_items(
     settings = KeypointFilterSettings(process_noise=options["process_noise"], pixel_sigma=options["pixel_sigma"],
                                       max_gap_s=options["max_gap_s"], lag_s=options["lag_s"])  # fmt: skip
     frames = [(key, cameras[key], _frames(parts[key], epoch_ns, settings)) for key in cameras if parts[key]]
-    ends = [s.times[-1] for s in strap_values if s is not None] + [f.times[-1] for _, _, f in frames]
+    ends = [s.times[-1] for s in strap_values if s is not None] + [f.times[-1] for _, _, (f, _) in frames]
     grid_ns = np.arange(epoch_ns, epoch_ns + math.floor(max(ends) * 1e9) + 1, period)
     grid = (grid_ns - epoch_ns) / 1e9
     segments = [s.at(grid, options["max_gap_s"]) for s in strap_values if s is not None]
-    views = {key: FrameSeries.of(f).views(grid, options["max_gap_s"], *key, keypoint_set,
-                                          options["detector_error"])[0]
+    views = {key: FrameSeries.of(*f).views(grid, options["max_gap_s"], *key, keypoint_set,
+                                           options["detector_error"])[0]
              for key, keypoint_set, f in frames}  # fmt: skip
     mounted = {s.segment: (s.mounting_record.get("matrix") is not None, s.mounting_sigma)
                for s in strap_values if s is not None}  # fmt: skip
@@ -254,7 +254,11 @@ def first_rest(gyr: np.ndarray, acc: np.ndarray, rate_hz: float, options: dict) 
     return None if not len(hits) else slice(int(hits[0]), int(hits[0]) + n)
 
 
-def _frames(parts: list[KeypointBatch], epoch_ns: int, settings: KeypointFilterSettings) -> SmoothedKeypoints:
+def _frames(
+    parts: list[KeypointBatch], epoch_ns: int, settings: KeypointFilterSettings
+) -> tuple[SmoothedKeypoints, np.ndarray]:
+    """The camera's frames smoothed over the whole recording, with the detections (fillers included) they
+    were made from."""
     counts = [b.keypoints.shape[1] for b in parts]
     if (
         len(set(counts)) > 1
@@ -268,7 +272,7 @@ def _frames(parts: list[KeypointBatch], epoch_ns: int, settings: KeypointFilterS
     keypoints = np.concatenate([b.keypoints for b in parts]).astype(np.float64)
     keep = _increasing(times)
     times, keypoints = _with_fillers(times[keep], seq[keep], keypoints[keep])
-    return smooth_offline(times, keypoints, settings)
+    return smooth_offline(times, keypoints, settings), keypoints
 
 
 def _with_fillers(times: np.ndarray, seq: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

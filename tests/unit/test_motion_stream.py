@@ -591,7 +591,10 @@ def test_a_keypoint_tolerance_has_the_pose_models_error_as_a_floor():
     assert size[0] == pytest.approx(100.0) and np.isnan(size[1])
     assert np.isnan(person_size(position[:, :3], "toy-3")).all()  # a set without shoulders and hips
     sigma = np.array([[3.0, 40.0]])
-    tolerance = keypoint_tolerance(sigma, np.array([100.0]), 0.07)
+    tolerance = keypoint_tolerance(sigma, np.array([100.0]), 0.07, np.zeros((1, 2)))
     # the floor (7 px per axis) rules a well-smoothed keypoint; a poorly known one keeps its own sigma
     np.testing.assert_allclose(tolerance, 2 * np.sqrt(2) * np.sqrt(sigma**2 + 7.0**2))
-    assert np.isnan(keypoint_tolerance(sigma, np.array([np.nan]), 0.07)).all()  # no size: no claim
+    # a value 60 px from the detection it used may be that far off: in quadrature
+    apart = keypoint_tolerance(sigma, np.array([100.0]), 0.07, np.array([[60.0, 0.0]]))
+    np.testing.assert_allclose(apart, [[np.hypot(tolerance[0, 0], 60.0), tolerance[0, 1]]])
+    assert np.isnan(keypoint_tolerance(sigma, np.array([np.nan]), 0.07, np.zeros((1, 2)))).all()  # no claim
