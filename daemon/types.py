@@ -378,9 +378,10 @@ class KeypointView:
     view name "3d" is kept for triangulated positions (unit "m", (K, 3)). ``status`` (K,) holds
     KeypointStatus codes; ``position`` and ``sigma`` (the smoother's standard deviation per axis) are NaN where
     a keypoint is MISSING. ``tolerance`` (K,), in the view's unit: the distance within which a keypoint claims
-    to be of the true joint's image, the smoother's sigma with the pose model's own error as a floor
-    (docs/fusion.md, "Tolerance"); NaN where it claims none (missing, or the person's size not yet known),
-    None for a view that states no tolerance at all.
+    to be of the true joint's image (or, for "3d", of the joint), the smoother's sigma with the pose model's
+    own error as a floor and the value's distance from its detection (docs/fusion.md, "Tolerance"); NaN
+    where it claims none (missing, or the person's size not yet known), None for a view that states no
+    tolerance at all.
     """
 
     view: str

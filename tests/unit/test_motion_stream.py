@@ -493,7 +493,9 @@ def test_keypoints_seen_by_two_cameras_are_triangulated_and_flagged():
         code = np.array(status[cam.name], dtype=np.int8)
         pixels = np.where((code == KeypointStatus.MISSING)[:, None], np.nan, project(cam, points))
         sigma = np.where(code == KeypointStatus.MISSING, np.nan, 2.0)
-        views[("synth", cam.name)] = [KeypointView(cam.name, "synth", "COCO-17", "px", pixels, sigma, code)]
+        tolerance = 2.0 * np.sqrt(2.0) * sigma  # twice the radial deviation of 2 px per axis
+        views[("synth", cam.name)] = [KeypointView(cam.name, "synth", "COCO-17", "px", pixels, sigma, code,
+                                                   tolerance)]  # fmt: skip
     (view,) = triangulated_views(views, cams)
     assert view.view == "3d" and view.unit == "m" and view.position.shape == (3, 3)
     np.testing.assert_allclose(view.position[:2], points[:2], atol=1e-9)
@@ -503,6 +505,11 @@ def test_keypoints_seen_by_two_cameras_are_triangulated_and_flagged():
     # 2 px at 800 px focal and 3 m is 7.5 mm across each ray; the rays (along z and x) at right angles pin x
     # and z once and y twice: variances s², s²/2, s², their mean 5/6 s²
     np.testing.assert_allclose(view.sigma[0], 2.0 / 800.0 * 3.0 * np.sqrt(5 / 6), rtol=1e-6)
+    # the tolerance, carried the same way, is twice the point's radial (3-axis) deviation
+    np.testing.assert_allclose(view.tolerance[:2], 2.0 * np.sqrt(3.0) * view.sigma[:2], rtol=1e-9)
+    assert np.isnan(view.tolerance[2])
+    without = {**views, ("synth", "b"): [dataclasses.replace(views[("synth", "b")][0], tolerance=None)]}
+    assert np.isnan(triangulated_views(without, cams)[0].tolerance).all()  # a camera used claims none
 
 
 def test_one_camera_says_the_video_fusion_needs_two_calibrated_cameras():

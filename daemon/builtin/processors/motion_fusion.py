@@ -166,24 +166,36 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     """The "3d" view of each item: every keypoint that two or more cameras have (measured or filled),
     triangulated by weighted linear DLT (Hartley & Zisserman, Multiple View Geometry, 2nd ed., §12.2;
     kinefuse.camera_calibration.triangulate), each view weighted by focal length / the smoother's sigma (px),
-    so each row pair of the DLT is about one standard deviation in normalised image coordinates."""
+    so each row pair of the DLT is about one standard deviation in normalised image coordinates. Its sigma is
+    the views' sigmas carried through the geometry (``_point_sigma``); its tolerance, the views' tolerances
+    (each twice a radial standard deviation) carried the same way, as twice the point's radial standard
+    deviation (NaN where a view used states none)."""
     per_camera = list(views.values())
     pixels = np.stack([[v.position for v in vs] for vs in per_camera])  # (ncam, m, K, 2)
     sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])  # (ncam, m, K)
     status = np.stack([[v.status for v in vs] for vs in per_camera])
+    tolerance = np.stack([[_tolerance_of(v) for v in vs] for vs in per_camera])
     focal = np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])[:, None, None]
     used = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
     weights = np.where(used, focal / np.where(used, sigma, 1.0), 0.0)
     with np.errstate(invalid="ignore"):  # keypoints too few cameras see come out NaN, as they should
         points = triangulate(cams, np.where(used[..., None], pixels, np.nan), weights)  # (m, K, 3)
     point_sigma = _point_sigma(cams, points, np.where(used, sigma, np.nan) / focal)
+    # a view's tolerance is twice its radial (2-axis) deviation; the point's, twice its radial (3-axis) one
+    per_axis = _point_sigma(cams, points, np.where(used, tolerance / (2.0 * np.sqrt(2.0)), np.nan) / focal)
+    claimed = (used <= np.isfinite(tolerance)).all(axis=0)  # every view used states one
+    point_tolerance = np.where(claimed, 2.0 * np.sqrt(3.0) * per_axis, np.nan)
     worst = _worst_status(status, used)
     missing = ~np.isfinite(points).all(axis=-1) | ~np.isfinite(point_sigma)
     worst[missing] = KeypointStatus.MISSING
-    points[missing], point_sigma[missing] = np.nan, np.nan
+    points[missing], point_sigma[missing], point_tolerance[missing] = np.nan, np.nan, np.nan
     keypoint_set, source = per_camera[0][0].keypoint_set, per_camera[0][0].source_id
-    return [KeypointView(TRIANGULATED_VIEW, source, keypoint_set, "m", points[j], point_sigma[j], worst[j])
-            for j in range(points.shape[0])]  # fmt: skip
+    return [KeypointView(TRIANGULATED_VIEW, source, keypoint_set, "m", points[j], point_sigma[j], worst[j],
+                         point_tolerance[j]) for j in range(points.shape[0])]  # fmt: skip
+
+
+def _tolerance_of(view: KeypointView) -> np.ndarray:
+    return np.full(len(view.status), np.nan) if view.tolerance is None else view.tolerance
 
 
 def _point_sigma(cams: list[CameraCalibration], points: np.ndarray, angular_sigma: np.ndarray) -> np.ndarray:
