@@ -22,6 +22,7 @@ from scipy.spatial.transform import Rotation
 from kinefuse.builtin.processors.motion_fusion import (
     SEGMENT_ENDS,
     fused_orientation,
+    heading_settings,
     segment_axis,
     triangulated_views,
     unfused,
@@ -30,15 +31,16 @@ from kinefuse.builtin.processors.motion_offsets import CameraOffsets
 from kinefuse.camera_calibration import calibration_from_meta
 from kinefuse.fusion.segments import FusedSegment, fuse_heading
 from kinefuse.keypoints import KEYPOINT_NAMES
-from kinefuse.types import DeviceAdded, DeviceKind, KeypointBatch, KeypointView, SegmentOrientation
+from kinefuse.types import (
+    WORLD_MAGNETIC,
+    DeviceAdded,
+    DeviceKind,
+    KeypointBatch,
+    KeypointView,
+    SegmentOrientation,
+)
 
 _NO_OFFSET = "camera times only clock-aligned ({})"
-
-
-def heading_settings(options: dict) -> dict:
-    """The HeadingFusion settings of the motion processor's options (as the live VideoFusion takes them)."""
-    return {"heading_sigma_deg": options["heading_sigma_deg"], "init_s": options["heading_init_s"],
-            "bridge_s": options["heading_bridge_s"]}  # fmt: skip
 
 
 def camera_offsets(options: dict, processor_id: str, straps: dict, inputs: list) -> tuple[dict, dict]:
@@ -103,7 +105,9 @@ def fuse_offline(
             out.append(strap if segment not in SEGMENT_ENDS else [unfused(s, why) for s in strap])
             continue
         quats = np.array([s.quaternion if s.quaternion is not None else (np.nan,) * 4 for s in strap])
-        fused = smooth_heading(times, quats, segment_axis(triangulated, segment), heading_settings(options))
+        magnetic = any(s.world == WORLD_MAGNETIC for s in strap)
+        fused = smooth_heading(times, quats, segment_axis(triangulated, segment),
+                               heading_settings(options, magnetic))  # fmt: skip
         out.append([fused_orientation(s, fused, j, True, *context, sigma) for j, s in enumerate(strap)])
     return triangulated, out
 

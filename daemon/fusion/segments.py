@@ -142,14 +142,15 @@ class HeadingFusion:
     ``heading_sigma_deg``: the standard deviation of one video sample's heading for a horizontal segment,
     counting the detector's slow drift (errors correlated over about half a second, so the samples are
     worth fewer than their number); ``rate_noise``: rad/s per square-root second, how fast the IMU's
-    heading drift rate may change; ``huber_k``: the normalised innovation beyond which a measurement's
-    pull is bounded; ``init_s``: the video seen before the heading is first fixed.
+    heading drift rate may change; ``rate_sigma0``: rad/s, how uncertain that rate is when the heading is
+    first fixed; ``huber_k``: the normalised innovation beyond which a measurement's pull is bounded;
+    ``init_s``: the video seen before the heading is first fixed.
     """
 
     def __init__(self, *, heading_sigma_deg: float = 20.0, rate_noise: float = np.radians(0.05),
-                 huber_k: float = 1.5, init_s: float = 2.0, min_horizontal: float = 0.2,
-                 bridge_s: float = 2.0):  # fmt: skip
-        self.sigma_h, self.q = np.radians(heading_sigma_deg), rate_noise**2
+                 rate_sigma0: float = np.radians(1.0), huber_k: float = 1.5, init_s: float = 2.0,
+                 min_horizontal: float = 0.2, bridge_s: float = 2.0):  # fmt: skip
+        self.sigma_h, self.q, self.rate_sigma0 = np.radians(heading_sigma_deg), rate_noise**2, rate_sigma0
         self.huber_k, self.init_s = huber_k, init_s
         self.min_horizontal, self.bridge_s = min_horizontal, bridge_s
         self.x: np.ndarray | None = None  # (psi, its rate), once the heading is fixed
@@ -206,9 +207,9 @@ class HeadingFusion:
             return
         angles, variances = np.array(self._seen).T
         self.x = np.array([circular_median(angles, 1.0 / variances), 0.0])
-        # a median's variance is pi/2 times the mean's; the rate starts at zero, uncertain by 1 deg/s (a
-        # vertical gyroscope bias of that order)
-        self.p = np.diag([np.pi / 2 / np.sum(1.0 / variances), np.radians(1.0) ** 2])
+        # a median's variance is pi/2 times the mean's; the rate starts at zero, uncertain by rate_sigma0 (by
+        # default 1 deg/s: a vertical gyroscope bias of that order)
+        self.p = np.diag([np.pi / 2 / np.sum(1.0 / variances), self.rate_sigma0**2])
         self.last_video, self._seen = t, []
 
     def _update(self, t: float, disagreement: float, variance: float) -> None:

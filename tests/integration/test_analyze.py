@@ -269,9 +269,11 @@ def test_bench_analyze_times_both_modes_against_real_time(tmp_path):
     assert [(row["case"], row["unit"]) for row in rows] == [
         (f"analyze {mode}", unit) for mode in ("live", "offline") for unit in ("frames/s", "items/s")
     ]
-    for row in rows:  # the peer is the session's own rate: 30 frames and 30 item times a second of walk, live
-        # each published causally and revised
-        expected = 60.0 if row["case"] == "analyze live" and row["unit"] == "items/s" else 30.0
+    for (
+        row
+    ) in rows:  # the peer is the session's own rate: the walk's two cameras give 60 frames a second, and
+        # there are 30 item times a second, live each published causally and revised
+        expected = 30.0 if row["case"] == "analyze offline" and row["unit"] == "items/s" else 60.0
         assert row["peer"] == "the session in real time" and abs(row["peer_value"] - expected) < 1.0
         assert row["value"] > 0 and "6.0 s recorded" in row["note"]
 

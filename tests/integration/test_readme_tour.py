@@ -11,7 +11,14 @@ import pytest
 from .daemon_process import REPO, daemon_env, start_daemon, stop, wait_for_rows
 
 pytestmark = pytest.mark.slow
-DEVICES = ("imu_pelvis", "imu_left_shank", "imu_right_shank", "imu_trunk", "cam0")  # scenarios/walk.toml
+DEVICES = (
+    "imu_pelvis",
+    "imu_left_shank",
+    "imu_right_shank",
+    "imu_trunk",
+    "cam0",
+    "cam1",
+)  # scenarios/walk.toml
 SEGMENTS = ("pelvis", "left_shank", "right_shank", "trunk")
 
 
@@ -48,7 +55,8 @@ def test_the_readme_tour_while_running_and_after(tmp_path):
 
         (item,) = json_lines(kinefuse(tmp_path, "tail", "--kind", "motion", "--count", "1").stdout)
         assert item["type"] == "motion" and item["rate_hz"] == 30.0
-        assert set(item["segments"]) == set(SEGMENTS) and set(item["keypoints"]) == {"cam0"}
+        # each camera's view, and the triangulated one once both have seen the athlete
+        assert set(item["segments"]) == set(SEGMENTS) and set(item["keypoints"]) - {"3d"} == {"cam0", "cam1"}
         for segment in item["segments"].values():  # every value says what it is
             assert (segment["quaternion"] is None) == (segment["quality"] == "insufficient")
             assert segment["quality"] != "good" and segment["quality_reason"]

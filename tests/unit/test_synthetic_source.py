@@ -112,4 +112,4 @@ def test_realtime_mode_keeps_pace_with_the_clock(tmp_path):
 def test_the_default_scenario_is_the_packaged_walk():
     source = SyntheticSource({**DEFAULTS, "chunk_s": 1.0}, "synth")
     assert source.simulation.scenario.name == "walk"
-    assert len(source.simulation.imus) == 4 and len(source.simulation.cameras) == 1
+    assert len(source.simulation.imus) == 4 and len(source.simulation.cameras) == 2
