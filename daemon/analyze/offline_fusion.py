@@ -51,6 +51,7 @@ def camera_offsets(options: dict, processor_id: str, straps: dict, inputs: list)
         offsets.add_strap(key, segment)
     for batch in inputs:
         offsets.observe(batch)
+    offsets.finish()  # the estimates still running count too, as at the live stream's end
     cameras = {(b.source_id, b.device_id) for b in inputs if isinstance(b, KeypointBatch)}
     return dict(offsets.offset_ns), {key: offsets.timing(key) for key in cameras if offsets.timing(key)}
 

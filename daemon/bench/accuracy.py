@@ -163,9 +163,7 @@ def _cross_modal_rows(name: str, simulation: Simulation, db, reader) -> list[dic
     shank = max(shanks, key=lambda d: _seen_share(frames["keypoints"], names, d.segment.split("_")[0]))
     side = shank.segment.split("_")[0]
     imu = reader.imu_samples(db, device_id=shank.name)
-    zero_ns = _meta(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [shank.name])))[
-        "sim_time_zero_ns"
-    ]
+    zero_ns = reader.device_meta(db, shank.name)["sim_time_zero_ns"]
     # seconds since the simulation's time zero: the correlation grid then falls the same way every run
     imu_t, cam_t = (
         (np.asarray(imu["time_ns"]) - zero_ns) / 1e9,

@@ -317,6 +317,17 @@ def session_devices(db: DbLike, session_id: int) -> list[dict]:
     return [{**row, "meta": json.loads(row["meta"]) if row["meta"] else {}} for row in rows]
 
 
+def device_meta(db: DbLike, device_id: str) -> dict:
+    """A device's declared meta (``DeviceInfo.meta``, decoded), from the latest session that has the device;
+    LookupError naming the file and the device when none has."""
+    with _reading(db) as conn:
+        rows = list(conn.query("SELECT meta FROM devices WHERE device_id = ? ORDER BY session_id DESC, id DESC "
+                               "LIMIT 1", [device_id]))  # fmt: skip
+        if not rows:
+            raise LookupError(f"{db_path(conn)}: no device {device_id!r}")
+    return json.loads(rows[0]["meta"]) if rows[0]["meta"] else {}
+
+
 def stored_batches(db: DbLike, session_id: int) -> list[dict]:
     """The session's stored IMU samples and camera frames regrouped into the batches they arrived in: runs of
     consecutive rows (in arrival order) of one device sharing one arrival stamp (``host_ns``), the two tables

@@ -250,6 +250,14 @@ def test_the_command_names_the_file_and_the_session_it_cannot_use(recorded, tmp_
     assert result.returncode == 1 and f"{missing}: no such database file" in result.stderr
 
 
+def test_a_devices_meta_is_read_back_as_declared(recorded):
+    db = recorded[0]
+    meta = reader.device_meta(db, "imu_left_shank")
+    assert meta["segment"] == "left_shank" and isinstance(meta["sim_time_zero_ns"], int)
+    with pytest.raises(LookupError, match=f"{db}: no device 'imu_nowhere'"):
+        reader.device_meta(db, "imu_nowhere")
+
+
 def test_the_command_prints_the_analysis(recorded):
     db = recorded[0]
     uuid = reader.find_session(db, 1)["uuid"]

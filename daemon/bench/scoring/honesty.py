@@ -17,14 +17,13 @@ the cameras' carried through the geometry) is scored against the true landmarks 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from kinefuse.bench import make_row
 from kinefuse.camera_calibration import project
 from kinefuse.sim.detector_model import KEYPOINT_SETS
+from kinefuse.storage.reader import device_meta
 from kinefuse.types import TRIANGULATED_VIEW, WORLD_MAGNETIC, KeypointStatus, QualityLevel
 
 METRIC = "good segment values beyond twice their tolerance"
@@ -76,7 +75,7 @@ def keypoint_honesty_rows(name: str, simulation, db, reader) -> list[dict]:
 
 def _true_landmarks(simulation, db, keypoint_set: str, time_ns: np.ndarray) -> np.ndarray:
     """The simulator's true 3D landmarks (m, K, 3) of ``keypoint_set`` at the stream's item times."""
-    meta = json.loads(next(db.query("SELECT meta FROM devices WHERE kind = 'camera'"))["meta"])
+    meta = device_meta(db, simulation.cameras[0].name)  # every simulated device shares the time zero
     landmarks = simulation.body.landmarks((time_ns - meta["sim_time_zero_ns"]) / 1e9)
     return np.stack([landmarks[m] for m in KEYPOINT_SETS[keypoint_set].landmarks], axis=1)
 
@@ -115,7 +114,7 @@ def _errors(simulation, db, rows: dict) -> np.ndarray:
     to_magnetic = _magnetic_from_world(simulation)
     for device in set(rows["device_id"].tolist()):
         mine = rows["device_id"] == device
-        meta = json.loads(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [device]))["meta"])
+        meta = device_meta(db, device)
         t = (rows["time_ns"][mine] - meta["sim_time_zero_ns"]) / 1e9
         truth = Rotation.from_matrix(simulation.body.segment(meta["segment"], t).R)
         quaternion = rows["quaternion"][mine].astype(np.float64)

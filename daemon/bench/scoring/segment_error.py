@@ -21,7 +21,6 @@ fused segments), scored on the same items against the live fused stream.
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 from pathlib import Path
 
@@ -113,9 +112,7 @@ def segment_errors(simulation, db, segment: str) -> dict:
     imu = _live(reader.motion_segments(db, segment=segment), _IMU)
     views = _live(reader.motion_keypoints(db, view=TRIANGULATED_VIEW), _FUSED)
     strap = str(fused["device_id"][0])
-    zero_ns = json.loads(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [strap]))["meta"])[
-        "sim_time_zero_ns"
-    ]
+    zero_ns = reader.device_meta(db, strap)["sim_time_zero_ns"]
     times = (fused["time_ns"] - zero_ns) / 1e9
     video = _video_axis(views, fused["time_ns"], segment)
     imu_q = _on(imu, fused["time_ns"], "quaternion")
@@ -170,9 +167,7 @@ def offline_segment_errors(
     order = np.argsort(rows["time_ns"], kind="stable")
     offline = _on({key: value[order] for key, value in rows.items()}, fused["time_ns"], "quaternion")
     strap = str(fused["device_id"][0])
-    zero_ns = json.loads(next(db.query("SELECT meta FROM devices WHERE device_id = ?", [strap]))["meta"])[
-        "sim_time_zero_ns"
-    ]
+    zero_ns = reader.device_meta(db, strap)["sim_time_zero_ns"]
     truth = _true_axis(simulation, db, strap, zero_ns, errors["t"], segment)
     return {**errors, "offline": angle_between(long_axis(offline), truth)}
 

@@ -124,8 +124,11 @@ class CameraOffsets:
         self._pending.append((float(cam_t[-1]) + APPLY_AFTER_S, camera, time_ns, future))
 
     def finish(self) -> None:
-        """At the end of the stream: apply every estimate still running."""
+        """At the end of the stream: apply every estimate still running, then let the worker thread go."""
         self._take_up(np.inf)
+        if self._worker is not None:
+            self._worker.shutdown()
+            self._worker = None
 
     def _take_up(self, now_s: float) -> None:
         """Apply the estimates whose time has come, in the order they were started."""
