@@ -182,9 +182,10 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     weights = np.where(used, focal / np.where(used, sigma, 1.0), 0.0)
     with np.errstate(invalid="ignore"):  # keypoints too few cameras see come out NaN, as they should
         points = triangulate(cams, np.where(used[..., None], pixels, np.nan), weights)  # (m, K, 3)
-    point_sigma = _point_sigma(cams, points, np.where(used, sigma, np.nan) / focal)
     # a view's tolerance is twice its radial (2-axis) deviation; the point's, twice its radial (3-axis) one
-    per_axis = _point_sigma(cams, points, np.where(used, tolerance / (2.0 * np.sqrt(2.0)), np.nan) / focal)
+    point_sigma, per_axis = _point_sigma(
+        cams, points, [np.where(used, s, np.nan) / focal for s in (sigma, tolerance / (2.0 * np.sqrt(2.0)))]
+    )
     claimed = (used <= np.isfinite(tolerance)).all(axis=0)  # every view used states one
     point_tolerance = np.where(claimed, 2.0 * np.sqrt(3.0) * per_axis, np.nan)
     worst = _worst_status(status, used)
@@ -200,20 +201,31 @@ def _tolerance_of(view: KeypointView) -> np.ndarray:
     return np.full(len(view.status), np.nan) if view.tolerance is None else view.tolerance
 
 
-def _point_sigma(cams: list[CameraCalibration], points: np.ndarray, angular_sigma: np.ndarray) -> np.ndarray:
+def _point_sigma(
+    cams: list[CameraCalibration], points: np.ndarray, angular_sigmas: list[np.ndarray]
+) -> list[np.ndarray]:
     """Standard deviation per axis (m) of triangulated points (m, K, 3), from each used view's angular sigma
-    (ncam, m, K; rad, NaN where unused): a view at depth d with angular sigma a pins the point across its ray
-    to d a in both directions and not at all along it, so the information is sum 1/(d a)^2 (I - r r^T), r the
-    ray's direction (Hartley & Zisserman 2004, sec. 5.2.2 and 12.6: error grows as the rays turn parallel);
-    the result is the root mean of the covariance's diagonal, inf when the rays are parallel."""
-    information = np.zeros((*points.shape[:-1], 3, 3))
+    (ncam, m, K; rad, NaN where unused), one result per array of ``angular_sigmas`` (the geometry is shared):
+    a view at depth d with angular sigma a pins the point across its ray to d a in both directions and not at
+    all along it, so the information is sum 1/(d a)^2 (I - r r^T), r the ray's direction (Hartley &
+    Zisserman 2004, sec. 5.2.2 and 12.6: error grows as the rays turn parallel); the result is the root mean
+    of the covariance's diagonal, inf when the rays are parallel."""
+    geometry = []
     with np.errstate(invalid="ignore"):  # NaN points (not triangulated) stay NaN
-        across_ray = [np.abs(depth(cam, points)) * a for cam, a in zip(cams, angular_sigma, strict=True)]
-    for cam, lateral in zip(cams, across_ray, strict=True):
-        ray = points - cam.centre
-        ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+        for cam in cams:
+            ray = points - cam.centre
+            ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+            geometry.append((np.abs(depth(cam, points)), np.eye(3) - ray[..., :, None] * ray[..., None, :]))
+    return [_covariance_sigma(geometry, angular) for angular in angular_sigmas]
+
+
+def _covariance_sigma(geometry: list[tuple[np.ndarray, np.ndarray]], angular_sigma: np.ndarray) -> np.ndarray:
+    """``_point_sigma`` for one set of angular sigmas, given each view's (depth, I - r r^T)."""
+    information = np.zeros(geometry[0][1].shape)
+    for (distance, across), a in zip(geometry, angular_sigma, strict=True):
+        with np.errstate(invalid="ignore"):
+            lateral = distance * a
         weight = np.where(np.isfinite(lateral), 1.0 / np.where(np.isfinite(lateral), lateral, 1.0) ** 2, 0.0)
-        across = np.eye(3) - ray[..., :, None] * ray[..., None, :]
         information += np.nan_to_num(weight[..., None, None] * across)
     with np.errstate(invalid="ignore", divide="ignore"):
         determinant = np.linalg.det(information)
