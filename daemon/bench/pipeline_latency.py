@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -105,21 +106,28 @@ def connect(path: str, timeout_s: float = _CONNECT_TIMEOUT_S) -> socket.socket:
             time.sleep(0.01)
 
 
+def stream_records(path: str, request: dict) -> Iterator[tuple[int, dict]]:
+    """Subscribe with ``request`` on the daemon's socket at ``path``; each record as (its reading stamp,
+    the record) until the daemon ends the stream. A refusal raises."""
+    with connect(path) as sock, sock.makefile("rb") as stream:
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        for line in stream:
+            now_ns = time.monotonic_ns()  # stamped before parsing: the line has been received
+            record = json.loads(line)
+            if "error" in record:
+                raise RuntimeError(f"the daemon refused the subscription: {record['error']}")
+            yield now_ns, record
+
+
 def subscribe(path: str) -> dict:
     """Read the live stream from the socket at ``path`` until the daemon ends it; the latency of each record."""
     latency_ns: list[int] = []
     skipped = 0
-    with connect(path) as sock, sock.makefile("rb") as stream:
-        sock.sendall(b'{"cmd": "subscribe"}\n')
-        for line in stream:
-            now_ns = time.monotonic_ns()  # stamped before parsing: the line has been received
-            record = json.loads(line)
-            if "host_ns" in record:
-                latency_ns.append(now_ns - record["host_ns"])
-            elif record.get("type") == "skipped":
-                skipped += record["count"]
-            elif "error" in record:
-                raise RuntimeError(f"the daemon refused the subscription: {record['error']}")
+    for now_ns, record in stream_records(path, {"cmd": "subscribe"}):
+        if "host_ns" in record:
+            latency_ns.append(now_ns - record["host_ns"])
+        elif record.get("type") == "skipped":
+            skipped += record["count"]
     return {"latency_ns": latency_ns, "skipped": skipped}
 
 

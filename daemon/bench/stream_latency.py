@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +26,10 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.bench import make_row
 from kinefuse.bench.pipeline import case_config, describe, own_files
-from kinefuse.bench.pipeline_latency import LIVE_SCENARIO, connect, run_with_subscriber
+from kinefuse.bench.pipeline_latency import LIVE_SCENARIO, run_with_subscriber, stream_records
 from kinefuse.interfaces import BenchSpec
 
 GOAL_P99_MS = 20.0
-_CONNECT_TIMEOUT_S = 30.0
 _SKIP_S = 5.0  # the straps' sample rates are measured and the filters start first: not scored
 
 
@@ -140,18 +138,12 @@ def register_benches():
 def subscribe(path: str) -> dict:
     """Read the motion items until the daemon ends the stream: each one's (time, revision, reading stamp)."""
     items, skipped = [], 0
-    with connect(path, _CONNECT_TIMEOUT_S) as sock, sock.makefile("rb") as stream:
-        sock.sendall(b'{"cmd": "subscribe", "kinds": ["motion"]}\n')
-        for line in stream:
-            now_ns = time.monotonic_ns()  # stamped before parsing: the line has been received
-            record = json.loads(line)
-            kind = record.get("type")
-            if kind == "motion":
-                items.append((record["t_ns"], record["revision"], now_ns))
-            elif kind == "skipped":
-                skipped += record["count"]
-            elif "error" in record:
-                raise RuntimeError(f"the daemon refused the subscription: {record['error']}")
+    for now_ns, record in stream_records(path, {"cmd": "subscribe", "kinds": ["motion"]}):
+        kind = record.get("type")
+        if kind == "motion":
+            items.append((record["t_ns"], record["revision"], now_ns))
+        elif kind == "skipped":
+            skipped += record["count"]
     return {"items": items, "skipped": skipped}
 
 
