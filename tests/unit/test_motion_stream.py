@@ -605,3 +605,35 @@ def test_a_keypoint_tolerance_has_the_pose_models_error_as_a_floor():
     apart = keypoint_tolerance(sigma, np.array([100.0]), 0.07, np.array([[60.0, 0.0]]))
     np.testing.assert_allclose(apart, [[np.hypot(tolerance[0, 0], 60.0), tolerance[0, 1]]])
     assert np.isnan(keypoint_tolerance(sigma, np.array([np.nan]), 0.07, np.zeros((1, 2)))).all()  # no claim
+
+
+def test_a_strap_gap_does_not_restart_a_magnetometer_straps_heading_filter():
+    """The heading filter restarts when the strap's world changes (the magnetometer came or went); an item
+    where the strap has no value says nothing about its world and keeps the filter it has."""
+    from kinefuse.builtin.processors.motion_fusion import VideoFusion
+    from kinefuse.types import (
+        WORLD_MAGNETIC,
+        MotionItem,
+        Provenance,
+        Quality,
+        QualityLevel,
+        SegmentOrientation,
+    )
+
+    fusion = VideoFusion(defaults(SCHEMA), "motion")
+    fusion.mounted_ns = {"left_shank": (0, 1.0)}
+    good = Quality(QualityLevel.GOOD)
+    valued = SegmentOrientation("left_shank", "s", "strap", (1.0, 0.0, 0.0, 0.0), Provenance.FUSED, good,
+                                world=WORLD_MAGNETIC)  # fmt: skip
+    gap = SegmentOrientation(
+        "left_shank", "s", "strap", None, None, Quality(QualityLevel.INSUFFICIENT, "gap")
+    )
+
+    def fuse(segment, t_ns):
+        item = MotionItem(t_ns, 30.0, (segment,), (), "motion", 0)
+        fusion._fuse_segment("left_shank", 0, np.array([t_ns / 1e9]), [item], None, ("no cameras", ""))
+        return fusion.fusions[("left_shank", 0)][1]
+
+    first = fuse(valued, 1_000_000_000)
+    assert fuse(gap, 1_033_333_333) is first
+    assert fuse(valued, 1_066_666_666) is first

@@ -148,8 +148,10 @@ class VideoFusion:
             why = "no video heading until the strap's mounting is calibrated"
         if not len(ready):
             return [unfused(s, why) for s in strap]
-        magnetic = strap[int(ready[-1])].world == WORLD_MAGNETIC
         since, fusion = self.fusions.get((segment, revision), (None, None))
+        # the strap's world as its newest value says; an item without a value (a strap gap) says nothing
+        known = [strap[j].world for j in ready.tolist() if strap[j].quaternion is not None]
+        magnetic = known[-1] == WORLD_MAGNETIC if known else since is not None and since[1]
         if since != (mounted_ns, magnetic):  # a new mounting, or the magnetometer came or went
             fusion = HeadingFusion(**heading_settings(self.options, magnetic))
             self.fusions[(segment, revision)] = ((mounted_ns, magnetic), fusion)
