@@ -46,7 +46,7 @@ class SourceContext(Protocol):
         """Hand a batch to the pipeline. Never blocks: a full channel drops its oldest item."""
 
     async def wait_for_room(self) -> None:
-        """Yield to the pipeline, and wait while its channels are more than half full. A source replaying
+        """Yield to the pipeline now and then, and wait while its channels are more than half full. A source replaying
         recorded input as fast as it can awaits this between batches, so that nothing it replays is
         dropped; a live source never waits (its device would not)."""
 

@@ -127,7 +127,7 @@ async def _paced(duration_s: float) -> dict:
 
 async def _live(duration_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="kinefuse-bench-") as tmp:
-        config = case_config(Path(tmp), {"scenario": pipeline_latency.LIVE_SCENARIO, "realtime": True})
+        config = case_config(Path(tmp), pipeline_latency.live_source(duration_s))
         return await pipeline_latency.measure(config, duration_s)
 
 

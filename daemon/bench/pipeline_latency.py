@@ -41,6 +41,19 @@ LIVE_SCENARIO = {
         {"name": "cam1", "position": [4.0, 0.0, 1.0], "target": [0.0, 0.0, 0.9], "fps": 30.0},
     ],
 }
+_SIMULATED_AHEAD_S = 600.0  # the synthetic source's largest chunk
+
+
+def live_source(duration_s: float) -> dict:
+    """The synthetic source of a live case that runs ``duration_s``: LIVE_SCENARIO in real time, simulated
+    whole before its clock starts (up to the source's largest chunk). Simulating the next chunk meanwhile, as
+    the source otherwise does, took the GIL from the agent for a second every chunk: work a real strap or
+    camera never asks of the daemon."""
+    length = duration_s + 5.0
+    scenario = {**LIVE_SCENARIO, "scenario": {**LIVE_SCENARIO["scenario"], "duration_s": length}}
+    return {"scenario": scenario, "realtime": True, "loop": False, "chunk_s": min(length, _SIMULATED_AHEAD_S)}
+
+
 _CONNECT_TIMEOUT_S = 30.0  # the subscriber waits this long for the agent's socket to appear
 _SUBSCRIBER_EXIT_S = 30.0  # after the agent stops, the subscriber must have written its figures
 

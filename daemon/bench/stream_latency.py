@@ -26,7 +26,7 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.bench import make_row
 from kinefuse.bench.pipeline import case_config, describe, own_files
-from kinefuse.bench.pipeline_latency import LIVE_SCENARIO, run_with_subscriber, stream_records
+from kinefuse.bench.pipeline_latency import LIVE_SCENARIO, live_source, run_with_subscriber, stream_records
 from kinefuse.interfaces import BenchSpec
 
 GOAL_P99_MS = 20.0
@@ -36,8 +36,7 @@ _SKIP_S = 5.0  # the straps' sample rates are measured and the filters start fir
 async def _measure(duration_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="kinefuse-bench-stream-") as tmp:
         folder = Path(tmp)
-        config_path = case_config(folder, {"scenario": LIVE_SCENARIO, "realtime": True},
-                                  [{"id": "motion", "type": "motion"}])  # fmt: skip
+        config_path = case_config(folder, live_source(duration_s), [{"id": "motion", "type": "motion"}])
         _, received = await run_with_subscriber(config_path, duration_s, __name__)
         return {**received, "inputs": stored_inputs(folder / "bench.db")}
 

@@ -32,8 +32,10 @@ taken, refined to a fraction of a grid step by the parabola through it and its n
 The confidence is that magnitude at the peak. The estimate is "insufficient data", with the reason,
 when the confidence is below ``min_correlation``; when another lobe of the correlation (another cycle of
 a rhythm, or the mirror image of another phase, the sign being unknown) comes within ``min_margin`` of
-the peak; or when the lag's delete-a-block jackknife standard error (Kuensch 1989) over ``blocks`` blocks
-of the grid, reported as ``uncertainty_s``, exceeds ``max_uncertainty_s``.
+the peak; when the camera's rate is less than ``min_gain`` times the IMU's at that lag (least squares:
+the camera looks along the plane of motion and sees another rotation; ``MIN_GAIN``); or when the lag's
+delete-a-block jackknife standard error (Kuensch 1989) over ``blocks`` blocks of the grid, reported as
+``uncertainty_s``, exceeds ``max_uncertainty_s``.
 Windowed offsets along the recording give the relative skew by a least-squares line.
 """
 
@@ -45,6 +47,12 @@ import numpy as np
 
 from kinefuse.fusion.timeline import common_grid, resample
 
+# A camera sees a segment's rotation at about cos(angle between its view and the rotation axis) of the
+# strap's rate; one looking along the plane of motion (in front of a walker) sees the other planes' rotations
+# instead, at gains 0.07-0.10 of the sagittal rate (measured: bench stream's front camera), correlated with
+# it through the movement's coordination at a phase of their own (a confident lag 336 ms off). Three times
+# that is required.
+MIN_GAIN = 0.3
 HALF_WINDOW_S = 0.2  # the angle's local fit: ±6 frames at 30 fps
 _DEGREE = 3  # of the local polynomial; the IMU's matching kernel is computed from the same
 _BISQUARE = 4.685 * 1.4826  # Beaton & Tukey's tuning constant, in median absolute residuals
@@ -130,29 +138,41 @@ def _robust_slope(y: np.ndarray, u: np.ndarray, inside: np.ndarray, prior: np.nd
     design = np.stack([u**power for power in range(_DEGREE + 1)], axis=-1)
     # the first weights from the residuals of a Theil-Sen line (Sen 1968), which a point far off at the
     # window's edge cannot pull, as it pulls a least-squares cubic there
-    pair = inside[:, :, None] & inside[:, None, :] & (u[:, :, None] < u[:, None, :])
-    pairwise = (y[:, None, :] - y[:, :, None]) / np.where(pair, u[:, None, :] - u[:, :, None], 1.0)
-    slope = np.nanmedian(np.where(pair, pairwise, np.nan).reshape(len(y), -1), axis=1)[:, None]
-    level = np.nanmedian(np.where(inside, y - slope * u, np.nan), axis=1)[:, None]
+    # (a row's neighbours are in time order, so its pairs j < k inside are those with u_j < u_k)
+    first, second = np.triu_indices(u.shape[1], 1)
+    pair = inside[:, first] & inside[:, second]
+    pairwise = (y[:, second] - y[:, first]) / np.where(pair, u[:, second] - u[:, first], 1.0)
+    slope = _row_median(pairwise, pair)
+    level = _row_median(y - slope * u, inside)
     w = prior * _bisquare(np.abs(y - level - slope * u), inside)
     for iteration in range(iterations + 1):
-        normal = np.einsum("nk,nki,nkj->nij", w, design, design) + 1e-12 * np.eye(_DEGREE + 1)
-        coefficients = np.linalg.solve(normal, np.einsum("nk,nki,nk->ni", w, design, y)[..., None])[..., 0]
+        weighted = np.swapaxes(w[:, :, None] * design, 1, 2)  # rows x powers x neighbours
+        normal = weighted @ design + 1e-12 * np.eye(_DEGREE + 1)
+        coefficients = np.linalg.solve(normal, weighted @ y[:, :, None])[..., 0]
         if iteration < iterations:
-            w = prior * _bisquare(np.abs(y - np.einsum("nki,ni->nk", design, coefficients)), inside)
+            w = prior * _bisquare(np.abs(y - (design @ coefficients[:, :, None])[..., 0]), inside)
     return coefficients[:, 1]
+
+
+def _row_median(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Per row (as a column), the median of ``values`` where ``inside``; every row has some. One sort of
+    the whole block: numpy's nanmedian takes a masked-array path per call for rows this short."""
+    ordered = np.sort(np.where(inside, values, np.inf), axis=1)
+    count = inside.sum(axis=1)[:, None]
+    return 0.5 * (np.take_along_axis(ordered, (count - 1) // 2, axis=1)
+                  + np.take_along_axis(ordered, count // 2, axis=1))  # fmt: skip
 
 
 def _bisquare(residual: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Tukey's bisquare weights of each row's residuals, scaled by the row's median absolute residual."""
-    scale = _BISQUARE * np.nanmedian(np.where(inside, residual, np.nan), axis=1, keepdims=True)
+    scale = _BISQUARE * _row_median(residual, inside)
     ratio = residual / np.maximum(scale, 1e-12)  # the floor: an exact fit leaves nothing to reweight
     return np.where(inside & (ratio < 1.0), (1.0 - ratio * ratio) ** 2, 0.0)
 
 
 def estimate_offset(imu_times, gyr, camera_times, angle_rate, *, max_lag_s: float = 0.5, rate_hz: float = 200.0,
                     min_correlation: float = 0.5, min_samples: int = 400, smoothing_s: float = HALF_WINDOW_S,
-                    min_margin: float = 0.1, max_uncertainty_s: float = 0.01,
+                    min_margin: float = 0.1, min_gain: float = MIN_GAIN, max_uncertainty_s: float = 0.01,
                     blocks: int = 10) -> OffsetEstimate:  # fmt: skip
     """The offset to add to camera times (of ``angle_rate``, from ``segment_angle_rate`` with
     ``half_window_s`` = ``smoothing_s``) to match the IMU's (``gyr``: angular velocity, n x 3 or n)."""
@@ -176,16 +196,7 @@ def estimate_offset(imu_times, gyr, camera_times, angle_rate, *, max_lag_s: floa
         imu = imu - imu[valid_imu].mean()  # the gyroscope's bias: a swinging segment's mean rate is nil
     cam, valid_cam = resample(*_ordered(camera_times, angle_rate), grid, max_gap_s=0.1)
     imu, cam = np.where(valid_imu, imu, 0.0), np.where(valid_cam, cam, 0.0)
-    lags = np.arange(-int(max_lag_s * rate_hz), int(max_lag_s * rate_hz) + 1)
-    block = np.minimum(np.arange(len(grid)) * blocks // len(grid), blocks - 1)
-    # per lag and block: sums of imu * cam, imu^2, cam^2 and the count over the samples valid in both
-    sums = np.zeros((len(lags), 4, blocks))
-    for row, lag in enumerate(lags):
-        ia, ib = _shifted(len(grid), lag)
-        both = (valid_imu[ia] & valid_cam[ib]).astype(np.float64)
-        a, b, where = imu[ia] * both, cam[ib] * both, block[ia]
-        for column, value in enumerate((a * b, a * a, b * b, both)):
-            sums[row, column] = np.bincount(where, value, minlength=blocks)
+    sums = _lagged_sums(imu, valid_imu, cam, valid_cam, int(max_lag_s * rate_hz), blocks)
     counts = sums[:, 3].sum(axis=1)
     scores = _scores(sums.sum(axis=2), counts >= min_samples)
     lag, best = _peak(scores)
@@ -198,6 +209,11 @@ def estimate_offset(imu_times, gyr, camera_times, angle_rate, *, max_lag_s: floa
         return OffsetEstimate(
             None, peak, samples, f"insufficient data: correlation {peak:.2f} < {min_correlation}"
         )
+    gain = abs(sums[best, 0].sum() / sums[best, 1].sum())  # least squares: camera rate = gain x IMU rate
+    if gain < min_gain:
+        return OffsetEstimate(None, peak, samples,
+                              f"insufficient data: the camera sees {gain:.2f} of the rotation the strap measures "
+                              f"(less than {min_gain}): it looks along the plane of motion")  # fmt: skip
     rival = _rival(scores, best)
     if rival is not None and scores[rival] > peak - min_margin:
         return OffsetEstimate(None, peak, samples,
@@ -211,6 +227,25 @@ def estimate_offset(imu_times, gyr, camera_times, angle_rate, *, max_lag_s: floa
                               f"insufficient data: lag uncertain by {uncertainty * 1e3:.1f} ms "
                               f"(more than {max_uncertainty_s * 1e3:g})", uncertainty)  # fmt: skip
     return OffsetEstimate(float(lag / rate_hz), peak, samples, uncertainty_s=uncertainty)
+
+
+def _lagged_sums(imu, valid_imu, cam, valid_cam, max_lag: int, blocks: int) -> np.ndarray:
+    """Per lag (-max_lag..max_lag grid steps, IMU sample i paired with camera sample i - lag) and per block
+    of IMU samples: the sums of imu * cam, imu², cam² and the count over the pairs valid in both (``imu``
+    and ``cam`` are zero where not valid). Each block's sums over all lags are one correlation (C loops, not
+    one Python pass per lag: this runs beside the live stream, and a Python loop holds the GIL)."""
+    n = len(imu)
+    valid_imu, valid_cam = valid_imu.astype(np.float64), valid_cam.astype(np.float64)
+    pairs = ((imu, cam), (imu * imu, valid_cam), (valid_imu, cam * cam), (valid_imu, valid_cam))
+    padded = [np.pad(camera, max_lag) for _, camera in pairs]  # no camera sample beyond the grid's ends
+    edges = [(k * n + blocks - 1) // blocks for k in range(blocks + 1)]  # block k: i * blocks // n == k
+    sums = np.zeros((2 * max_lag + 1, 4, blocks))
+    for k in range(blocks):
+        start, end = edges[k], edges[k + 1]
+        for column, ((imu_side, _), camera) in enumerate(zip(pairs, padded, strict=True)):
+            # correlate's output m pairs imu[i] with padded[i + m], i.e. camera sample i - (max_lag - m)
+            sums[:, column, k] = np.correlate(camera[start : end + 2 * max_lag], imu_side[start:end])[::-1]
+    return sums
 
 
 def _dominant_rate(gyr: np.ndarray) -> np.ndarray:
@@ -288,11 +323,6 @@ def _ordered(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
     times, values = times[order], values[order]
     keep = np.concatenate([[True], np.diff(times) > 0])
     return times[keep], values[keep]
-
-
-def _shifted(n: int, lag: int) -> tuple[slice, slice]:
-    """Index ranges pairing IMU sample i with camera sample i - lag (the camera shifted later by lag)."""
-    return (slice(lag, n), slice(0, n - lag)) if lag >= 0 else (slice(0, n + lag), slice(-lag, n))
 
 
 def estimate_skew(imu_times, gyr, camera_times, angle_rate, *, window_s: float = 20.0, step_s: float = 5.0,
