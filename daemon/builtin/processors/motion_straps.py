@@ -178,6 +178,13 @@ class StrapTrack:
         arrays = [np.asarray(x, dtype=np.float64) for x in (batch.gyr, batch.acc, batch.mag) if x is not None]
         times, seq = (batch.time_ns - epoch_ns) / 1e9, batch.seq.astype(np.int64)
         last, self.last_sample = self.last_sample, (int(seq[-1]), float(times[-1]), [x[-1] for x in arrays])
+        if not self._lost_any(seq, last):  # nearly every batch: nothing to put back, so nothing to join
+            return (
+                *arrays[:2],
+                arrays[2] if len(arrays) > 2 else None,
+                times,
+                np.zeros(len(times), dtype=bool),
+            )
         bridge = last is not None and len(last[2]) == len(arrays)  # the magnetometer neither came nor went
         if bridge:
             seq, times = np.concatenate([[last[0]], seq]), np.concatenate([[last[1]], times])
@@ -186,6 +193,18 @@ class StrapTrack:
         start = 1 if bridge else 0  # the previous batch's last sample only anchored a gap
         return (*(x[start:] for x in arrays[:2]), arrays[2][start:] if len(arrays) > 2 else None,
                 times[start:], filled[start:])  # fmt: skip
+
+    def _lost_any(self, seq: np.ndarray, last) -> bool:
+        """Whether ``fill_lost`` would put back any sample before or within the batch (``last``: the sample
+        before it)."""
+        if last is not None:
+            step = int(seq[0]) - last[0]
+            if 1 < step <= self.max_fill + 1:
+                return True
+        if len(seq) == 1:
+            return False
+        steps = np.diff(seq)
+        return bool(((steps > 1) & (steps - 1 <= self.max_fill)).any())
 
     def _run(self, gyr, acc, mag, times, filled) -> None:
         gyr, acc = np.ascontiguousarray(gyr), np.ascontiguousarray(acc)
