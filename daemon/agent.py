@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 _BATCH_TYPES = (ImuBatch, KeypointBatch)
 _TAKE = 256  # items taken from a channel at once
 _STEP_NS = 2_000_000  # the processing loop runs at most this long before it lets other tasks run
+_YIELD_DEPTH = 32  # batches a replaying source leaves waiting before it yields (_wait_for_room)
 _ROOM_POLL_S = 0.005  # how often a waiting replay looks at the channels again
 _STATS_INTERVAL_S = 2.0  # how often live source counters are saved by the sinks
 
@@ -113,8 +114,10 @@ class Agent:
     async def _wait_for_room(self) -> None:
         """Yield now and then, and wait while the ingest channel or a sink's is more than half full (replaying
         sources await this so that a slow disk slows them instead of dropping what they replay). A yield on
-        every batch took 40 % of a flat-out replay's rate, so at most one each ``_STEP_NS``."""
-        if time.monotonic_ns() >= self._yield_after_ns:
+        every batch took 40 % of a flat-out replay's rate, so one each ``_STEP_NS``, or sooner once
+        ``_YIELD_DEPTH`` batches wait: the processing loop takes them all at once, and what it makes of
+        them must fit in the half of a sink's channel that is left."""
+        if len(self.ingest) >= _YIELD_DEPTH or time.monotonic_ns() >= self._yield_after_ns:
             await asyncio.sleep(0)
             self._yield_after_ns = time.monotonic_ns() + _STEP_NS
         channels = [self.ingest, *(runner.channel for runner in self.sinks.values())]

@@ -65,8 +65,9 @@ def feed(processor, seconds, straps=("imu_a",), camera=True, hidden=(), lost=(),
          revision=None):  # fmt: skip
     """Interleave 100 ms of every device's samples, in time order; return every item of ``revision`` (None:
     the last the processor publishes, the smoothed one when a camera's smoother lags) and, per item, the
-    newest input time when it came out."""
-    items, horizon = [], []
+    newest input time when it was made (a revision is made at the start of the next call, from the inputs
+    before that call's batch)."""
+    items, horizon, newest = [], [], None
     final = max(processor._revisions()) if revision is None else revision
     for chunk in range(round(seconds * 10)):
         batches = [imu(s, chunk * 10, 10) for s in straps]
@@ -74,8 +75,10 @@ def feed(processor, seconds, straps=("imu_a",), camera=True, hidden=(), lost=(),
             batches.append(frames(chunk * 3, 3, hidden, lost))
         for batch in batches:
             new = [item for item in processor.process(batch) if item.revision == final]
+            made_from = newest if final == 1 else int(batch.time_ns.max())
+            newest = int(batch.time_ns.max())
             items += new
-            horizon += [int(batch.time_ns.max())] * len(new)
+            horizon += [made_from] * len(new)
     return items, np.array(horizon)
 
 
@@ -114,7 +117,9 @@ def test_items_follow_the_grid_and_wait_for_the_smoothed_frames():
     assert behind_s.min() >= 0.1 and np.median(behind_s) < 0.1 + 3 / 30
     assert {item.keypoints[0].view for item in items} == {"cam0"}
     assert (view_status(items) == KeypointStatus.MEASURED).all()
-    assert len(items) + round(np.median(behind_s) * 30) == pytest.approx(3.0 * 30, abs=2)
+    # the revisions the last batch made ready go out with the next input
+    pending = [item for item in processor.process(imu("imu_a", 300, 1)) if item.revision == 1]
+    assert len(items) + len(pending) + round(np.median(behind_s) * 30) == pytest.approx(3.0 * 30, abs=2)
 
 
 def test_causal_items_go_out_as_their_frames_arrive_and_their_revisions_after_the_lag():
@@ -140,6 +145,19 @@ def test_causal_items_go_out_as_their_frames_arrive_and_their_revisions_after_th
     extrapolated = both[int(np.argmax(live == KeypointStatus.EXTRAPOLATED))][0].keypoints[0]
     assert extrapolated.provenance(0) is Provenance.EXTRAPOLATED
     assert extrapolated.quality(0).level is QualityLevel.DEGRADED
+
+
+def test_a_call_sends_the_revisions_it_owes_first_and_makes_none_after_its_causal_items():
+    # the causal items of a frame never wait for the smoother's revisions: those the frame makes ready go
+    # out at the start of the next call, made from the same inputs
+    processor = declared(strap(), CAMERA)
+    revisions_after_causal, owed = 0, 0
+    for chunk in range(30):
+        for batch in (imu("imu_a", chunk * 10, 10), frames(chunk * 3, 3, (), ())):
+            order = [item.revision for item in processor.process(batch) if isinstance(item, MotionItem)]
+            revisions_after_causal += sum(1 for k, r in enumerate(order) if r == 1 and 0 in order[:k])
+            owed += order.count(1)
+    assert revisions_after_causal == 0 and owed > 60
 
 
 def test_without_a_camera_there_is_nothing_to_revise():

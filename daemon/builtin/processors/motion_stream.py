@@ -138,6 +138,7 @@ class MotionStream:
         self._epoch_ns: int | None = None  # the first item's time; devices keep their times in s from it
         self._next_ns = {0: 0, 1: 0}  # the next item's time, by revision
         self._horizon_ns = 0  # the newest input time
+        self._revise_until_ns: int | None = None  # revision 1's publishing, left to the next call
 
     def device_added(self, declaration: DeviceAdded) -> list:
         device, key = declaration.device, (declaration.source_id, declaration.device.device_id)
@@ -161,6 +162,16 @@ class MotionStream:
         return []
 
     def process(self, batch: SampleBatch) -> list[MotionItem]:
+        # the revisions the previous call made ready go out now, ahead of this batch: made before it, they
+        # are what they would have been then, and the causal items never wait for them
+        return self._revised() + self._causal(batch)
+
+    def _revised(self) -> list:
+        """Revision 1's items up to where the previous call left it (none without a lagging smoother)."""
+        until_ns, self._revise_until_ns = self._revise_until_ns, None
+        return [] if until_ns is None else self._fused(self._publish(until_ns, (1,)))
+
+    def _causal(self, batch: SampleBatch) -> list:
         batch = self._video.observe(batch)  # a camera's times corrected by its cross-modal offset
         key = (batch.source_id, batch.device_id)
         device = (self._straps if isinstance(batch, ImuBatch) else self._cameras).get(key)
@@ -174,17 +185,23 @@ class MotionStream:
             device.add(batch, self._epoch_ns, self.rate_samples)
         else:
             device.add(batch, self._epoch_ns)
-        return self._fused(self._publish(self._horizon_ns - self.max_wait_ns))
+        until_ns = self._horizon_ns - self.max_wait_ns
+        if 1 in self._revisions():
+            self._revise_until_ns = until_ns
+        return self._fused(self._publish(until_ns, (0,)))
 
     def flush(self) -> list[MotionItem]:
         """Publish every item some device still covers; the devices that do not have no value there."""
+        revised = self._revised()
         self._video.finish()
         for camera in self._cameras.values():
             camera.flush()
         ends = [end for end in (d.end_s() for d in self._devices()) if end is not None]
         if not ends:
-            return []
-        return self._fused(self._publish(self._epoch_ns + round(max(ends) * 1e9)))
+            return revised
+        return revised + self._fused(
+            self._publish(self._epoch_ns + round(max(ends) * 1e9), self._revisions())
+        )
 
     def _fused(self, items: list[MotionItem]) -> list:
         """The items through the video fusion; the straps' mountings are looked up only when there are items
@@ -209,15 +226,15 @@ class MotionStream:
         """0, the causal items; and 1, their smoothed revisions, when a camera's smoother lags."""
         return (0, 1) if self._cameras and self.settings.lag_s > 0 else (0,)
 
-    def _publish(self, until_ns: int) -> list[MotionItem]:
-        items = [item for revision in self._revisions() for item in self._items(revision, until_ns)]
+    def _publish(self, until_ns: int, revisions: tuple[int, ...]) -> list[MotionItem]:
+        items = [item for revision in revisions for item in self._items(revision, until_ns)]
         if not items:
             return []  # most calls: straps send hundreds of batches a second, items go out 30
         oldest_s = (min(self._next_ns[r] for r in self._revisions()) - self.period_ns - self._epoch_ns) / 1e9
         for strap in self._straps.values():
             strap.trim(oldest_s)
         for camera in self._cameras.values():
-            for revision in self._revisions():
+            for revision in revisions:
                 camera.trim((self._next_ns[revision] - self.period_ns - self._epoch_ns) / 1e9, revision)
         return items
 
