@@ -104,6 +104,11 @@ def still_windows(gyr: np.ndarray, acc: np.ndarray, rate_hz: float, rest: dict) 
     return (spread <= 2 * 3 * rest["rest_noise_ratio"] ** 2) & slow & gravity
 
 
+def _bridged(steps: np.ndarray, max_fill: int) -> np.ndarray:
+    """Which steps between received sequence numbers skip a run of lost samples short enough to put back."""
+    return (steps > 1) & (steps - 1 <= max_fill)
+
+
 def fill_lost(seq: np.ndarray, times: np.ndarray, arrays: list[np.ndarray], max_fill: int):
     """Samples a strap's link lost put back: each run of at most ``max_fill`` missing sequence numbers
     between two received samples, its times and (n, 3) ``arrays`` interpolated linearly over the sequence
@@ -112,7 +117,7 @@ def fill_lost(seq: np.ndarray, times: np.ndarray, arrays: list[np.ndarray], max_
     sample a period, and a skipped 50 ms notification in a swing at 400 deg/s would leave the orientation
     20 deg behind until the accelerometer pulls it back."""
     steps = np.diff(seq)
-    counts = np.where((steps > 1) & (steps - 1 <= max_fill), steps - 1, 0)
+    counts = np.where(_bridged(steps, max_fill), steps - 1, 0)
     if not counts.any():
         return times, arrays, np.zeros(len(times), dtype=bool)
     left = np.repeat(np.arange(len(steps)), counts)  # the received sample before each put-back one
@@ -197,14 +202,8 @@ class StrapTrack:
     def _lost_any(self, seq: np.ndarray, last) -> bool:
         """Whether ``fill_lost`` would put back any sample before or within the batch (``last``: the sample
         before it)."""
-        if last is not None:
-            step = int(seq[0]) - last[0]
-            if 1 < step <= self.max_fill + 1:
-                return True
-        if len(seq) == 1:
-            return False
-        steps = np.diff(seq)
-        return bool(((steps > 1) & (steps - 1 <= self.max_fill)).any())
+        steps = np.diff(seq, prepend=seq[0] if last is None else last[0])
+        return bool(_bridged(steps, self.max_fill).any())
 
     def _run(self, gyr, acc, mag, times, filled) -> None:
         gyr, acc = np.ascontiguousarray(gyr), np.ascontiguousarray(acc)
