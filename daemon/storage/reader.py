@@ -293,17 +293,23 @@ def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None
 
 
 # --- a session to replay (kinefuse analyze) ------------------------------------------------------
+_UUID_PREFIX_CHARS = 8  # what `kinefuse status --db` prints
+
+
 def find_session(db: DbLike, session: str | int) -> dict:
     """The sessions row named by its id or by its uuid or a unique prefix of it (``kinefuse status --db``
-    prints the first 8 characters); LookupError naming the file and the session otherwise."""
+    prints the first 8 characters); LookupError naming the file and the session otherwise.
+
+    Digits shorter than that printed prefix are an id only: a missing id "7" must not pick whichever session's
+    uuid happens to start with 7."""
     with _reading(db) as conn:
         text = str(session).strip()
         rows = list(conn.query("SELECT * FROM sessions WHERE id = ?", [int(text)])) if text.isdigit() else []
-        if not rows and text:
+        if not rows and text and not (text.isdigit() and len(text) < _UUID_PREFIX_CHARS):
             rows = list(conn.query("SELECT * FROM sessions WHERE uuid LIKE ? ORDER BY id", [f"{text}%"]))
         if len(rows) != 1:
             known = ", ".join(
-                f"{r['id']} ({r['uuid'][:8]})" for r in conn.query("SELECT id, uuid FROM sessions")
+                f"{r['id']} ({r['uuid'][:_UUID_PREFIX_CHARS]})" for r in conn.query("SELECT id, uuid FROM sessions ORDER BY id")
             )
             why = "matches several sessions" if rows else "no such session"
             raise LookupError(f"{db_path(conn)}: session {text!r}: {why} (sessions: {known or 'none'})")
@@ -392,7 +398,7 @@ def format_summary(report: dict) -> str:
             "still running or killed" if session["duration_s"] is None else f"{session['duration_s']:.1f} s"
         )
         lines.append(
-            f"session {session['id']} {session['uuid'][:8]}  athlete {session['athlete']}  "
+            f"session {session['id']} {session['uuid'][:_UUID_PREFIX_CHARS]}  athlete {session['athlete']}  "
             f"started {session['started_wall']}  {duration}  {session['status']}"
         )
         for source in session["sources"]:

@@ -93,3 +93,18 @@ def test_reader_names_missing_and_garbage_files(tmp_path):
         reader.imu_samples(garbage)
     with pytest.raises(SchemaError, match="garbage.db: not a kinefuse database"):
         open_database(garbage)
+
+
+def test_a_missing_session_id_never_matches_a_uuid_that_starts_with_its_digits(tmp_path):
+    path = tmp_path / "k.db"
+    db = open_database(path)
+    athlete = db["athletes"].insert({"name": "ana", "created_wall": "2024-05-01T10:00:00+00:00"}).last_pk
+    for uuid in ("7f3a2b1c-0000-4000-8000-000000000000", "12345678-0000-4000-8000-000000000000"):
+        db["sessions"].insert({"uuid": uuid, "athlete_id": athlete, "started_wall": "2024-05-01T10:00:00+00:00",
+                               "started_ns": 0, "status": "stopped"})  # fmt: skip
+    db.close()
+    with pytest.raises(LookupError, match=r"session '7': no such session \(sessions: 1 \(7f3a2b1c\), 2 \(12345678\)"):
+        reader.find_session(path, "7")
+    assert reader.find_session(path, "7f3")["id"] == 1
+    assert reader.find_session(path, "12345678")["id"] == 2  # the printed prefix, digits or not
+    assert reader.find_session(path, 2)["uuid"].startswith("1234")
