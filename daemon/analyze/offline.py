@@ -217,7 +217,7 @@ def strap_mounting(segment: str, times, gyr, acc, rest: slice | None):
     (None: nothing to say) and what was found, for the record. The live calibration (``MountingCalibration``)
     with the first rest as its static pose and one window over every sample after it (bias-corrected
     gyroscope): offline the whole recording is the functional movement."""
-    calibration = MountingCalibration(segment, 0.0)  # a zero window: one estimate from the samples given
+    calibration = MountingCalibration(segment, math.inf)  # one window: every sample given
     if calibration.kind not in CALIBRATED_KINDS:
         return None, (calibration.reason(0.0), {"quality": "nominal", "reason": calibration.reason(0.0)})
     if rest is None:
@@ -225,6 +225,7 @@ def strap_mounting(segment: str, times, gyr, acc, rest: slice | None):
         return None, (why, {"quality": "nominal", "reason": why})
     calibration.static_pose(acc[rest], float(times[rest.stop - 1]))
     calibration.movement(gyr[rest.stop :], times[rest.stop :])
+    calibration.end_window()
     estimate = calibration.estimate
     if estimate is None:
         why = f"{_MOUNTING}: no samples after the rest"

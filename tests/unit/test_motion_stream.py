@@ -655,3 +655,41 @@ def test_a_strap_gap_does_not_restart_a_magnetometer_straps_heading_filter():
     first = fuse(valued, 1_000_000_000)
     assert fuse(gap, 1_033_333_333) is first
     assert fuse(valued, 1_066_666_666) is first
+
+
+def _strap_filtered(simulation, index, seconds, batch, read_every):
+    """Strap ``index`` through a StrapTrack in notifications of ``batch`` samples, its queue filtered after every
+    ``read_every`` notifications (reading its mounting) and at the end."""
+    from kinefuse.builtin.processors.motion_straps import StrapTrack
+
+    processor = motion()
+    chunk = simulation.imu_chunk(index, 0.0, seconds)
+    track = StrapTrack("synth", chunk.device.name, chunk.device.segment, processor.rest)
+    time_ns = T0 + np.round(chunk.t * 1e9).astype(np.int64)
+    for k, first in enumerate(range(0, len(time_ns), batch)):
+        rows = slice(first, first + batch)
+        b = imu_batch("synth", chunk.device.name, chunk.seq[rows], chunk.ticks[rows], time_ns[rows],
+                      chunk.track.acc[rows], chunk.track.gyr[rows],
+                      None if chunk.track.mag is None else chunk.track.mag[rows])  # fmt: skip
+        track.add(dataclasses.replace(b, time_ns=time_ns[rows]), T0, processor.rate_samples)
+        if k % read_every == 0:
+            assert track.mounting is not None
+    return track, track.mounting
+
+
+def test_a_straps_orientations_bias_and_mounting_do_not_depend_on_how_its_samples_were_batched():
+    """The strap's queue is filtered whenever something reads it, so the same samples arrive in different
+    groups: filtered sample by sample, in notifications of 7 read every 13th, or all at the end, the
+    orientations, the bias (from the standing start) and the mounting (from the walk after it) agree."""
+    simulation = simulated_walk(0)
+    index = next(i for i, d in enumerate(simulation.imus) if d.segment == "left_shank")
+    runs = [_strap_filtered(simulation, index, 16.0, batch, every) for batch, every in ((1, 1), (7, 13), (5, 10**6))]
+    (first, first_mounting), *others = runs
+    assert first.bias is not None and first_mounting.calibrated  # both were found within the 16 s
+    for track, mounting in others:
+        np.testing.assert_array_equal(track.times, first.times)
+        np.testing.assert_array_equal(track.flags, first.flags)
+        np.testing.assert_allclose(track.quats, first.quats, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(track.bias, first.bias, rtol=0, atol=1e-15)
+        assert track.bias_s == first.bias_s and mounting.calibrated_s == first_mounting.calibrated_s
+        np.testing.assert_allclose(mounting.estimate.mounting, first_mounting.estimate.mounting, rtol=0, atol=1e-12)
