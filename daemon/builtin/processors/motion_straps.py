@@ -161,7 +161,7 @@ class StrapTrack:
         self.rest = rest
         self.waiting: list[ImuBatch] = []  # the batches that measure the sample rate
         self.pending: list[ImuBatch] = []  # the batches not yet filtered
-        self.pending_end_s: float | None = None  # the newest of their times
+        self.newest_s: float | None = None  # the newest sample's time, once filtered or queued
         self.epoch_ns = 0
         self.filter: OrientationFilter | None = None
         self.rate_hz = self.started_s = self.period_s = 0.0
@@ -193,7 +193,7 @@ class StrapTrack:
             batches = [batch]
         self.pending += batches
         newest = max((int(b.time_ns.max()) - epoch_ns) / 1e9 for b in batches)
-        self.pending_end_s = newest if self.pending_end_s is None else max(self.pending_end_s, newest)
+        self.newest_s = newest if self.newest_s is None else max(self.newest_s, newest)
 
     @property
     def mounting(self) -> MountingCalibration:
@@ -323,11 +323,9 @@ class StrapTrack:
         self.flags = np.concatenate([self.flags, flags[keep].astype(np.int8)])
 
     def end_s(self) -> float | None:
-        """The newest sample's time, filtered or queued (the filter keeps every time after the newest)."""
-        filtered = float(self.times[-1]) if len(self.times) else None
-        if self.pending_end_s is None or filtered is None:
-            return self.pending_end_s if filtered is None else filtered
-        return max(filtered, self.pending_end_s)
+        """Where the strap's orientations reach: its newest sample, filtered or queued (the filter keeps every
+        sample later than all before it)."""
+        return self.newest_s
 
     def orientations(self, grid: np.ndarray, max_gap_s: float) -> list[SegmentOrientation]:
         self._catch_up()
