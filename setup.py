@@ -10,7 +10,7 @@ from setuptools import Extension, setup
 # pure-Python twins, which the equivalence tests compare exactly.
 _FP_FLAGS = [] if sys.platform == "win32" else ["-O3", "-ffp-contract=off", "-fno-math-errno"]
 
-_KERNELS = ["ahrs", "clock_map", "keypoint_kalman", "one_euro"]
+_KERNELS = ["ahrs", "clock_map", "keypoint_kalman", "one_euro", "triangulation"]
 
 extensions = [
     Extension(

@@ -8,12 +8,12 @@ import os
 PURE_PYTHON_ENV = "KINEFUSE_PUREPYTHON"
 
 if os.environ.get(PURE_PYTHON_ENV) == "1":
-    from kinefuse._pure import ahrs, clock_map, keypoint_kalman, one_euro
+    from kinefuse._pure import ahrs, clock_map, keypoint_kalman, one_euro, triangulation
 
     IMPLEMENTATION = "pure-python"
 else:
     try:
-        from kinefuse._ext import ahrs, clock_map, keypoint_kalman, one_euro
+        from kinefuse._ext import ahrs, clock_map, keypoint_kalman, one_euro, triangulation
     except ImportError as exc:
         raise ImportError(
             "kinefuse's compiled extension (kinefuse._ext) is missing or broken: "
@@ -22,4 +22,4 @@ else:
         ) from exc
     IMPLEMENTATION = "compiled"
 
-__all__ = ["IMPLEMENTATION", "ahrs", "clock_map", "keypoint_kalman", "one_euro"]
+__all__ = ["IMPLEMENTATION", "ahrs", "clock_map", "keypoint_kalman", "one_euro", "triangulation"]

@@ -18,6 +18,7 @@ Sports2D's Calib_demo.toml says [1768, 994], and its demo.mp4 decodes as 1768 x 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import tomllib
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from kinefuse._native import triangulation
 
 # Tables in a Pose2Sim calibration file that are not cameras (retrieve_calib_params skips these too).
 _NOT_CAMERAS = ("metadata", "capture_volume", "charuco", "checkerboard")
@@ -77,14 +80,19 @@ class CameraCalibration:
 
     __hash__ = None  # equality compares arrays, which do not hash
 
-    @property
+    # cached (the fields are read-only): the motion stream asks for them for every item it triangulates
+    @functools.cached_property
     def rotation_matrix(self) -> np.ndarray:
-        return cv2.Rodrigues(self.rotation)[0]
+        matrix = cv2.Rodrigues(self.rotation)[0]
+        matrix.flags.writeable = False
+        return matrix
 
-    @property
+    @functools.cached_property
     def centre(self) -> np.ndarray:
         """The camera centre in world coordinates, -R^T t."""
-        return -self.rotation_matrix.T @ self.translation
+        centre = -self.rotation_matrix.T @ self.translation
+        centre.flags.writeable = False
+        return centre
 
 
 _SHAPES = {
@@ -308,7 +316,8 @@ def triangulate(
     """World points (..., 3) seen at ``pixels`` (ncam, ..., 2) by ``cams``, by (weighted) linear DLT.
 
     Hartley & Zisserman, Multiple View Geometry, 2nd ed., §12.2: each view gives two rows x p3 - p1 and
-    y p3 - p2 of A, and X is the right singular vector of A with the smallest singular value. The views
+    y p3 - p2 of A, and X is the right singular vector of A with the smallest singular value
+    (``kinefuse._ext.triangulation``, batched over the points). The views
     are undistorted to normalised coordinates first, so P = [R | t] and A is well conditioned (the
     normalisation §4.4 asks for). Row pairs are scaled by ``weights`` (ncam, ...), e.g. detector
     confidences as Pose2Sim does. A view with NaN pixels or weight 0 is left out; a point seen by fewer
@@ -324,18 +333,25 @@ def triangulate(
     if (w < 0).any():
         raise ValueError("weights must not be negative")
     normalised = np.stack([undistort_pixels(cam, p) for cam, p in zip(cams, pixels, strict=True)])
-    used = np.isfinite(normalised).all(axis=-1) & (w > 0) & np.isfinite(w)
-    w = np.where(used, w, 0.0)[..., None]
-    normalised = np.where(used[..., None], normalised, 0.0)
-    rows = []
-    for cam, xy, wc in zip(cams, normalised, w, strict=True):
-        p = np.hstack([cam.rotation_matrix, cam.translation[:, None]])
-        rows.append(wc * (xy[..., :1] * p[2] - p[0]))
-        rows.append(wc * (xy[..., 1:] * p[2] - p[1]))
-    a = np.stack(rows, axis=-2)  # (..., 2 ncam, 4); unused views are zero rows, which change nothing
-    homogeneous = np.linalg.svd(a)[2][..., -1, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        points = homogeneous[..., :3] / homogeneous[..., 3:]
-    in_front = np.stack([depth(cam, points) > 0 for cam in cams])
-    valid = (used.sum(axis=0) >= 2) & (in_front | ~used).all(axis=0) & np.isfinite(points).all(axis=-1)
-    return np.where(valid[..., None], points, np.nan)
+    flat = np.ascontiguousarray(normalised.reshape(len(cams), -1, 2))
+    points = triangulation.triangulate(projections(cams), flat, np.ascontiguousarray(w.reshape(len(cams), -1)))
+    return points.reshape(*shape, 3)
+
+
+def point_sigma(cams: Sequence[CameraCalibration], points: np.ndarray, angular: np.ndarray) -> np.ndarray:
+    """Standard deviation per axis (m) of world points (..., 3) triangulated from ``cams``, from each view's
+    angular standard deviation ``angular`` (ncam, ...; rad, NaN where the view was not used): a view at depth
+    d pins the point across its ray to d a in both directions and not at all along it, so the information is
+    sum 1/(d a)^2 (I - r r^T) (Hartley & Zisserman 2004, sec. 5.2.2 and 12.6: the error grows as the rays turn
+    parallel); the root mean of the covariance's diagonal, inf where the rays are parallel, NaN for a NaN
+    point (``kinefuse._ext.triangulation``)."""
+    points = np.asarray(points, dtype=np.float64)
+    flat = np.ascontiguousarray(points.reshape(-1, 3))
+    centres = np.ascontiguousarray(np.stack([cam.centre for cam in cams]))
+    angular = np.ascontiguousarray(np.asarray(angular, dtype=np.float64).reshape(len(cams), -1))
+    return triangulation.point_sigma(projections(cams), centres, flat, angular).reshape(points.shape[:-1])
+
+
+def projections(cams: Sequence[CameraCalibration]) -> np.ndarray:
+    """The cameras' [R | t] (ncam, 3, 4): each one's projection of world points to normalised coordinates."""
+    return np.ascontiguousarray(np.stack([np.hstack([c.rotation_matrix, c.translation[:, None]]) for c in cams]))

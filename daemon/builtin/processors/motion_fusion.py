@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from kinefuse.builtin.processors.motion_offsets import CameraOffsets
-from kinefuse.camera_calibration import CameraCalibration, calibration_from_meta, depth, triangulate
+from kinefuse.camera_calibration import CameraCalibration, calibration_from_meta, point_sigma, triangulate
 from kinefuse.fusion.segments import VIDEO_HEADING_FLOOR_DEG, HeadingFusion, orientation_tolerance_deg
 from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.types import (
@@ -171,7 +171,7 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     triangulated by weighted linear DLT (Hartley & Zisserman, Multiple View Geometry, 2nd ed., §12.2;
     kinefuse.camera_calibration.triangulate), each view weighted by focal length / the smoother's sigma (px),
     so each row pair of the DLT is about one standard deviation in normalised image coordinates. Its sigma is
-    the views' sigmas carried through the geometry (``_point_sigma``); its tolerance, the views' tolerances
+    the views' sigmas carried through the geometry (``point_sigma``); its tolerance, the views' tolerances
     (each twice a radial standard deviation) carried the same way, as twice the point's radial standard
     deviation (NaN where a view used states none)."""
     per_camera = list(views.values())
@@ -182,59 +182,25 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     focal = np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])[:, None, None]
     used = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
     weights = np.where(used, focal / np.where(used, sigma, 1.0), 0.0)
-    with np.errstate(invalid="ignore"):  # keypoints too few cameras see come out NaN, as they should
-        points = triangulate(cams, np.where(used[..., None], pixels, np.nan), weights)  # (m, K, 3)
+    points = triangulate(cams, np.where(used[..., None], pixels, np.nan), weights)  # (m, K, 3); NaN: too few views
     # a view's tolerance is twice its radial (2-axis) deviation; the point's, twice its radial (3-axis) one
-    point_sigma, per_axis = _point_sigma(
-        cams, points, [np.where(used, s, np.nan) / focal for s in (sigma, tolerance / (2.0 * np.sqrt(2.0)))]
+    points_sigma, per_axis = (
+        point_sigma(cams, points, np.where(used, s, np.nan) / focal)
+        for s in (sigma, tolerance / (2.0 * np.sqrt(2.0)))
     )
     claimed = (used <= np.isfinite(tolerance)).all(axis=0)  # every view used states one
     point_tolerance = np.where(claimed, 2.0 * np.sqrt(3.0) * per_axis, np.nan)
     worst = _worst_status(status, used)
-    missing = ~np.isfinite(points).all(axis=-1) | ~np.isfinite(point_sigma)
+    missing = ~np.isfinite(points).all(axis=-1) | ~np.isfinite(points_sigma)
     worst[missing] = KeypointStatus.MISSING
-    points[missing], point_sigma[missing], point_tolerance[missing] = np.nan, np.nan, np.nan
+    points[missing], points_sigma[missing], point_tolerance[missing] = np.nan, np.nan, np.nan
     keypoint_set, source = per_camera[0][0].keypoint_set, per_camera[0][0].source_id
-    return [KeypointView(TRIANGULATED_VIEW, source, keypoint_set, "m", points[j], point_sigma[j], worst[j],
+    return [KeypointView(TRIANGULATED_VIEW, source, keypoint_set, "m", points[j], points_sigma[j], worst[j],
                          point_tolerance[j]) for j in range(points.shape[0])]  # fmt: skip
 
 
 def _tolerance_of(view: KeypointView) -> np.ndarray:
     return np.full(len(view.status), np.nan) if view.tolerance is None else view.tolerance
-
-
-def _point_sigma(
-    cams: list[CameraCalibration], points: np.ndarray, angular_sigmas: list[np.ndarray]
-) -> list[np.ndarray]:
-    """Standard deviation per axis (m) of triangulated points (m, K, 3), from each used view's angular sigma
-    (ncam, m, K; rad, NaN where unused), one result per array of ``angular_sigmas`` (the geometry is shared):
-    a view at depth d with angular sigma a pins the point across its ray to d a in both directions and not at
-    all along it, so the information is sum 1/(d a)^2 (I - r r^T), r the ray's direction (Hartley &
-    Zisserman 2004, sec. 5.2.2 and 12.6: error grows as the rays turn parallel); the result is the root mean
-    of the covariance's diagonal, inf when the rays are parallel."""
-    geometry = []
-    with np.errstate(invalid="ignore"):  # NaN points (not triangulated) stay NaN
-        for cam in cams:
-            ray = points - cam.centre
-            ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
-            geometry.append((np.abs(depth(cam, points)), np.eye(3) - ray[..., :, None] * ray[..., None, :]))
-    return [_covariance_sigma(geometry, angular) for angular in angular_sigmas]
-
-
-def _covariance_sigma(geometry: list[tuple[np.ndarray, np.ndarray]], angular_sigma: np.ndarray) -> np.ndarray:
-    """``_point_sigma`` for one set of angular sigmas, given each view's (depth, I - r r^T)."""
-    information = np.zeros(geometry[0][1].shape)
-    for (distance, across), a in zip(geometry, angular_sigma, strict=True):
-        with np.errstate(invalid="ignore"):
-            lateral = distance * a
-        weight = np.where(np.isfinite(lateral), 1.0 / np.where(np.isfinite(lateral), lateral, 1.0) ** 2, 0.0)
-        information += np.nan_to_num(weight[..., None, None] * across)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        determinant = np.linalg.det(information)
-        ok = determinant > 1e-12 * np.maximum(np.trace(information, axis1=-2, axis2=-1), 1e-300) ** 3
-        covariance = np.linalg.inv(np.where(ok[..., None, None], information, np.eye(3)))
-    sigma = np.sqrt(np.trace(covariance, axis1=-2, axis2=-1) / 3.0)
-    return np.where(ok, sigma, np.inf)
 
 
 def _worst_status(status: np.ndarray, used: np.ndarray) -> np.ndarray:

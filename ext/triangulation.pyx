@@ -1,0 +1,215 @@
+"""Weighted linear triangulation of many points at once, and the standard deviation of each result.
+
+``triangulate``: Hartley & Zisserman, Multiple View Geometry, 2nd ed., sec. 12.2 (the DLT). Each view v that
+sees point j at normalised image coordinates (x, y) (undistorted, so its projection is P = [R | t]) gives two
+rows of A, w (x P3 - P1) and w (y P3 - P2); the point is the right singular vector of A with the smallest
+singular value, here the eigenvector of the 4x4 symmetric A^T A with the smallest eigenvalue, found by cyclic
+Jacobi rotations (Golub & Van Loan, Matrix Computations, 4th ed., sec. 8.5.2). A^T A squares A's condition:
+with the views' weights about one standard deviation in normalised coordinates, its smallest eigenvalue is
+the residual's and the next the geometry's, thousands of times apart, so the eigenvector keeps about 12
+digits. A view with a non-finite coordinate or a weight that is not positive is left out; a point with
+fewer than two views, or whose solution lies behind a view it used, is NaN.
+
+``point_sigma``: each used view at depth d with angular standard deviation a pins the point across its ray
+to d a and not at all along it, so the information is sum 1/(d a)^2 (I - r r^T), r the ray's unit direction
+(Hartley & Zisserman 2004, sec. 5.2.2 and 12.6); the result is the root mean of the covariance's diagonal,
+inf when the information is singular (parallel rays).
+
+``kinefuse._pure.triangulation`` is the twin: the same operations in the same order, so the two agree to the
+last bit. Hand-written because it is the per-item hot path of the motion stream (NumPy's batched SVD costs
+about 0.3 ms a call for a handful of points) and the per-frame path of multi-view triangulation.
+"""
+
+from libc.math cimport INFINITY, NAN, fabs, isfinite, sqrt
+
+import numpy as np
+
+cdef int _SWEEPS = 30  # a 4x4 converges in 5-8; the bound only stops a NaN input
+
+
+cdef void _rotate(double[4][4] m, double[4][4] v, int p, int q) noexcept nogil:
+    """One Jacobi rotation zeroing m[p][q] (m symmetric; v accumulates the rotations)."""
+    cdef double theta, t, c, s, mkp, mkq
+    cdef int k
+    if m[p][q] == 0.0:
+        return
+    theta = (m[q][q] - m[p][p]) / (2.0 * m[p][q])
+    t = 1.0 / (fabs(theta) + sqrt(theta * theta + 1.0))
+    if theta < 0.0:
+        t = -t
+    c = 1.0 / sqrt(t * t + 1.0)
+    s = t * c
+    for k in range(4):
+        mkp = m[k][p]
+        mkq = m[k][q]
+        m[k][p] = c * mkp - s * mkq
+        m[k][q] = s * mkp + c * mkq
+    for k in range(4):
+        mkp = m[p][k]
+        mkq = m[q][k]
+        m[p][k] = c * mkp - s * mkq
+        m[q][k] = s * mkp + c * mkq
+    for k in range(4):
+        mkp = v[k][p]
+        mkq = v[k][q]
+        v[k][p] = c * mkp - s * mkq
+        v[k][q] = s * mkp + c * mkq
+
+
+cdef int _smallest_eigenvector(double[4][4] m, double* out) noexcept nogil:
+    """The unit eigenvector of the symmetric m (overwritten) with the smallest eigenvalue, into out[4]."""
+    cdef double[4][4] v
+    cdef double off, scale
+    cdef int i, j, sweep, best
+    for i in range(4):
+        for j in range(4):
+            v[i][j] = 1.0 if i == j else 0.0
+    scale = 0.0
+    for i in range(4):
+        scale += m[i][i] * m[i][i]
+    for sweep in range(_SWEEPS):
+        off = 0.0
+        for i in range(4):
+            for j in range(i + 1, 4):
+                off += m[i][j] * m[i][j]
+        if off <= 1e-30 * scale:
+            break
+        for i in range(4):
+            for j in range(i + 1, 4):
+                _rotate(m, v, i, j)
+    best = 0
+    for i in range(1, 4):
+        if m[i][i] < m[best][best]:
+            best = i
+    for i in range(4):
+        out[i] = v[i][best]
+    return 0
+
+
+def _check(projections, xy, weights):
+    ncam, n = projections.shape[0], xy.shape[1]
+    if xy.shape[0] != ncam or weights.shape[0] != ncam or weights.shape[1] != n or xy.shape[2] != 2:
+        raise ValueError(f"shapes disagree: projections {tuple(projections.shape[:3])}, xy "
+                         f"{tuple(xy.shape[:3])}, weights {tuple(weights.shape[:2])}")
+    if projections.shape[1] != 3 or projections.shape[2] != 4:
+        raise ValueError(f"projections must be (ncam, 3, 4), got {tuple(projections.shape[:3])}")
+
+
+def triangulate(projections, xy, weights):
+    """Points (n, 3) from ``projections`` (ncam, 3, 4), normalised coordinates ``xy`` (ncam, n, 2) and
+    ``weights`` (ncam, n), all C-contiguous float64; NaN where fewer than two views are usable or the point
+    is behind one of them."""
+    _check(projections, xy, weights)
+    return _triangulate(projections, xy, weights)
+
+
+cdef _triangulate(const double[:, :, ::1] projections, const double[:, :, ::1] xy, const double[:, ::1] weights):
+    cdef Py_ssize_t ncam = projections.shape[0], n = xy.shape[1], v, j
+    out_array = np.empty((n, 3))
+    cdef double[:, ::1] out = out_array
+    cdef double[4][4] m
+    cdef double[4] h
+    cdef double[4] r
+    cdef double w, x, y, depth
+    cdef int a, b, k, used, behind
+    with nogil:
+        for j in range(n):
+            for a in range(4):
+                for b in range(4):
+                    m[a][b] = 0.0
+            used = 0
+            for v in range(ncam):
+                w = weights[v, j]
+                x = xy[v, j, 0]
+                y = xy[v, j, 1]
+                if not (isfinite(x) and isfinite(y) and isfinite(w) and w > 0.0):
+                    continue
+                used += 1
+                for k in range(2):
+                    for a in range(4):
+                        r[a] = w * ((x if k == 0 else y) * projections[v, 2, a] - projections[v, k, a])
+                    for a in range(4):
+                        for b in range(4):
+                            m[a][b] += r[a] * r[b]
+            if used < 2:
+                out[j, 0] = NAN
+                out[j, 1] = NAN
+                out[j, 2] = NAN
+                continue
+            _smallest_eigenvector(m, h)
+            for a in range(3):
+                out[j, a] = h[a] / h[3]
+            behind = 0
+            for v in range(ncam):
+                w = weights[v, j]
+                x = xy[v, j, 0]
+                y = xy[v, j, 1]
+                if not (isfinite(x) and isfinite(y) and isfinite(w) and w > 0.0):
+                    continue
+                depth = (projections[v, 2, 0] * out[j, 0] + projections[v, 2, 1] * out[j, 1]
+                         + projections[v, 2, 2] * out[j, 2] + projections[v, 2, 3])
+                if not depth > 0.0:
+                    behind = 1
+            if behind or not (isfinite(out[j, 0]) and isfinite(out[j, 1]) and isfinite(out[j, 2])):
+                out[j, 0] = NAN
+                out[j, 1] = NAN
+                out[j, 2] = NAN
+    return out_array
+
+
+def point_sigma(projections, centres, points, angular):
+    """Per point (n,) the root mean of its covariance's diagonal (m), from ``points`` (n, 3), the cameras'
+    ``projections`` (ncam, 3, 4) and ``centres`` (ncam, 3) and each view's angular standard deviation
+    ``angular`` (ncam, n; rad, NaN where the view is not used); NaN for a NaN point, inf where singular."""
+    ncam, n = projections.shape[0], points.shape[0]
+    if centres.shape[0] != ncam or angular.shape[0] != ncam or angular.shape[1] != n:
+        raise ValueError(f"shapes disagree: projections {ncam}, centres {centres.shape[0]}, points {n}, "
+                         f"angular {tuple(angular.shape[:2])}")
+    return _point_sigma(projections, centres, points, angular)
+
+
+cdef _point_sigma(const double[:, :, ::1] projections, const double[:, ::1] centres, const double[:, ::1] points,
+                  const double[:, ::1] angular):
+    cdef Py_ssize_t ncam = projections.shape[0], n = points.shape[0], v, j
+    out_array = np.empty(n)
+    cdef double[::1] out = out_array
+    cdef double[3][3] info
+    cdef double[3] ray
+    cdef double norm, depth, lateral, weight, det, trace, inverse_trace
+    cdef int a, b
+    with nogil:
+        for j in range(n):
+            if not (isfinite(points[j, 0]) and isfinite(points[j, 1]) and isfinite(points[j, 2])):
+                out[j] = NAN
+                continue
+            for a in range(3):
+                for b in range(3):
+                    info[a][b] = 0.0
+            for v in range(ncam):
+                for a in range(3):
+                    ray[a] = points[j, a] - centres[v, a]
+                norm = sqrt(ray[0] * ray[0] + ray[1] * ray[1] + ray[2] * ray[2])
+                for a in range(3):
+                    ray[a] = ray[a] / norm
+                depth = fabs(projections[v, 2, 0] * points[j, 0] + projections[v, 2, 1] * points[j, 1]
+                             + projections[v, 2, 2] * points[j, 2] + projections[v, 2, 3])
+                lateral = depth * angular[v, j]
+                if not isfinite(lateral) or lateral == 0.0:
+                    continue
+                weight = 1.0 / (lateral * lateral)
+                for a in range(3):
+                    for b in range(3):
+                        info[a][b] += weight * ((1.0 if a == b else 0.0) - ray[a] * ray[b])
+            det = (info[0][0] * (info[1][1] * info[2][2] - info[1][2] * info[2][1])
+                   - info[0][1] * (info[1][0] * info[2][2] - info[1][2] * info[2][0])
+                   + info[0][2] * (info[1][0] * info[2][1] - info[1][1] * info[2][0]))
+            trace = info[0][0] + info[1][1] + info[2][2]
+            if not det > 1e-12 * trace * trace * trace:
+                out[j] = INFINITY
+                continue
+            # the inverse's trace: the sum of the diagonal cofactors over the determinant
+            inverse_trace = ((info[1][1] * info[2][2] - info[1][2] * info[2][1])
+                             + (info[0][0] * info[2][2] - info[0][2] * info[2][0])
+                             + (info[0][0] * info[1][1] - info[0][1] * info[1][0])) / det
+            out[j] = sqrt(inverse_trace / 3.0)
+    return out_array
