@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-_SWEEPS = 30  # a 4x4 converges in 5-8; the bound only stops a NaN input
+_SWEEPS = 30  # a 4x4 converges in 3-5 (measured on the tests' scenes); the bound only stops a NaN input
 
 
 def _rotate(m, v, p, q):
