@@ -334,7 +334,9 @@ def triangulate(
         raise ValueError("weights must not be negative")
     normalised = np.stack([undistort_pixels(cam, p) for cam, p in zip(cams, pixels, strict=True)])
     flat = np.ascontiguousarray(normalised.reshape(len(cams), -1, 2))
-    points = triangulation.triangulate(projections(cams), flat, np.ascontiguousarray(w.reshape(len(cams), -1)))
+    points = triangulation.triangulate(
+        projections(cams), flat, np.ascontiguousarray(w.reshape(len(cams), -1))
+    )
     return points.reshape(*shape, 3)
 
 
@@ -354,4 +356,6 @@ def point_sigma(cams: Sequence[CameraCalibration], points: np.ndarray, angular: 
 
 def projections(cams: Sequence[CameraCalibration]) -> np.ndarray:
     """The cameras' [R | t] (ncam, 3, 4): each one's projection of world points to normalised coordinates."""
-    return np.ascontiguousarray(np.stack([np.hstack([c.rotation_matrix, c.translation[:, None]]) for c in cams]))
+    return np.ascontiguousarray(
+        np.stack([np.hstack([c.rotation_matrix, c.translation[:, None]]) for c in cams])
+    )

@@ -309,7 +309,8 @@ def find_session(db: DbLike, session: str | int) -> dict:
             rows = list(conn.query("SELECT * FROM sessions WHERE uuid LIKE ? ORDER BY id", [f"{text}%"]))
         if len(rows) != 1:
             known = ", ".join(
-                f"{r['id']} ({r['uuid'][:_UUID_PREFIX_CHARS]})" for r in conn.query("SELECT id, uuid FROM sessions ORDER BY id")
+                f"{r['id']} ({r['uuid'][:_UUID_PREFIX_CHARS]})"
+                for r in conn.query("SELECT id, uuid FROM sessions ORDER BY id")
             )
             why = "matches several sessions" if rows else "no such session"
             raise LookupError(f"{db_path(conn)}: session {text!r}: {why} (sessions: {known or 'none'})")

@@ -10,7 +10,9 @@ from kinefuse._pure import triangulation as twin
 from kinefuse.sim.camera_rig import ring
 
 CAMERAS = ring(4, 4.0, 1.2, (0.0, 0.0, 0.9), (1280, 720), 900.0)
-PROJECTIONS = np.ascontiguousarray(np.stack([np.hstack([c.rotation_matrix, c.translation[:, None]]) for c in CAMERAS]))
+PROJECTIONS = np.ascontiguousarray(
+    np.stack([np.hstack([c.rotation_matrix, c.translation[:, None]]) for c in CAMERAS])
+)
 CENTRES = np.ascontiguousarray(np.stack([c.centre for c in CAMERAS]))
 
 
@@ -33,7 +35,9 @@ def svd_dlt(xy, weights):
     usable = np.isfinite(xy).all(axis=-1) & np.isfinite(weights) & (weights > 0)
     w = np.where(usable, weights, 0.0)[..., None]
     xy = np.where(usable[..., None], xy, 0.0)
-    rows = [w[v] * (xy[v, :, k : k + 1] * PROJECTIONS[v, 2] - PROJECTIONS[v, k]) for v in range(4) for k in (0, 1)]
+    rows = [
+        w[v] * (xy[v, :, k : k + 1] * PROJECTIONS[v, 2] - PROJECTIONS[v, k]) for v in range(4) for k in (0, 1)
+    ]
     h = np.linalg.svd(np.stack(rows, axis=1))[2][:, -1]
     points = h[:, :3] / h[:, 3:]
     return np.where((usable.sum(axis=0) >= 2)[:, None], points, np.nan)

@@ -683,7 +683,10 @@ def test_a_straps_orientations_bias_and_mounting_do_not_depend_on_how_its_sample
     orientations, the bias (from the standing start) and the mounting (from the walk after it) agree."""
     simulation = simulated_walk(0)
     index = next(i for i, d in enumerate(simulation.imus) if d.segment == "left_shank")
-    runs = [_strap_filtered(simulation, index, 16.0, batch, every) for batch, every in ((1, 1), (7, 13), (5, 10**6))]
+    runs = [
+        _strap_filtered(simulation, index, 16.0, batch, every)
+        for batch, every in ((1, 1), (7, 13), (5, 10**6))
+    ]
     (first, first_mounting), *others = runs
     assert first.bias is not None and first_mounting.calibrated  # both were found within the 16 s
     for track, mounting in others:
@@ -692,4 +695,6 @@ def test_a_straps_orientations_bias_and_mounting_do_not_depend_on_how_its_sample
         np.testing.assert_allclose(track.quats, first.quats, rtol=0, atol=1e-12)
         np.testing.assert_allclose(track.bias, first.bias, rtol=0, atol=1e-15)
         assert track.bias_s == first.bias_s and mounting.calibrated_s == first_mounting.calibrated_s
-        np.testing.assert_allclose(mounting.estimate.mounting, first_mounting.estimate.mounting, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            mounting.estimate.mounting, first_mounting.estimate.mounting, rtol=0, atol=1e-12
+        )

@@ -103,7 +103,9 @@ def test_a_missing_session_id_never_matches_a_uuid_that_starts_with_its_digits(t
         db["sessions"].insert({"uuid": uuid, "athlete_id": athlete, "started_wall": "2024-05-01T10:00:00+00:00",
                                "started_ns": 0, "status": "stopped"})  # fmt: skip
     db.close()
-    with pytest.raises(LookupError, match=r"session '7': no such session \(sessions: 1 \(7f3a2b1c\), 2 \(12345678\)"):
+    with pytest.raises(
+        LookupError, match=r"session '7': no such session \(sessions: 1 \(7f3a2b1c\), 2 \(12345678\)"
+    ):
         reader.find_session(path, "7")
     assert reader.find_session(path, "7f3")["id"] == 1
     assert reader.find_session(path, "12345678")["id"] == 2  # the printed prefix, digits or not

@@ -138,6 +138,7 @@ def fill_lost(seq: np.ndarray, times: np.ndarray, arrays: list[np.ndarray], max_
 
 def _joined(batches: list[ImuBatch]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """The batches' sequence numbers, times (ns) and gyr, acc (and mag) arrays as one (float64)."""
+
     def joined(name: str) -> np.ndarray:
         parts = [getattr(b, name) for b in batches]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -248,7 +249,10 @@ class StrapTrack:
             return
         # a rest ends at sample ``end``: the filter restarts from the rest's samples, bias-corrected
         head = slice(None, end + 1)
-        bias, self.bias = self.bias, None  # the samples up to the rest's end meet the filter that knew no bias
+        bias, self.bias = (
+            self.bias,
+            None,
+        )  # the samples up to the rest's end meet the filter that knew no bias
         self._filter(gyr[head], acc[head], None if mag is None else mag[head], times[head], filled[head])
         self.bias, self.bias_s = bias, float(times[end])
         rest_gyr, rest_acc, rest_mag = self.recent
@@ -270,7 +274,11 @@ class StrapTrack:
         fast = np.flatnonzero(np.linalg.norm(gyr, axis=1) > rest_speed_limit(self.rest, self.rate_hz))
         if len(fast):  # no window holding these samples is a rest: search before the first and after the last
             first, after = int(fast[0]), int(fast[-1]) + 1
-            end = self._rest_end(gyr[:first], acc[:first], None if mag is None else mag[:first]) if first else None
+            end = (
+                self._rest_end(gyr[:first], acc[:first], None if mag is None else mag[:first])
+                if first
+                else None
+            )
             if end is not None:
                 return end
             self.recent = (np.empty((0, 3)), np.empty((0, 3)), None)
