@@ -182,9 +182,8 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     focal = np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])[:, None, None]
     used = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
     weights = np.where(used, focal / np.where(used, sigma, 1.0), 0.0)
-    points = triangulate(
-        cams, np.where(used[..., None], pixels, np.nan), weights
-    )  # (m, K, 3); NaN: too few views
+    # (m, K, 3); NaN where fewer than two cameras have the keypoint
+    points = triangulate(cams, np.where(used[..., None], pixels, np.nan), weights)
     # a view's tolerance is twice its radial (2-axis) deviation; the point's, twice its radial (3-axis) one
     points_sigma, per_axis = (
         point_sigma(cams, points, np.where(used, s, np.nan) / focal)

@@ -249,10 +249,8 @@ class StrapTrack:
             return
         # a rest ends at sample ``end``: the filter restarts from the rest's samples, bias-corrected
         head = slice(None, end + 1)
-        bias, self.bias = (
-            self.bias,
-            None,
-        )  # the samples up to the rest's end meet the filter that knew no bias
+        # the samples up to the rest's end meet the filter that knew no bias
+        bias, self.bias = self.bias, None
         self._filter(gyr[head], acc[head], None if mag is None else mag[head], times[head], filled[head])
         self.bias, self.bias_s = bias, float(times[end])
         rest_gyr, rest_acc, rest_mag = self.recent
