@@ -100,61 +100,173 @@ def triangulate(projections, xy, weights):
     ``weights`` (ncam, n), all C-contiguous float64; NaN where fewer than two views are usable or the point
     is behind one of them."""
     _check(projections, xy, weights)
-    return _triangulate(projections, xy, weights)
+    used = np.empty((projections.shape[0], xy.shape[1]), dtype=np.uint8)
+    points = np.empty((xy.shape[1], 3))
+    _triangulate(projections, xy, weights, used, points)
+    return points
 
 
-cdef _triangulate(const double[:, :, ::1] projections, const double[:, :, ::1] xy, const double[:, ::1] weights):
-    cdef Py_ssize_t ncam = projections.shape[0], n = xy.shape[1], v, j
-    out_array = np.empty((n, 3))
-    cdef double[:, ::1] out = out_array
+def triangulate_rejecting(projections, xy, weights, scale, double max_error):
+    """``triangulate``, leaving views out: while the largest reprojection error among the used views (the
+    distance in normalised coordinates times ``scale`` (ncam,), e.g. each camera's focal length for pixels;
+    infinite for a view the point falls behind) exceeds ``max_error`` and more than two views remain, the
+    view whose leaving out gives the others the smallest largest error is left out and the point solved
+    again (leave-one-out: an outlier pulls the least-squares point, so the view with the largest error is
+    often a good one). Returns the points (n, 3), the views used (ncam, n;
+    uint8) and the RMS reprojection error over them (n,), NaN where no point."""
+    _check(projections, xy, weights)
+    if scale.shape[0] != projections.shape[0]:
+        raise ValueError(f"shapes disagree: projections {projections.shape[0]}, scale {scale.shape[0]}")
+    used = np.empty((projections.shape[0], xy.shape[1]), dtype=np.uint8)
+    points, error = np.empty((xy.shape[1], 3)), np.empty(xy.shape[1])
+    _triangulate_rejecting(projections, xy, weights, scale, max_error, used, points, error)
+    return points, used, error
+
+
+cdef inline bint _usable(const double[:, :, ::1] xy, const double[:, ::1] weights, Py_ssize_t v,
+                         Py_ssize_t j) noexcept nogil:
+    cdef double w = weights[v, j]
+    return isfinite(xy[v, j, 0]) and isfinite(xy[v, j, 1]) and isfinite(w) and w > 0.0
+
+
+cdef int _solve(const double[:, :, ::1] projections, const double[:, :, ::1] xy, const double[:, ::1] weights,
+                unsigned char[:, ::1] used, Py_ssize_t j, double[:, ::1] points) noexcept nogil:
+    """Point j from the views marked in ``used[:, j]`` into ``points[j]`` (NaN with fewer than two); their
+    count."""
     cdef double[4][4] m
     cdef double[4] h
     cdef double[4] r
-    cdef double w, x, y, depth
-    cdef int a, b, k, used, behind
-    with nogil:
-        for j in range(n):
+    cdef double w, x, y
+    cdef int a, b, k, count = 0
+    cdef Py_ssize_t v
+    for a in range(4):
+        for b in range(4):
+            m[a][b] = 0.0
+    for v in range(projections.shape[0]):
+        if not used[v, j]:
+            continue
+        w = weights[v, j]
+        x = xy[v, j, 0]
+        y = xy[v, j, 1]
+        count += 1
+        for k in range(2):
+            for a in range(4):
+                r[a] = w * ((x if k == 0 else y) * projections[v, 2, a] - projections[v, k, a])
             for a in range(4):
                 for b in range(4):
-                    m[a][b] = 0.0
-            used = 0
+                    m[a][b] += r[a] * r[b]
+    if count < 2:
+        for a in range(3):
+            points[j, a] = NAN
+        return count
+    _smallest_eigenvector(m, h)
+    for a in range(3):
+        points[j, a] = h[a] / h[3]
+    return count
+
+
+cdef double _view_error(const double[:, :, ::1] projections, const double[:, :, ::1] xy, Py_ssize_t v,
+                        Py_ssize_t j, const double[:, ::1] points) noexcept nogil:
+    """View v's reprojection error of point j in normalised coordinates; inf if the point is behind it."""
+    cdef double c[3]
+    cdef double du, dv
+    cdef int a
+    for a in range(3):
+        c[a] = (projections[v, a, 0] * points[j, 0] + projections[v, a, 1] * points[j, 1]
+                + projections[v, a, 2] * points[j, 2] + projections[v, a, 3])
+    if not c[2] > 0.0:
+        return INFINITY
+    du = c[0] / c[2] - xy[v, j, 0]
+    dv = c[1] / c[2] - xy[v, j, 1]
+    return sqrt(du * du + dv * dv)
+
+
+cdef void _clear(double[:, ::1] points, Py_ssize_t j) noexcept nogil:
+    points[j, 0] = NAN
+    points[j, 1] = NAN
+    points[j, 2] = NAN
+
+
+cdef _triangulate(const double[:, :, ::1] projections, const double[:, :, ::1] xy, const double[:, ::1] weights,
+                  unsigned char[:, ::1] used, double[:, ::1] points):
+    cdef Py_ssize_t ncam = projections.shape[0], v, j
+    cdef bint ok
+    with nogil:
+        for j in range(xy.shape[1]):
             for v in range(ncam):
-                w = weights[v, j]
-                x = xy[v, j, 0]
-                y = xy[v, j, 1]
-                if not (isfinite(x) and isfinite(y) and isfinite(w) and w > 0.0):
-                    continue
-                used += 1
-                for k in range(2):
-                    for a in range(4):
-                        r[a] = w * ((x if k == 0 else y) * projections[v, 2, a] - projections[v, k, a])
-                    for a in range(4):
-                        for b in range(4):
-                            m[a][b] += r[a] * r[b]
-            if used < 2:
-                out[j, 0] = NAN
-                out[j, 1] = NAN
-                out[j, 2] = NAN
+                used[v, j] = _usable(xy, weights, v, j)
+            if _solve(projections, xy, weights, used, j, points) < 2:
                 continue
-            _smallest_eigenvector(m, h)
-            for a in range(3):
-                out[j, a] = h[a] / h[3]
-            behind = 0
+            ok = isfinite(points[j, 0]) and isfinite(points[j, 1]) and isfinite(points[j, 2])
             for v in range(ncam):
-                w = weights[v, j]
-                x = xy[v, j, 0]
-                y = xy[v, j, 1]
-                if not (isfinite(x) and isfinite(y) and isfinite(w) and w > 0.0):
+                if used[v, j] and _view_error(projections, xy, v, j, points) == INFINITY:
+                    ok = False
+            if not ok:
+                _clear(points, j)
+
+
+cdef double _worst(const double[:, :, ::1] projections, const double[:, :, ::1] xy, const double[::1] scale,
+                   unsigned char[:, ::1] used, Py_ssize_t j, const double[:, ::1] points,
+                   double* squares) noexcept nogil:
+    """The largest scaled reprojection error of point j over its used views; their sum of squares into
+    ``squares``."""
+    cdef double e, worst = -1.0
+    cdef Py_ssize_t v
+    squares[0] = 0.0
+    for v in range(projections.shape[0]):
+        if used[v, j]:
+            e = _view_error(projections, xy, v, j, points) * scale[v]
+            squares[0] += e * e
+            if e > worst:
+                worst = e
+    return worst
+
+
+cdef Py_ssize_t _outlier(const double[:, :, ::1] projections, const double[:, :, ::1] xy,
+                         const double[:, ::1] weights, const double[::1] scale, unsigned char[:, ::1] used,
+                         Py_ssize_t j, double[:, ::1] points) noexcept nogil:
+    """The used view whose leaving out gives the others the smallest largest error (leave-one-out; the
+    first on a tie)."""
+    cdef Py_ssize_t v, best = -1
+    cdef double e, squares, smallest = INFINITY
+    for v in range(projections.shape[0]):
+        if not used[v, j]:
+            continue
+        used[v, j] = 0
+        _solve(projections, xy, weights, used, j, points)
+        e = _worst(projections, xy, scale, used, j, points, &squares)
+        used[v, j] = 1
+        if best < 0 or e < smallest:
+            best, smallest = v, e
+    return best
+
+
+cdef _triangulate_rejecting(const double[:, :, ::1] projections, const double[:, :, ::1] xy,
+                            const double[:, ::1] weights, const double[::1] scale, double max_error,
+                            unsigned char[:, ::1] used, double[:, ::1] points, double[::1] error):
+    cdef Py_ssize_t ncam = projections.shape[0], v, j
+    cdef double worst, squares
+    cdef int count
+    with nogil:
+        for j in range(xy.shape[1]):
+            for v in range(ncam):
+                used[v, j] = _usable(xy, weights, v, j)
+            while True:
+                count = _solve(projections, xy, weights, used, j, points)
+                if count < 2:
+                    error[j] = NAN
+                    break
+                worst = _worst(projections, xy, scale, used, j, points, &squares)
+                if worst > max_error and count > 2:
+                    used[_outlier(projections, xy, weights, scale, used, j, points), j] = 0
                     continue
-                depth = (projections[v, 2, 0] * out[j, 0] + projections[v, 2, 1] * out[j, 1]
-                         + projections[v, 2, 2] * out[j, 2] + projections[v, 2, 3])
-                if not depth > 0.0:
-                    behind = 1
-            if behind or not (isfinite(out[j, 0]) and isfinite(out[j, 1]) and isfinite(out[j, 2])):
-                out[j, 0] = NAN
-                out[j, 1] = NAN
-                out[j, 2] = NAN
-    return out_array
+                if worst == INFINITY or not (isfinite(points[j, 0]) and isfinite(points[j, 1])
+                                             and isfinite(points[j, 2])):
+                    _clear(points, j)
+                    error[j] = NAN
+                else:
+                    error[j] = sqrt(squares / count)
+                break
 
 
 def point_sigma(projections, centres, points, angular):

@@ -55,10 +55,6 @@ def _smallest_eigenvector(m):
     return [v[i][best] for i in range(4)]
 
 
-def _usable(x, y, w):
-    return math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and w > 0.0
-
-
 def _check(projections, xy, weights):
     ncam, n = projections.shape[0], xy.shape[1]
     if xy.shape[0] != ncam or weights.shape[0] != ncam or weights.shape[1] != n or xy.shape[2] != 2:
@@ -68,39 +64,107 @@ def _check(projections, xy, weights):
         raise ValueError(f"projections must be (ncam, 3, 4), got {tuple(projections.shape[:3])}")
 
 
+def _usable(xy, weights, v, j):
+    w, (x, y) = weights[v][j], xy[v][j]
+    return math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and w > 0.0
+
+
+def _solve(p, views, weights, use):
+    """The point from the views in ``use`` ([x, y, z], NaN with fewer than two) and their count."""
+    m = [[0.0] * 4 for _ in range(4)]
+    count = 0
+    for v in range(len(p)):
+        if not use[v]:
+            continue
+        w, (x, y) = weights[v], views[v]
+        count += 1
+        for k in range(2):
+            r = [w * ((x if k == 0 else y) * p[v][2][a] - p[v][k][a]) for a in range(4)]
+            for a in range(4):
+                for b in range(4):
+                    m[a][b] += r[a] * r[b]
+    if count < 2:
+        return [math.nan] * 3, count
+    h = _smallest_eigenvector(m)
+    return [h[a] / h[3] for a in range(3)], count
+
+
+def _view_error(pv, xy, point):
+    c = [pv[a][0] * point[0] + pv[a][1] * point[1] + pv[a][2] * point[2] + pv[a][3] for a in range(3)]
+    if not c[2] > 0.0:
+        return math.inf
+    du, dv = c[0] / c[2] - xy[0], c[1] / c[2] - xy[1]
+    return math.sqrt(du * du + dv * dv)
+
+
+def _finite(point):
+    return all(math.isfinite(c) for c in point)
+
+
 def triangulate(projections, xy, weights):
     _check(projections, xy, weights)
     p, xy, weights = projections.tolist(), xy.tolist(), weights.tolist()
-    ncam, n = len(p), len(xy[0])
-    out = np.empty((n, 3))
-    for j in range(n):
-        m = [[0.0] * 4 for _ in range(4)]
-        used = 0
-        for v in range(ncam):
-            w, (x, y) = weights[v][j], xy[v][j]
-            if not _usable(x, y, w):
-                continue
-            used += 1
-            for k in range(2):
-                r = [w * ((x if k == 0 else y) * p[v][2][a] - p[v][k][a]) for a in range(4)]
-                for a in range(4):
-                    for b in range(4):
-                        m[a][b] += r[a] * r[b]
-        if used < 2:
-            out[j] = math.nan
-            continue
-        h = _smallest_eigenvector(m)
-        point = [h[a] / h[3] for a in range(3)]
-        behind = False
-        for v in range(ncam):
-            w, (x, y) = weights[v][j], xy[v][j]
-            if not _usable(x, y, w):
-                continue
-            depth = p[v][2][0] * point[0] + p[v][2][1] * point[1] + p[v][2][2] * point[2] + p[v][2][3]
-            if not depth > 0.0:
-                behind = True
-        out[j] = math.nan if behind or not all(math.isfinite(c) for c in point) else point
+    out = np.empty((len(xy[0]), 3))
+    for j in range(len(out)):
+        use = [_usable(xy, weights, v, j) for v in range(len(p))]
+        views = [xy[v][j] for v in range(len(p))]
+        point, count = _solve(p, views, [weights[v][j] for v in range(len(p))], use)
+        behind = any(use[v] and _view_error(p[v], views[v], point) == math.inf for v in range(len(p)))
+        out[j] = point if count >= 2 and _finite(point) and not behind else math.nan
     return out
+
+
+def _worst(p, views, scale, use, point):
+    worst, squares = -1.0, 0.0
+    for v in range(len(p)):
+        if use[v]:
+            e = _view_error(p[v], views[v], point) * scale[v]
+            squares += e * e
+            if e > worst:
+                worst = e
+    return worst, squares
+
+
+def _outlier(p, views, w, scale, use):
+    best, smallest = -1, math.inf
+    for v in range(len(p)):
+        if not use[v]:
+            continue
+        use[v] = False
+        point, _ = _solve(p, views, w, use)
+        e, _ = _worst(p, views, scale, use, point)
+        use[v] = True
+        if best < 0 or e < smallest:
+            best, smallest = v, e
+    return best
+
+
+def triangulate_rejecting(projections, xy, weights, scale, max_error):
+    _check(projections, xy, weights)
+    if scale.shape[0] != projections.shape[0]:
+        raise ValueError(f"shapes disagree: projections {projections.shape[0]}, scale {scale.shape[0]}")
+    p, xy, weights, scale = projections.tolist(), xy.tolist(), weights.tolist(), scale.tolist()
+    ncam, n = len(p), len(xy[0])
+    used, points, error = np.empty((ncam, n), dtype=np.uint8), np.empty((n, 3)), np.empty(n)
+    for j in range(n):
+        use = [_usable(xy, weights, v, j) for v in range(ncam)]
+        views, w = [xy[v][j] for v in range(ncam)], [weights[v][j] for v in range(ncam)]
+        while True:
+            point, count = _solve(p, views, w, use)
+            if count < 2:
+                error[j] = math.nan
+                break
+            worst, squares = _worst(p, views, scale, use, point)
+            if worst > max_error and count > 2:
+                use[_outlier(p, views, w, scale, use)] = False
+                continue
+            if worst == math.inf or not _finite(point):
+                point, error[j] = [math.nan] * 3, math.nan
+            else:
+                error[j] = math.sqrt(squares / count)
+            break
+        points[j], used[:, j] = point, use
+    return points, used, error
 
 
 def point_sigma(projections, centres, points, angular):

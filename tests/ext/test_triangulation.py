@@ -113,3 +113,65 @@ def test_shapes_that_disagree_are_refused(kernel):
         kernel.triangulate(PROJECTIONS, xy, np.ascontiguousarray(weights[:, :4]))
     with pytest.raises(ValueError, match=r"projections must be \(ncam, 3, 4\)"):
         kernel.triangulate(np.ascontiguousarray(PROJECTIONS[:, :, :3]), xy, weights)
+
+
+FOCAL = np.full(4, 900.0)
+
+
+def with_a_wrong_camera(offset_px=80.0, share=1.0, seed=1):
+    """The scene with camera 2's keypoints moved ``offset_px`` in a random direction for ``share`` of the
+    points (a detection on the wrong person, a bumped camera)."""
+    points, xy, weights = scene(seed=seed)
+    rng = np.random.default_rng(seed)
+    wrong = rng.random(len(points)) < share
+    angle = rng.uniform(0, 2 * np.pi, len(points))
+    xy[2, wrong] += (offset_px / 900.0) * np.stack([np.cos(angle), np.sin(angle)], axis=1)[wrong]
+    return points, np.ascontiguousarray(xy), weights, wrong
+
+
+def test_rejecting_compiled_and_twin_are_bit_identical():
+    _, xy, weights, _ = with_a_wrong_camera(share=0.3)
+    a = compiled.triangulate_rejecting(PROJECTIONS, xy, weights, FOCAL, 10.0)
+    b = twin.triangulate_rejecting(PROJECTIONS, xy, weights, FOCAL, 10.0)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_camera_80_px_off_is_left_out_and_the_point_comes_back():
+    points, xy, weights, _ = with_a_wrong_camera()
+    kept, used, error = compiled.triangulate_rejecting(PROJECTIONS, xy, weights, FOCAL, 10.0)
+    plain = compiled.triangulate(PROJECTIONS, xy, weights)
+    usable = np.isfinite(xy).all(axis=-1) & (weights > 0)
+    four = usable.all(axis=0)
+    # with four views the three good ones outvote it: it is left out every time, nothing else is
+    assert used[2, four].sum() == 0 and used[[0, 1, 3]][:, four].all()
+    # with three, leaving any one out leaves two that agree but along their epipolar line: the pair that
+    # agrees best is nearly always the good one (94 % here)
+    three = (usable.sum(axis=0) == 3) & usable[2]
+    assert (used[2, three] == 0).mean() > 0.85
+    seen = four | three
+    wrong_error = np.linalg.norm(plain[seen] - points[seen], axis=1)
+    kept_error = np.linalg.norm(kept[seen] - points[seen], axis=1)
+    assert np.median(kept_error) < 0.02 < np.median(wrong_error)  # 2 px of noise; 80 px pulls it further
+    assert np.nanmedian(error[four]) < 3.0  # px: the views kept agree to about the noise
+
+
+def test_without_a_limit_nothing_is_left_out_and_the_points_are_the_plain_ones():
+    _, xy, weights, _ = with_a_wrong_camera(share=0.3)
+    points, used, error = compiled.triangulate_rejecting(PROJECTIONS, xy, weights, FOCAL, np.inf)
+    np.testing.assert_array_equal(points, compiled.triangulate(PROJECTIONS, xy, weights))
+    usable = np.isfinite(xy).all(axis=-1) & np.isfinite(weights) & (weights > 0)
+    np.testing.assert_array_equal(used.astype(bool), usable)
+    assert np.isfinite(error[np.isfinite(points).all(axis=1)]).all()
+
+
+def test_two_views_are_never_left_out():
+    _, xy, weights, _ = with_a_wrong_camera()
+    xy[[0, 3]] = np.nan  # cameras 1 and 2 (the wrong one) only
+    points, used, error = compiled.triangulate_rejecting(
+        PROJECTIONS, np.ascontiguousarray(xy), weights, FOCAL, 10.0
+    )
+    two = (np.isfinite(xy).all(axis=-1) & (weights > 0)).sum(axis=0) == 2
+    assert two.any() and used[:, two].sum(axis=0).tolist() == [2] * int(two.sum())
+    # reported for the caller to judge; two views show only the part of the 80 px across their epipolar line
+    assert np.isfinite(error[two]).all() and np.median(error[two]) > 10.0
