@@ -71,7 +71,7 @@ bench: $(INSTALLED)
 
 # Every speed bench, its rows as JSON and Markdown under docs/bench/ (the figures docs/bench.md links to).
 # Speed depends on the machine: run it on a quiet one; each page's note names the CPU it ran on.
-SPEED_BENCHES := pipeline kalman ahrs pose ble stream analyze
+SPEED_BENCHES := pipeline kalman ahrs pose ble stream analyze triangulate
 bench-docs: $(INSTALLED)
 	mkdir -p docs/bench
 	for name in $(SPEED_BENCHES); do \

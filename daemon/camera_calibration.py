@@ -298,6 +298,10 @@ def undistort_pixels(cam: CameraCalibration, pixels: np.ndarray) -> np.ndarray:
     pixels = np.asarray(pixels, dtype=np.float64)
     if pixels.shape[-1] != 2:
         raise ValueError(f"pixels must have shape (..., 2), got {pixels.shape}")
+    if not cam.fisheye and not cam.distortions.any():  # a pinhole: K^-1 x exactly, no iterative solver
+        k = cam.matrix
+        y = (pixels[..., 1] - k[1, 2]) / k[1, 1]
+        return np.stack([(pixels[..., 0] - k[0, 2] - k[0, 1] * y) / k[0, 0], y], axis=-1)
     # cv2.fisheye.undistortPoints misreads strided views (garbage for all but the first point): copy
     flat = np.ascontiguousarray(pixels.reshape(-1, 1, 2))
     if not len(flat):
@@ -323,6 +327,39 @@ def triangulate(
     confidences as Pose2Sim does. A view with NaN pixels or weight 0 is left out; a point seen by fewer
     than two views, or whose solution lies behind a view it used, is NaN.
     """
+    flat, w, shape = _views(cams, pixels, weights)
+    return triangulation.triangulate(projections(cams), flat, w).reshape(*shape, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class Triangulation:
+    """What ``triangulate_robust`` found: the points (..., 3; m, NaN where none), the views each used
+    (ncam, ...; bool) and their RMS reprojection error (...; px, NaN where no point)."""
+
+    points: np.ndarray
+    views: np.ndarray
+    error_px: np.ndarray
+
+
+def triangulate_robust(
+    cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray | None = None,
+    max_error_px: float = 15.0,
+) -> Triangulation:  # fmt: skip
+    """``triangulate``, leaving out views that disagree: while the largest reprojection error among a point's
+    views exceeds ``max_error_px`` and more than two remain, the view whose leaving out gives the others the
+    smallest largest error is left out (``kinefuse._ext.triangulation.triangulate_rejecting``). Errors are
+    measured in normalised coordinates and scaled by each camera's mean focal length, so near a strongly
+    distorted image's edge a pixel is only approximately one."""
+    flat, w, shape = _views(cams, pixels, weights)
+    focal = np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])
+    points, used, error = triangulation.triangulate_rejecting(projections(cams), flat, w, focal, max_error_px)
+    return Triangulation(points.reshape(*shape, 3), used.astype(bool).reshape(len(cams), *shape),
+                         error.reshape(shape))  # fmt: skip
+
+
+def _views(cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray | None):
+    """The pixels (ncam, ..., 2) undistorted to normalised coordinates (ncam, n, 2), the weights (ncam, n)
+    and the points' shape (...), checked."""
     pixels = np.asarray(pixels, dtype=np.float64)
     if pixels.ndim < 2 or pixels.shape[0] != len(cams) or pixels.shape[-1] != 2:
         raise ValueError(f"pixels must have shape ({len(cams)}, ..., 2), got {pixels.shape}")
@@ -334,10 +371,7 @@ def triangulate(
         raise ValueError("weights must not be negative")
     normalised = np.stack([undistort_pixels(cam, p) for cam, p in zip(cams, pixels, strict=True)])
     flat = np.ascontiguousarray(normalised.reshape(len(cams), -1, 2))
-    points = triangulation.triangulate(
-        projections(cams), flat, np.ascontiguousarray(w.reshape(len(cams), -1))
-    )
-    return points.reshape(*shape, 3)
+    return flat, np.ascontiguousarray(w.reshape(len(cams), -1)), shape
 
 
 def point_sigma(cams: Sequence[CameraCalibration], points: np.ndarray, angular: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@
 ``triangulate``: Hartley & Zisserman, Multiple View Geometry, 2nd ed., sec. 12.2 (the DLT). Each view v that
 sees point j at normalised image coordinates (x, y) (undistorted, so its projection is P = [R | t]) gives two
 rows of A, w (x P3 - P1) and w (y P3 - P2); the point is the right singular vector of A with the smallest
-singular value, here the eigenvector of the 4x4 symmetric A^T A with the smallest eigenvalue, found by cyclic
-Jacobi rotations (Golub & Van Loan, Matrix Computations, 4th ed., sec. 8.5.2). A^T A squares A's condition:
+singular value, here the eigenvector of the 4x4 symmetric A^T A with the smallest eigenvalue, found by inverse
+iteration (Golub & Van Loan, Matrix Computations, 4th ed., sec. 8.2.2). A^T A squares A's condition:
 with the views' weights about one standard deviation in normalised coordinates, its smallest eigenvalue is
 the residual's and the next the geometry's, thousands of times apart, so the eigenvector keeps about 12
 digits. A view with a non-finite coordinate or a weight that is not positive is left out; a point with
@@ -24,7 +24,9 @@ from libc.math cimport INFINITY, NAN, fabs, isfinite, sqrt
 
 import numpy as np
 
-cdef int _SWEEPS = 30  # a 4x4 converges in 3-5 (measured on the tests' scenes); the bound only stops a NaN input
+cdef int _ITERATIONS = 12  # it converges in 3-7 (measured on the tests' scenes); past this, Jacobi
+cdef int _SWEEPS = 30  # Jacobi converges in 3-5; the bound only stops a NaN input
+cdef double _SHIFT = 1e-12  # of the trace: keeps the Cholesky factor of an exactly consistent (singular) system
 
 
 cdef void _rotate(double[4][4] m, double[4][4] v, int p, int q) noexcept nogil:
@@ -56,8 +58,9 @@ cdef void _rotate(double[4][4] m, double[4][4] v, int p, int q) noexcept nogil:
         v[k][q] = s * mkp + c * mkq
 
 
-cdef int _smallest_eigenvector(double[4][4] m, double* out) noexcept nogil:
-    """The unit eigenvector of the symmetric m (overwritten) with the smallest eigenvalue, into out[4]."""
+cdef void _jacobi(double[4][4] m, double* out) noexcept nogil:
+    """The unit eigenvector of the symmetric m (overwritten) with the smallest eigenvalue, into out[4], by
+    cyclic Jacobi rotations (Golub & Van Loan sec. 8.5.2): slower, but exact however close the eigenvalues."""
     cdef double[4][4] v
     cdef double off, scale
     cdef int i, j, sweep, best
@@ -83,7 +86,55 @@ cdef int _smallest_eigenvector(double[4][4] m, double* out) noexcept nogil:
             best = i
     for i in range(4):
         out[i] = v[i][best]
-    return 0
+
+
+cdef void _smallest_eigenvector(double[4][4] m, double* out) noexcept nogil:
+    """The unit eigenvector of the symmetric positive semi-definite m with the smallest eigenvalue, into
+    out[4], by inverse iteration from (0, 0, 0, 1) with m + shift I factored by
+    Cholesky (Golub & Van Loan sec. 8.2.2): each step divides the error by the ratio of the two smallest
+    eigenvalues, a residual's against the geometry's, so a few steps reach the last bit; when they do not,
+    ``_jacobi``."""
+    cdef double[4][4] l
+    cdef double[4] y
+    cdef double[4] z
+    cdef double s, norm, change, shift = _SHIFT * (m[0][0] + m[1][1] + m[2][2] + m[3][3])
+    cdef int i, k, it
+    for i in range(4):
+        for k in range(i + 1):
+            s = m[i][k] + (shift if i == k else 0.0)
+            for it in range(k):
+                s -= l[i][it] * l[k][it]
+            if i == k:
+                if not s > 0.0:
+                    _jacobi(m, out)
+                    return
+                l[i][i] = sqrt(s)
+            else:
+                l[i][k] = s / l[k][k]
+    for i in range(4):
+        y[i] = 1.0 if i == 3 else 0.0
+    for it in range(_ITERATIONS):
+        for i in range(4):  # L w = y, w into z
+            s = y[i]
+            for k in range(i):
+                s -= l[i][k] * z[k]
+            z[i] = s / l[i][i]
+        for i in range(3, -1, -1):  # L^T z = w, in place
+            s = z[i]
+            for k in range(i + 1, 4):
+                s -= l[k][i] * z[k]
+            z[i] = s / l[i][i]
+        norm = sqrt(z[0] * z[0] + z[1] * z[1] + z[2] * z[2] + z[3] * z[3])
+        change = 0.0
+        for i in range(4):
+            z[i] = z[i] / norm
+            change = max(change, fabs(z[i] - y[i]))
+            y[i] = z[i]
+        if change <= 1e-15:
+            for i in range(4):
+                out[i] = y[i]
+            return
+    _jacobi(m, out)  # the two smallest eigenvalues are too close for inverse iteration (inconsistent views)
 
 
 def _check(projections, xy, weights):

@@ -45,6 +45,8 @@ def svd_dlt(xy, weights):
 
 def test_compiled_and_twin_are_bit_identical():
     points, xy, weights = scene()
+    # views that agree on nothing: eigenvalues too close for inverse iteration, so Jacobi's rotations decide
+    xy[:, :40] = np.random.default_rng(9).uniform(-0.5, 0.5, (4, 40, 2))
     a, b = compiled.triangulate(PROJECTIONS, xy, weights), twin.triangulate(PROJECTIONS, xy, weights)
     np.testing.assert_array_equal(a, b)
     angular = np.ascontiguousarray(np.where(weights > 0, 0.002 / np.maximum(weights, 1e-9), np.nan))

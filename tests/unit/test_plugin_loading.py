@@ -9,7 +9,7 @@ from kinefuse.builtin.sources.synthetic import SyntheticSource
 from kinefuse.interfaces import ProcessorSpec, SourceSpec
 from kinefuse.plugin_loader import CORE_MODULES, load_plugins
 
-FEATURE_PLUGINS = ("camera", "ble_imu", "mediapipe_pose")  # this distribution's entry points
+FEATURE_PLUGINS = ("camera", "ble_imu", "mediapipe_pose", "multiview")  # this distribution's entry points
 
 
 def plugin(**hooks):
