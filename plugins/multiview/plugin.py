@@ -1,9 +1,14 @@
-"""The multiview plugin's hooks: the ``triangulate`` bench."""
+"""The multiview plugin's hooks: the ``calibrate`` command and the ``triangulate`` bench."""
 
 from kinefuse import hookimpl
-from kinefuse_plugins.multiview import bench_triangulate
+from kinefuse_plugins.multiview import bench_triangulate, calibrate_command
 
 
 @hookimpl
 def register_benches():
     return [bench_triangulate.SPEC]
+
+
+@hookimpl
+def register_commands():
+    return [calibrate_command.SPEC]
