@@ -26,6 +26,7 @@ from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.public import public_rows
 from kinefuse.bench.scoring.segment_error import processors as segment_processors
 from kinefuse.bench.scoring.segment_error import recorded_rows
+from kinefuse.bench.scoring.triangulation_error import triangulation_rows
 from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate
 from kinefuse.interfaces import BenchSpec
 from kinefuse.sim.detector_model import KEYPOINT_SETS
@@ -48,7 +49,13 @@ async def run(options: dict) -> list[dict]:
     if options.get("shared_dir") is not None:  # --data: score the user's folder only
         return folder_rows(Path(options["shared_dir"]))
     data = shared_dir() / "data"
-    return await suite_rows() + mounting_rows() + public_rows(data) + realism_rows(data)
+    return (
+        await suite_rows()
+        + mounting_rows()
+        + triangulation_rows(data)
+        + public_rows(data)
+        + realism_rows(data)
+    )
 
 
 async def suite_rows(names: tuple[str, ...] = SUITE) -> list[dict]:
