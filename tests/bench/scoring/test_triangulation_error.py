@@ -1,0 +1,34 @@
+"""The triangulation rows of ``kinefuse bench accuracy``: the scene is what they say, exact pixels come back
+exactly, and a camera 80 px off is left out."""
+
+import numpy as np
+
+from kinefuse.bench import check_row
+from kinefuse.bench.datasets.paths import shared_dir
+from kinefuse.bench.scoring import triangulation_error as scoring
+from kinefuse.bench.scoring.detector_realism import demo_cameras
+from kinefuse.camera_calibration import project, triangulate
+
+DATA = shared_dir() / "data"
+
+
+def test_the_twin_seen_exactly_comes_back_exactly():
+    cams, truth = demo_cameras(DATA), scoring.twin_keypoints()
+    assert truth.shape == (scoring.FRAMES, 26, 3)
+    pixels = np.stack([project(cam, truth) for cam in cams])
+    assert np.isfinite(pixels).all()  # every camera sees every keypoint: the scene has no occlusion
+    assert np.abs(triangulate(cams, pixels) - truth).max() < 1e-6
+
+
+def test_the_rows_measure_both_goals():
+    clean, robust = scoring.triangulation_rows(DATA)
+    for row in (clean, robust):
+        check_row(row)
+    # 2 px at 3-5 m through four views: millimetres
+    assert 2.0 < clean["value"] < 8.0 and robust["value"] < 1.5 * clean["value"]
+    assert robust["peer_value"] > 5 * robust["value"]  # the plain DLT follows the wrong camera
+    assert "the wrong camera kept for 0.0% of the points" in robust["note"]
+
+
+def test_without_the_demo_calibration_there_are_no_rows(tmp_path):
+    assert scoring.triangulation_rows(tmp_path) == []
