@@ -48,14 +48,12 @@ WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples
 async def run(options: dict) -> list[dict]:
     if options.get("shared_dir") is not None:  # --data: score the user's folder only
         return folder_rows(Path(options["shared_dir"]))
-    data = shared_dir() / "data"
-    return (
-        await suite_rows()
-        + mounting_rows()
-        + triangulation_rows(data)
-        + public_rows(data)
-        + realism_rows(data)
-    )
+    return await suite_rows() + data_rows(shared_dir() / "data")
+
+
+def data_rows(data: Path) -> list[dict]:
+    """Everything after the suite: the mountings, triangulation, the public data and the realism rows."""
+    return mounting_rows() + triangulation_rows(data) + public_rows(data) + realism_rows(data)
 
 
 async def suite_rows(names: tuple[str, ...] = SUITE) -> list[dict]:

@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 
 from kinefuse.bench import BenchError, markdown, read_json
-from kinefuse.bench.accuracy import SUITE, folder_rows, scenario_rows, suite_rows
+from kinefuse.bench.accuracy import SUITE, data_rows, folder_rows, scenario_rows, suite_rows
 from kinefuse.bench.datasets import paths
-from kinefuse.bench.realism import realism_rows
-from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS
 from kinefuse.bench.scoring.public import public_rows
 from kinefuse.camera_calibration import write_calibration
@@ -167,7 +165,7 @@ def test_the_committed_public_data_and_realism_figures_are_a_fresh_run():
     names = {load_scenario(_packaged(name)).name for name in SUITE}
     committed = [row for row in read_json(COMMITTED)["rows"] if row["case"] not in names]
     data = paths.shared_dir() / "data"
-    assert_same_rows(mounting_rows() + public_rows(data) + realism_rows(data), committed)
+    assert_same_rows(data_rows(data), committed)
 
 
 def _packaged(name: str) -> Path:
