@@ -351,8 +351,9 @@ def triangulate_robust(
     measured in normalised coordinates and scaled by each camera's mean focal length, so near a strongly
     distorted image's edge a pixel is only approximately one."""
     flat, w, shape = _views(cams, pixels, weights)
-    focal = np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])
-    points, used, error = triangulation.triangulate_rejecting(projections(cams), flat, w, focal, max_error_px)
+    points, used, error = triangulation.triangulate_rejecting(
+        projections(cams), flat, w, focal_lengths(cams), max_error_px
+    )
     return Triangulation(points.reshape(*shape, 3), used.astype(bool).reshape(len(cams), *shape),
                          error.reshape(shape))  # fmt: skip
 
@@ -386,6 +387,11 @@ def point_sigma(cams: Sequence[CameraCalibration], points: np.ndarray, angular: 
     centres = np.ascontiguousarray(np.stack([cam.centre for cam in cams]))
     angular = np.ascontiguousarray(np.asarray(angular, dtype=np.float64).reshape(len(cams), -1))
     return triangulation.point_sigma(projections(cams), centres, flat, angular).reshape(points.shape[:-1])
+
+
+def focal_lengths(cams: Sequence[CameraCalibration]) -> np.ndarray:
+    """Each camera's mean focal length (ncam,; px): how many pixels one unit of normalised coordinates is."""
+    return np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])
 
 
 def projections(cams: Sequence[CameraCalibration]) -> np.ndarray:

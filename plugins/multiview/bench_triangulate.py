@@ -11,7 +11,13 @@ import cv2
 import numpy as np
 
 from kinefuse.bench import make_row
-from kinefuse.camera_calibration import CameraCalibration, project, triangulate, triangulate_robust
+from kinefuse.camera_calibration import (
+    CameraCalibration,
+    project,
+    projections,
+    triangulate,
+    triangulate_robust,
+)
 from kinefuse.interfaces import BenchSpec
 from kinefuse.sim.camera_rig import ring
 
@@ -42,7 +48,7 @@ def scene(frames: int, seed: int = 0) -> tuple[list[CameraCalibration], np.ndarr
 def numpy_dlt(cams: list[CameraCalibration], pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted DLT in pixels with P = K [R | t], every point's 8 x 4 system solved by one batched
     ``np.linalg.svd`` (the vectorised NumPy way; no lens distortion here)."""
-    p = np.stack([cam.matrix @ np.hstack([cam.rotation_matrix, cam.translation[:, None]]) for cam in cams])
+    p = _pixel_projections(cams)
     rows = []
     for v in range(len(cams)):
         w = weights[v][..., None]
@@ -51,9 +57,14 @@ def numpy_dlt(cams: list[CameraCalibration], pixels: np.ndarray, weights: np.nda
     return h[..., :3] / h[..., 3:]
 
 
+def _pixel_projections(cams: list[CameraCalibration]) -> np.ndarray:
+    """K [R | t] (ncam, 3, 4): the cameras' projections to pixels (no lens distortion here)."""
+    return np.stack([cam.matrix for cam in cams]) @ projections(cams)
+
+
 def opencv_pairs(cams: list[CameraCalibration], pixels: np.ndarray) -> np.ndarray:
     """OpenCV's ``triangulatePoints`` per frame; it takes two views, so cameras 0 and 1 only."""
-    p = [cam.matrix @ np.hstack([cam.rotation_matrix, cam.translation[:, None]]) for cam in cams[:2]]
+    p = _pixel_projections(cams[:2])
     out = np.empty((pixels.shape[1], JOINTS, 3))
     for f in range(pixels.shape[1]):
         h = cv2.triangulatePoints(p[0], p[1], pixels[0, f].T, pixels[1, f].T)

@@ -7,12 +7,11 @@ import pytest
 
 from kinefuse._ext import triangulation as compiled
 from kinefuse._pure import triangulation as twin
+from kinefuse.camera_calibration import projections
 from kinefuse.sim.camera_rig import ring
 
 CAMERAS = ring(4, 4.0, 1.2, (0.0, 0.0, 0.9), (1280, 720), 900.0)
-PROJECTIONS = np.ascontiguousarray(
-    np.stack([np.hstack([c.rotation_matrix, c.translation[:, None]]) for c in CAMERAS])
-)
+PROJECTIONS = projections(CAMERAS)
 CENTRES = np.ascontiguousarray(np.stack([c.centre for c in CAMERAS]))
 
 

@@ -17,7 +17,13 @@ import math
 import numpy as np
 
 from kinefuse.builtin.processors.motion_offsets import CameraOffsets
-from kinefuse.camera_calibration import CameraCalibration, calibration_from_meta, point_sigma, triangulate
+from kinefuse.camera_calibration import (
+    CameraCalibration,
+    calibration_from_meta,
+    focal_lengths,
+    point_sigma,
+    triangulate,
+)
 from kinefuse.fusion.segments import VIDEO_HEADING_FLOOR_DEG, HeadingFusion, orientation_tolerance_deg
 from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.types import (
@@ -179,7 +185,7 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])  # (ncam, m, K)
     status = np.stack([[v.status for v in vs] for vs in per_camera])
     tolerance = np.stack([[_tolerance_of(v) for v in vs] for vs in per_camera])
-    focal = np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])[:, None, None]
+    focal = focal_lengths(cams)[:, None, None]
     used = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
     weights = np.where(used, focal / np.where(used, sigma, 1.0), 0.0)
     # (m, K, 3); NaN where fewer than two cameras have the keypoint
