@@ -180,23 +180,25 @@ def _read_camera(path: Path, key: str, table: dict) -> CameraCalibration:
 
 
 def write_calibration(
-    path: str | Path, cameras: Sequence[CameraCalibration], metadata: dict | None = None
-) -> None:
+    path: str | Path, cameras: Sequence[CameraCalibration], metadata: dict | None = None,
+    keys: Sequence[str] | None = None,
+) -> None:  # fmt: skip
     """Write ``cameras`` the way Pose2Sim's toml_write lays them out, so Pose2Sim reads the file and the same
-    cameras always give the same bytes (floats as Python's shortest round-tripping repr)."""
-    names = [cam.name for cam in cameras]
-    if len(set(names)) != len(names) or set(names) & set(_NOT_CAMERAS):
-        raise ValueError(f"camera names must be unique and not one of {_NOT_CAMERAS}: {names}")
+    cameras always give the same bytes (floats as Python's shortest round-tripping repr). Each camera's table
+    is keyed by its name, or by ``keys`` (anipose keys them ``cam_0``, ``cam_1``...)."""
+    keys = [cam.name for cam in cameras] if keys is None else list(keys)
+    if len(keys) != len(cameras) or len(set(keys)) != len(keys) or set(keys) & set(_NOT_CAMERAS):
+        raise ValueError(f"camera tables must be unique and not one of {_NOT_CAMERAS}: {keys}")
     meta = _DEFAULT_METADATA | (metadata or {})
-    text = "".join(_camera_table(cam) for cam in cameras)
+    text = "".join(_camera_table(key, cam) for key, cam in zip(keys, cameras, strict=True))
     text += "[metadata]\n" + "".join(f"{_key(key)} = {_value(value)}\n" for key, value in meta.items())
     Path(path).write_text(text, encoding="utf-8", newline="\n")
 
 
-def _camera_table(cam: CameraCalibration) -> str:
+def _camera_table(key: str, cam: CameraCalibration) -> str:
     matrix = ", ".join(_value(row) for row in cam.matrix)
     return (
-        f"[{_key(cam.name)}]\n"
+        f"[{_key(key)}]\n"
         f"name = {_string(cam.name)}\n"
         f"size = {_value(cam.size)}\n"
         f"matrix = [ {matrix}]\n"
@@ -387,6 +389,16 @@ def point_sigma(cams: Sequence[CameraCalibration], points: np.ndarray, angular: 
     centres = np.ascontiguousarray(np.stack([cam.centre for cam in cams]))
     angular = np.ascontiguousarray(np.asarray(angular, dtype=np.float64).reshape(len(cams), -1))
     return triangulation.point_sigma(projections(cams), centres, flat, angular).reshape(points.shape[:-1])
+
+
+def reprojection_errors(
+    cams: Sequence[CameraCalibration], points: np.ndarray, pixels: np.ndarray
+) -> np.ndarray:
+    """Each view's distance (ncam, ...; px) between ``pixels`` (ncam, ..., 2) and the world ``points`` (..., 3)
+    projected with its lens; NaN where either is NaN or the point is behind the camera."""
+    return np.stack(
+        [np.linalg.norm(project(cam, points) - view, axis=-1) for cam, view in zip(cams, pixels, strict=True)]
+    )
 
 
 def focal_lengths(cams: Sequence[CameraCalibration]) -> np.ndarray:

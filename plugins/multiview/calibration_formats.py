@@ -1,6 +1,13 @@
 """Calibration files of other tools read into ``kinefuse.camera_calibration.CameraCalibration`` (Pose2Sim's
-conventions: world to camera, metres, OpenCV's lens model). Pose2Sim TOML is read by
-``kinefuse.camera_calibration.read_calibration``; this module adds Qualisys QTM's ``.qca.txt`` export.
+conventions: world to camera, metres, OpenCV's lens model). Pose2Sim TOML is read and written by
+``kinefuse.camera_calibration``; this module adds Qualisys QTM's ``.qca.txt`` export (read) and anipose's
+TOML (read and written).
+
+Anipose (aniposelib ``CameraGroup.dump``/``load``): one table per camera keyed ``cam_0``, ``cam_1``, ...,
+each with ``name``, ``size`` [width, height], ``matrix``, ``distortions`` (k1, k2, p1, p2, k3; four with
+``fisheye = true``), ``rotation`` (Rodrigues, world to camera), ``translation``, then ``[metadata]``: the
+layout Pose2Sim's, but the translation is in the unit of the board's square length that calibrated it
+(millimetres in anipose's examples), which the file does not record: the reader and the writer are told it.
 
 Qualisys (QTM's calibration export, an XML file; read here as Pose2Sim's own converter reads it, so that the
 two agree on the shipped demo): per ``<camera serial=...>``, ``<transform>`` is the camera's orientation
@@ -12,17 +19,40 @@ focal lengths, principal point (less the video window's left and top) and the di
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from kinefuse.camera_calibration import CameraCalibration
+from kinefuse.camera_calibration import CameraCalibration, read_calibration, write_calibration
 
 _SUBPIXELS = 64.0  # QTM's sensor units per image pixel
 _TURN = np.diag([1.0, -1.0, -1.0])  # QTM's camera frame to OpenCV's: 180° about x
 _ROTATION = [f"r{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3)]
+UNITS_M = {"m": 1.0, "cm": 0.01, "mm": 0.001}  # an anipose file's translation unit, in metres
+
+
+def read_anipose(path: str | Path, unit: str) -> list[CameraCalibration]:
+    """The cameras of an anipose calibration whose translations are in ``unit`` (a key of ``UNITS_M``),
+    with the translations in metres."""
+    scale = UNITS_M[unit]
+    return [dataclasses.replace(cam, translation=cam.translation * scale) for cam in read_calibration(path)]
+
+
+def write_anipose(path: str | Path, cameras: list[CameraCalibration], unit: str) -> None:
+    """``cameras`` as anipose reads them: tables ``cam_0``..., five distortions (k3 = 0 added) unless
+    fisheye, translations in ``unit``."""
+    scale = UNITS_M[unit]
+    written = [dataclasses.replace(cam, translation=cam.translation / scale,
+                                   distortions=_five(cam) if not cam.fisheye else cam.distortions)
+               for cam in cameras]  # fmt: skip
+    write_calibration(path, written, keys=[f"cam_{index}" for index in range(len(cameras))])
+
+
+def _five(cam: CameraCalibration) -> np.ndarray:
+    return np.concatenate([cam.distortions, np.zeros(5 - len(cam.distortions))])
 
 
 def read_qca(path: str | Path) -> list[CameraCalibration]:
