@@ -14,10 +14,11 @@ SYSTEM_DEPS := $(VENV)/.system-packages
 # BlazePose full model inside the wheel, so nothing is downloaded at run time.
 MEDIAPIPE := $(VENV)/.mediapipe
 CONFIG ?= config.toml
-# make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded).
+# make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded); tests marked
+# soak (a minute or more of one scenario) run in make test-soak only.
 PYTEST_ARGS ?=
 
-.PHONY: run test bench bench-docs accuracy lint clean build mediapipe fuzz test-bluez
+.PHONY: run test test-soak bench bench-docs accuracy lint clean build mediapipe fuzz test-bluez
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +50,10 @@ mediapipe: $(MEDIAPIPE)
 # lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]) before the tests run.
 test: $(INSTALLED) $(SYSTEM_DEPS) $(MEDIAPIPE)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+
+test-soak: $(INSTALLED)
+	$(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
 
 # At least a million inputs per BLE decoder (atheris, coverage-guided); make test runs a short hypothesis fuzz.
 fuzz: $(INSTALLED)

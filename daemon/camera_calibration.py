@@ -391,14 +391,21 @@ def point_sigma(cams: Sequence[CameraCalibration], points: np.ndarray, angular: 
     return triangulation.point_sigma(projections(cams), centres, flat, angular).reshape(points.shape[:-1])
 
 
-def reprojection_errors(
-    cams: Sequence[CameraCalibration], points: np.ndarray, pixels: np.ndarray
+def leave_one_out_residuals(
+    cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """Each view's distance (ncam, ...; px) between ``pixels`` (ncam, ..., 2) and the world ``points`` (..., 3)
-    projected with its lens; NaN where either is NaN or the point is behind the camera."""
-    return np.stack(
-        [np.linalg.norm(project(cam, points) - view, axis=-1) for cam, view in zip(cams, pixels, strict=True)]
-    )
+    """Each view's pixels (ncam, ..., 2) minus the projection of the point the other views triangulate
+    (``triangulate``, weighted by ``weights``; views of weight 0 or NaN pixels left out): how far each camera
+    disagrees with the others, without letting it pull the point towards itself. NaN where the view's pixel
+    is NaN or fewer than two other views see the point."""
+    pixels = np.asarray(pixels, dtype=np.float64)
+    weights = np.ones(pixels.shape[:-1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    residuals = np.full(pixels.shape, np.nan)
+    for view, cam in enumerate(cams):
+        others = [o for o in range(len(cams)) if o != view]
+        points = triangulate([cams[o] for o in others], pixels[others], weights[others])
+        residuals[view] = pixels[view] - project(cam, points)
+    return residuals
 
 
 def focal_lengths(cams: Sequence[CameraCalibration]) -> np.ndarray:

@@ -20,6 +20,8 @@ from kinefuse.bench import BenchError, make_row
 from kinefuse.bench.datasets.paths import shared_dir
 from kinefuse.bench.realism import realism_rows
 from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew_ppm
+from kinefuse.bench.scoring.demo_triangulation import demo_rows
+from kinefuse.bench.scoring.detector_realism import real_tracks
 from kinefuse.bench.scoring.fusion import knee_angle_rows
 from kinefuse.bench.scoring.honesty import honesty_rows, keypoint_honesty_rows
 from kinefuse.bench.scoring.mounting_error import mounting_rows
@@ -52,8 +54,11 @@ async def run(options: dict) -> list[dict]:
 
 
 def data_rows(data: Path) -> list[dict]:
-    """Everything after the suite: the mountings, triangulation, the public data and the realism rows."""
-    return mounting_rows() + triangulation_rows(data) + public_rows(data) + realism_rows(data)
+    """Everything after the suite: the mountings, triangulation (and the demo videos in 3D), the public data
+    and the realism rows; the shipped pose model runs on the demo videos once, for both."""
+    demo = real_tracks(data)
+    return (mounting_rows() + triangulation_rows(data) + demo_rows(data, demo) + public_rows(data)
+            + realism_rows(data, demo))  # fmt: skip
 
 
 async def suite_rows(names: tuple[str, ...] = SUITE) -> list[dict]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from kinefuse.bench.scoring import detector_realism, imu_realism
 
 
-def realism_rows(data_dir: Path) -> list[dict]:
-    """Every realism row, the real side measured from ``data_dir`` (the shared folder's ``data``)."""
-    return imu_realism.rows(Path(data_dir)) + detector_realism.rows(Path(data_dir))
+def realism_rows(data_dir: Path, demo_run: tuple | None) -> list[dict]:
+    """Every realism row, the real side measured from ``data_dir`` (the shared folder's ``data``) and
+    ``demo_run`` (``detector_realism.real_tracks(data_dir)``, measured in this run)."""
+    return imu_realism.rows(Path(data_dir)) + detector_realism.rows(Path(data_dir), demo_run)

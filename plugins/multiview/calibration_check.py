@@ -14,10 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kinefuse.camera_calibration import CameraCalibration, reprojection_errors, triangulate
+from kinefuse.camera_calibration import CameraCalibration, leave_one_out_residuals
 
 MIN_CONFIDENCE = 0.5  # keypoints the detector is sure of: the check measures the calibration
-MIN_OTHER_VIEWS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,13 +48,10 @@ def check_calibration(cams: Sequence[CameraCalibration], keypoints: np.ndarray) 
     confident = np.nan_to_num(keypoints[..., 2]) >= MIN_CONFIDENCE
     pixels = np.where(confident[..., None], keypoints[..., :2], np.nan)
     weights = np.where(confident, keypoints[..., 2], 0.0)
+    residuals = leave_one_out_residuals(cams, pixels, weights)
     fits = []
-    for index, cam in enumerate(cams):
-        others = [i for i in range(len(cams)) if i != index]
-        enough = confident[others].sum(axis=0) >= MIN_OTHER_VIEWS
-        points = triangulate([cams[i] for i in others], pixels[others], weights[others])
-        points[~enough] = np.nan
-        errors = reprojection_errors([cam], points, pixels[index : index + 1])[0]
+    for cam, residual in zip(cams, residuals, strict=True):
+        errors = np.linalg.norm(residual, axis=-1)
         errors = errors[np.isfinite(errors)]
         fits.append(CameraFit(cam.name, *_quantiles(errors), len(errors)))
     return fits

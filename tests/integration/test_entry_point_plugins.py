@@ -36,7 +36,8 @@ def test_plugins_lists_the_example_and_quarantines_the_broken(installed_plugins)
     ]
     assert "register_sorces" in misspelled
     assert rows["kinefuse.builtin.sources.synthetic"][2:4] == ["built-in", "loaded"]
-    for feature in ("camera", "ble_imu", "mediapipe_pose", "multiview"):  # kinefuse's own entry points are built-in
+    # kinefuse's own entry points are built-in
+    for feature in ("camera", "ble_imu", "mediapipe_pose", "multiview"):
         assert rows[feature][2:4] == ["built-in", "loaded"]
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from kinefuse.bench import make_row
-from kinefuse.camera_calibration import CameraCalibration, project, read_calibration, triangulate
+from kinefuse.camera_calibration import CameraCalibration, leave_one_out_residuals, read_calibration
 from kinefuse.sim.detector_model import (
     KEYPOINT_SETS,
     DetectorErrors,
@@ -186,12 +186,8 @@ def view_offsets(
     stack = np.stack([np.asarray(t, dtype=np.float64) for t in tracks])
     confident = _confident(stack, min_confidence)
     weights = np.where(confident, np.nan_to_num(stack[..., 2]), 0.0)
-    differences = np.full((*stack.shape[:-1], 2), np.nan)
-    for view, cam in enumerate(cams):
-        others = [o for o in range(len(cams)) if o != view]
-        points = triangulate([cams[o] for o in others], stack[others][..., :2], weights[others])
-        difference = stack[view][..., :2] - project(cam, points)
-        differences[view] = np.where(confident[view][..., None], difference, np.nan)
+    differences = leave_one_out_residuals(cams, stack[..., :2], weights)
+    differences[~confident] = np.nan
     counts = np.isfinite(differences).all(axis=-1).sum(axis=1)  # (V, K)
     medians = np.full((*counts.shape, 2), np.nan)
     enough = counts >= MIN_OFFSET_FRAMES
@@ -389,17 +385,9 @@ def _int8_paths(meta) -> set[str]:
 # ---- rows ------------------------------------------------------------------------------------------------
 
 
-def rows(data_dir: Path) -> list[dict]:
-    """The synthetic detector (``FITTED``, on the twin) beside MoveNet on the demo videos, measured in this
-    run; none when the demo videos or the shipped models are not under ``data_dir`` (and its ``../models``).
-    From a coroutine, ``await rows_async(data_dir)``."""
-    return _run(rows_async(data_dir))
-
-
-async def rows_async(data_dir: Path) -> list[dict]:
-    """``rows`` for a caller inside an event loop (the accuracy bench's ``run`` is a coroutine)."""
-    data_dir = Path(data_dir)
-    run = await real_tracks_async(data_dir)
+def rows(data_dir: Path, run: tuple[list[np.ndarray], str] | None) -> list[dict]:
+    """The synthetic detector (``FITTED``, on the twin) beside MoveNet on the demo videos (``run``, from
+    ``real_tracks(data_dir)`` in this run); none without it."""
     if run is None:
         return []
     tracks, int8_path = run

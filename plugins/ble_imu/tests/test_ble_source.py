@@ -353,7 +353,7 @@ def test_errors_of_our_own_code_are_not_retried(error):
     assert not isinstance(error, radio_errors("bumble")) and not isinstance(error, radio_errors("bluez"))
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_eight_straps_for_a_minute(kinefuse_pipeline):
     straps, protocols, rates = eight_straps()
     with VirtualRadio(straps) as radio:

@@ -37,8 +37,8 @@ target = [0.0, 0.0, 0.9]
 
 
 def _check(db, *args):
-    return subprocess.run([sys.executable, "-m", "kinefuse", "calibrate", "check", "1", "--db", str(db), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    command = [sys.executable, "-m", "kinefuse", "calibrate", "check", "1", "--db", str(db), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def _medians(stdout, label):

@@ -253,7 +253,7 @@ def test_rows_are_valid_and_carry_both_sides():
 
 
 def test_no_demo_no_rows(tmp_path):
-    assert realism.rows(tmp_path) == []
+    assert realism.real_tracks(tmp_path) is None and realism.rows(tmp_path, None) == []
 
 
 def test_fit_confidence_recovers_a_beta_law():
@@ -306,8 +306,8 @@ def test_the_int8_path_is_read_from_anywhere_in_the_device_meta():
     assert realism._int8_paths({"int8_path": "precise"}) == {"precise"} and realism._int8_paths([]) == set()
 
 
-def test_rows_run_from_inside_an_event_loop_too(tmp_path):
+def test_the_real_side_runs_from_inside_an_event_loop_too(tmp_path):
     async def inside():
-        return realism.rows(tmp_path), await realism.rows_async(tmp_path)
+        return realism.real_tracks(tmp_path), await realism.real_tracks_async(tmp_path)
 
-    assert asyncio.run(inside()) == ([], [])
+    assert asyncio.run(inside()) == (None, None)

@@ -20,14 +20,19 @@ def test_the_twin_seen_exactly_comes_back_exactly():
     assert np.abs(triangulate(cams, pixels) - truth).max() < 1e-6
 
 
-def test_the_rows_measure_both_goals():
-    clean, robust = scoring.triangulation_rows(DATA)
-    for row in (clean, robust):
+def test_the_rows_measure_both_goals_occlusion_and_a_passer_by():
+    clean, robust, hidden, passer = scoring.triangulation_rows(DATA)
+    for row in (clean, robust, hidden, passer):
         check_row(row)
     # 2 px at 3-5 m through four views: millimetres
     assert 2.0 < clean["value"] < 8.0 and robust["value"] < 1.5 * clean["value"]
     assert robust["peer_value"] > 5 * robust["value"]  # the plain DLT follows the wrong camera
     assert "the wrong camera kept for 0.0% of the points" in robust["note"]
+    # fewer views per point: worse than four, still millimetres; a third of points lose a view or two
+    assert clean["value"] < hidden["value"] < 2 * clean["value"]
+    # the passer-by is a metre off: the plain DLT lands decimetres away, the robust one is not fooled
+    assert passer["peer_value"] > 100.0 and passer["value"] < 1.5 * clean["value"]
+    assert "that camera kept for 0.0% of those points" in passer["note"]
 
 
 def test_without_the_demo_calibration_there_are_no_rows(tmp_path):
