@@ -174,18 +174,30 @@ _STATUS_FIELDS = {
 
 
 def _view(view: KeypointView) -> dict:
-    provenance, quality, reason = zip(*(_STATUS_FIELDS[code] for code in view.status.tolist()), strict=True)
-    return {
+    provenance, quality, reason = (list(column) for column in zip(
+        *(_STATUS_FIELDS[code] for code in view.status.tolist()), strict=True))  # fmt: skip
+    out = {
         "source": view.source_id,
         "keypoint_set": view.keypoint_set,
         "unit": view.unit,
         "position": _rounded(view.position),
         "sigma": _rounded(view.sigma),
         "tolerance": None if view.tolerance is None else _rounded(view.tolerance),
-        "provenance": list(provenance),
-        "quality": list(quality),
-        "quality_reason": list(reason),
+        "provenance": provenance,
+        "quality": quality,
+        "quality_reason": reason,
     }
+    found = view.triangulation
+    if found is not None:
+        for k in np.flatnonzero(found.checks).tolist():  # a check can only lower a good keypoint's quality
+            checked = view.quality(k)
+            quality[k], reason[k] = checked.level.value, checked.reason
+        out |= {
+            "views": found.views.tolist(),
+            "error_px": _rounded(found.error_px),
+            "checks": found.checks.tolist(),
+        }
+    return out
 
 
 def _motion(item: MotionItem) -> list[dict]:

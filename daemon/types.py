@@ -392,12 +392,45 @@ class KeypointView:
     sigma: np.ndarray  # float64 (K,)
     status: np.ndarray  # int8 (K,)
     tolerance: np.ndarray | None = None  # float64 (K,)
+    triangulation: Triangulated | None = None  # the "3d" view's per-keypoint checks; None for a camera's
 
     def provenance(self, keypoint: int) -> Provenance | None:
         return KeypointStatus(int(self.status[keypoint])).provenance
 
     def quality(self, keypoint: int) -> Quality:
-        return KeypointStatus(int(self.status[keypoint])).quality
+        quality = KeypointStatus(int(self.status[keypoint])).quality
+        if self.triangulation is None or quality.level is not QualityLevel.GOOD:
+            return quality
+        return self.triangulation.quality(keypoint)
+
+
+class TriangulationCheck(enum.IntFlag):
+    """What the checks of a triangulated keypoint found (``Triangulated.checks``, bits)."""
+
+    VIEW_LEFT_OUT = 1  # a camera disagreed with the others beyond the limit and was left out: still good
+    BONE_LENGTH = 2  # a bone to it is off the athlete's running length by more than its tolerance
+    CAMERA_DRIFT = 4  # it rests on a camera flagged for calibration drift (no two others saw it)
+
+
+_CHECK_REASONS = {
+    TriangulationCheck.BONE_LENGTH: "a bone to it is off the athlete's running length",
+    TriangulationCheck.CAMERA_DRIFT: "it rests on a camera whose calibration seems to have drifted",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class Triangulated:
+    """Per keypoint of a "3d" view (K,): how many cameras the point rests on (``views``, int8), their RMS
+    reprojection error (``error_px``, NaN where no point) and ``checks`` (uint8 bits of
+    TriangulationCheck). BONE_LENGTH and CAMERA_DRIFT make a good keypoint degraded."""
+
+    views: np.ndarray
+    error_px: np.ndarray
+    checks: np.ndarray
+
+    def quality(self, keypoint: int) -> Quality:
+        found = [reason for check, reason in _CHECK_REASONS.items() if int(self.checks[keypoint]) & check]
+        return Quality(QualityLevel.DEGRADED, "; ".join(found)) if found else GOOD
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@ the whole recording at once.
 
 - cameras: the live processor's cross-modal offsets (``CameraOffsets``) over all frames, the final
   inverse-variance mean applied to every frame from the first (live applies it only once estimated);
-- "3d" view: the calibrated cameras' RTS-smoothed keypoints triangulated as live (``triangulated_views``);
+- "3d" view: the calibrated cameras' RTS-smoothed keypoints triangulated as live (``triangulated_views``),
+  its bones checked against their lengths over the whole recording (a first pass learns them); the live
+  stream's calibration-drift watch is not run here (its events are in the stored session);
 - heading: a two-filter smoother (Fraser & Potter, "The optimum linear smoother as a combination of two
   optimum linear filters", IEEE Trans. Autom. Control 14:387, 1969): the live ``HeadingFusion`` run forward
   and over the time-reversed series, the two estimates of psi combined by their variances. Each filter is
@@ -19,8 +21,10 @@ import dataclasses
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from kinefuse.builtin.processors.motion_checks import BoneLengths
 from kinefuse.builtin.processors.motion_fusion import (
     SEGMENT_ENDS,
+    TriangulationSettings,
     fused_orientation,
     heading_settings,
     segment_axis,
@@ -79,6 +83,13 @@ def calibrated_cameras(added: list[DeviceAdded]) -> dict:
     return cams
 
 
+def _checked_views(views: dict, cams: list, reject_tolerances: float) -> list[KeypointView]:
+    """``triangulated_views`` with its bones checked against the lengths the whole recording gives."""
+    bones = BoneLengths(KEYPOINT_NAMES[next(iter(views.values()))[0].keypoint_set])
+    triangulated_views(views, cams, TriangulationSettings(reject_tolerances, bones=bones, learn=True))
+    return triangulated_views(views, cams, TriangulationSettings(reject_tolerances, bones=bones))
+
+
 def fuse_offline(
     views: dict, cams: dict, segments: list[list[SegmentOrientation]], mounted: dict, times: np.ndarray,
     options: dict, untimed: dict,
@@ -93,7 +104,7 @@ def fuse_offline(
     usable = {key: v for key, v in usable.items() if v[0].keypoint_set == sets[0]}
     if not options["video_fusion"] or len(usable) < 2:
         return None, segments
-    triangulated = triangulated_views(usable, [cams[key] for key in usable])
+    triangulated = _checked_views(usable, [cams[key] for key in usable], options["reject_tolerances"])
     context = (f"{len(cams)} calibrated, {len(usable)} of them with keypoints here",
                _NO_OFFSET.format("; ".join(f"{key[1]}: {why}" for key, why in untimed.items() if key in usable))
                if any(key in usable for key in untimed) else "")  # fmt: skip

@@ -113,6 +113,13 @@ CAMERA = {
     "clock_offset_s": Field(float, 0.0, "device clock reading at true time 0"),
     "clock_skew_ppm": Field(float, 0.0, "device clock runs fast by this much", min=-1000.0, max=1000.0),
     "render": Field(bool, False, "also write a rendered video of the body"),
+    "bump_at_s": Field(float, 0.0, "from this time the camera is turned by bump_deg (0: never)", min=0.0),
+    "bump_deg": Field(
+        list,
+        [0.0, 0.0, 0.0],
+        "a bump: x-y-z Euler angles about the camera's own axes; its calibration stays",
+        item_type=float,
+    ),
 }
 OCCLUDER = {
     "keypoints": Field(list, REQUIRED, "keypoints hidden", item_type=str),

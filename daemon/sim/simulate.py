@@ -52,10 +52,30 @@ class CameraDevice:
     clock: DeviceClock
     link: Link
     render: bool
+    bump_at_s: float = 0.0  # from then on the camera is turned by bump (its calibration is not): 0, never
+    bump: np.ndarray = dataclasses.field(default_factory=lambda: np.eye(3))  # in the camera's own frame
 
     @property
     def name(self) -> str:
         return self.calibration.name
+
+    def seen(self, t: np.ndarray, points: dict) -> dict:
+        """World points (name -> (n, 3), or capsules' (start, end, radius)) where the declared calibration
+        sees them: after a bump, moved so that the calibrated camera sees them where the turned one does,
+        x' = R^T (B (R x + t) - t)."""
+        after = t >= self.bump_at_s if self.bump_at_s > 0 else np.zeros(len(t), dtype=bool)
+        if not after.any():
+            return points
+        rotation, translation = self.calibration.rotation_matrix, self.calibration.translation
+
+        def move(x: np.ndarray) -> np.ndarray:
+            moved = ((self.bump @ (x @ rotation.T + translation).T).T - translation) @ rotation
+            return np.where(after[:, None], moved, x)
+
+        return {
+            name: (move(v[0]), move(v[1]), v[2]) if isinstance(v, tuple) else move(v)
+            for name, v in points.items()
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,14 +167,21 @@ class Simulation:
         t = seq / device.fps
         rng = self._rng(index, chunk_index)
         errors = dataclasses.replace(device.detector, occluders=self._occluders(device, start_s, end_s))
+        capsules = device.seen(t, self.capsules(t))
         track = simulate_keypoints(
-            device.calibration, device.keypoint_set, self.body.landmarks(t), self.capsules(t), t, errors, rng
+            device.calibration,
+            device.keypoint_set,
+            device.seen(t, self.body.landmarks(t)),
+            capsules,
+            t,
+            errors,
+            rng,
         )
         delivery = deliver(t, device.link, rng)
         ticks = device.clock.ticks(track.reported_time_s)
         bystander = dataclasses.replace(device.detector, occluders=())
         others = tuple(
-            simulate_keypoints(device.calibration, device.keypoint_set, other.landmarks(t), self.capsules(t), t,
+            simulate_keypoints(device.calibration, device.keypoint_set, device.seen(t, other.landmarks(t)), capsules, t,
                                bystander, np.random.default_rng([self.seed, index, chunk_index, number]))
             for number, other in enumerate(self.others, start=1)
         )  # fmt: skip
@@ -213,6 +240,8 @@ def _camera(spec: dict) -> CameraDevice:
         DeviceClock(spec["clock_hz"], spec["clock_offset_s"], spec["clock_skew_ppm"]),
         _link(spec["link"]),
         spec["render"],
+        spec["bump_at_s"],
+        Rotation.from_euler("xyz", spec["bump_deg"], degrees=True).as_matrix(),
     )
 
 

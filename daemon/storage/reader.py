@@ -271,12 +271,14 @@ def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None
     Keys: session_id, source_id, device_id (the camera), time_ns (the item's), processor, revision, view,
     keypoint_set, unit, and as arrays position float32 (n, K, D), sigma float32 (n, K) (NaN where missing),
     status int8 (n, K) of kinefuse.types.KeypointStatus and tolerance float32 (n, K) (NaN where none is
-    stated). Views of different shapes cannot share one array: select a view then.
+    stated); for triangulated views (kinefuse.types.Triangulated) views int8 (n, K), error_px float32 (n, K)
+    and checks uint8 (n, K) (kinefuse.types.TriangulationCheck bits), -1, NaN and 0 in a camera's rows.
+    Views of different shapes cannot share one array: select a view then.
     """
     with _reading(db) as conn:
-        columns = _motion_rows(conn, "motion_keypoints", "m.view, m.keypoint_set, m.unit, m.n_keypoints,"
-                               " m.dims, m.position, m.sigma, m.status, m.tolerance", "view", view, session_id,
-                               analysis_id, revision)  # fmt: skip
+        columns = _motion_rows(conn, "motion_keypoints", "m.view, m.keypoint_set, m.unit, m.n_keypoints, m.dims,"
+                               " m.position, m.sigma, m.status, m.tolerance, m.views, m.error_px, m.checks", "view",
+                               view, session_id, analysis_id, revision)  # fmt: skip
     shapes = sorted(set(zip(columns["n_keypoints"], columns["dims"], strict=True)))
     if len(shapes) > 1:
         raise ValueError(f"views have different shapes {shapes}: select one view")
@@ -289,6 +291,12 @@ def motion_keypoints(db: DbLike, session_id: int | None = None, view: str | None
     out["status"] = unpack_rows(columns["status"], (k,), CODES).astype(np.int8)
     nan_row = np.full(k, np.nan, dtype="<f4").tobytes()
     out["tolerance"] = unpack_rows([nan_row if t is None else t for t in columns["tolerance"]], (k,))
+    none, zeros = np.full(k, 255, dtype=CODES).tobytes(), np.zeros(k, dtype=CODES).tobytes()
+    out["views"] = unpack_rows([none if v is None else v for v in columns["views"]], (k,), CODES).astype(
+        np.int8
+    )
+    out["error_px"] = unpack_rows([nan_row if e is None else e for e in columns["error_px"]], (k,))
+    out["checks"] = unpack_rows([zeros if c is None else c for c in columns["checks"]], (k,), CODES)
     return out
 
 

@@ -207,6 +207,14 @@ def _migration_7(db: sqlite_utils.Database) -> None:
     db["motion_keypoints"].add_column("tolerance", _BLOB)
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    """A triangulated view's checks per keypoint (kinefuse.types.Triangulated): the cameras it rests on
+    (one byte each), their RMS reprojection error (float32, px, NaN where no point) and the checks' bits
+    (one byte each, kinefuse.types.TriangulationCheck); NULL for a camera's view."""
+    for column in ("views", "error_px", "checks"):
+        db["motion_keypoints"].add_column(column, _BLOB)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -215,6 +223,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -32,6 +32,7 @@ from kinefuse.types import (
     Event,
     ImuBatch,
     KeypointBatch,
+    KeypointView,
     MotionItem,
     SessionInfo,
     StreamItem,
@@ -99,6 +100,9 @@ COLUMNS = {
         "revision",
         "analysis_id",
         "tolerance",
+        "views",
+        "error_px",
+        "checks",
     ),
 }
 STATS_KEYS = ("source_id", "type", "state", "reason", "received", "dropped", "decode_errors", "restarts")
@@ -394,6 +398,7 @@ class SqliteSink:
                     item.revision,
                     self.analysis_id,
                     None if view.tolerance is None else pack_rows(view.tolerance[None])[0],
+                    *_triangulated_blobs(view),
                 )
             )
             self._pending_rows += 1
@@ -463,3 +468,12 @@ def _json(value: dict) -> str:
     # default=str: plugin-supplied details may hold Paths, enums or numpy scalars; storing their text
     # beats losing the whole commit
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _triangulated_blobs(view: KeypointView) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """A "3d" view's views, error_px and checks columns; NULLs for a camera's view."""
+    found = view.triangulation
+    if found is None:
+        return None, None, None
+    return (pack_rows(found.views[None], CODES)[0], pack_rows(found.error_px[None])[0],
+            pack_rows(found.checks[None], CODES)[0])  # fmt: skip

@@ -498,7 +498,7 @@ def test_a_cameras_calibration_travels_in_its_meta_as_json():
 
 
 def test_keypoints_seen_by_two_cameras_are_triangulated_and_flagged():
-    from kinefuse.builtin.processors.motion_fusion import triangulated_views
+    from kinefuse.builtin.processors.motion_fusion import TriangulationSettings, triangulated_views
     from kinefuse.camera_calibration import project
     from kinefuse.types import KeypointView
 
@@ -514,8 +514,10 @@ def test_keypoints_seen_by_two_cameras_are_triangulated_and_flagged():
         tolerance = 2.0 * np.sqrt(2.0) * sigma  # twice the radial deviation of 2 px per axis
         views[("synth", cam.name)] = [KeypointView(cam.name, "synth", "COCO-17", "px", pixels, sigma, code,
                                                    tolerance)]  # fmt: skip
-    (view,) = triangulated_views(views, cams)
+    (view,) = triangulated_views(views, cams, TriangulationSettings(25.0))
     assert view.view == "3d" and view.unit == "m" and view.position.shape == (3, 3)
+    assert view.triangulation.views.tolist() == [2, 2, 0] and view.triangulation.checks.tolist() == [0, 0, 0]
+    assert view.triangulation.error_px[0] < 1e-6 and np.isnan(view.triangulation.error_px[2])
     np.testing.assert_allclose(view.position[:2], points[:2], atol=1e-9)
     # measured where both cameras measured it, filled where one filled it, missing with fewer than two
     assert view.status.tolist() == [KeypointStatus.MEASURED, KeypointStatus.FILLED, KeypointStatus.MISSING]
@@ -527,7 +529,7 @@ def test_keypoints_seen_by_two_cameras_are_triangulated_and_flagged():
     np.testing.assert_allclose(view.tolerance[:2], 2.0 * np.sqrt(3.0) * view.sigma[:2], rtol=1e-9)
     assert np.isnan(view.tolerance[2])
     without = {**views, ("synth", "b"): [dataclasses.replace(views[("synth", "b")][0], tolerance=None)]}
-    assert np.isnan(triangulated_views(without, cams)[0].tolerance).all()  # a camera used claims none
+    assert np.isnan(triangulated_views(without, cams, TriangulationSettings(25.0))[0].tolerance).all()
 
 
 def test_one_camera_says_the_video_fusion_needs_two_calibrated_cameras():

@@ -25,6 +25,8 @@ from kinefuse.types import (
     QualityLevel,
     SegmentOrientation,
     SessionInfo,
+    Triangulated,
+    TriangulationCheck,
     imu_batch,
     keypoint_batch,
 )
@@ -273,3 +275,31 @@ def test_motion_items_round_trip_as_arrays(tmp_path):
         np.testing.assert_array_equal(keypoints["status"][stored], view.status)
     assert list(keypoints["device_id"]) == ["cam0", "cam0"] and list(keypoints["unit"]) == ["px", "px"]
     assert len(reader.motion_keypoints(path, view="3d")["time_ns"]) == 0
+
+
+def test_a_triangulated_views_checks_round_trip(tmp_path):
+    path = tmp_path / "k.db"
+    checks = np.array([0, TriangulationCheck.VIEW_LEFT_OUT, TriangulationCheck.BONE_LENGTH], dtype=np.uint8)
+    found = Triangulated(np.array([4, 3, 0], np.int8), np.array([2.5, 7.25, np.nan]), checks)
+    status = np.array([KeypointStatus.MEASURED, KeypointStatus.MEASURED, KeypointStatus.MISSING], np.int8)
+    position = np.array([[0.1, 0.2, 0.9], [0.3, 0.1, 0.5], [np.nan] * 3])
+    view = KeypointView(
+        "3d", "cam", "coco17", "m", position, np.array([0.01, 0.02, np.nan]), status, None, found
+    )
+    item = dataclasses.replace(motion_item(1_000, hidden=False), keypoints=(view,))
+
+    async def run():
+        sink = SqliteSink(path)
+        await sink.start(session())
+        await sink.write(
+            [DeviceAdded("strap", IMU), DeviceAdded("cam", CAMERA), item, motion_item(2_000, False)]
+        )
+        await sink.stop([])
+
+    asyncio.run(run())
+    stored = reader.motion_keypoints(path, view="3d")
+    assert stored["views"].tolist() == [[4, 3, 0]] and stored["checks"].tolist() == [checks.tolist()]
+    np.testing.assert_array_equal(stored["error_px"][0], found.error_px.astype(np.float32))
+    camera = reader.motion_keypoints(path, view="cam0")  # a camera's view states none of these
+    assert camera["views"].tolist() == [[-1] * 3] and camera["checks"].tolist() == [[0] * 3]
+    assert np.isnan(camera["error_px"]).all()

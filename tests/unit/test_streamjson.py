@@ -18,6 +18,8 @@ from kinefuse.types import (
     Quality,
     QualityLevel,
     SegmentOrientation,
+    Triangulated,
+    TriangulationCheck,
     imu_batch,
     keypoint_batch,
 )
@@ -178,3 +180,14 @@ def test_motion_record_flags_every_segment_and_keypoint():
     assert cam["quality"] == ["good", "degraded", "insufficient"]
     assert cam["quality_reason"][0] == "" and all(cam["quality_reason"][1:])
     assert b"NaN" not in streamjson.encode([record])
+
+
+def test_a_triangulated_view_carries_its_checks_and_the_quality_they_give():
+    checks = np.array([0, TriangulationCheck.BONE_LENGTH], dtype=np.uint8)
+    found = Triangulated(np.array([3, 2], np.int8), np.array([4.0, 9.5]), checks)
+    status = np.array([KeypointStatus.MEASURED, KeypointStatus.MEASURED], dtype=np.int8)
+    view = KeypointView("3d", "synth", "toy-2", "m", np.zeros((2, 3)), np.full(2, 0.01), status, None, found)
+    (record,) = streamjson.records(MotionItem(33_333_333, 30.0, (), (view,), "motion"))
+    out = record["keypoints"]["3d"]
+    assert out["views"] == [3, 2] and out["error_px"] == [4.0, 9.5] and out["checks"] == [0, 2]
+    assert out["quality"] == ["good", "degraded"] and "bone" in out["quality_reason"][1]

@@ -16,13 +16,14 @@ import math
 
 import numpy as np
 
+from kinefuse.builtin.processors.motion_checks import BoneLengths, CalibrationWatch
 from kinefuse.builtin.processors.motion_offsets import CameraOffsets
 from kinefuse.camera_calibration import (
     CameraCalibration,
     calibration_from_meta,
     focal_lengths,
     point_sigma,
-    triangulate,
+    triangulate_robust,
 )
 from kinefuse.fusion.segments import VIDEO_HEADING_FLOOR_DEG, HeadingFusion, orientation_tolerance_deg
 from kinefuse.keypoints import KEYPOINT_NAMES
@@ -31,12 +32,16 @@ from kinefuse.types import (
     TRIANGULATED_VIEW,
     WORLD_CAMERAS,
     WORLD_MAGNETIC,
+    Event,
     KeypointStatus,
     KeypointView,
     MotionItem,
+    Provenance,
     Quality,
     QualityLevel,
     SegmentOrientation,
+    Triangulated,
+    TriangulationCheck,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ _HEADING_REASONS = (
     "magnetic disturbance: heading held on the gyroscope",
 )
 _USABLE = (KeypointStatus.MEASURED, KeypointStatus.FILLED, KeypointStatus.REJECTED)  # measured or filled
+WATCH_EVERY_S = 0.2  # items the calibration watch sees: its medians span seconds
 
 
 class VideoFusion:
@@ -67,6 +73,11 @@ class VideoFusion:
         self.fusions: dict[tuple[str, int], tuple[tuple[int, bool], HeadingFusion]] = {}
         self.mounted_ns: dict[str, tuple[int, float] | None] = {}
         self.offsets = CameraOffsets(options, SEGMENT_ENDS, processor_id)
+        self.watch = CalibrationWatch(options["drift_window_s"], options["drift_ratio"])
+        self.bones: dict[str, BoneLengths] = {}  # per keypoint set
+        self.top_revision = 0  # the checks learn from the most refined revision seen
+        self.watched_until_ns = -1
+        self.drift_events: list[Event] = []
 
     def add_strap(self, key: tuple[str, str], segment: str) -> None:
         self.offsets.add_strap(key, segment)
@@ -104,13 +115,12 @@ class VideoFusion:
             index = [i for i, item in enumerate(items) if item.revision == revision]
             for i, item in zip(index, self._fuse_series([items[i] for i in index], revision), strict=True):
                 out[i] = item
+        events, self.drift_events = [*events, *self.drift_events], []
         return [*out, *events]
 
     def _fuse_series(self, items: list[MotionItem], revision: int) -> list[MotionItem]:
         views = self._calibrated_views(items)
-        triangulated = (
-            triangulated_views(views, [self.cameras[key] for key in views]) if len(views) >= 2 else None
-        )
+        triangulated = self._triangulated(views, items, revision) if len(views) >= 2 else None
         times = np.array([item.time_ns for item in items], dtype=np.float64) / 1e9
         cameras = f"{len(self.cameras)} calibrated, {len(views)} of them with keypoints here"
         timing = [f"{key[1]}: {self.offsets.timing(key)}" for key in views if self.offsets.timing(key)]
@@ -126,6 +136,54 @@ class VideoFusion:
             )
             for j, item in enumerate(items)
         ]
+
+    def _triangulated(self, views, items: list[MotionItem], revision: int) -> list[KeypointView]:
+        """The "3d" views, checked; the most refined revision also feeds the checks (bones, drift)."""
+        cams = [self.cameras[key] for key in views]
+        self.top_revision = max(self.top_revision, revision)
+        learn = revision == self.top_revision
+        if learn:
+            self._watch(views, cams, items)
+        keypoint_set = next(iter(views.values()))[0].keypoint_set
+        bones = self.bones.setdefault(keypoint_set, BoneLengths(KEYPOINT_NAMES[keypoint_set]))
+        settings = TriangulationSettings(self.options["reject_tolerances"], frozenset(self.watch.flagged), bones,
+                                         learn)  # fmt: skip
+        return triangulated_views(views, cams, settings)
+
+    def _watch(self, views, cams: list[CameraCalibration], items: list[MotionItem]) -> None:
+        """Every ``WATCH_EVERY_S``, the cameras' measured keypoints to the calibration watch; an event for
+        each camera it flags."""
+        picked = []
+        for j, item in enumerate(items):
+            if item.time_ns >= self.watched_until_ns:
+                picked.append(j)
+                self.watched_until_ns = item.time_ns + round(WATCH_EVERY_S * 1e9)
+        if not picked:
+            return
+        per_camera = [[vs[j] for j in picked] for vs in views.values()]
+        pixels = np.stack([[v.position for v in vs] for vs in per_camera])
+        sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])
+        measured = np.stack([[v.status == KeypointStatus.MEASURED for v in vs] for vs in per_camera])
+        measured &= np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
+        weights = np.where(measured, focal_lengths(cams)[:, None, None] / np.where(measured, sigma, 1.0), 0.0)
+        times = np.array([items[j].time_ns for j in picked]) / 1e9
+        for drift in self.watch.update(cams, times, np.where(measured[..., None], pixels, np.nan), weights):
+            key = next(key for key, cam in zip(views, cams, strict=True) if cam.name == drift.camera)
+            self.drift_events.append(self._drift_event(key, items[picked[-1]].time_ns, drift))
+
+    def _drift_event(self, key: tuple[str, str], time_ns: int, drift) -> Event:
+        which = ("its calibration seems to have drifted (a bumped camera?)" if len(drift.together) == 1 else
+                 f"one of {', '.join(drift.together)} seems to have drifted (a bumped camera?); which one, "
+                 "the others cannot tell")  # fmt: skip
+        reason = (f"camera {key[1]}: its keypoints are {drift.now_px:.1f} px from where the other cameras put "
+                  f"them (median over {self.watch.window_s:g} s; {drift.baseline_px:.1f} px at first): {which}; "
+                  "its 3D keypoints are left out where two other cameras see them, degraded where not, until "
+                  "it is recalibrated")  # fmt: skip
+        log.warning("%s: %s", self.processor_id, reason)
+        detail = {"camera": key[1], "baseline_px": round(drift.baseline_px, 2), "error_px": round(drift.now_px, 2),
+                  "flagged_together": list(drift.together), "reason": reason}  # fmt: skip
+        return Event("calibration_drift", time_ns, key[0], key[1], detail, Provenance.MEASURED,
+                     Quality(QualityLevel.DEGRADED, reason), self.processor_id)  # fmt: skip
 
     def _calibrated_views(self, items: list[MotionItem]) -> dict[tuple[str, str], list[KeypointView]]:
         """Per calibrated camera with a known keypoint set in every item, its views (one per item). Cameras
@@ -172,24 +230,47 @@ class VideoFusion:
         return out
 
 
-def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: list[CameraCalibration]):
+@dataclasses.dataclass
+class TriangulationSettings:
+    """How ``triangulated_views`` checks: a view farther than ``reject_tolerances`` times the views' typical
+    tolerance from where the others put a keypoint is left out (triangulate_robust), the cameras ``drifted``
+    left out where two others see a keypoint, ``bones`` (None: no bone check) and whether this call's lengths
+    join them (``learn``)."""
+
+    reject_tolerances: float
+    drifted: frozenset[str] = frozenset()
+    bones: BoneLengths | None = None
+    learn: bool = False
+
+
+def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: list[CameraCalibration],
+                       settings: TriangulationSettings):  # fmt: skip
     """The "3d" view of each item: every keypoint that two or more cameras have (measured or filled),
     triangulated by weighted linear DLT (Hartley & Zisserman, Multiple View Geometry, 2nd ed., §12.2;
-    kinefuse.camera_calibration.triangulate), each view weighted by focal length / the smoother's sigma (px),
-    so each row pair of the DLT is about one standard deviation in normalised image coordinates. Its sigma is
-    the views' sigmas carried through the geometry (``point_sigma``); its tolerance, the views' tolerances
-    (each twice a radial standard deviation) carried the same way, as twice the point's radial standard
-    deviation (NaN where a view used states none)."""
+    kinefuse.camera_calibration.triangulate_robust: a view that disagrees with the others by more than
+    ``settings.reject_tolerances`` times the median tolerance of the views (px: the detector's error at the
+    person's size in the images, so the limit scales with it) is left out while more than two remain), each
+    view weighted by focal length /
+    the smoother's sigma (px), so each row pair of the DLT is about one standard deviation in normalised image
+    coordinates. Its sigma is the used views' sigmas carried through the geometry (``point_sigma``); its
+    tolerance, their tolerances (each twice a radial standard deviation) carried the same way, as twice the
+    point's radial standard deviation (NaN where a view used states none). Each keypoint's views used,
+    reprojection error and checks (bones, drifted cameras: motion_checks) go with it (``Triangulated``)."""
     per_camera = list(views.values())
     pixels = np.stack([[v.position for v in vs] for vs in per_camera])  # (ncam, m, K, 2)
     sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])  # (ncam, m, K)
     status = np.stack([[v.status for v in vs] for vs in per_camera])
     tolerance = np.stack([[_tolerance_of(v) for v in vs] for vs in per_camera])
     focal = focal_lengths(cams)[:, None, None]
-    used = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
-    weights = np.where(used, focal / np.where(used, sigma, 1.0), 0.0)
+    usable = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
+    drifted = np.array([cam.name in settings.drifted for cam in cams])[:, None, None]
+    usable = _without_drifted(usable, drifted)
+    weights = np.where(usable, focal / np.where(usable, sigma, 1.0), 0.0)
     # (m, K, 3); NaN where fewer than two cameras have the keypoint
-    points = triangulate(cams, np.where(used[..., None], pixels, np.nan), weights)
+    stated = usable & np.isfinite(tolerance)
+    limit = settings.reject_tolerances * float(np.median(tolerance[stated])) if stated.any() else math.inf
+    found = triangulate_robust(cams, np.where(usable[..., None], pixels, np.nan), weights, limit)
+    points, used = found.points, found.views & usable
     # a view's tolerance is twice its radial (2-axis) deviation; the point's, twice its radial (3-axis) one
     points_sigma, per_axis = (
         point_sigma(cams, points, np.where(used, s, np.nan) / focal)
@@ -201,9 +282,28 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     missing = ~np.isfinite(points).all(axis=-1) | ~np.isfinite(points_sigma)
     worst[missing] = KeypointStatus.MISSING
     points[missing], points_sigma[missing], point_tolerance[missing] = np.nan, np.nan, np.nan
+    checks = np.where((usable & ~used).any(axis=0), TriangulationCheck.VIEW_LEFT_OUT, 0)
+    checks |= np.where((used & drifted).any(axis=0), TriangulationCheck.CAMERA_DRIFT, 0)
+    if settings.bones is not None:
+        good = worst == KeypointStatus.MEASURED
+        off = settings.bones.check(np.where(good[..., None], points, np.nan), point_tolerance, settings.learn)
+        checks |= np.where(off, TriangulationCheck.BONE_LENGTH, 0)
+    checks = np.where(missing, 0, checks).astype(np.uint8)
+    counts = np.where(missing, 0, used.sum(axis=0)).astype(np.int8)
+    error = np.where(missing, np.nan, found.error_px)
     keypoint_set, source = per_camera[0][0].keypoint_set, per_camera[0][0].source_id
     return [KeypointView(TRIANGULATED_VIEW, source, keypoint_set, "m", points[j], points_sigma[j], worst[j],
-                         point_tolerance[j]) for j in range(points.shape[0])]  # fmt: skip
+                         point_tolerance[j], Triangulated(counts[j], error[j], checks[j]))
+            for j in range(points.shape[0])]  # fmt: skip
+
+
+def _without_drifted(usable: np.ndarray, drifted: np.ndarray) -> np.ndarray:
+    """The views usable (ncam, m, K) once the ``drifted`` cameras (ncam, 1, 1) are left out wherever two
+    other cameras see the keypoint."""
+    if not drifted.any():
+        return usable
+    others = (usable & ~drifted).sum(axis=0) >= 2
+    return usable & ~(drifted & others[None])
 
 
 def _tolerance_of(view: KeypointView) -> np.ndarray:

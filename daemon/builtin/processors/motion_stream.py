@@ -92,6 +92,23 @@ SCHEMA = {
     "heading_bridge_s": Field(
         float, 2.0, "video heading this old or newer counts as current (s)", min=0.0, max=600.0
     ),
+    "reject_tolerances": Field(
+        float,
+        1.0,
+        "a camera this many keypoint tolerances from where the others put a keypoint is left out",
+        min=0.1,
+        max=100.0,
+    ),
+    "drift_window_s": Field(
+        float,
+        10.0,
+        "calibration drift: a camera's error over this long against its first (s)",
+        min=1.0,
+        max=3600.0,
+    ),
+    "drift_ratio": Field(
+        float, 2.0, "calibration drift: flagged at this many times its first error", min=1.1, max=100.0
+    ),
     "offset_window_s": Field(
         float, 20.0, "camera-strap time offset: data correlated (s; 0: off)", min=0.0, max=600.0
     ),
