@@ -1,7 +1,7 @@
-"""The multiview plugin's hooks: the ``calibrate`` command and the ``triangulate`` bench."""
+"""The multiview plugin's hooks: the ``calibrate`` and ``export`` commands and the ``triangulate`` bench."""
 
 from kinefuse import hookimpl
-from kinefuse_plugins.multiview import bench_triangulate, calibrate_command
+from kinefuse_plugins.multiview import bench_triangulate, calibrate_command, export_command
 
 
 @hookimpl
@@ -11,4 +11,4 @@ def register_benches():
 
 @hookimpl
 def register_commands():
-    return [calibrate_command.SPEC]
+    return [calibrate_command.SPEC, export_command.SPEC]
