@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 from kinefuse.analyze.offline import offline_items
+from kinefuse.analyze.offline_fusion import shifted
 from kinefuse.analyze.replay import batches, declarations, replay_live
 from kinefuse.analyze.store import AnalysisSink
 from kinefuse.builtin.processors.motion_stream import SCHEMA, MotionStream
 from kinefuse.storage import reader
+from kinefuse.types import DeviceKind
 
 MODES = ("live", "offline")
 PROCESSOR_TYPE = "motion"
@@ -65,16 +67,22 @@ def motion_settings(session: dict, config_path: Path | None = None) -> dict:
 
 
 def analyze(
-    db_path: str | Path, session: str | int, mode: str = "live", config_path: Path | None = None
-) -> Analysis:
-    """Analyse ``session`` (its id or uuid prefix) of the database at ``db_path`` and store the result there.
-    LookupError for an unknown session, ValueError for an unknown mode (both naming the file)."""
+    db_path: str | Path, session: str | int, mode: str = "live", config_path: Path | None = None,
+    camera_offsets: dict[str, float] | None = None,
+) -> Analysis:  # fmt: skip
+    """Analyse ``session`` (its id or uuid prefix) of the database at ``db_path`` and store the result there,
+    each camera's stored times first moved by its ``camera_offsets`` (device id: s; e.g. what post-hoc
+    synchronisation found). LookupError for an unknown session, ValueError for an unknown mode or a device
+    that is not one of the session's cameras (naming the file)."""
     if mode not in MODES:
         raise ValueError(f"{db_path}: unknown analysis mode {mode!r}; expected one of {', '.join(MODES)}")
     row = reader.find_session(db_path, session)
     settings = {**motion_settings(row, config_path), "mode": mode}
     devices = reader.session_devices(db_path, row["id"])
     inputs = batches(reader.stored_batches(db_path, row["id"]), devices)
+    if camera_offsets:
+        inputs = _moved(db_path, devices, inputs, camera_offsets)
+        settings["camera_offsets_s"] = dict(camera_offsets)
     started = time.perf_counter()
     if mode == "live":
         items = replay_live(
@@ -94,6 +102,17 @@ def analyze(
     return Analysis(analysis_id, row["id"], mode, settings, samples, sum(len(b) for b in inputs) - samples,
                     len(items), (max(times) - min(times)) / 1e9 if times else 0.0, computed - started,
                     time.perf_counter() - computed)  # fmt: skip
+
+
+def _moved(db_path, devices: list[dict], inputs: list, offsets: dict[str, float]) -> list:
+    cameras = {
+        d["device_id"]: (d["source_id"], d["device_id"]) for d in devices if d["kind"] == DeviceKind.CAMERA
+    }
+    unknown = sorted(set(offsets) - set(cameras))
+    if unknown:
+        raise ValueError(f"{db_path}: no camera {unknown} in the session (its cameras: {sorted(cameras)})")
+    offset_ns = {cameras[device]: round(seconds * 1e9) for device, seconds in offsets.items()}
+    return [shifted(batch, offset_ns) for batch in inputs]
 
 
 async def _store(db_path, session_id: int, mode: str, settings: dict, items: list) -> int:

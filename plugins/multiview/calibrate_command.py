@@ -272,12 +272,19 @@ def _sync(args: argparse.Namespace) -> int:
     print(
         f"{args.db}: session {name}: offsets to add to each camera's stored times, against {next(iter(tracks))}"
     )
+    found = {}
     for offset in estimate_offsets(tracks, args.max_offset):
         if offset.offset_s is None:
             print(f"  {offset.camera}: {offset.reason}")
         else:
             what = offset.reason or f"correlation {offset.correlation:.2f}"
             print(f"  {offset.camera}: {offset.offset_s * 1e3:+.1f} ms ({what})")
+            found[offset.camera] = offset.offset_s
+    found.pop(next(iter(tracks)), None)  # the reference: 0 by definition
+    if found:
+        moves = " ".join(f"--camera-offset {camera}={seconds:+.4f}" for camera, seconds in found.items())
+        print(f"to analyse the session with them: kinefuse analyze {args.session} --db {args.db} --mode offline "
+              f"{moves}")  # fmt: skip
     return 0
 
 

@@ -1,6 +1,7 @@
-"""Built-in command ``kinefuse analyze SESSION [--db PATH] [--mode live|offline] [--config PATH] [--json]``:
-process a stored session again from its raw samples and frames and store the result beside the live stream
-as a new analysis (kinefuse.analyze; docs/fusion.md, "Offline analysis")."""
+"""Built-in command ``kinefuse analyze SESSION [--db PATH] [--mode live|offline] [--config PATH]
+[--camera-offset DEVICE=S ...] [--json]``: process a stored session again from its raw samples and frames and
+store the result beside the live stream as a new analysis (kinefuse.analyze; docs/fusion.md, "Offline
+analysis")."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("live", "offline"), default="live", help=modes)
     config = "take the motion processor's options from this config (default: the one the session ran with)"
     parser.add_argument("--config", type=Path, help=config)
+    parser.add_argument("--camera-offset", action="append", default=[], metavar="DEVICE=S",
+                        help="add S seconds to camera DEVICE's stored times first (e.g. what `kinefuse "
+                        "calibrate sync` found)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -35,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from kinefuse.storage.schema import SchemaError
 
     try:
-        result = analyze(args.db, args.session, args.mode, args.config)
+        result = analyze(args.db, args.session, args.mode, args.config, _offsets(args.camera_offset))
     except (LookupError, SchemaError, ValueError) as exc:
         print(f"kinefuse analyze: {exc}", file=sys.stderr)
         return 1
@@ -53,6 +57,17 @@ def run(args: argparse.Namespace) -> int:
           f"{result.recording_s:.1f} s -> {result.items} motion items in {result.compute_s:.2f} s "
           f"({rate:.0f} items/s), stored in {result.write_s:.2f} s")  # fmt: skip
     return 0
+
+
+def _offsets(items: list[str]) -> dict[str, float]:
+    offsets = {}
+    for item in items:
+        device, _, seconds = item.partition("=")
+        try:
+            offsets[device] = float(seconds)
+        except ValueError:
+            raise ValueError(f"--camera-offset {item!r}: expected DEVICE=SECONDS, e.g. cam1=-0.102") from None
+    return offsets
 
 
 @hookimpl

@@ -3,6 +3,7 @@ in their latency floor, which the clock alignment cannot see (it maps each camer
 arrivals), so their stored times disagree by about that much; the command finds the disagreement the
 stored times have against the simulator's truth, within a frame."""
 
+import json
 import subprocess
 import sys
 
@@ -61,6 +62,25 @@ def test_sync_finds_what_the_clock_alignment_left(kinefuse_pipeline, tmp_path):
     line = next(line for line in out.stdout.splitlines() if line.strip().startswith("cam1:"))
     found = float(line.split(":")[1].split("ms")[0]) / 1e3
     assert abs(found - truth) < 1.0 / FPS, (out.stdout, truth)
+
+    # the command it suggests: the offline analysis with the offsets applied triangulates consistent views
+    suggested = next(line for line in out.stdout.splitlines() if "kinefuse analyze" in line)
+    command = suggested.split(": ", 1)[1].split()
+    assert f"--camera-offset cam1={found:+.4f}" in suggested
+    plain = _analysis_error(result.db_path, command[: command.index("--camera-offset")])
+    synced = _analysis_error(result.db_path, command)
+    # two views of a walker 100 ms apart disagree by where the limbs moved meanwhile
+    assert synced < 0.7 * plain, (synced, plain)
+
+
+def _analysis_error(db, command):
+    """Run ``command`` (kinefuse analyze ...); the median reprojection error of its 3D keypoints (px)."""
+    out = subprocess.run(
+        [sys.executable, "-m", *command, "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    analysis = json.loads(out.stdout)["analysis_id"]
+    return float(np.nanmedian(reader.motion_keypoints(db, view="3d", analysis_id=analysis)["error_px"]))
 
 
 def test_sync_needs_two_cameras_and_names_the_session(tmp_path):

@@ -34,7 +34,19 @@ target = [0.0, 0.0, 0.9]
 
 
 def _export(db, out, *args):
-    command = [sys.executable, "-m", "kinefuse", "export", "trc", "1", "--db", str(db), "--out", str(out), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "kinefuse",
+        "export",
+        "trc",
+        "1",
+        "--db",
+        str(db),
+        "--out",
+        str(out),
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
@@ -58,7 +70,10 @@ def test_the_stored_3d_keypoints_as_a_trc_file(kinefuse_pipeline, tmp_path):
     assert lines[0] == "PathFileType\t4\t(X/Y/Z)\twalk.trc"
     assert names == list(KEYPOINT_NAMES["COCO-17"])
     assert header["NumMarkers"] == "17" and header["Units"] == "m" and float(header["DataRate"]) == 30.0
-    assert lines[4].split("\t")[2:5] == ["X1", "Y1", "Z1"] and rows.shape == (int(header["NumFrames"]), 2 + 51)
+    assert lines[4].split("\t")[2:5] == ["X1", "Y1", "Z1"] and rows.shape == (
+        int(header["NumFrames"]),
+        2 + 51,
+    )
     assert rows[0, 0] == 1 and rows[0, 1] == 0.0 and np.allclose(np.diff(rows[:, 1]), 1 / 30.0, atol=1e-6)
 
     stored = reader.motion_keypoints(result.db_path, view="3d", revision=1)
