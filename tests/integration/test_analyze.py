@@ -249,7 +249,10 @@ def test_the_command_names_the_file_and_the_session_it_cannot_use(recorded, tmp_
     result = _kinefuse("1", "--db", str(missing))
     assert result.returncode == 1 and f"{missing}: no such database file" in result.stderr
     result = _kinefuse("1", "--db", str(db), "--camera-offset", "imu_left_shank=0.1")
-    assert result.returncode == 1 and "no camera ['imu_left_shank'] in the session (its cameras: [" in result.stderr
+    assert (
+        result.returncode == 1
+        and "no camera ['imu_left_shank'] in the session (its cameras: [" in result.stderr
+    )
     result = _kinefuse("1", "--db", str(db), "--camera-offset", "cam0=soon")
     assert result.returncode == 1 and "--camera-offset 'cam0=soon': expected DEVICE=SECONDS" in result.stderr
 
