@@ -325,8 +325,10 @@ def triangulate(
     y p3 - p2 of A, and X is the right singular vector of A with the smallest singular value
     (``kinefuse._ext.triangulation``, batched over the points). The views
     are undistorted to normalised coordinates first, so P = [R | t] and A is well conditioned (the
-    normalisation §4.4 asks for). Row pairs are scaled by ``weights`` (ncam, ...), e.g. detector
-    confidences as Pose2Sim does. A view with NaN pixels or weight 0 is left out; a point seen by fewer
+    normalisation §4.4 asks for). Each view's row pair is then scaled by its camera's mean focal length, so
+    that the rows are in pixels (as P = K [R | t] on pixels gives them) and a pixel counts alike in every
+    camera, and by ``weights`` (ncam, ...), e.g. detector confidences as Pose2Sim does, or 1 / a view's
+    standard deviation in pixels. A view with NaN pixels or weight 0 is left out; a point seen by fewer
     than two views, or whose solution lies behind a view it used, is NaN.
     """
     flat, w, shape = _views(cams, pixels, weights)
@@ -361,8 +363,8 @@ def triangulate_robust(
 
 
 def _views(cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray | None):
-    """The pixels (ncam, ..., 2) undistorted to normalised coordinates (ncam, n, 2), the weights (ncam, n)
-    and the points' shape (...), checked."""
+    """The pixels (ncam, ..., 2) undistorted to normalised coordinates (ncam, n, 2), the weights times each
+    camera's focal length (ncam, n) and the points' shape (...), checked."""
     pixels = np.asarray(pixels, dtype=np.float64)
     if pixels.ndim < 2 or pixels.shape[0] != len(cams) or pixels.shape[-1] != 2:
         raise ValueError(f"pixels must have shape ({len(cams)}, ..., 2), got {pixels.shape}")
@@ -374,7 +376,7 @@ def _views(cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.nd
         raise ValueError("weights must not be negative")
     normalised = np.stack([undistort_pixels(cam, p) for cam, p in zip(cams, pixels, strict=True)])
     flat = np.ascontiguousarray(normalised.reshape(len(cams), -1, 2))
-    return flat, np.ascontiguousarray(w.reshape(len(cams), -1)), shape
+    return flat, np.ascontiguousarray(w.reshape(len(cams), -1) * focal_lengths(cams)[:, None]), shape
 
 
 def point_sigma(cams: Sequence[CameraCalibration], points: np.ndarray, angular: np.ndarray) -> np.ndarray:

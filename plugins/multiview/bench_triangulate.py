@@ -1,7 +1,9 @@
 """Triangulation speed: frames/s for 26 joints x 4 views (from pixels, undistortion included) through
 ``kinefuse.camera_calibration``, with and without leaving out views that disagree, against a vectorised
-NumPy DLT (one batched SVD over every point) and a per-frame loop of OpenCV's ``triangulatePoints``, each
-on the same frames in the same run. The goal (issue 15): >= 50,000 frames/s with view rejection on."""
+NumPy DLT (one batched SVD over every point), a per-frame loop of OpenCV's ``triangulatePoints`` and, where
+it is installed (``make build`` installs it), Pose2Sim's own weighted DLT per point as its triangulation step calls it
+(on a tenth of the frames: it is slow), each on the same frames in the same run. The goal (issue 15):
+>= 50,000 frames/s with view rejection on."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from kinefuse.bench import make_row
+from kinefuse.bench import make_row, pose2sim_peer
 from kinefuse.camera_calibration import (
     CameraCalibration,
     project,
@@ -93,25 +95,32 @@ def run(options: dict) -> list[dict]:
     frames, duration_s = int(options.get("frames") or 2000), float(options.get("duration_s") or 2.0)
     cams, truth, pixels, weights = scene(frames)
     methods = {
-        "robust": lambda: triangulate_robust(cams, pixels, weights, MAX_ERROR_PX),
+        "robust": lambda: triangulate_robust(cams, pixels, weights, MAX_ERROR_PX).points,
         "plain": lambda: triangulate(cams, pixels, weights),
         "numpy": lambda: numpy_dlt(cams, pixels, weights),
         "opencv": lambda: opencv_pairs(cams, pixels),
     }
-    rates = {name: _frames_per_s(method, frames, duration_s) for name, method in methods.items()}
-    error = {"robust": _median_mm(triangulate_robust(cams, pixels, weights, MAX_ERROR_PX).points, truth),
-             "plain": _median_mm(triangulate(cams, pixels, weights), truth),
-             "numpy": _median_mm(numpy_dlt(cams, pixels, weights), truth),
-             "opencv": _median_mm(opencv_pairs(cams, pixels), truth)}  # fmt: skip
+    peers = {"numpy": "vectorised NumPy DLT (batched SVD)", "opencv": "OpenCV triangulatePoints per frame"}
+    pose2sim = pose2sim_peer.weighted_triangulation()
+    if pose2sim is not None:  # per point as its triangulation step calls it: slow, so a tenth of the frames
+        few = max(frames // 10, 1)
+        methods["pose2sim"] = lambda: pose2sim_peer.triangulate(
+            cams, pixels[:, :few], weights[:, :few], pose2sim
+        )
+        peers["pose2sim"] = f"{pose2sim_peer.NAME} per point"
+    sizes = {name: frames for name in methods} | ({"pose2sim": few} if pose2sim is not None else {})
+    rates = {name: _frames_per_s(method, sizes[name], duration_s) for name, method in methods.items()}
+    error = {name: _median_mm(method(), truth[: sizes[name]]) for name, method in methods.items()}
     data = (f"{frames} frames, {NOISE_PX:g} px noise, camera 2 {WRONG_PX:g} px off in {WRONG_SHARE:.0%} of the "
             f"points, weights 0.6-1; best of repeats over {duration_s:g} s")  # fmt: skip
-    peers = {"numpy": "vectorised NumPy DLT (batched SVD)", "opencv": "OpenCV triangulatePoints per frame"}
     rows = []
     for name, title in (("robust", f"leaving out views over {MAX_ERROR_PX:g} px"), ("plain", "weighted DLT")):
-        for peer in ("numpy", "opencv"):
+        for peer in peers:
             note = f"{data}; median 3D error {error[name]:.1f} mm, the peer's {error[peer]:.1f} mm"
             if peer == "opencv":
                 note += " (it takes two views: cameras 0 and 1)"
+            if peer == "pose2sim":
+                note += f" (on the first {sizes['pose2sim']} frames: its error there)"
             if name == "robust":
                 note += "; goal >= 50,000 frames/s"
             rows.append(make_row(f"triangulate {_CASE}", f"frames/s, {title}", "frames/s", rates[name], "higher",

@@ -1,19 +1,21 @@
 """Command ``kinefuse calibrate``:
 
-- ``intrinsics --board 4x7 --square 0.06 --out FILE CAMERA=FOLDER...``: each camera's intrinsics from its
-  folder of checkerboard images (``board_calibration``), each image's error or why it was left out, written
-  as a Pose2Sim TOML without poses;
+- ``intrinsics --board 4x7 --square 0.06 --out FILE CAMERA=FOLDER...`` (or ``--charuco 5x7 --square S
+  --marker M [--dictionary D]``): each camera's intrinsics from its folder of checkerboard or ChArUco
+  images (``board_calibration``), each image's error or why it was left out, written as a Pose2Sim TOML
+  without poses;
 - ``extrinsics CALIB --scene POINTS.toml --out FILE`` or ``extrinsics CALIB --board 4x7 --square 0.06
-  --image CAMERA=IMAGE... --out FILE``: the cameras of CALIB posed from measured scene points or from a board lying in
-  the scene (``scene_calibration``), each camera's error and the points left out;
+  --image CAMERA=IMAGE... --out FILE``: the cameras of CALIB posed from measured scene points or from a
+  board lying in the scene (``scene_calibration``), each camera's error and the points left out;
 - ``import FILE [--format F] [--unit U] [--out OUT.toml]``: a calibration of another tool (Qualisys QTM's
   ``.qca.txt``, anipose's or Pose2Sim's TOML) read, each camera summarised, written as a Pose2Sim TOML;
 - ``export FILE --to pose2sim|anipose [--unit U] --out OUT``: a calibration written for another tool;
-- ``check SESSION [--db FILE] [--calibration FILE...] [--camera DEVICE=NAME...]``: how well each calibration (default:
-  the ones the session's cameras declared) fits the session's keypoints, per camera (``calibration_check``);
+- ``check SESSION [--db FILE] [--calibration FILE...] [--camera DEVICE=NAME...]``: how well each
+  calibration (default: the ones the session's cameras declared) fits the session's keypoints, per camera
+  (``calibration_check``);
 - ``sync SESSION [--db FILE] [--max-offset S]``: the stored session's cameras' time offsets against its first
   camera, from their keypoints (``synchronisation.estimate_offsets``), on top of the clock alignment the
-  stored times already carry."""
+  stored times already carry, and the ``kinefuse analyze`` command that applies them."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from kinefuse.camera_calibration import CameraCalibration, read_calibration, write_calibration
 from kinefuse.interfaces import CommandSpec
-from kinefuse_plugins.multiview.board_calibration import Board, calibrate_intrinsics, find_board, read_gray
+from kinefuse_plugins.multiview.board_calibration import Board, CharucoBoard, calibrate_intrinsics, read_gray
 from kinefuse_plugins.multiview.calibration_check import check_calibration, match_frames
 from kinefuse_plugins.multiview.calibration_formats import UNITS_M, read_anipose, read_qca, write_anipose
 from kinefuse_plugins.multiview.scene_calibration import read_scene_points, solve_extrinsics
@@ -37,8 +39,10 @@ FORMATS = ("qualisys", "pose2sim", "anipose")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    intrinsics = actions.add_parser("intrinsics", help="each camera's intrinsics from checkerboard images")
-    _board_arguments(intrinsics, required=True)
+    intrinsics = actions.add_parser(
+        "intrinsics", help="each camera's intrinsics from checkerboard or ChArUco images"
+    )
+    _board_arguments(intrinsics)
     intrinsics.add_argument(
         "cameras", nargs="+", metavar="CAMERA=FOLDER", help="a camera and its board images"
     )
@@ -46,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     extrinsics = actions.add_parser("extrinsics", help="the cameras' poses from scene points or a board")
     extrinsics.add_argument("calibration", type=Path, help="the cameras' intrinsics (Pose2Sim TOML)")
     extrinsics.add_argument("--scene", type=Path, help="measured scene points and their pixels (TOML)")
-    _board_arguments(extrinsics, required=False)
+    _board_arguments(extrinsics)
     extrinsics.add_argument("--image", action="append", default=[], dest="images", metavar="CAMERA=IMAGE",
                             help="with --board: a camera's image of the board")  # fmt: skip
     extrinsics.add_argument("--out", type=Path, required=True, help="the Pose2Sim TOML to write")
@@ -71,9 +75,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _board_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--board", required=required, metavar="COLSxROWS", help="inner corners, e.g. 4x7")
-    parser.add_argument("--square", type=float, required=required, help="the squares' side, metres")
+def _board_arguments(parser: argparse.ArgumentParser) -> None:
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--board", metavar="COLSxROWS", help="a checkerboard's inner corners, e.g. 4x7")
+    kind.add_argument("--charuco", metavar="COLSxROWS", help="a ChArUco board's squares, e.g. 5x7")
+    parser.add_argument("--square", type=float, help="the squares' side, metres")
+    parser.add_argument("--marker", type=float, help="with --charuco: the markers' side, metres")
+    parser.add_argument("--dictionary", default="DICT_4X4_50", help="with --charuco: its ArUco dictionary")
+
+
+def board_of(args: argparse.Namespace) -> Board | CharucoBoard | None:
+    """The board the arguments describe, None without --board or --charuco."""
+    if args.board is None and args.charuco is None:
+        return None
+    if args.square is None:
+        raise ValueError("a board needs --square (the squares' side, metres)")
+    if args.board is not None:
+        return Board.parse(args.board, args.square)
+    return CharucoBoard.parse(args.charuco, args.square, args.marker, args.dictionary)
 
 
 def _file_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,7 +147,9 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def _intrinsics(args: argparse.Namespace) -> int:
-    board = Board.parse(args.board, args.square)
+    board = board_of(args)
+    if board is None:
+        raise ValueError("intrinsics need a board: --board COLSxROWS or --charuco COLSxROWS, with --square")
     cameras = []
     for name, folder in _pairs(args.cameras, "CAMERA=FOLDER").items():
         images = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -150,9 +171,11 @@ def _intrinsics(args: argparse.Namespace) -> int:
 
 def _extrinsics(args: argparse.Namespace) -> int:
     cameras = {cam.name: cam for cam in read_calibration(args.calibration)}
-    if (args.scene is None) == (args.board is None):
-        raise ValueError("give either --scene POINTS.toml or --board with an --image CAMERA=IMAGE per camera")
-    observed = _scene_observations(args) if args.scene else _board_observations(args)
+    board = board_of(args)
+    if (args.scene is None) == (board is None):
+        raise ValueError("give either --scene POINTS.toml or a board (--board or --charuco, --square) with an "
+                         "--image CAMERA=IMAGE per camera")  # fmt: skip
+    observed = _scene_observations(args) if args.scene else _board_observations(args, board)
     where = args.scene or "the images given"
     unknown = sorted(set(observed) - set(cameras))
     missing = sorted(set(cameras) - set(observed))
@@ -183,18 +206,15 @@ def _scene_observations(args: argparse.Namespace) -> dict:
     return {name: (scene.points, pixels) for name, pixels in scene.pixels.items()}
 
 
-def _board_observations(args: argparse.Namespace) -> dict:
-    if args.square is None:
-        raise ValueError("--board needs --square (the squares' side, metres)")
-    board = Board.parse(args.board, args.square)
+def _board_observations(args: argparse.Namespace, board: Board | CharucoBoard) -> dict:
     observed = {}
     for name, image in _pairs(args.images, "CAMERA=IMAGE").items():
-        corners = find_board(read_gray(Path(image)), board)
-        if corners is None:
-            raise ValueError(f"camera {name!r}: {image}: no {board.columns}x{board.rows} board found")
-        observed[name] = (board.object_points().astype(float), corners.astype(float))
+        found = board.find(read_gray(Path(image)))
+        if found is None:
+            raise ValueError(f"camera {name!r}: {image}: no {board.name} found")
+        observed[name] = (found[0].astype(float), found[1].astype(float))
     if not observed:
-        raise ValueError("--board needs an --image CAMERA=IMAGE per camera")
+        raise ValueError("a board needs an --image CAMERA=IMAGE per camera")
     return observed
 
 

@@ -165,7 +165,7 @@ class VideoFusion:
         sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])
         measured = np.stack([[v.status == KeypointStatus.MEASURED for v in vs] for vs in per_camera])
         measured &= np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
-        weights = np.where(measured, focal_lengths(cams)[:, None, None] / np.where(measured, sigma, 1.0), 0.0)
+        weights = np.where(measured, 1.0 / np.where(measured, sigma, 1.0), 0.0)
         times = np.array([items[j].time_ns for j in picked]) / 1e9
         for drift in self.watch.update(cams, times, np.where(measured[..., None], pixels, np.nan), weights):
             key = next(key for key, cam in zip(views, cams, strict=True) if cam.name == drift.camera)
@@ -250,12 +250,12 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     kinefuse.camera_calibration.triangulate_robust: a view that disagrees with the others by more than
     ``settings.reject_tolerances`` times the median tolerance of the views (px: the detector's error at the
     person's size in the images, so the limit scales with it) is left out while more than two remain), each
-    view weighted by focal length /
-    the smoother's sigma (px), so each row pair of the DLT is about one standard deviation in normalised image
-    coordinates. Its sigma is the used views' sigmas carried through the geometry (``point_sigma``); its
-    tolerance, their tolerances (each twice a radial standard deviation) carried the same way, as twice the
-    point's radial standard deviation (NaN where a view used states none). Each keypoint's views used,
-    reprojection error and checks (bones, drifted cameras: motion_checks) go with it (``Triangulated``)."""
+    view weighted by 1 / the smoother's sigma (px; ``triangulate`` puts the rows in pixels), so each row pair
+    of the DLT is about one standard deviation. Its sigma is the used views' sigmas carried through the
+    geometry (``point_sigma``); its tolerance, their tolerances (each twice a radial standard deviation)
+    carried the same way, as twice the point's radial standard deviation (NaN where a view used states none).
+    Each keypoint's views used, reprojection error and checks (bones, drifted cameras: motion_checks) go with
+    it (``Triangulated``)."""
     per_camera = list(views.values())
     pixels = np.stack([[v.position for v in vs] for vs in per_camera])  # (ncam, m, K, 2)
     sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])  # (ncam, m, K)
@@ -265,7 +265,7 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     usable = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
     drifted = np.array([cam.name in settings.drifted for cam in cams])[:, None, None]
     usable = _without_drifted(usable, drifted)
-    weights = np.where(usable, focal / np.where(usable, sigma, 1.0), 0.0)
+    weights = np.where(usable, 1.0 / np.where(usable, sigma, 1.0), 0.0)
     # (m, K, 3); NaN where fewer than two cameras have the keypoint
     stated = usable & np.isfinite(tolerance)
     limit = settings.reject_tolerances * float(np.median(tolerance[stated])) if stated.any() else math.inf

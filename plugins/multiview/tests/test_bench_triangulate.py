@@ -3,26 +3,33 @@ frames."""
 
 import numpy as np
 
+from kinefuse.bench import pose2sim_peer
 from kinefuse.camera_calibration import project, triangulate, triangulate_robust
 from kinefuse_plugins.multiview import bench_triangulate
 
 
 def test_the_rows_time_every_method_on_the_same_frames():
     rows = bench_triangulate.run({"frames": 50, "duration_s": 0.01})
+    pose2sim = "Pose2Sim 0.10.49 weighted_triangulation per point"  # make test installs it (make build)
     assert [(r["metric"].split(", ")[1], r["peer"]) for r in rows] == [
         ("leaving out views over 15 px", "vectorised NumPy DLT (batched SVD)"),
         ("leaving out views over 15 px", "OpenCV triangulatePoints per frame"),
+        ("leaving out views over 15 px", pose2sim),
         ("weighted DLT", "vectorised NumPy DLT (batched SVD)"),
         ("weighted DLT", "OpenCV triangulatePoints per frame"),
+        ("weighted DLT", pose2sim),
     ]
     assert all(r["value"] > 0 and r["peer_value"] > 0 for r in rows)
-    assert rows[0]["peer_value"] == rows[2]["peer_value"]  # one peer measurement, two rows
+    assert rows[0]["peer_value"] == rows[3]["peer_value"]  # one peer measurement, two rows
 
 
 def test_the_peers_solve_the_same_problem():
     cams, truth, pixels, weights = bench_triangulate.scene(200)
     ours = triangulate(cams, pixels, weights)
     np.testing.assert_allclose(bench_triangulate.numpy_dlt(cams, pixels, weights), ours, atol=1e-6)
+    # Pose2Sim's own function, driven as its triangulation step drives it: the same points
+    pose2sim = pose2sim_peer.triangulate(cams, pixels, weights, pose2sim_peer.weighted_triangulation())
+    np.testing.assert_allclose(pose2sim, ours, atol=1e-6)
     # OpenCV's two views and the robust four land within the noise of the truth
     for found in (
         bench_triangulate.opencv_pairs(cams, pixels),

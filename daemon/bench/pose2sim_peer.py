@@ -1,0 +1,61 @@
+"""Pose2Sim (perfanalytics, BSD-3-Clause; D. Pagnon et al., "Pose2Sim: an open-source Python package for
+multiview markerless kinematics", JOSS 7(77), 2022) as a bench peer: its own confidence-weighted DLT,
+``Pose2Sim.common.weighted_triangulation``, imported from the installed package: the Makefile installs it
+with the bench extra, without its declared requirements (they include OpenSim's Python package, which PyPI
+does not carry; the extra lists what importing it needs). Never imported by the daemon.
+
+Driven as Pose2Sim's triangulation step drives it: per camera P = K [R | t] (``computeP``), the pixels
+undistorted onto K first (its ``undistort_points`` option: ``cv2.undistortPoints(..., P=K)``), then one call
+per point with the views that see it and their confidences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from kinefuse.camera_calibration import CameraCalibration
+
+VERSION = "0.10.49"
+NAME = f"Pose2Sim {VERSION} weighted_triangulation"
+
+
+def weighted_triangulation():
+    """Pose2Sim's function, or None when Pose2Sim is not installed (``make build`` installs it). Importing it sets
+    numpy's print options for the whole process; they are put back."""
+    options = np.get_printoptions()
+    try:
+        from Pose2Sim.common import weighted_triangulation as found  # noqa: PLC0415
+    except ImportError:
+        return None
+    finally:
+        np.set_printoptions(**options)
+    return found
+
+
+def triangulate(
+    cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray, function
+) -> np.ndarray:
+    """World points (..., 3) from ``pixels`` (ncam, ..., 2) weighted by ``weights`` (ncam, ...) through
+    Pose2Sim's ``function``; NaN where fewer than two views see a point."""
+    ncam = len(cams)
+    undistorted = np.stack([_undistorted(cam, view) for cam, view in zip(cams, pixels, strict=True)])
+    flat = undistorted.reshape(ncam, -1, 2)
+    w = np.asarray(weights, dtype=np.float64).reshape(ncam, -1)
+    matrices = [cam.matrix @ np.hstack([cam.rotation_matrix, cam.translation[:, None]]) for cam in cams]
+    out = np.full((flat.shape[1], 3), np.nan)
+    for point in range(flat.shape[1]):
+        seen = [c for c in range(ncam) if np.isfinite(flat[c, point]).all() and w[c, point] > 0]
+        if len(seen) >= 2:
+            q = function([matrices[c] for c in seen], [flat[c, point, 0] for c in seen],
+                         [flat[c, point, 1] for c in seen], [w[c, point] for c in seen])  # fmt: skip
+            out[point] = q[:3]
+    return out.reshape(*pixels.shape[1:-1], 3)
+
+
+def _undistorted(cam: CameraCalibration, pixels: np.ndarray) -> np.ndarray:
+    if not cam.distortions.any():
+        return pixels
+    flat = np.ascontiguousarray(pixels.reshape(-1, 1, 2))
+    return cv2.undistortPoints(flat, cam.matrix, cam.distortions, P=cam.matrix).reshape(pixels.shape)
