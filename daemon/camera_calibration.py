@@ -88,6 +88,11 @@ class CameraCalibration:
         return matrix
 
     @functools.cached_property
+    def focal_length(self) -> float:
+        """The mean of fx and fy (px): how many pixels one unit of normalised coordinates is."""
+        return float(np.mean(np.diag(self.matrix)[:2]))
+
+    @functools.cached_property
     def centre(self) -> np.ndarray:
         """The camera centre in world coordinates, -R^T t."""
         centre = -self.rotation_matrix.T @ self.translation
@@ -412,7 +417,7 @@ def leave_one_out_residuals(
 
 def focal_lengths(cams: Sequence[CameraCalibration]) -> np.ndarray:
     """Each camera's mean focal length (ncam,; px): how many pixels one unit of normalised coordinates is."""
-    return np.array([np.mean(np.diag(cam.matrix)[:2]) for cam in cams])
+    return np.array([cam.focal_length for cam in cams])
 
 
 def projections(cams: Sequence[CameraCalibration]) -> np.ndarray:

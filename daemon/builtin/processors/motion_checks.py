@@ -40,6 +40,7 @@ BONES = tuple(
 BONE_SLACK = 0.15  # of the running length
 BONE_SAMPLES = 600  # lengths kept per bone: 20 s at 30 items/s
 BONE_MIN_SAMPLES = 30  # before these, no running length and no check
+BONE_RECOMPUTE = 30  # new lengths before the running median is taken again
 DRIFT_FLOOR_PX = 8.0  # a detector's error on a person a few metres away moves by this much with the pose
 DRIFT_MIN_KEYPOINTS = 5  # an item's median needs these many confident keypoints of the camera
 ATTRIBUTION_PX = 1.0  # the others' agreement, median over a window: steady to a few tenths of a pixel
@@ -51,24 +52,37 @@ class BoneLengths:
     def __init__(self, names: Sequence[str]):
         self.bones = [(names.index(a), names.index(b)) for a, b in BONES if a in names and b in names]
         self.lengths = [collections.deque(maxlen=BONE_SAMPLES) for _ in self.bones]
+        # each bone's running median, recomputed once BONE_RECOMPUTE new lengths are in (a median of 600
+        # lengths per bone and call cost the stream half a millisecond an item)
+        self.running = np.full(len(self.bones), np.nan)
+        self.added = np.zeros(len(self.bones), dtype=np.int64)
 
     def check(self, points: np.ndarray, tolerance: np.ndarray, learn: bool) -> np.ndarray:
         """(m, K) bool: the keypoints with a bone off its running length, for ``points`` (m, K, 3) with
         ``tolerance`` (m, K; m, NaN where none); with ``learn``, the lengths that pass join the running ones."""
         off = np.zeros(points.shape[:2], dtype=bool)
-        for (a, b), history in zip(self.bones, self.lengths, strict=True):
-            length = np.linalg.norm(points[:, a] - points[:, b], axis=-1)
-            seen = np.isfinite(length)
-            if len(history) >= BONE_MIN_SAMPLES:
-                running = float(np.median(history))
-                allowed = np.fmax(np.hypot(tolerance[:, a], tolerance[:, b]), BONE_SLACK * running)
-                bad = seen & (np.abs(length - running) > allowed)
-                off[:, a] |= bad
-                off[:, b] |= bad
-                seen &= ~bad
-            if learn:
-                history.extend(length[seen].tolist())
+        if not self.bones:
+            return off
+        a, b = (np.array(ends) for ends in zip(*self.bones, strict=True))
+        length = np.linalg.norm(points[:, a] - points[:, b], axis=-1)  # (m, bones)
+        allowed = np.fmax(np.hypot(tolerance[:, a], tolerance[:, b]), BONE_SLACK * self.running)
+        bad = np.abs(length - self.running) > allowed  # False while a bone has no running length (NaN)
+        for bone, (start, end) in enumerate(self.bones):
+            off[:, start] |= bad[:, bone]
+            off[:, end] |= bad[:, bone]
+        if learn:
+            self._learn(np.where(bad, np.nan, length))
         return off
+
+    def _learn(self, length: np.ndarray) -> None:
+        for bone, history in enumerate(self.lengths):
+            passed = length[:, bone][np.isfinite(length[:, bone])]
+            history.extend(passed.tolist())
+            self.added[bone] += len(passed)
+            if len(history) >= BONE_MIN_SAMPLES and (
+                self.added[bone] >= BONE_RECOMPUTE or np.isnan(self.running[bone])
+            ):
+                self.running[bone], self.added[bone] = float(np.median(history)), 0
 
 
 @dataclasses.dataclass
