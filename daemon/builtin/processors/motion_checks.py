@@ -1,6 +1,7 @@
 """Checks on the motion stream's triangulated keypoints (the view "3d"; docs/fusion.md, "Checks on the 3D
-keypoints"): each keypoint's bones against the athlete's running lengths, and each camera's agreement with
-the others over time, which flags a camera whose calibration has drifted (a bumped camera).
+keypoints"): each keypoint's bones against the athlete's running lengths (``BoneLengths``), and each camera's
+agreement with the others over time (``CalibrationWatch``, fed from the stream by ``StreamWatch``), which
+flags a camera whose calibration has drifted (a bumped camera).
 
 Bones: a rigid segment between two keypoints (upper arm, forearm, thigh, shank) keeps its length, so a
 triangulated length far from the athlete's running median says one of its ends is wrong (a view that
@@ -26,11 +27,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 from kinefuse.camera_calibration import CameraCalibration, project, triangulate
+from kinefuse.types import Event, KeypointStatus, MotionItem, Provenance, Quality, QualityLevel
+
+log = logging.getLogger(__name__)
 
 BONES = tuple(
     (f"{side}_{a}", f"{side}_{b}")
@@ -43,6 +48,7 @@ BONE_MIN_SAMPLES = 30  # before these, no running length and no check
 BONE_RECOMPUTE = 30  # new lengths before the running median is taken again
 DRIFT_FLOOR_PX = 8.0  # a detector's error on a person a few metres away moves by this much with the pose
 DRIFT_MIN_KEYPOINTS = 5  # an item's median needs these many confident keypoints of the camera
+WATCH_EVERY_S = 0.2  # items the calibration watch sees: its medians span seconds
 ATTRIBUTION_PX = 1.0  # the others' agreement, median over a window: steady to a few tenths of a pixel
 
 
@@ -188,3 +194,47 @@ class _Series:
         if name not in self.baseline or not history or history[-1][0] - history[0][0] < 0.9 * self.window_s:
             return None
         return float(np.median([m for _, m in history]))
+
+
+class StreamWatch:
+    """The calibration watch on the motion stream: every ``WATCH_EVERY_S`` of items, the cameras' measured
+    keypoints to a ``CalibrationWatch``; a ``calibration_drift`` event for each camera it flags."""
+
+    def __init__(self, options: dict, processor_id: str):
+        self.cameras = CalibrationWatch(options["drift_window_s"], options["drift_ratio"])
+        self.processor_id = processor_id
+        self.until_ns = -1
+
+    def observe(self, views: dict, cams: list[CameraCalibration], items: list[MotionItem]) -> list[Event]:
+        """``views``: per camera key its view in each of ``items``, ``cams`` their calibrations."""
+        picked = []
+        for j, item in enumerate(items):
+            if item.time_ns >= self.until_ns:
+                picked.append(j)
+                self.until_ns = item.time_ns + round(WATCH_EVERY_S * 1e9)
+        if not picked:
+            return []
+        per_camera = [[vs[j] for j in picked] for vs in views.values()]
+        pixels = np.stack([[v.position for v in vs] for vs in per_camera])
+        sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])
+        measured = np.stack([[v.status == KeypointStatus.MEASURED for v in vs] for vs in per_camera])
+        measured &= np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
+        weights = np.where(measured, 1.0 / np.where(measured, sigma, 1.0), 0.0)
+        times = np.array([items[j].time_ns for j in picked]) / 1e9
+        keys = {cam.name: key for key, cam in zip(views, cams, strict=True)}
+        found = self.cameras.update(cams, times, np.where(measured[..., None], pixels, np.nan), weights)
+        return [self._event(keys[drift.camera], items[picked[-1]].time_ns, drift) for drift in found]
+
+    def _event(self, key: tuple[str, str], time_ns: int, drift: CameraDrift) -> Event:
+        which = ("its calibration seems to have drifted (a bumped camera?)" if len(drift.together) == 1 else
+                 f"one of {', '.join(drift.together)} seems to have drifted (a bumped camera?); which one, "
+                 "the others cannot tell")  # fmt: skip
+        reason = (f"camera {key[1]}: its keypoints are {drift.now_px:.1f} px from where the other cameras put "
+                  f"them (median over {self.cameras.window_s:g} s; {drift.baseline_px:.1f} px at first): "
+                  f"{which}; its 3D keypoints are left out where two other cameras see them, degraded where not, "
+                  "until it is recalibrated")  # fmt: skip
+        log.warning("%s: %s", self.processor_id, reason)
+        detail = {"camera": key[1], "baseline_px": round(drift.baseline_px, 2), "error_px": round(drift.now_px, 2),
+                  "flagged_together": list(drift.together), "reason": reason}  # fmt: skip
+        return Event("calibration_drift", time_ns, key[0], key[1], detail, Provenance.MEASURED,
+                     Quality(QualityLevel.DEGRADED, reason), self.processor_id)  # fmt: skip

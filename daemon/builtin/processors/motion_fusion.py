@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from kinefuse.builtin.processors.motion_checks import BoneLengths, CalibrationWatch
+from kinefuse.builtin.processors.motion_checks import BoneLengths, StreamWatch
 from kinefuse.builtin.processors.motion_offsets import CameraOffsets
 from kinefuse.camera_calibration import (
     CameraCalibration,
@@ -36,7 +36,6 @@ from kinefuse.types import (
     KeypointStatus,
     KeypointView,
     MotionItem,
-    Provenance,
     Quality,
     QualityLevel,
     SegmentOrientation,
@@ -58,7 +57,6 @@ _HEADING_REASONS = (
     "magnetic disturbance: heading held on the gyroscope",
 )
 _USABLE = (KeypointStatus.MEASURED, KeypointStatus.FILLED, KeypointStatus.REJECTED)  # measured or filled
-WATCH_EVERY_S = 0.2  # items the calibration watch sees: its medians span seconds
 
 
 class VideoFusion:
@@ -73,10 +71,9 @@ class VideoFusion:
         self.fusions: dict[tuple[str, int], tuple[tuple[int, bool], HeadingFusion]] = {}
         self.mounted_ns: dict[str, tuple[int, float] | None] = {}
         self.offsets = CameraOffsets(options, SEGMENT_ENDS, processor_id)
-        self.watch = CalibrationWatch(options["drift_window_s"], options["drift_ratio"])
+        self.watch = StreamWatch(options, processor_id)
         self.bones: dict[str, BoneLengths] = {}  # per keypoint set
         self.top_revision = 0  # the checks learn from the most refined revision seen
-        self.watched_until_ns = -1
         self.drift_events: list[Event] = []
 
     def add_strap(self, key: tuple[str, str], segment: str) -> None:
@@ -143,49 +140,14 @@ class VideoFusion:
         self.top_revision = max(self.top_revision, revision)
         learn = revision == self.top_revision
         if learn:
-            self._watch(views, cams, items)
+            self.drift_events += self.watch.observe(views, cams, items)
         keypoint_set = next(iter(views.values()))[0].keypoint_set
         if keypoint_set not in self.bones:
             self.bones[keypoint_set] = BoneLengths(KEYPOINT_NAMES[keypoint_set])
         bones = self.bones[keypoint_set]
-        settings = TriangulationSettings(self.options["reject_tolerances"], frozenset(self.watch.flagged), bones,
-                                         learn)  # fmt: skip
+        settings = TriangulationSettings(self.options["reject_tolerances"], frozenset(self.watch.cameras.flagged),
+                                         bones, learn)  # fmt: skip
         return triangulated_views(views, cams, settings)
-
-    def _watch(self, views, cams: list[CameraCalibration], items: list[MotionItem]) -> None:
-        """Every ``WATCH_EVERY_S``, the cameras' measured keypoints to the calibration watch; an event for
-        each camera it flags."""
-        picked = []
-        for j, item in enumerate(items):
-            if item.time_ns >= self.watched_until_ns:
-                picked.append(j)
-                self.watched_until_ns = item.time_ns + round(WATCH_EVERY_S * 1e9)
-        if not picked:
-            return
-        per_camera = [[vs[j] for j in picked] for vs in views.values()]
-        pixels = np.stack([[v.position for v in vs] for vs in per_camera])
-        sigma = np.stack([[v.sigma for v in vs] for vs in per_camera])
-        measured = np.stack([[v.status == KeypointStatus.MEASURED for v in vs] for vs in per_camera])
-        measured &= np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
-        weights = np.where(measured, 1.0 / np.where(measured, sigma, 1.0), 0.0)
-        times = np.array([items[j].time_ns for j in picked]) / 1e9
-        for drift in self.watch.update(cams, times, np.where(measured[..., None], pixels, np.nan), weights):
-            key = next(key for key, cam in zip(views, cams, strict=True) if cam.name == drift.camera)
-            self.drift_events.append(self._drift_event(key, items[picked[-1]].time_ns, drift))
-
-    def _drift_event(self, key: tuple[str, str], time_ns: int, drift) -> Event:
-        which = ("its calibration seems to have drifted (a bumped camera?)" if len(drift.together) == 1 else
-                 f"one of {', '.join(drift.together)} seems to have drifted (a bumped camera?); which one, "
-                 "the others cannot tell")  # fmt: skip
-        reason = (f"camera {key[1]}: its keypoints are {drift.now_px:.1f} px from where the other cameras put "
-                  f"them (median over {self.watch.window_s:g} s; {drift.baseline_px:.1f} px at first): {which}; "
-                  "its 3D keypoints are left out where two other cameras see them, degraded where not, until "
-                  "it is recalibrated")  # fmt: skip
-        log.warning("%s: %s", self.processor_id, reason)
-        detail = {"camera": key[1], "baseline_px": round(drift.baseline_px, 2), "error_px": round(drift.now_px, 2),
-                  "flagged_together": list(drift.together), "reason": reason}  # fmt: skip
-        return Event("calibration_drift", time_ns, key[0], key[1], detail, Provenance.MEASURED,
-                     Quality(QualityLevel.DEGRADED, reason), self.processor_id)  # fmt: skip
 
     def _calibrated_views(self, items: list[MotionItem]) -> dict[tuple[str, str], list[KeypointView]]:
         """Per calibrated camera with a known keypoint set in every item, its views (one per item). Cameras
