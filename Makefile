@@ -24,10 +24,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstalling rebuilds the Cython kernels in ext/ whenever a .pyx or the build files change. Pose2Sim, a
-# bench peer, goes in without its declared requirements (pyproject's bench extra says why).
+# Reinstalling rebuilds the Cython kernels in ext/ whenever a .pyx or the build files change (once: the
+# mediapipe extra's few requirements come along, so the mediapipe step below need not build again). Pose2Sim,
+# a bench peer, goes in without its declared requirements (pyproject's bench extra says why).
 $(INSTALLED): $(BIN)/python pyproject.toml setup.py $(wildcard ext/*.pyx)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,mediapipe]'
 	$(BIN)/python -m pip install --quiet --no-deps pose2sim==0.10.49
 	touch $@
 
@@ -43,7 +44,6 @@ $(SYSTEM_DEPS): $(BIN)/python Makefile
 	touch $@
 
 $(MEDIAPIPE): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,mediapipe]'
 	$(BIN)/python -m pip install --quiet --no-deps mediapipe==0.10.14
 	touch $@
 
