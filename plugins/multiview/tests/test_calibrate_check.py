@@ -12,28 +12,8 @@ import numpy as np
 
 from kinefuse.camera_calibration import calibration_from_meta, write_calibration
 from kinefuse.storage import reader
-
-SCENARIO = """
-[scenario]
-name = "three_cameras"
-duration_s = 8.0
-seed = 5
-[motion]
-kind = "walk"
-treadmill = true
-[[cameras]]
-name = "cam0"
-position = [0.0, -4.0, 1.0]
-target = [0.0, 0.0, 0.9]
-[[cameras]]
-name = "cam1"
-position = [3.5, -2.5, 1.2]
-target = [0.0, 0.0, 0.9]
-[[cameras]]
-name = "cam2"
-position = [-3.5, -2.5, 1.4]
-target = [0.0, 0.0, 0.9]
-"""
+from kinefuse.testing import walking_scenario
+from plugins.multiview.tests.scenes import THREE_CAMERAS
 
 
 def _check(db, *args):
@@ -47,8 +27,7 @@ def _medians(stdout, label):
 
 
 def test_check_on_a_recorded_session(kinefuse_pipeline, tmp_path):
-    scenario = tmp_path / "three.toml"
-    scenario.write_text(SCENARIO)
+    scenario = walking_scenario(tmp_path / "three.toml", THREE_CAMERAS, duration_s=8.0, seed=5)
     source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
     result = kinefuse_pipeline(sources=[source], duration_s=60.0)
     assert result.exit_code == 0

@@ -10,33 +10,15 @@ import sys
 import numpy as np
 
 from kinefuse.storage import reader
+from kinefuse.testing import walking_scenario
 
 FPS = 30.0
-SCENARIO = """
-[scenario]
-name = "two_cameras_apart"
-duration_s = 20.0
-seed = 3
-[motion]
-kind = "walk"
-treadmill = true
-[[cameras]]
-name = "cam0"
-position = [0.0, -4.0, 1.0]
-target = [0.0, 0.0, 0.9]
-fps = 30.0
-[cameras.link]
-latency_min_s = 0.030
-latency_jitter_s = 0.008
-[[cameras]]
-name = "cam1"
-position = [3.0, -3.0, 1.2]
-target = [0.0, 0.0, 0.9]
-fps = 30.0
-[cameras.link]
-latency_min_s = 0.130
-latency_jitter_s = 0.008
-"""
+CAMERAS = [  # the second camera's link 100 ms slower
+    {"name": "cam0", "position": [0.0, -4.0, 1.0], "target": [0.0, 0.0, 0.9], "fps": FPS,
+     "link": {"latency_min_s": 0.030, "latency_jitter_s": 0.008}},
+    {"name": "cam1", "position": [3.0, -3.0, 1.2], "target": [0.0, 0.0, 0.9], "fps": FPS,
+     "link": {"latency_min_s": 0.130, "latency_jitter_s": 0.008}},
+]  # fmt: skip
 
 
 def _stored_lateness(db, device):
@@ -49,8 +31,7 @@ def _stored_lateness(db, device):
 
 
 def test_sync_finds_what_the_clock_alignment_left(kinefuse_pipeline, tmp_path):
-    scenario = tmp_path / "two.toml"
-    scenario.write_text(SCENARIO)
+    scenario = walking_scenario(tmp_path / "two.toml", CAMERAS, duration_s=20.0, seed=3)
     source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
     result = kinefuse_pipeline(sources=[source], duration_s=120.0)
     assert result.exit_code == 0

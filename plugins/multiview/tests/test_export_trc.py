@@ -9,28 +9,8 @@ import numpy as np
 
 from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.storage import reader
-
-SCENARIO = """
-[scenario]
-name = "three_cameras"
-duration_s = 6.0
-seed = 8
-[motion]
-kind = "walk"
-treadmill = true
-[[cameras]]
-name = "cam0"
-position = [0.0, -4.0, 1.0]
-target = [0.0, 0.0, 0.9]
-[[cameras]]
-name = "cam1"
-position = [3.5, -2.5, 1.2]
-target = [0.0, 0.0, 0.9]
-[[cameras]]
-name = "cam2"
-position = [-3.5, -2.5, 1.4]
-target = [0.0, 0.0, 0.9]
-"""
+from kinefuse.testing import walking_scenario
+from plugins.multiview.tests.scenes import THREE_CAMERAS
 
 
 def _export(db, out, *args):
@@ -59,8 +39,7 @@ def _read_trc(path):
 
 
 def test_the_stored_3d_keypoints_as_a_trc_file(kinefuse_pipeline, tmp_path):
-    scenario = tmp_path / "three.toml"
-    scenario.write_text(SCENARIO)
+    scenario = walking_scenario(tmp_path / "three.toml", THREE_CAMERAS, duration_s=6.0, seed=8)
     source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
     result = kinefuse_pipeline(sources=[source], processors=[{"type": "motion"}], duration_s=60.0)
     assert result.exit_code == 0
