@@ -19,6 +19,7 @@ from kinefuse.camera_calibration import CameraCalibration
 
 VERSION = "0.10.49"
 NAME = f"Pose2Sim {VERSION} weighted_triangulation"
+BEST_NAME = f"Pose2Sim {VERSION} triangulation_from_best_cameras"
 
 
 def weighted_triangulation():
@@ -32,6 +33,44 @@ def weighted_triangulation():
     finally:
         np.set_printoptions(**options)
     return found
+
+
+def best_cameras():
+    """Pose2Sim's ``triangulation_from_best_cameras`` (its triangulation step's camera selection), or None."""
+    options = np.get_printoptions()
+    try:
+        from Pose2Sim.triangulation import triangulation_from_best_cameras as found  # noqa: PLC0415
+    except ImportError:
+        return None
+    finally:
+        np.set_printoptions(**options)
+    return found
+
+
+def triangulate_best(cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray, function,
+                     max_error_px: float) -> np.ndarray:  # fmt: skip
+    """World points (..., 3) through Pose2Sim's best-camera selection (``function``, from ``best_cameras``):
+    per point, while the mean reprojection error exceeds ``max_error_px`` (its
+    ``reproj_error_threshold_triangulation``), every subset with one more camera left out is tried and the
+    best kept, down to two cameras; left/right swaps not handled (none here)."""
+    ncam = len(cams)
+    flat = np.stack([_undistorted(cam, view) for cam, view in zip(cams, pixels, strict=True)]).reshape(
+        ncam, -1, 2
+    )
+    w = np.asarray(weights, dtype=np.float64).reshape(ncam, -1)
+    matrices = [cam.matrix @ np.hstack([cam.rotation_matrix, cam.translation[:, None]]) for cam in cams]
+    config = {"triangulation": {"reproj_error_threshold_triangulation": max_error_px,
+                                "min_cameras_for_triangulation": 2, "handle_LR_swap": False,
+                                "undistort_points": False}}  # fmt: skip
+    out = np.full((flat.shape[1], 3), np.nan)
+    for point in range(flat.shape[1]):
+        coords = (
+            flat[:, point, 0],
+            flat[:, point, 1],
+            np.where(np.isfinite(flat[:, point, 0]), w[:, point], 0.0),
+        )
+        out[point] = np.asarray(function(config, coords, coords, matrices, None)[0], dtype=np.float64)[:3]
+    return out.reshape(*pixels.shape[1:-1], 3)
 
 
 def triangulate(
