@@ -18,7 +18,6 @@ from kinefuse.bench.datasets import broad
 from kinefuse.bench.datasets.paths import shared_dir
 from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS, PROTOCOL_NOTES, score_metrics
 from kinefuse.fusion.orientation_filter import OrientationFilter
-from kinefuse.fusion.orientation_smoother import smooth_orientation
 from kinefuse.interfaces import BenchSpec
 
 VQF = "vqf (PyPI), VQF defaults"
@@ -48,6 +47,9 @@ def _vqf(trial) -> dict:
 
 
 def _offline(trial) -> dict:
+    # here, not at the top: scipy.signal's import cost every kinefuse command 0.3 s (the benches load with it)
+    from kinefuse.fusion.orientation_smoother import smooth_orientation
+
     g, a, m = _arrays(trial)
     return {"9d": smooth_orientation(g, a, m, rate_hz=trial.rate_hz)["quat9d"],
             "6d": smooth_orientation(g, a, rate_hz=trial.rate_hz)["quat6d"]}  # fmt: skip
@@ -151,6 +153,8 @@ def speed_rows(trial) -> list[dict]:
             update(x, y, z)
 
     from vqf import offlineVQF
+
+    from kinefuse.fusion.orientation_smoother import smooth_orientation
 
     offline = _best_rate(len(g), lambda: smooth_orientation(g, a, m, rate_hz=rate))
     offline_peer = _best_rate(len(g), lambda: offlineVQF(g, a, m, 1.0 / rate))

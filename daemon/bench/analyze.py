@@ -13,7 +13,6 @@ import tomllib
 from pathlib import Path
 
 from kinefuse import hookimpl
-from kinefuse.analyze import MODES, analyze
 from kinefuse.bench import make_row
 from kinefuse.builtin.sources.synthetic import scenario_path
 from kinefuse.config import load_config
@@ -40,6 +39,8 @@ async def _record(folder: Path, duration_s: float) -> Path:
 
 
 def _rows(db: Path) -> list[dict]:
+    from kinefuse.analyze import MODES, analyze  # the whole analysis stack: not at every command's start
+
     rows = []
     for mode in MODES:
         started = time.perf_counter()

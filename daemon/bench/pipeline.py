@@ -21,7 +21,6 @@ from kinefuse.config import load_config
 from kinefuse.inprocess import run_in_process, write_config
 from kinefuse.interfaces import BenchSpec
 from kinefuse.plugin_loader import load_plugins
-from kinefuse.sim.scenario import load_scenario
 
 FLAT_OUT = {"realtime": False}  # the default scenario, as fast as it can go
 PEER = "bare sqlite3 executemany, same rows and schema"
@@ -64,6 +63,8 @@ def describe(scenario: dict) -> str:
 
 def default_load() -> tuple[float, str]:
     """Samples/s of the scenario the synthetic source runs by default, and its devices."""
+    from kinefuse.sim.scenario import load_scenario  # the simulator: not at every kinefuse command's start
+
     loaded = load_scenario(scenario_path(""))
     scenario = {"imus": loaded.imus, "cameras": loaded.cameras}
     return scenario_rate(scenario), describe(scenario)

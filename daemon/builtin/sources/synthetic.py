@@ -10,6 +10,7 @@ import importlib.resources
 import itertools
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,9 +18,10 @@ from kinefuse import hookimpl
 from kinefuse.camera_calibration import calibration_meta
 from kinefuse.configschema import ConfigInvalid, Field
 from kinefuse.interfaces import SourceContext, SourceSpec
-from kinefuse.sim.scenario import load_scenario
-from kinefuse.sim.simulate import CameraChunk, ImuChunk, Simulation
 from kinefuse.types import DeviceInfo, DeviceKind, imu_batch, keypoint_batch
+
+if TYPE_CHECKING:
+    from kinefuse.sim.simulate import CameraChunk, ImuChunk
 
 DEFAULT_SCENARIO = "walk.toml"
 _DUE_EARLY_NS = 2_000_000  # in real time, notifications due within this much are sent together
@@ -49,6 +51,11 @@ def scenario_path(option: str) -> Path:
 
 class SyntheticSource:
     def __init__(self, options: dict, source_id: str):
+        # the simulator (scipy's interpolation and signal modules) loads with the first synthetic source, not
+        # with the plugin: every kinefuse command loads the plugins, and this cost each one 0.4 s
+        from kinefuse.sim.scenario import load_scenario
+        from kinefuse.sim.simulate import Simulation
+
         self.options, self.source_id = options, source_id
         path = scenario_path(options["scenario"])
         try:
@@ -113,6 +120,8 @@ class SyntheticSource:
             ctx.emit(self._batch(chunk, rows, host_ns))
 
     def _batch(self, chunk: ImuChunk | CameraChunk, rows: np.ndarray, host_ns: int):
+        from kinefuse.sim.simulate import ImuChunk  # loaded with the source already: a dictionary lookup
+
         arrivals = np.full(len(rows), host_ns)
         if isinstance(chunk, ImuChunk):
             track = chunk.track
@@ -128,6 +137,8 @@ _REPLAY_EPOCH_NS = 1_000_000_000_000  # 1000 s
 
 def _notifications(chunks: list, start_ns: int):
     """(arrival on the host clock, chunk, sample rows) of every delivered notification, in arrival order."""
+    from kinefuse.sim.simulate import ImuChunk  # loaded with the source already
+
     streams = []
     for order, chunk in enumerate(chunks):
         delivered = chunk.delivery.kept if isinstance(chunk, ImuChunk) else chunk.delivered
