@@ -10,6 +10,7 @@ per point with the views that see it and their confidences."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import cv2
@@ -23,28 +24,25 @@ BEST_NAME = f"Pose2Sim {VERSION} triangulation_from_best_cameras"
 
 
 def weighted_triangulation():
-    """Pose2Sim's function, or None when Pose2Sim is not installed (``make build`` installs it). Importing it sets
-    numpy's print options for the whole process; they are put back."""
-    options = np.get_printoptions()
-    try:
-        from Pose2Sim.common import weighted_triangulation as found  # noqa: PLC0415
-    except ImportError:
-        return None
-    finally:
-        np.set_printoptions(**options)
-    return found
+    """Pose2Sim's function, or None when Pose2Sim is not installed (``make build`` installs it)."""
+    return _imported("Pose2Sim.common", "weighted_triangulation")
 
 
 def best_cameras():
     """Pose2Sim's ``triangulation_from_best_cameras`` (its triangulation step's camera selection), or None."""
+    return _imported("Pose2Sim.triangulation", "triangulation_from_best_cameras")
+
+
+def _imported(module: str, name: str):
+    """``module.name``, or None when Pose2Sim is not installed. Importing Pose2Sim sets numpy's print options
+    for the whole process; they are put back."""
     options = np.get_printoptions()
     try:
-        from Pose2Sim.triangulation import triangulation_from_best_cameras as found  # noqa: PLC0415
+        return getattr(importlib.import_module(module), name)
     except ImportError:
         return None
     finally:
         np.set_printoptions(**options)
-    return found
 
 
 def triangulate_best(cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray, function,
@@ -53,12 +51,7 @@ def triangulate_best(cams: Sequence[CameraCalibration], pixels: np.ndarray, weig
     per point, while the mean reprojection error exceeds ``max_error_px`` (its
     ``reproj_error_threshold_triangulation``), every subset with one more camera left out is tried and the
     best kept, down to two cameras; left/right swaps not handled (none here)."""
-    ncam = len(cams)
-    flat = np.stack([_undistorted(cam, view) for cam, view in zip(cams, pixels, strict=True)]).reshape(
-        ncam, -1, 2
-    )
-    w = np.asarray(weights, dtype=np.float64).reshape(ncam, -1)
-    matrices = [cam.matrix @ np.hstack([cam.rotation_matrix, cam.translation[:, None]]) for cam in cams]
+    flat, w, matrices = _pose2sim_inputs(cams, pixels, weights)
     config = {"triangulation": {"reproj_error_threshold_triangulation": max_error_px,
                                 "min_cameras_for_triangulation": 2, "handle_LR_swap": False,
                                 "undistort_points": False}}  # fmt: skip
@@ -78,19 +71,26 @@ def triangulate(
 ) -> np.ndarray:
     """World points (..., 3) from ``pixels`` (ncam, ..., 2) weighted by ``weights`` (ncam, ...) through
     Pose2Sim's ``function``; NaN where fewer than two views see a point."""
-    ncam = len(cams)
-    undistorted = np.stack([_undistorted(cam, view) for cam, view in zip(cams, pixels, strict=True)])
-    flat = undistorted.reshape(ncam, -1, 2)
-    w = np.asarray(weights, dtype=np.float64).reshape(ncam, -1)
-    matrices = [cam.matrix @ np.hstack([cam.rotation_matrix, cam.translation[:, None]]) for cam in cams]
+    flat, w, matrices = _pose2sim_inputs(cams, pixels, weights)
     out = np.full((flat.shape[1], 3), np.nan)
     for point in range(flat.shape[1]):
-        seen = [c for c in range(ncam) if np.isfinite(flat[c, point]).all() and w[c, point] > 0]
+        seen = [c for c in range(len(cams)) if np.isfinite(flat[c, point]).all() and w[c, point] > 0]
         if len(seen) >= 2:
             q = function([matrices[c] for c in seen], [flat[c, point, 0] for c in seen],
                          [flat[c, point, 1] for c in seen], [w[c, point] for c in seen])  # fmt: skip
             out[point] = q[:3]
     return out.reshape(*pixels.shape[1:-1], 3)
+
+
+def _pose2sim_inputs(cams: Sequence[CameraCalibration], pixels: np.ndarray, weights: np.ndarray):
+    """As Pose2Sim's triangulation takes them: the pixels undistorted onto K (ncam, n, 2), the weights
+    (ncam, n) and each camera's P = K [R | t]."""
+    ncam = len(cams)
+    flat = np.stack([_undistorted(cam, view) for cam, view in zip(cams, pixels, strict=True)]).reshape(
+        ncam, -1, 2
+    )
+    matrices = [cam.matrix @ np.hstack([cam.rotation_matrix, cam.translation[:, None]]) for cam in cams]
+    return flat, np.asarray(weights, dtype=np.float64).reshape(ncam, -1), matrices
 
 
 def _undistorted(cam: CameraCalibration, pixels: np.ndarray) -> np.ndarray:
