@@ -57,3 +57,20 @@ def person_size(position: np.ndarray, keypoint_set: str) -> np.ndarray:
     shoulders = (at["left_shoulder"] + at["right_shoulder"]) / 2.0
     hips = (at["left_hip"] + at["right_hip"]) / 2.0
     return np.linalg.norm(shoulders - hips, axis=-1)
+
+
+def torso_length_seen(position: np.ndarray, keypoint_set: str) -> np.ndarray:
+    """The torso length in each of m frames' keypoint positions (m, K, D) from whichever shoulders and hips
+    are present: the mean of ``person_size`` and each side's shoulder-to-hip distance, where known (a side
+    view often hides one side); NaN where none is."""
+    names = KEYPOINT_NAMES.get(keypoint_set)
+    if names is None or not {"left_shoulder", "right_shoulder", "left_hip", "right_hip"} <= set(names):
+        return np.full(len(position), np.nan)
+    sides = [
+        np.linalg.norm(position[:, names.index(f"{side}_shoulder")] - position[:, names.index(f"{side}_hip")],
+                       axis=-1)
+        for side in ("left", "right")
+    ]  # fmt: skip
+    lengths = np.stack([person_size(position, keypoint_set), *sides])
+    known = np.isfinite(lengths)
+    return np.where(known.any(axis=0), np.nansum(lengths, axis=0) / np.maximum(known.sum(axis=0), 1), np.nan)

@@ -114,7 +114,15 @@ def _imu(batch: ImuBatch) -> list[dict]:
 
 def _keypoints(batch: KeypointBatch) -> list[dict]:
     columns = zip(_sample_headers(batch, "keypoints"), _rounded(batch.keypoints), strict=True)
-    return [{**head, "keypoint_set": batch.keypoint_set, "keypoints": kp} for head, kp in columns]
+    records = [{**head, "keypoint_set": batch.keypoint_set, "keypoints": kp} for head, kp in columns]
+    if batch.track_id is not None:
+        for record, track_id in zip(records, batch.track_id.tolist(), strict=True):
+            record["track_id"] = track_id if track_id >= 0 else None
+    if batch.others is not None:  # everyone else the source followed: [{track_id, keypoints}, ...]
+        for record, people, ids in zip(records, batch.others, batch.other_ids.tolist(), strict=True):
+            record["others"] = [{"track_id": i, "keypoints": _rounded(p)} for p, i in zip(people, ids, strict=True)
+                                if i >= 0]  # fmt: skip
+    return records
 
 
 def _metric(value: DerivedValue) -> list[dict]:

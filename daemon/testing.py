@@ -35,10 +35,11 @@ Fixtures
     Environment variables that would override a key the file sets (``KINEFUSE_DB``,
     ``KINEFUSE_SOCKET``, ...) are unset for the run, so a test never writes outside ``tmp_path``.
 
-``walking_scenario(path, cameras, duration_s=20.0, seed=1)``
+``walking_scenario(path, cameras, duration_s=20.0, seed=1, people=())``
     Writes a scenario file for the ``synthetic`` source: the walker on a treadmill, filmed by ``cameras``
     (each a ``[[cameras]]`` table as a dict: ``name``, ``position``, ``target``, and any other camera key or
-    sub-table, e.g. ``{"link": {"latency_min_s": 0.13}}``; docs/simulation.md lists them), no straps.
+    sub-table, e.g. ``{"link": {"latency_min_s": 0.13}}``; docs/simulation.md lists them), no straps;
+    ``people``: others in view, each a ``[[people]]`` table as a dict (``kind``, ``origin_xy``, ...).
     Returns ``path``; pass ``{"type": "synthetic", "scenario": str(path), "realtime": False, "loop": False}``
     as a source to replay it as fast as the pipeline goes.
 
@@ -221,12 +222,16 @@ def _run_agent(config, registry: Registry, duration_s: float) -> tuple[int, dict
     return asyncio.run(run())
 
 
-def walking_scenario(path: Path, cameras: Sequence[dict], duration_s: float = 20.0, seed: int = 1) -> Path:
-    """Write the walker-on-a-treadmill scenario seen by ``cameras`` to ``path`` (see the module docstring)."""
+def walking_scenario(path: Path, cameras: Sequence[dict], duration_s: float = 20.0, seed: int = 1,
+                     people: Sequence[dict] = ()) -> Path:  # fmt: skip
+    """Write the walker-on-a-treadmill scenario seen by ``cameras`` (and ``people``, everyone else in view:
+    [[people]] tables) to ``path`` (see the module docstring)."""
     from kinefuse.inprocess import write_config
 
     tables = {"scenario": {"name": Path(path).stem, "duration_s": duration_s, "seed": seed},
               "motion": {"kind": "walk", "treadmill": True}, "cameras": list(cameras)}  # fmt: skip
+    if people:
+        tables["people"] = list(people)
     return write_config(Path(path), tables)
 
 

@@ -161,6 +161,13 @@ class KeypointBatch:
     keypoints: np.ndarray  # float32 (n, N, 3)
     time_ns: np.ndarray | None = None
     swap_corrected: np.ndarray | None = None  # bool (n,): the source undid a left/right swap in the frame
+    # With several people in view: the source's track id of the person in ``keypoints`` (int64 (n,), -1: no
+    # id), and everyone else it follows in the frame, ``others`` float32 (n, P, N, 3) with their track ids
+    # ``other_ids`` int64 (n, P), NaN rows and id -1 where a frame has fewer than P. The motion stream picks,
+    # per camera, the person the other cameras see (docs/fusion.md, "Several people in view").
+    track_id: np.ndarray | None = None
+    others: np.ndarray | None = None
+    other_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -196,9 +203,13 @@ def imu_batch(source_id, device_id, seq, device_time, host_ns, acc, gyr, mag=Non
 
 
 def keypoint_batch(
-    source_id, device_id, seq, device_time, host_ns, keypoint_set, keypoints, swap_corrected=None
-) -> KeypointBatch:
-    """Build a KeypointBatch, converting to the dtypes the pipeline expects."""
+    source_id, device_id, seq, device_time, host_ns, keypoint_set, keypoints, swap_corrected=None,
+    track_id=None, others=None, other_ids=None,
+) -> KeypointBatch:  # fmt: skip
+    """Build a KeypointBatch, converting to the dtypes the pipeline expects. ``others`` and ``other_ids``
+    come together (KeypointBatch says what they hold)."""
+    if (others is None) != (other_ids is None):
+        raise ValueError("others and other_ids come together")
     return KeypointBatch(
         source_id,
         device_id,
@@ -208,6 +219,9 @@ def keypoint_batch(
         keypoint_set,
         np.ascontiguousarray(keypoints, dtype=np.float32),
         swap_corrected=None if swap_corrected is None else np.asarray(swap_corrected, dtype=bool),
+        track_id=None if track_id is None else _as_int64(track_id),
+        others=None if others is None else np.ascontiguousarray(others, dtype=np.float32),
+        other_ids=None if other_ids is None else np.asarray(other_ids, dtype=np.int64),
     )
 
 
@@ -237,6 +251,21 @@ def check_batch(batch: SampleBatch) -> None:
         kp = batch.keypoints
         if kp.ndim != 3 or kp.shape[0] != n or kp.shape[2] != 3:
             raise BatchError(f"{where}: keypoints has shape {kp.shape}, expected ({n}, N, 3)")
+        _check_people(batch, where)
+
+
+def _check_people(batch: KeypointBatch, where: str) -> None:
+    n, k = batch.keypoints.shape[:2]
+    if batch.track_id is not None and batch.track_id.shape != (n,):
+        raise BatchError(f"{where}: track_id has shape {batch.track_id.shape}, expected ({n},)")
+    if (batch.others is None) != (batch.other_ids is None):
+        raise BatchError(f"{where}: others and other_ids come together")
+    if batch.others is None:
+        return
+    p = batch.other_ids.shape[1] if batch.other_ids.ndim == 2 else -1
+    if batch.other_ids.shape != (n, p) or batch.others.shape != (n, p, k, 3):
+        raise BatchError(f"{where}: others has shape {batch.others.shape} and other_ids {batch.other_ids.shape}, "
+                         f"expected ({n}, P, {k}, 3) and ({n}, P)")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import numpy as np
 
 from kinefuse.analyze.offline_fusion import calibrated_cameras, camera_offsets, fuse_offline, shifted
 from kinefuse.builtin.processors.motion_cameras import FrameSeries, lost_frame_times
+from kinefuse.builtin.processors.motion_people import PersonAssociation
 from kinefuse.builtin.processors.motion_straps import (
     CALIBRATED_KINDS,
     MountingCalibration,
@@ -62,14 +63,17 @@ _GAP_PERIODS = 1.5  # as live: samples further apart than this many periods make
 def offline_items(
     options: dict, processor_id: str, added: list[DeviceAdded], inputs: list, found: dict | None = None
 ) -> list[MotionItem]:
-    """The offline items of a whole session for the ``motion`` processor ``options``; ``found`` (when given)
-    gets what the recording gave: each strap's mounting and each camera's offset."""
+    """The offline items of a whole session for the ``motion`` processor ``options``, each camera's frames
+    first associated with the person the others see (motion_people, as live); ``found`` (when given) gets
+    what the recording gave: each strap's mounting, each camera's offset, and the association's changes."""
     straps, cameras = _stream_devices(added, processor_id)
     tracked = [
         b for b in inputs if b.time_ns is not None and (b.source_id, b.device_id) in {**straps, **cameras}
     ]
     if not tracked:
         return []
+    people = PersonAssociation(calibrated_cameras(added), options["associate_limit"], processor_id)
+    tracked = [people.choose(b) if isinstance(b, KeypointBatch) else b for b in tracked]  # as live, in order
     offset_ns, untimed = (
         camera_offsets(options, processor_id, straps, tracked) if options["video_fusion"] else ({}, {})
     )
@@ -98,6 +102,7 @@ def offline_items(
     if found is not None:
         found["mounting"] = {s.segment: s.mounting_record for s in strap_values if s is not None}
         found["camera_offset_ms"] = {key[1]: offset_ns[key] / 1e6 for key in offset_ns}
+        found["person_association"] = [event.detail["reason"] for event in people.events]
     return [MotionItem(t, options["rate_hz"], tuple(s[j] for s in segments),
                        tuple(v[j] for v in views.values()) + extra[j], processor_id)
             for j, t in enumerate(grid_ns.tolist())]  # fmt: skip

@@ -30,7 +30,8 @@ def _batch(entry: dict, source_id: str, device_id: str) -> ImuBatch | KeypointBa
     if entry["table"] == "imu_samples":
         mag = None if entry["mag"] is None else _float64(entry["mag"])
         return ImuBatch(*common, _float64(entry["acc"]), _float64(entry["gyr"]), mag, time_ns)
-    return KeypointBatch(*common, entry["keypoint_set"], entry["keypoints"], time_ns, entry["swap_corrected"])
+    return KeypointBatch(*common, entry["keypoint_set"], entry["keypoints"], time_ns, entry["swap_corrected"],
+                         entry["track_id"], entry["others"], entry["other_ids"])  # fmt: skip
 
 
 def _float64(x: np.ndarray) -> np.ndarray:

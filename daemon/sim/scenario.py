@@ -120,6 +120,13 @@ CAMERA = {
         "a bump: x-y-z Euler angles about the camera's own axes; its calibration stays",
         item_type=float,
     ),
+    "follows_person_s": Field(
+        list,
+        [],
+        "from, to (s): the camera's tracker follows the first of [[people]], not the athlete (the synthetic "
+        "source)",
+        item_type=float,
+    ),
 }
 OCCLUDER = {
     "keypoints": Field(list, REQUIRED, "keypoints hidden", item_type=str),
@@ -317,6 +324,15 @@ def _check_motion_controls(check: Validator, motion: dict) -> None:
         check.error(("motion", "treadmill"), "only a walk or a run can be on a treadmill")
 
 
+def _check_follows(check: Validator, position: int, span: list, people: bool) -> None:
+    if len(span) != 2 or not 0 <= span[0] < span[1]:
+        check.error(
+            ("cameras", position, "follows_person_s"), f"expected [from, to] with 0 <= from < to, got {span}"
+        )
+    elif not people:
+        check.error(("cameras", position, "follows_person_s"), "there is nobody else: add a [[people]] table")
+
+
 def _check_names(check: Validator, scenario: Scenario) -> None:
     from kinefuse.sim.body import SEGMENTS
     from kinefuse.sim.detector_model import KEYPOINT_SETS
@@ -336,3 +352,5 @@ def _check_names(check: Validator, scenario: Scenario) -> None:
             check.error((table, position, "preset"), f"expected one of {', '.join(PRESETS)}")
         if table == "cameras" and device.get("keypoint_set") not in KEYPOINT_SETS:
             check.error((table, position, "keypoint_set"), f"expected one of {', '.join(KEYPOINT_SETS)}")
+        if table == "cameras" and device.get("follows_person_s"):
+            _check_follows(check, position, device["follows_person_s"], bool(scenario.people))

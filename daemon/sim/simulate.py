@@ -54,6 +54,7 @@ class CameraDevice:
     render: bool
     bump_at_s: float = 0.0  # from then on the camera is turned by bump (its calibration is not): 0, never
     bump: np.ndarray = dataclasses.field(default_factory=lambda: np.eye(3))  # in the camera's own frame
+    follows_person_s: tuple[float, ...] = ()  # from, to: its tracker follows the first other person instead
 
     @property
     def name(self) -> str:
@@ -242,6 +243,7 @@ def _camera(spec: dict) -> CameraDevice:
         spec["render"],
         spec["bump_at_s"],
         Rotation.from_euler("xyz", spec["bump_deg"], degrees=True).as_matrix(),
+        tuple(spec["follows_person_s"]),
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
-from kinefuse.storage.codec import CODES, unpack_rows
+from kinefuse.storage.codec import CODES, unpack_people, unpack_rows
 from kinefuse.storage.schema import SCHEMA_VERSION, SchemaError, db_path, newer_message, user_version
 
 DbLike = sqlite_utils.Database | str | Path
@@ -182,8 +182,10 @@ def imu_samples(db: DbLike, session_id: int | None = None, device_id: str | None
 
 def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | None = None) -> dict:
     """The stored camera frames in arrival order: the keys of ``imu_samples`` up to time_ns, then
-    keypoint_set, keypoints, float32 (n, N, 3) of x, y, confidence, and swap_corrected (bool: the source
-    undid a left/right swap in that frame).
+    keypoint_set, keypoints, float32 (n, N, 3) of x, y, confidence, swap_corrected (bool: the source
+    undid a left/right swap in that frame), track_id (int64, -1: none), and the other people the source
+    followed, others (n, P, N, 3) NaN-padded and other_ids (n, P) -1-padded, both None where nobody else
+    was (kinefuse.types.KeypointBatch).
 
     Frames of different keypoint counts cannot share one array: select a device_id then.
     """
@@ -191,7 +193,7 @@ def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | 
         columns = _fetch(
             conn,
             "keypoint_frames",
-            ("keypoint_set", "n_keypoints", "keypoints", "swap_corrected"),
+            ("keypoint_set", "n_keypoints", "keypoints", "swap_corrected", "track_id", "others", "other_ids"),
             session_id,
             device_id,
         )
@@ -202,6 +204,10 @@ def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | 
     out["keypoint_set"] = np.array(columns["keypoint_set"], dtype=object)
     out["keypoints"] = unpack_rows(columns["keypoints"], (counts[0] if counts else 0, 3))
     out["swap_corrected"] = np.array(columns["swap_corrected"], dtype=bool)
+    out["track_id"] = np.array([-1 if i is None else i for i in columns["track_id"]], dtype=np.int64)
+    out["others"], out["other_ids"] = unpack_people(
+        columns["others"], columns["other_ids"], counts[0] if counts else 0
+    )
     return out
 
 
@@ -349,7 +355,8 @@ def stored_batches(db: DbLike, session_id: int) -> list[dict]:
     merged by arrival stamp (ties: the device declared first). Each entry: ``device_ref``, ``table``
     (imu_samples or keypoint_frames) and its columns as arrays: seq, device_time, host_ns, time_ns (int64,
     -1 where clock alignment never filled it) and acc, gyr, mag (float32 (n, 3), mag None when the batch has
-    none) or keypoint_set, keypoints (float32 (n, K, 3)), swap_corrected (bool).
+    none) or keypoint_set, keypoints (float32 (n, K, 3)), swap_corrected (bool), track_id, others and
+    other_ids (as ``keypoint_frames``).
 
     Within one table the stored order is the order the pipeline saw; across the tables only the arrival
     stamps say it, so two sources stamping their batches from unrelated clocks (a non-real-time
@@ -357,8 +364,9 @@ def stored_batches(db: DbLike, session_id: int) -> list[dict]:
     with _reading(db) as conn:
         imu = _batches(conn, "imu_samples", "acc, gyr, mag", session_id)
         frames = _batches(
-            conn, "keypoint_frames", "keypoint_set, n_keypoints, keypoints, swap_corrected", session_id
-        )
+            conn, "keypoint_frames",
+            "keypoint_set, n_keypoints, keypoints, swap_corrected, track_id, others, other_ids", session_id,
+        )  # fmt: skip
     return list(heapq.merge(imu, frames, key=lambda b: (int(b["host_ns"][0]), b["device_ref"])))
 
 
@@ -395,8 +403,11 @@ def _imu_batch(rows: list[tuple]) -> dict:
 
 
 def _frame_batch(rows: list[tuple]) -> dict:
+    others, other_ids = unpack_people([r[10] for r in rows], [r[11] for r in rows], rows[0][6])
     return {"keypoint_set": rows[0][5], "keypoints": unpack_rows([r[7] for r in rows], (rows[0][6], 3)),
-            "swap_corrected": np.array([bool(r[8]) for r in rows])}  # fmt: skip
+            "swap_corrected": np.array([bool(r[8]) for r in rows]),
+            "track_id": np.array([-1 if r[9] is None else r[9] for r in rows], dtype=np.int64),
+            "others": others, "other_ids": other_ids}  # fmt: skip
 
 
 def format_summary(report: dict) -> str:

@@ -215,6 +215,15 @@ def _migration_8(db: sqlite_utils.Database) -> None:
         db["motion_keypoints"].add_column(column, _BLOB)
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    """Several people in a camera's view (kinefuse.types.KeypointBatch): the source's track id of the frame's
+    person (NULL: none), and everyone else it followed, ``others`` float32 (P, n_keypoints, 3) with their
+    track ids ``other_ids`` int64 (P,) (NULL: nobody else)."""
+    db["keypoint_frames"].add_column("track_id", int)
+    db["keypoint_frames"].add_column("others", _BLOB)
+    db["keypoint_frames"].add_column("other_ids", _BLOB)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -224,6 +233,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_6,
     _migration_7,
     _migration_8,
+    _migration_9,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

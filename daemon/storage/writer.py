@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from kinefuse.storage.codec import CODES, pack_rows
+from kinefuse.storage.codec import CODES, pack_people, pack_rows
 from kinefuse.storage.schema import open_database
 from kinefuse.types import (
     TRIANGULATED_VIEW,
@@ -43,7 +43,16 @@ log = logging.getLogger(__name__)
 _SAMPLE_COLUMNS = ("session_id", "device_ref", "seq", "device_time", "host_ns", "time_ns")
 COLUMNS = {
     "imu_samples": (*_SAMPLE_COLUMNS, "acc", "gyr", "mag"),
-    "keypoint_frames": (*_SAMPLE_COLUMNS, "keypoint_set", "n_keypoints", "keypoints", "swap_corrected"),
+    "keypoint_frames": (
+        *_SAMPLE_COLUMNS,
+        "keypoint_set",
+        "n_keypoints",
+        "keypoints",
+        "swap_corrected",
+        "track_id",
+        "others",
+        "other_ids",
+    ),  # fmt: skip
     "metrics": (
         "session_id",
         "device_ref",
@@ -278,6 +287,8 @@ class SqliteSink:
             itertools.repeat(0, n)
             if batch.swap_corrected is None
             else batch.swap_corrected.astype(int).tolist(),
+            itertools.repeat(None, n) if batch.track_id is None else _ids(batch.track_id),
+            *_others(batch),
         )
 
     def _add_samples(self, table: str, batch: ImuBatch | KeypointBatch, ref: int, *payload) -> None:
@@ -477,3 +488,14 @@ def _triangulated_blobs(view: KeypointView) -> tuple[bytes | None, bytes | None,
         return None, None, None
     return (pack_rows(found.views[None], CODES)[0], pack_rows(found.error_px[None])[0],
             pack_rows(found.checks[None], CODES)[0])  # fmt: skip
+
+
+def _ids(track_id: np.ndarray) -> list[int | None]:
+    return [None if i < 0 else i for i in track_id.tolist()]
+
+
+def _others(batch: KeypointBatch) -> tuple:
+    n = len(batch)
+    if batch.others is None:
+        return itertools.repeat(None, n), itertools.repeat(None, n)
+    return pack_people(batch.others, batch.other_ids)

@@ -21,6 +21,7 @@ a missing file, a camera not in it, or frames of another size than the calibrate
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -157,6 +158,26 @@ def size_problem(cam: CameraCalibration, size: tuple[float, float], options: dic
             f"{cw:g} x {ch:g} px images but {options['path']} gives {w:g} x {h:g} px frames")  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """One frame's people: the athlete's keypoints (K, 3) or None, whether the tracker undid a left/right
+    swap in them, the athlete's track id (-1: none), and everyone else seen, (track id, keypoints)."""
+
+    athlete: np.ndarray | None
+    swapped: bool = False
+    track_id: int = -1
+    others: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)
+
+    def fields(self, count: int) -> dict:
+        """keypoint_batch's people fields for this one frame (``count`` keypoints a person)."""
+        athlete = self.athlete if self.athlete is not None else np.full((count, 3), np.nan)
+        fields = {"keypoints": athlete[None], "swap_corrected": [self.swapped], "track_id": [self.track_id]}
+        if self.others:
+            fields["others"] = np.stack([k for _, k in self.others])[None]
+            fields["other_ids"] = [[i for i, _ in self.others]]
+        return fields
+
+
 class CameraSource:
     def __init__(self, options: dict, source_id: str):
         from kinefuse_plugins.camera import estimators
@@ -230,7 +251,7 @@ class CameraSource:
             frame = await asyncio.to_thread(live.take, watchdog)
             if frame is _NO_FRAME:
                 raise self._watchdog_error()
-            return None if frame is None else (*frame[:2], *await asyncio.to_thread(self._people, frame[2]))
+            return None if frame is None else (*frame[:2], await asyncio.to_thread(self._people, frame[2]))
         reading = asyncio.ensure_future(asyncio.to_thread(self._next, capture))
         done, _ = await asyncio.wait({reading}, timeout=watchdog)
         if not done:
@@ -279,7 +300,7 @@ class CameraSource:
                 dropped = live.dropped
             if frame is None:
                 break
-            pts_s, host_ns, people, swapped = frame
+            pts_s, host_ns, seen = frame
             frames += 1
             if self.options["realtime"]:
                 delay = started + pts_s * 1e9 - time.monotonic_ns()
@@ -289,11 +310,10 @@ class CameraSource:
                 await (
                     ctx.wait_for_room()
                 )  # a file as fast as it decodes: slowed by the pipeline, never dropped
-            keypoints = people[0] if len(people) else np.full((KEYPOINT_COUNTS[self.keypoint_set], 3), np.nan)
             t = epoch_s + pts_s
             ctx.emit(keypoint_batch(self.source_id, self.device_id, [round(t * fps)], [round(t * CLOCK_HZ)],
-                                    [host_ns], self.keypoint_set, keypoints[None],
-                                    [swapped]))  # fmt: skip
+                                    [host_ns], self.keypoint_set,
+                                    **seen.fields(KEYPOINT_COUNTS[self.keypoint_set])))  # fmt: skip
         if live is not None:
             raise ConnectionError(
                 f"camera {self.source_id!r}: {self.options['path']} stopped after {frames} frames"
@@ -324,20 +344,27 @@ class CameraSource:
             return None
         host_ns = time.monotonic_ns()
         pts_s = capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
-        return pts_s, host_ns, *self._people(image)
+        return pts_s, host_ns, self._people(image)
 
-    def _people(self, image) -> tuple[list, bool]:
-        """The pose model on one frame (worker thread): the athlete's keypoints, or nobody, and whether the
-        tracker undid a left/right swap in them. Top-down, the detector runs only when tracking needs it
-        (topdown.Schedule)."""
+    def _people(self, image) -> Seen:
+        """The pose model on one frame (worker thread): the athlete's keypoints, or nobody, whether the
+        tracker undid a left/right swap in them, and, top-down, the athlete's track id and everyone else
+        seen in the frame. Top-down, the detector runs only when tracking needs it (topdown.Schedule); the
+        others are seen only in the frames it runs in (in between only the athlete is followed)."""
         if self.topdown is None:
-            return self.pose(image).result, False
+            result = self.pose(image).result
+            return Seen(result[0] if len(result) else None)
         if self.tracker is None:
             self.tracker = Tracker((image.shape[1], image.shape[0]), self.options["athlete"],
                                    region=tuple(self.options["athlete_region"]))  # fmt: skip
+        detections = self.topdown.detections
         frame = self.topdown.track(image, self.tracker)
         athlete = frame.athlete
-        return ([] if athlete is None or athlete.missed else [athlete.keypoints]), frame.swapped
+        seen = athlete is not None and not athlete.missed
+        others = [t for t in frame.tracks if t is not athlete and not t.missed] \
+            if self.topdown.detections > detections else []  # fmt: skip
+        return Seen(athlete.keypoints if seen else None, frame.swapped, athlete.track_id if seen else -1,
+                    [(t.track_id, t.keypoints) for t in others])  # fmt: skip
 
 
 _WHY_NOT_OPEN = {

@@ -80,3 +80,32 @@ def test_error_overrides_apply_on_top_of_the_preset(tmp_path):
     assert imu.errors.acc.full_scale == 78.45 and imu.errors.acc.bias == (0.1, 0.2, 0.3)
     assert imu.errors.gyr == PRESETS["consumer"].gyr
     assert imu.errors.acc.noise_density == PRESETS["consumer"].acc.noise_density
+
+
+def test_a_camera_following_another_person_needs_one_and_a_span(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        [scenario]
+        name = "who"
+
+        [[cameras]]
+        name = "a"
+        position = [0.0, -4.0, 1.2]
+        target = [0.0, 0.0, 0.9]
+        follows_person_s = [5.0, 2.0]
+
+        [[cameras]]
+        name = "b"
+        position = [4.0, 0.0, 1.2]
+        target = [0.0, 0.0, 0.9]
+        follows_person_s = [0.0, 2.0]
+    """,
+    )
+    with pytest.raises(ConfigInvalid) as info:
+        load_scenario(path)
+    found = {(e.key, e.message.split(":")[0]) for e in info.value.errors}
+    assert found == {
+        ("cameras[0].follows_person_s", "expected [from, to] with 0 <= from < to, got [5.0, 2.0]"),
+        ("cameras[1].follows_person_s", "there is nobody else"),
+    }

@@ -75,6 +75,9 @@ def frames(n):
         "coco17",
         rng.uniform(0, 640, size=(n, 17, 3)),
         swap_corrected=seq % 2 == 1,
+        track_id=np.where(seq == 2, -1, 3),
+        others=rng.uniform(0, 640, size=(n, 2, 17, 3)),
+        other_ids=np.array([[5, -1], [5, 7], [-1, -1], [7, -1]])[seq % 4],
     )
     return dataclasses.replace(batch, time_ns=batch.host_ns - 1_000)
 
@@ -141,6 +144,22 @@ def test_round_trip_of_every_item_kind(tmp_path):
     np.testing.assert_array_equal(cams["time_ns"], video.time_ns)
     assert list(cams["keypoint_set"]) == ["coco17"] * 4
     np.testing.assert_array_equal(cams["swap_corrected"], [False, True, False, True])
+    # several people: the frame's track id, and everyone else with theirs (only the rows with someone kept)
+    np.testing.assert_array_equal(cams["track_id"], [3, 3, -1, 3])
+    np.testing.assert_array_equal(cams["other_ids"], video.other_ids)
+    present = video.other_ids >= 0
+    np.testing.assert_array_equal(cams["others"][present], video.others[present])
+    assert np.isnan(cams["others"][~present]).all()
+    stored = [
+        b for b in reader.stored_batches(path, 1) if b["table"] == "keypoint_frames"
+    ]  # one per frame here
+    assert [None if b["other_ids"] is None else b["other_ids"][0].tolist() for b in stored] == [
+        [5],
+        [5, 7],
+        None,
+        [7],
+    ]
+    assert [int(b["track_id"][0]) for b in stored] == [3, 3, -1, 3]
 
     db = sqlite_utils.Database(path)
     metrics = list(db.query("SELECT name, value, unit, provenance, quality, reason, device_ref FROM metrics"))

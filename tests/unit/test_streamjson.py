@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -191,3 +192,30 @@ def test_a_triangulated_view_carries_its_checks_and_the_quality_they_give():
     out = record["keypoints"]["3d"]
     assert out["views"] == [3, 2] and out["error_px"] == [4.0, 9.5] and out["checks"] == [0, 2]
     assert out["quality"] == ["good", "degraded"] and "bone" in out["quality_reason"][1]
+
+
+def test_a_frame_with_several_people_lists_the_others_with_their_track_ids():
+    keypoints = np.array([[[10.0, 20.0, 0.9]], [[11.0, 21.0, 0.8]]], dtype=np.float32)
+    others = np.array(
+        [[[[50.0, 60.0, 0.7]], [[np.nan, np.nan, 0.0]]], [[[51.0, 61.0, 0.7]], [[80.0, 90.0, 0.5]]]]
+    )
+    batch = keypoint_batch("s", "cam0", [0, 1], [0, 1], [1, 2], "COCO-17", keypoints, track_id=[3, 3],
+                           others=others, other_ids=[[5, -1], [5, 8]])  # fmt: skip
+    first, second = streamjson.records(batch)
+    assert first["track_id"] == 3 and first["others"] == [{"track_id": 5, "keypoints": [[50.0, 60.0, 0.7]]}]
+    assert [o["track_id"] for o in second["others"]] == [5, 8]
+
+
+@pytest.mark.parametrize(
+    ("people", "message"),
+    [
+        ({"track_id": [1, 2, 3]}, "track_id has shape (3,), expected (2,)"),
+        ({"others": np.zeros((2, 1, 4, 3)), "other_ids": [[1], [2]]}, "expected (2, P, 17, 3) and (2, P)"),
+    ],
+)
+def test_a_malformed_frame_of_several_people_is_rejected_naming_the_field(people, message):
+    from kinefuse.types import BatchError, check_batch
+
+    batch = keypoint_batch("s", "cam0", [0, 1], [0, 1], [1, 2], "COCO-17", np.zeros((2, 17, 3)), **people)
+    with pytest.raises(BatchError, match=re.escape(message)):
+        check_batch(batch)

@@ -37,11 +37,12 @@ import numpy as np
 from kinefuse import hookimpl
 from kinefuse.builtin.processors.motion_cameras import CameraTrack
 from kinefuse.builtin.processors.motion_fusion import VideoFusion
+from kinefuse.builtin.processors.motion_people import PersonAssociation
 from kinefuse.builtin.processors.motion_straps import StrapTrack
 from kinefuse.configschema import Field
 from kinefuse.fusion.keypoint_smoothing import KeypointFilterSettings
 from kinefuse.interfaces import ProcessorSpec
-from kinefuse.types import SEGMENTS, DeviceAdded, DeviceKind, ImuBatch, MotionItem, SampleBatch
+from kinefuse.types import SEGMENTS, DeviceAdded, DeviceKind, ImuBatch, KeypointBatch, MotionItem, SampleBatch
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,13 @@ SCHEMA = {
     "drift_ratio": Field(
         float, 2.0, "calibration drift: flagged at this many times its first error", min=1.1, max=100.0
     ),
+    "associate_limit": Field(
+        float,
+        0.5,
+        "several people in view: two views farther apart than this (epipolar, torso lengths) are two people",
+        min=0.01,
+        max=10.0,
+    ),
     "offset_window_s": Field(
         float, 20.0, "camera-strap time offset: data correlated (s; 0: off)", min=0.0, max=600.0
     ),
@@ -151,6 +159,8 @@ class MotionStream:
         self.detector_error = options["detector_error"]
         self._straps: dict[tuple[str, str], StrapTrack] = {}
         self._video = VideoFusion(options, processor_id)  # triangulation and segment heading fusion
+        # with several people in view, each camera's athlete is the person the calibrated cameras agree on
+        self._people = PersonAssociation(self._video.cameras, options["associate_limit"], processor_id)
         self._cameras: dict[tuple[str, str], CameraTrack] = {}
         self._epoch_ns: int | None = None  # the first item's time; devices keep their times in s from it
         self._next_ns = {0: 0, 1: 0}  # the next item's time, by revision
@@ -190,6 +200,8 @@ class MotionStream:
 
     def _causal(self, batch: SampleBatch) -> list:
         batch = self._video.observe(batch)  # a camera's times corrected by its cross-modal offset
+        if isinstance(batch, KeypointBatch):
+            batch = self._people.choose(batch)
         key = (batch.source_id, batch.device_id)
         device = (self._straps if isinstance(batch, ImuBatch) else self._cameras).get(key)
         if device is None or batch.time_ns is None:
@@ -205,7 +217,8 @@ class MotionStream:
         until_ns = self._horizon_ns - self.max_wait_ns
         if 1 in self._revisions():
             self._revise_until_ns = until_ns
-        return self._fused(self._publish(until_ns, (0,)))
+        events, self._people.events = self._people.events, []
+        return [*self._fused(self._publish(until_ns, (0,))), *events]
 
     def flush(self) -> list[MotionItem]:
         """Publish every item some device still covers; the devices that do not have no value there."""

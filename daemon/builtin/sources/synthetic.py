@@ -128,8 +128,25 @@ class SyntheticSource:
             mag = None if track.mag is None else track.mag[rows]
             return imu_batch(self.source_id, chunk.device.name, chunk.seq[rows], chunk.ticks[rows], arrivals,
                              track.acc[rows], track.gyr[rows], mag)  # fmt: skip
-        return keypoint_batch(self.source_id, chunk.device.name, chunk.seq[rows], chunk.ticks[rows], arrivals,
-                              chunk.device.keypoint_set, chunk.track.keypoints[rows])  # fmt: skip
+        common = (self.source_id, chunk.device.name, chunk.seq[rows], chunk.ticks[rows], arrivals,
+                  chunk.device.keypoint_set)  # fmt: skip
+        if not chunk.others:
+            return keypoint_batch(*common, chunk.track.keypoints[rows])
+        return keypoint_batch(*common, *_people(chunk, rows))
+
+
+def _people(chunk, rows: np.ndarray) -> tuple:
+    """Everyone in the camera's view as its tracker reports them: the athlete (track id 0) as its choice and
+    the scenario's other people (ids 1, 2, ...) beside, id -1 where out of view; within ``follows_person_s``
+    the tracker follows the first other person instead (a passer-by nearer this camera, the largest box)."""
+    people = np.stack([chunk.track.keypoints[rows], *(o.keypoints[rows] for o in chunk.others)], axis=1)
+    ids = np.broadcast_to(np.arange(people.shape[1]), people.shape[:2]).copy()
+    span = chunk.device.follows_person_s
+    if span:
+        wrong = (chunk.t[rows] >= span[0]) & (chunk.t[rows] < span[1])
+        people[wrong, :2], ids[wrong, :2] = people[wrong, 1::-1], ids[wrong, 1::-1]
+    ids[~np.isfinite(people[..., :2]).any(axis=(2, 3))] = -1  # out of view: not reported
+    return people[:, 0], None, ids[:, 0], people[:, 1:], ids[:, 1:]
 
 
 _REPLAY_EPOCH_NS = 1_000_000_000_000  # 1000 s

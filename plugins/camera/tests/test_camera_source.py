@@ -106,13 +106,19 @@ def test_damaged_files_fail_with_what_is_wrong(kinefuse_pipeline, tmp_path, dama
 
 
 @needs_shared
-def test_the_top_down_path_is_surer_of_a_small_athlete(kinefuse_pipeline):
+def test_the_top_down_path_is_surer_of_a_small_athlete_and_reports_the_others(kinefuse_pipeline):
     detector = SHARED / "models" / spec("rtmdet_nano_person").file
     whole = kinefuse_pipeline(sources=[camera(DEMO)], duration_s=60.0).keypoint_frames("cam")
     top = kinefuse_pipeline(sources=[camera(DEMO, detector="rtmdet_nano_person", detector_path=str(detector))],
                             duration_s=60.0).keypoint_frames("cam")  # fmt: skip
     assert len(top["seq"]) == len(whole["seq"])
     assert np.nanmean(top["keypoints"][..., 2]) > np.nanmean(whole["keypoints"][..., 2]) + 0.2
+    # the demo's passer-by (a woman walking across from about frame 40) is reported beside the athlete, under
+    # her own track id, in the frames the person detector runs in, for the motion processor to associate
+    others = (top["other_ids"] >= 0).any(axis=1)
+    assert others.sum() >= 10
+    assert not (top["other_ids"][others] == top["track_id"][others, None]).any()
+    assert np.isfinite(top["others"][others][..., :2]).any(axis=(1, 2)).all()
 
 
 @needs_shared
