@@ -15,8 +15,10 @@ SYSTEM_DEPS := $(VENV)/.system-packages
 MEDIAPIPE := $(VENV)/.mediapipe
 CONFIG ?= config.toml
 # make test stays under 15 minutes on 2 cores; tests marked slow run there too (they are bounded); tests marked
-# soak (a minute or more of one scenario) run in make test-soak only.
+# soak (a minute or more of one scenario) run in make test-soak only. The tests run in PYTEST_WORKERS processes
+# (pytest-xdist; a module's tests stay in one, so its shared fixtures run once); 0 runs them in this one.
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test test-soak bench bench-docs accuracy lint clean build mediapipe fuzz test-bluez
 
@@ -52,7 +54,7 @@ mediapipe: $(MEDIAPIPE)
 # lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]) before the tests run.
 test: $(INSTALLED) $(SYSTEM_DEPS) $(MEDIAPIPE)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not soak" -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 test-soak: $(INSTALLED)
 	$(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
