@@ -6,7 +6,9 @@ and the cameras then follow different people. Where a camera reports everyone it
 (``KeypointBatch.others``), each of its frames is judged against the other calibrated cameras' frames of
 the same instant (within ``WINDOW_NS``): their athletes' keypoints are triangulated
 (kinefuse.camera_calibration.triangulate_robust, views farther than ``limit`` torso lengths left out) and
-projected into this camera, and each of its people costs the median distance of their sure keypoints
+projected into this camera (unless they fit their own point worse than half the limit, median: two views
+of different people a limit apart fit their compromise at about half of it each, so the others disagree
+among themselves and judge nothing), and each of its people costs the median distance of their sure keypoints
 (confidence at least ``MIN_CONFIDENCE``, ``MIN_KEYPOINTS`` of them, else unknown) from those projections,
 in that person's torso lengths (kinefuse.keypoints.torso_length_seen: a pose model's error grows with the
 person's size). The camera follows the cheapest person within ``limit``; where none is, nobody: its
@@ -14,9 +16,10 @@ frame's keypoints are NaN (it does not see the athlete) rather than another pers
 known (too few sure keypoints), the person it would have followed.
 
 Each other camera's athlete is the track it followed last, while that track lives, else its tracker's
-choice. So the cameras side with their majority: one camera whose tracker chose someone else is set right
-by the others and keeps following the athlete's track afterwards, and a tracker that changes its mind while
-the athlete's track goes on is held to it. Judging takes two other cameras (``MIN_REFERENCES``): with one,
+choice; a camera last found to see nobody judges nothing until it is found to see the athlete again. So the
+cameras side with their majority: one camera whose tracker chose someone else is set right by the others
+and keeps following the athlete's track afterwards, and a tracker that changes its mind while the
+athlete's track goes on is held to it. Judging takes two other cameras (``MIN_REFERENCES``): with one,
 which of the two follows the wrong person cannot be told, and each keeps its tracker's choice.
 
 Only frames that report other people are judged (and frames whose one person is not the track the camera
@@ -40,9 +43,10 @@ from kinefuse.types import Event, KeypointBatch, Provenance
 
 log = logging.getLogger(__name__)
 
-MIN_CONFIDENCE = 0.3  # a keypoint surer than this counts in a pair's cost
-MIN_KEYPOINTS = 4  # keypoints two views must share for a cost
+MIN_CONFIDENCE = 0.3  # a keypoint at least this sure counts in a person's cost
+MIN_KEYPOINTS = 4  # sure keypoints a person needs for a cost
 MIN_REFERENCES = 2  # other cameras needed to judge one: with one, which of the two is wrong is unknown
+NOBODY = -2  # what a camera follows when it was found to see nobody the others see (track ids are >= -1)
 WINDOW_NS = 50_000_000  # another camera's frame this close in time is the same instant (a frame at 30 fps)
 
 Key = tuple[str, str]
@@ -108,7 +112,11 @@ class PersonAssociation:
         return _Frame(int(batch.time_ns[j]), keypoints, ids, 0 if someone else None, batch.keypoint_set)
 
     def _vote(self, key: Key, frame: _Frame) -> int | None:
+        """The person the camera stands for as a judge of the others: the track it followed last while that
+        lives, else its tracker's choice; nobody where it was last found to see nobody."""
         held = self.following.get(key)
+        if held == NOBODY:
+            return None
         return frame.ids.index(held) if held is not None and held in frame.ids else frame.tracker_choice
 
     def _decide(self, key: Key, frame: _Frame) -> int | None:
@@ -120,7 +128,10 @@ class PersonAssociation:
         costs = (
             self._costs(key, frame, references) if len(references) >= MIN_REFERENCES and frame.ids else None
         )
-        chosen = vote if costs is None else self._pick(costs, vote)
+        unjudged = (
+            frame.tracker_choice if vote is None else vote
+        )  # after "nobody", the tracker's choice again
+        chosen = unjudged if costs is None else self._pick(costs, vote)
         self._follow(key, frame, chosen)
         return chosen
 
@@ -132,15 +143,19 @@ class PersonAssociation:
             return int(within[np.argmin(costs[within])])
         return vote if vote is not None and not np.isfinite(costs[vote]) else None
 
-    def _costs(self, key: Key, frame: _Frame, references: list) -> np.ndarray:
+    def _costs(self, key: Key, frame: _Frame, references: list) -> np.ndarray | None:
         """Each person's median distance (torso lengths) from where the other cameras' athlete would be: the
-        projection of the point they triangulate; NaN with too few sure keypoints."""
+        projection of the point they triangulate; NaN with too few sure keypoints. None where the others
+        disagree among themselves."""
         cams = [self.cameras[k] for k, _, _ in references]
         seen = np.stack([f.keypoints[v] for _, f, v in references])
         sizes = np.array([f.sizes[v] for _, f, v in references])
         weights = np.where(seen[..., 2] >= MIN_CONFIDENCE, seen[..., 2], 0.0)
         limit_px = self.limit * float(np.nanmedian(sizes)) if np.isfinite(sizes).any() else np.inf
-        points = triangulate_robust(cams, seen[..., :2], weights, limit_px).points
+        found = triangulate_robust(cams, seen[..., :2], weights, limit_px)
+        if not np.nanmedian(found.error_px) <= limit_px / 2:
+            return None  # the others disagree among themselves: no judge (see the module's docstring)
+        points = found.points
         expected = project(self.cameras[key], points)
         apart = np.linalg.norm(frame.keypoints[..., :2] - expected, axis=-1) / frame.sizes[:, None]
         sure = (frame.keypoints[..., 2] >= MIN_CONFIDENCE) & np.isfinite(apart)
@@ -150,8 +165,8 @@ class PersonAssociation:
     def _follow(self, key: Key, frame: _Frame, chosen: int | None) -> None:
         """Remember what the camera follows; an event when that changes."""
         tracker = frame.tracker_choice
-        if chosen is not None and frame.ids[chosen] >= 0:
-            self.following[key] = frame.ids[chosen]
+        if chosen is None or frame.ids[chosen] >= 0:
+            self.following[key] = NOBODY if chosen is None else frame.ids[chosen]
         state = (
             "agrees" if chosen == tracker else ("none" if chosen is None else f"track {frame.ids[chosen]}")
         )
