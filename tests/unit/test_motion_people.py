@@ -74,4 +74,3 @@ def test_a_camera_that_does_not_see_the_walker_reports_nobody(chunks):
     assert (followed["cam0"][1:] == -1).all()
     assert [(e.device_id, e.detail["follows"]) for e in events] == [("cam0", None)]
     assert "does not see the person the other cameras follow" in events[0].detail["reason"]
-
