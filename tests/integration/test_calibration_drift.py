@@ -9,24 +9,15 @@ import numpy as np
 
 from kinefuse.storage import reader
 from kinefuse.testing import walking_scenario
+from tests.scenes import MOVENET_LIKE, half_ring
 
 BUMP_S = 25.0
-# the detector model with the figures fitted to MoveNet (kinefuse.bench.scoring.detector_realism.FITTED), and
-# occlusion on (a walker's far limbs are hidden from some cameras)
-DETECTOR = {"confidence_mean": 0.693, "confidence_spread": 0.198, "jitter_scale": 0.0186, "jitter_dof": 4.31,
-            "jitter_confidence_power": 0.64, "jitter_tail_power": 0.81, "drift_scale": 0.0553,
-            "drift_time_s": 0.45, "occlusion": True}  # fmt: skip
 
 
 def _cameras() -> list[dict]:
     """A half ring of four cameras 4 m out; the third turned by 2 degrees at ``BUMP_S``."""
-    cameras = []
-    for index, angle in enumerate(np.radians([-90.0, -30.0, 30.0, 90.0])):
-        camera = {"name": f"cam{index}", "position": [4 * np.cos(angle), 4 * np.sin(angle), 1.2],
-                  "target": [0.0, 0.0, 0.9], "detector": DETECTOR}  # fmt: skip
-        if index == 2:
-            camera |= {"bump_at_s": BUMP_S, "bump_deg": [0.0, 2.0, 0.0]}
-        cameras.append(camera)
+    cameras = half_ring(detector=MOVENET_LIKE)
+    cameras[2] |= {"bump_at_s": BUMP_S, "bump_deg": [0.0, 2.0, 0.0]}
     return cameras
 
 

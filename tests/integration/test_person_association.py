@@ -14,7 +14,7 @@ import pytest
 from kinefuse.analyze import analyze
 from kinefuse.storage import reader
 from kinefuse.testing import walking_scenario
-from tests.integration.test_calibration_drift import DETECTOR
+from tests.scenes import MOVENET_LIKE, half_ring
 
 WALKER, SQUATTER = 0, 1  # the synthetic source's track ids: the athlete, then the scenario's [[people]]
 FIRST_WRONG = (0.0, 10.0)  # cam0's tracker follows the squatter
@@ -22,15 +22,9 @@ LATER_WRONG = (12.0, 18.0)  # cam2's tracker switches to the squatter
 
 
 def _cameras() -> list[dict]:
-    cameras = []
-    for index, angle in enumerate(np.radians([-90.0, -30.0, 30.0, 90.0])):
-        camera = {"name": f"cam{index}", "position": [4 * np.cos(angle), 4 * np.sin(angle), 1.2],
-                  "target": [0.0, 0.0, 0.9], "detector": DETECTOR}  # fmt: skip
-        if index == 0:
-            camera["follows_person_s"] = list(FIRST_WRONG)
-        if index == 2:
-            camera["follows_person_s"] = list(LATER_WRONG)
-        cameras.append(camera)
+    cameras = half_ring(detector=MOVENET_LIKE)
+    cameras[0]["follows_person_s"] = list(FIRST_WRONG)
+    cameras[2]["follows_person_s"] = list(LATER_WRONG)
     return cameras
 
 

@@ -13,14 +13,14 @@ from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 from kinefuse.testing import walking_scenario
 from kinefuse.types import keypoint_batch
+from tests.scenes import half_ring
 
 WALKER, SQUATTER = 0, 1
 
 
 @pytest.fixture(scope="module")
 def chunks(tmp_path_factory):
-    cameras = [{"name": f"cam{i}", "position": [4 * np.cos(a), 4 * np.sin(a), 1.2], "target": [0.0, 0.0, 0.9]}
-               for i, a in enumerate(np.radians([-90.0, -30.0, 30.0]))]  # fmt: skip
+    cameras = half_ring((-90.0, -30.0, 30.0))
     squatter = {"kind": "squat", "origin_xy": [0.3, -2.0], "heading_deg": 90.0}
     path = walking_scenario(tmp_path_factory.mktemp("people") / "s.toml", cameras, 3.0, 2, people=[squatter])
     simulation = Simulation(load_scenario(path))
