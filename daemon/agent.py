@@ -265,17 +265,26 @@ class Agent:
 
     def _process_batch(self, batch) -> list:
         aligned = self.aligner.align(batch)
-        out = [aligned]
+        derived: list = []
         for pid, processor in self.processors.items():
-            try:
-                out.extend(processor.process(aligned))
-            except Exception:
-                self.processor_errors[pid] += 1
-                log.exception(
-                    "processor %s failed on a batch from %s/%s", pid, batch.source_id, batch.device_id
-                )
+            derived.extend(self._run_processor(pid, processor, derived, lambda p: p.process(aligned),
+                                               f"a batch from {batch.source_id}/{batch.device_id}"))  # fmt: skip
         self.supervisors[batch.source_id].latency_ns = time.monotonic_ns() - int(batch.host_ns[-1])
-        return out
+        return [aligned, *derived]
+
+    def _run_processor(self, pid: str, processor, earlier: list, call, what: str) -> list:
+        """What a processor makes of ``call``, after what it makes (``observe``) of the items the processors
+        listed before it made of the same input; an exception is counted and logged, and the others go on."""
+        made: list = []
+        try:
+            observe = getattr(processor, "observe", None)
+            if observe is not None and earlier:
+                made.extend(observe(list(earlier)))
+            made.extend(call(processor))
+        except Exception:
+            self.processor_errors[pid] += 1
+            log.exception("processor %s failed on %s", pid, what)
+        return made
 
     def _fan_out(self, items: list) -> None:
         for runner in self.sinks.values():
@@ -314,11 +323,7 @@ class Agent:
         await process
         flushed: list = []
         for pid, processor in self.processors.items():
-            try:
-                flushed.extend(processor.flush())
-            except Exception:
-                self.processor_errors[pid] += 1
-                log.exception("processor %s failed to flush", pid)
+            flushed.extend(self._run_processor(pid, processor, flushed, lambda p: p.flush(), "its flush"))
         self._fan_out(flushed)
         for runner in self.sinks.values():
             runner.channel.close()

@@ -74,6 +74,10 @@ class Processor(Protocol):
         kind, clock and meta (a strap's ``segment``), before the device's first batch and again when the
         source restarts."""
 
+    def observe(self, items: list) -> Iterable[DerivedValue | Event | MotionItem]:
+        """Optional: the items the processors listed before this one in the config made of the same batch
+        (or flush), before this one's ``process`` (or ``flush``) of it: metrics over the motion stream."""
+
 
 class Sink(Protocol):
     async def start(self, session: SessionInfo) -> None: ...

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kinefuse.joint_angles import CHAIN, JOINT_SIGNS
 from kinefuse.sim.rotations import cardan_yxz, rot_z
 from kinefuse.types import SEGMENTS
 
@@ -66,36 +67,9 @@ if TYPE_CHECKING:
 GRAVITY = np.array([0.0, 0.0, -9.81])
 
 
-# segment -> (parent segment, the joint between them); the pelvis is the root, driven by joint "pelvis"
-CHAIN: dict[str, tuple[str | None, str]] = {
-    "pelvis": (None, "pelvis"),
-    "trunk": ("pelvis", "lumbar"),
-    "head": ("trunk", "neck"),
-    "left_thigh": ("pelvis", "left_hip"),
-    "left_shank": ("left_thigh", "left_knee"),
-    "left_foot": ("left_shank", "left_ankle"),
-    "right_thigh": ("pelvis", "right_hip"),
-    "right_shank": ("right_thigh", "right_knee"),
-    "right_foot": ("right_shank", "right_ankle"),
-    "left_upper_arm": ("trunk", "left_shoulder"),
-    "left_forearm": ("left_upper_arm", "left_elbow"),
-    "right_upper_arm": ("trunk", "right_shoulder"),
-    "right_forearm": ("right_upper_arm", "right_elbow"),
-}
+# each segment's joint with its parent (kinefuse.joint_angles.CHAIN, shared with the joint-angle metrics: one
+# definition of the angles); the pelvis is the root, driven by joint "pelvis"
 JOINTS = tuple(CHAIN[s][1] for s in SEGMENTS)
-
-# (flexion, adduction, rotation) sign of each clinical angle on the right-handed rotation about (y, x, z)
-JOINT_SIGNS: dict[str, tuple[float, float, float]] = {
-    "pelvis": (1.0, 1.0, 1.0),
-    "lumbar": (1.0, -1.0, 1.0),
-    "neck": (1.0, -1.0, 1.0),
-}
-for _side, _m in (("left", -1.0), ("right", 1.0)):
-    JOINT_SIGNS[f"{_side}_hip"] = (-1.0, _m, _m)
-    JOINT_SIGNS[f"{_side}_knee"] = (1.0, _m, _m)
-    JOINT_SIGNS[f"{_side}_ankle"] = (-1.0, _m, _m)
-    JOINT_SIGNS[f"{_side}_shoulder"] = (-1.0, _m, _m)
-    JOINT_SIGNS[f"{_side}_elbow"] = (-1.0, _m, _m)
 
 
 def _side_sign(side: str) -> float:

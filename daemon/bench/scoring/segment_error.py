@@ -96,10 +96,12 @@ async def _run(path: Path, folder: Path, seed: int | None, options: dict | None 
 
 
 def processors(options: dict | None = None) -> list[dict]:
-    """The fused motion stream and an IMU-only one on the same data (``options``: more of their keys)."""
+    """The fused motion stream and an IMU-only one on the same data (``options``: more of their keys), and the
+    joint angles of the fused one (the ``joint_angles`` metrics, scoring.joint_angle_error)."""
     return [
         {"id": _FUSED, "type": "motion", **(options or {})},
         {"id": _IMU, "type": "motion", **(options or {}), "video_fusion": False},
+        {"id": "joint_angles", "type": "joint_angles", "motion": _FUSED, "revision": 1},
     ]
 
 

@@ -1,0 +1,113 @@
+"""The joint_angles processor: on the synthetic athlete's true segment orientations it gives the true joint
+angles; a joint's quality is its worse segment's, and there is no value where a segment has none or the two
+are in different worlds; in the daemon it reads the motion processor listed before it, and only that."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from kinefuse.sim.body import Body, BodyShape
+from kinefuse.sim.motions import make_motion
+from kinefuse.types import MotionItem, Provenance, Quality, QualityLevel, SegmentOrientation
+from kinefuse_plugins.metrics.joint_angles import SPEC, JointAngles
+
+OPTIONS = {"revision": 1, "motion": "motion"}  # the smoothed items (the daemon test reads the default, 0)
+LEGS = ("pelvis", "left_thigh", "left_shank", "left_foot", "right_thigh", "right_shank", "right_foot")
+
+
+def _segment(
+    name, quaternion, level=QualityLevel.GOOD, reason="", world="cameras", provenance=Provenance.FUSED
+):
+    if quaternion is None:
+        return SegmentOrientation(
+            name, "sim", f"imu_{name}", None, None, Quality(QualityLevel.INSUFFICIENT, reason)
+        )
+    return SegmentOrientation(name, "sim", f"imu_{name}", tuple(quaternion), provenance, Quality(level, reason),
+                              world=world)  # fmt: skip
+
+
+def _values(metrics) -> dict:
+    return {m.name: m for m in metrics}
+
+
+def test_the_true_segment_orientations_give_the_true_joint_angles():
+    shape = BodyShape(1.75)
+    body = Body(shape, make_motion("walk", shape=shape))
+    t = np.linspace(1.0, 3.0, 25)
+    truth = body.joint_angles(t)
+    quats = {s: Rotation.from_matrix(body.segment(s, t).R).as_quat()[:, [3, 0, 1, 2]] for s in LEGS}
+    processor = JointAngles(OPTIONS, "joint_angles")
+    for j in range(len(t)):
+        item = MotionItem(j, 30.0, tuple(_segment(s, quats[s][j]) for s in LEGS), (), "motion", 1)
+        got = _values(processor.observe([item]))
+        assert len(got) == 6 * 3  # hips, knees, ankles
+        for joint in ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"):
+            for i, angle in enumerate(("flexion", "adduction", "rotation")):
+                value = got[f"{joint}.{angle}"]
+                assert value.value == pytest.approx(truth[joint][j, i], abs=1e-6)
+                assert "ISB" in value.unit and value.quality.level is QualityLevel.GOOD
+
+
+def test_a_joint_is_as_good_as_its_worse_segment_and_has_no_value_across_worlds():
+    processor = JointAngles(OPTIONS, "joint_angles")
+    still = (1.0, 0.0, 0.0, 0.0)
+
+    def knee(thigh, shank):
+        return _values(processor.observe([MotionItem(0, 30.0, (thigh, shank), (), "motion", 1)]))[
+            "left_knee.flexion"
+        ]
+
+    degraded = knee(_segment("left_thigh", still, QualityLevel.DEGRADED, "mounting bias"),
+                    _segment("left_shank", still, provenance=Provenance.MEASURED))  # fmt: skip
+    assert degraded.quality == Quality(QualityLevel.DEGRADED, "left_thigh: mounting bias")
+    assert degraded.value == pytest.approx(0.0) and degraded.provenance is Provenance.FUSED
+    apart = knee(_segment("left_thigh", still), _segment("left_shank", still, world="magnetic"))
+    assert apart.value is None and apart.quality.level is QualityLevel.INSUFFICIENT
+    assert "different worlds (cameras, magnetic)" in apart.quality.reason
+    missing = knee(_segment("left_thigh", None, reason="no samples"), _segment("left_shank", still))
+    assert missing.value is None and missing.quality.reason == "left_thigh: no samples"
+    # another processor's items, or the other revision, are not read
+    other = MotionItem(
+        0, 30.0, (_segment("left_thigh", still), _segment("left_shank", still)), (), "motion", 0
+    )
+    assert processor.observe([other]) == []
+
+
+STRAPS = """
+[scenario]
+name = "pelvis_and_trunk"
+duration_s = 12.0
+[motion]
+kind = "walk"
+treadmill = true
+[[imus]]
+name = "imu_pelvis"
+segment = "pelvis"
+offset_m = [-0.1, 0.0, 0.05]
+[[imus]]
+name = "imu_trunk"
+segment = "trunk"
+offset_m = [-0.12, 0.0, 0.25]
+"""
+
+
+def test_in_the_daemon_it_reads_the_motion_processor_listed_before_it(kinefuse_pipeline, tmp_path):
+    scenario = tmp_path / "straps.toml"
+    scenario.write_text(STRAPS)
+    source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
+    result = kinefuse_pipeline(sources=[source], duration_s=120.0, processors=[
+        {"id": "early", "type": "joint_angles"},  # before the motion processor: sees none of its items
+        {"id": "motion", "type": "motion"},
+        {"id": "joint_angles", "type": "joint_angles"},
+    ])  # fmt: skip
+    assert result.exit_code == 0 and result.status["processors"]["joint_angles"]["errors"] == 0
+    metrics = result.metrics()
+    assert metrics and {m["processor"] for m in metrics} == {"joint_angles"}
+    lumbar = [m for m in metrics if m["name"] == "lumbar.flexion"]
+    assert len(lumbar) > 100 and all("ISB" in m["unit"] for m in lumbar)
+    assert {m["quality"] for m in lumbar} <= {"good", "degraded", "insufficient"}
+    assert all((m["value"] is None) == (m["quality"] == "insufficient") for m in lumbar)
+
+
+def test_the_processor_is_documented():
+    assert "ISB" in SPEC.doc and SPEC.name == "joint_angles"
