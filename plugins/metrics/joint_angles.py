@@ -12,7 +12,8 @@ Quality: a joint angle rests on two orientations, so it is as good as the worse 
 provenance is ``fused`` where either is fused. Where a segment has no value, or the two are in different
 worlds (a thigh whose heading is fused from the cameras beside a pelvis in the magnetic world: their
 headings differ by an unknown angle, which turns into every joint angle), there is no value: insufficient,
-saying why.
+saying why; so too where both are in the ``strap`` world, which is each strap's own (its heading relative to
+where it started).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ import numpy as np
 from kinefuse.configschema import Field
 from kinefuse.interfaces import ProcessorSpec
 from kinefuse.joint_angles import ANGLES, CONVENTION, joint_angles, joints_between
-from kinefuse.types import DerivedValue, MotionItem, Provenance, Quality, QualityLevel, SegmentOrientation
+from kinefuse.types import (
+    WORLD_STRAP,
+    DerivedValue,
+    MotionItem,
+    Provenance,
+    Quality,
+    QualityLevel,
+    SegmentOrientation,
+)
 
 UNIT = f"deg, {CONVENTION}"
 SCHEMA = {
@@ -75,7 +84,7 @@ def _combined(a: SegmentOrientation, b: SegmentOrientation) -> tuple[Quality, Pr
     if missing:
         why = "; ".join(f"{s.segment}: {s.quality.reason or 'no value'}" for s in missing)
         return Quality(QualityLevel.INSUFFICIENT, why), None
-    if a.world != b.world:
+    if a.world != b.world or a.world == WORLD_STRAP:  # each strap's own world: the heading it started with
         why = f"{a.segment} and {b.segment} are in different worlds ({a.world}, {b.world}): headings not comparable"
         return Quality(QualityLevel.INSUFFICIENT, why), None
     worse = max((a, b), key=lambda s: _SEVERITY[s.quality.level])

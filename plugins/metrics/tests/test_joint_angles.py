@@ -64,6 +64,8 @@ def test_a_joint_is_as_good_as_its_worse_segment_and_has_no_value_across_worlds(
     apart = knee(_segment("left_thigh", still), _segment("left_shank", still, world="magnetic"))
     assert apart.value is None and apart.quality.level is QualityLevel.INSUFFICIENT
     assert "different worlds (cameras, magnetic)" in apart.quality.reason
+    own = knee(_segment("left_thigh", still, world="strap"), _segment("left_shank", still, world="strap"))
+    assert own.value is None and "different worlds (strap, strap)" in own.quality.reason
     missing = knee(_segment("left_thigh", None, reason="no samples"), _segment("left_shank", still))
     assert missing.value is None and missing.quality.reason == "left_thigh: no samples"
     # another processor's items, or the other revision, are not read
