@@ -39,9 +39,11 @@ def _float64(x: np.ndarray) -> np.ndarray:
 
 
 def replay_live(processor: MotionStream, added: list[DeviceAdded], inputs: list) -> list[MotionItem]:
-    """Every item the processor publishes for these declarations and batches, then at its flush, as the
-    agent calls it (kinefuse.agent: device_added, process per batch in arrival order, flush at stop)."""
+    """Every motion item the processor publishes for these declarations and batches, then at its flush, as
+    the agent calls it (kinefuse.agent: device_added, process per batch in arrival order, flush at stop).
+    Its events (camera offsets, calibration drift, person association) are left out: the live session
+    stored them already, and the events table has no place for an analysis's own."""
     for declaration in added:
         processor.device_added(declaration)
-    items = [item for batch in inputs for item in processor.process(batch)]
-    return items + processor.flush()
+    items = [item for batch in inputs for item in processor.process(batch)] + processor.flush()
+    return [item for item in items if isinstance(item, MotionItem)]

@@ -66,6 +66,8 @@ def test_each_camera_follows_the_person_the_others_see(kinefuse_pipeline, sessio
 
     offline = analyze(result.db_path, 1, mode="offline")
     assert len(offline.settings["found"]["person_association"]) >= 3
+    analyze(result.db_path, 1, mode="live")  # replays the frames through the same processor
+    assert len(result.events("person_association")) == len(events)  # the live session's, not stored twice
     for device, (start, end) in (("cam0", FIRST_WRONG), ("cam2", LATER_WRONG)):
         frames = reader.keypoint_frames(result.db_path, device_id=device)
         t = (frames["time_ns"] - zero) / 1e9
