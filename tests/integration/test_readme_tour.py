@@ -48,7 +48,9 @@ def test_the_readme_tour_while_running_and_after(tmp_path):
 
         metrics = json_lines(kinefuse(tmp_path, "tail", "--kind", "metric", "--count", "3").stdout)
         assert len(metrics) == 3 and all(m["type"] == "metric" for m in metrics)
-        for metric in metrics:  # a strap's inclination or heading, or a joint angle, with quality and provenance
+        for (
+            metric
+        ) in metrics:  # a strap's inclination or heading, or a joint angle, with quality and provenance
             assert metric["device"] in DEVICES or metric["processor"] == "joint_angles"
             assert metric["quality"] in ("good", "degraded", "insufficient")
             assert (metric["value"] is None) == (metric["quality"] == "insufficient")
