@@ -69,3 +69,36 @@ def joint_angles(joint: str, parent: np.ndarray, child: np.ndarray) -> np.ndarra
         np.atleast_2d(child)[:, to_scipy]
     )
     return np.degrees(relative.as_euler("YXZ")) / np.array(JOINT_SIGNS[joint])
+
+
+def angles_of_frames(joint: str, parent: np.ndarray, child: np.ndarray) -> np.ndarray:
+    """``joint_angles`` from the two segments' rotation matrices (n, 3, 3), segment to world."""
+    relative = Rotation.from_matrix(parent).inv() * Rotation.from_matrix(child)
+    return np.degrees(relative.as_euler("YXZ")) / np.array(JOINT_SIGNS[joint])
+
+
+def keypoint_frames(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Segment frames (n, 3, 3) built from 3D joint positions (name -> (n, 3), world with z up): the pelvis
+    from its hips (its y, to the left) and the shoulders' midpoint (its z, up), each thigh along knee -> hip
+    and each shank along ankle -> knee (their z), their y the pelvis's made square to it. A thigh's or shank's
+    turn about its own long axis is therefore not seen (no keypoint marks it): only flexion and adduction of
+    the hip and knee mean anything from these frames (``KEYPOINT_ANGLES``). NaN where a point is."""
+    hips = (points["left_hip"] + points["right_hip"]) / 2.0
+    shoulders = (points["left_shoulder"] + points["right_shoulder"]) / 2.0
+    pelvis = _frame(shoulders - hips, points["left_hip"] - points["right_hip"])
+    frames = {"pelvis": pelvis}
+    for side in ("left", "right"):
+        frames[f"{side}_thigh"] = _frame(points[f"{side}_hip"] - points[f"{side}_knee"], pelvis[..., 1])
+        frames[f"{side}_shank"] = _frame(points[f"{side}_knee"] - points[f"{side}_ankle"], pelvis[..., 1])
+    return frames
+
+
+KEYPOINT_ANGLES = ("flexion", "adduction")  # what keypoint frames show (``keypoint_frames``)
+
+
+def _frame(up: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """The frame (n, 3, 3) whose z is ``up`` and whose y is ``left`` made square to it; columns x, y, z."""
+    z = up / np.linalg.norm(up, axis=-1, keepdims=True)
+    y = left - np.sum(left * z, axis=-1, keepdims=True) * z
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    return np.stack([np.cross(y, z), y, z], axis=-1)

@@ -1,19 +1,25 @@
-"""Processor ``joint_angles``: each joint's three ISB angles from the motion stream's segment orientations.
+"""Processor ``joint_angles``: each joint's ISB angles from the motion stream, from the segments' orientations
+(``source = "segments"``: the straps, fused) or from the triangulated 3D keypoints (``"keypoints"``).
 
 It observes the items of the ``motion`` processor listed before it in the config (``[[processors]]`` order)
 and, for each motion item of ``revision`` (0: as first published; 1: the fixed-lag smoothed revision, which
-the stream makes only where a camera's keypoints are smoothed with a lag), gives
-every joint whose two segments the item has (kinefuse.joint_angles: hip from pelvis and thigh, knee from
-thigh and shank, ankle from shank and foot, lumbar from pelvis and trunk, shoulder and elbow from the arm
-segments) as three metrics named ``<joint>.flexion``, ``.adduction`` and ``.rotation``, in degrees, each
-saying the convention (kinefuse.joint_angles.CONVENTION) in its unit, at the item's time.
+the stream makes only where a camera's keypoints are smoothed with a lag), gives each joint's angles as
+metrics named ``<joint>.flexion``, ``.adduction`` and ``.rotation`` in degrees, the convention
+(kinefuse.joint_angles.CONVENTION) in their unit, at the item's time.
 
-Quality: a joint angle rests on two orientations, so it is as good as the worse of them, with both reasons;
+From segments: every joint whose two segments the item has (hip from pelvis and thigh, knee from thigh and
+shank, ankle from shank and foot, lumbar from pelvis and trunk, shoulder and elbow from the arm segments).
+A joint angle rests on two orientations, so it is as good as the worse of them, with both reasons;
 provenance is ``fused`` where either is fused. Where a segment has no value, or the two are in different
 worlds (a thigh whose heading is fused from the cameras beside a pelvis in the magnetic world: their
 headings differ by an unknown angle, which turns into every joint angle), there is no value: insufficient,
 saying why; so too where both are in the ``strap`` world, which is each strap's own (its heading relative to
 where it started).
+
+From keypoints: the hips' and knees' flexion and adduction only, from segment frames built on the 3D hips,
+shoulders, knees and ankles (kinefuse.joint_angles.keypoint_frames: no keypoint shows a thigh's or shank's
+turn about its long axis, so no rotation is given). Each is as good as the worst keypoint it rests on
+(missing, filled, a view left out, a bone off its length), the reasons kept.
 """
 
 from __future__ import annotations
@@ -22,8 +28,18 @@ import numpy as np
 
 from kinefuse.configschema import Field
 from kinefuse.interfaces import ProcessorSpec
-from kinefuse.joint_angles import ANGLES, CONVENTION, joint_angles, joints_between
+from kinefuse.joint_angles import (
+    ANGLES,
+    CONVENTION,
+    KEYPOINT_ANGLES,
+    angles_of_frames,
+    joint_angles,
+    joints_between,
+    keypoint_frames,
+)
+from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.types import (
+    TRIANGULATED_VIEW,
     WORLD_STRAP,
     DerivedValue,
     MotionItem,
@@ -39,12 +55,35 @@ SCHEMA = {
         int, 0, "motion items read: 0 as first published, 1 their fixed-lag smoothed revision", min=0, max=1
     ),
     "motion": Field(str, "motion", "the id of the motion processor whose items are read"),
+    "source": Field(
+        str,
+        "segments",
+        "what the angles rest on: segments (straps) or keypoints (the 3D view)",
+        choices=("segments", "keypoints"),
+    ),
+    "max_tolerance_deg": Field(
+        float,
+        5.0,
+        "keypoints: an angle its keypoints' tolerances allow more error than this is degraded",
+        min=0.1,
+        max=180.0,
+    ),  # fmt: skip
 }
+# the 3D keypoints each keypoint-made segment frame rests on (kinefuse.joint_angles.keypoint_frames)
+_FRAME_POINTS = {"pelvis": ("left_hip", "right_hip", "left_shoulder", "right_shoulder")}
+for _side in ("left", "right"):
+    _FRAME_POINTS[f"{_side}_thigh"] = (*_FRAME_POINTS["pelvis"], f"{_side}_knee")
+    _FRAME_POINTS[f"{_side}_shank"] = (*_FRAME_POINTS["pelvis"], f"{_side}_knee", f"{_side}_ankle")
+_KEYPOINT_JOINTS = {f"{side}_{joint}": (parent.replace("*", side), f"{side}_{child}")
+                    for side in ("left", "right")
+                    for joint, parent, child in (("hip", "pelvis", "thigh"), ("knee", "*_thigh", "shank"))}  # fmt: skip
 
 
 class JointAngles:
     def __init__(self, options: dict, processor_id: str):
         self.processor_id, self.revision, self.motion = processor_id, options["revision"], options["motion"]
+        self.angles = self._segment_angles if options["source"] == "segments" else self._keypoint_angles
+        self.max_tolerance_deg = options["max_tolerance_deg"]
 
     def process(self, batch) -> list:
         return []  # it reads the motion stream (observe), not the raw batches
@@ -57,13 +96,13 @@ class JointAngles:
                 and item.processor == self.motion
                 and item.revision == self.revision
             ):
-                out.extend(self._angles(item))
+                out.extend(self.angles(item))
         return out
 
     def flush(self) -> list:
         return []
 
-    def _angles(self, item: MotionItem) -> list[DerivedValue]:
+    def _segment_angles(self, item: MotionItem) -> list[DerivedValue]:
         segments = {s.segment: s for s in item.segments}
         out = []
         for joint, (parent, child) in joints_between(segments).items():
@@ -72,10 +111,41 @@ class JointAngles:
             values = [None] * 3
             if provenance is not None:
                 values = joint_angles(joint, np.array(a.quaternion), np.array(b.quaternion))[0].tolist()
-            out.extend(DerivedValue(f"{joint}.{angle}", item.time_ns, value, UNIT, provenance or Provenance.MEASURED,
-                                    quality, self.processor_id, None, self.processor_id)
-                       for angle, value in zip(ANGLES, values, strict=True))  # fmt: skip
+            out.extend(self._values(item, joint, ANGLES, values, quality, provenance))
         return out
+
+    def _keypoint_angles(self, item: MotionItem) -> list[DerivedValue]:
+        view = next((v for v in item.keypoints if v.view == TRIANGULATED_VIEW), None)
+        names = KEYPOINT_NAMES.get(view.keypoint_set, ()) if view is not None else ()
+        if not set(_FRAME_POINTS["left_shank"] + _FRAME_POINTS["right_shank"]) <= set(names):
+            return []  # no 3D view here, or one without hips, knees and ankles
+        points = {name: view.position[None, names.index(name)] for name in names}
+        frames = keypoint_frames(points)
+        out = []
+        for joint, (parent, child) in _KEYPOINT_JOINTS.items():
+            quality, provenance = _seen(view, [names.index(n) for n in _FRAME_POINTS[child]])
+            values = [None] * len(KEYPOINT_ANGLES)
+            if provenance is not None:
+                quality = self._within(quality, _angle_tolerance_deg(view, names, parent, child))
+                values = angles_of_frames(joint, frames[parent], frames[child])[
+                    0, : len(KEYPOINT_ANGLES)
+                ].tolist()
+            out.extend(self._values(item, joint, KEYPOINT_ANGLES, values, quality, provenance))
+        return out
+
+    def _within(self, quality: Quality, tolerance_deg: float) -> Quality:
+        """A good keypoint angle whose keypoints' tolerances allow it to be off by more than
+        ``max_tolerance_deg`` is degraded, saying by how much."""
+        if quality.level is not QualityLevel.GOOD or tolerance_deg <= self.max_tolerance_deg:
+            return quality
+        shown = "unknown" if not np.isfinite(tolerance_deg) else f"{tolerance_deg:.0f} deg"
+        return Quality(QualityLevel.DEGRADED, f"the 3D keypoints' tolerances allow {shown} "
+                                              f"(more than {self.max_tolerance_deg:g} deg)")  # fmt: skip
+
+    def _values(self, item, joint, angles, values, quality, provenance) -> list[DerivedValue]:
+        return [DerivedValue(f"{joint}.{angle}", item.time_ns, value, UNIT, provenance or Provenance.MEASURED,
+                             quality, self.processor_id, None, self.processor_id)
+                for angle, value in zip(angles, values, strict=True)]  # fmt: skip
 
 
 def _combined(a: SegmentOrientation, b: SegmentOrientation) -> tuple[Quality, Provenance | None]:
@@ -93,6 +163,37 @@ def _combined(a: SegmentOrientation, b: SegmentOrientation) -> tuple[Quality, Pr
     return Quality(worse.quality.level, reasons), Provenance.FUSED if fused else a.provenance
 
 
+def _angle_tolerance_deg(view, names, parent: str, child: str) -> float:
+    """How far (deg) the angle between two keypoint-made frames may be off, from the 3D keypoints' stated
+    tolerances: each frame's defining line (a thigh's hip to knee; the pelvis's hip to hip) turns by at most
+    the sum of its ends' tolerances over its length, and the two frames' turns add in quadrature. NaN where
+    a tolerance is unknown."""
+
+    def turn(a: str, b: str) -> float:
+        i, j = names.index(a), names.index(b)
+        length = float(np.linalg.norm(view.position[i] - view.position[j]))
+        return (view.tolerance[i] + view.tolerance[j]) / length if view.tolerance is not None else np.nan
+
+    side = child.split("_")[0]
+    lines = {"pelvis": ("left_hip", "right_hip"), f"{side}_thigh": (f"{side}_hip", f"{side}_knee"),
+             f"{side}_shank": (f"{side}_knee", f"{side}_ankle")}  # fmt: skip
+    return float(np.degrees(np.hypot(turn(*lines[parent]), turn(*lines[child]))))
+
+
+def _seen(view, keypoints: list[int]) -> tuple[Quality, Provenance | None]:
+    """A keypoint-made angle's quality: the worst of the keypoints it rests on, their distinct reasons kept;
+    its provenance the worst of theirs (None: no value)."""
+    qualities = [view.quality(k) for k in keypoints]
+    worst = max(qualities, key=lambda q: _SEVERITY[q.level])
+    if worst.level is QualityLevel.INSUFFICIENT:
+        return Quality(QualityLevel.INSUFFICIENT, "3D keypoints missing: " + worst.reason), None
+    reasons = "; ".join(dict.fromkeys(q.reason for q in qualities if q.reason))
+    provenances = {view.provenance(k) for k in keypoints}
+    provenance = next((p for p in _PROVENANCE_ORDER if p in provenances), Provenance.MEASURED)
+    return Quality(worst.level, reasons), provenance
+
+
 _SEVERITY = {QualityLevel.GOOD: 0, QualityLevel.DEGRADED: 1, QualityLevel.INSUFFICIENT: 2}
+_PROVENANCE_ORDER = (Provenance.EXTRAPOLATED, Provenance.FILLED, Provenance.FUSED, Provenance.MEASURED)
 
 SPEC = ProcessorSpec("joint_angles", JointAngles, SCHEMA, __doc__.strip())

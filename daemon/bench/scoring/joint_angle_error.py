@@ -1,11 +1,12 @@
 """Scoring the ``joint_angles`` metrics on the synthetic athlete: each joint whose two segments carry straps,
-its three ISB angles (kinefuse.joint_angles) as the daemon stored them against the simulator's true joint
-angles (kinefuse.sim.body.Body.joint_angles, built on the same definitions), at the metrics' times.
+its three ISB angles (kinefuse.joint_angles) as the daemon stored them, and the hips' and knees' flexion and
+adduction from the 3D keypoints, against the simulator's true joint angles (kinefuse.sim.body.Body.joint_angles,
+built on the same definitions), at the metrics' times.
 
 Scored: every value from ``WARMUP_S`` on; the note gives the share of each quality level and the error of the
 values reported good alone. Times: a metric's time is its motion item's (aligned host time); the
-true angles are taken at that time less the parent strap's aligned-time offset (its link's latency floor,
-the median of aligned time minus true sample time), as the segment scoring does.
+true angles are taken at that time less the first strap's (or, without straps, the first camera's)
+aligned-time offset, as the segment scoring does.
 """
 
 from __future__ import annotations
@@ -13,54 +14,73 @@ from __future__ import annotations
 import numpy as np
 
 from kinefuse.bench import make_row
-from kinefuse.joint_angles import ANGLES, joints_between
+from kinefuse.joint_angles import ANGLES, KEYPOINT_ANGLES, joints_between
 
 WARMUP_S = 10.0
-PROCESSOR = "joint_angles"  # the processor id the accuracy runs give it
+# the processor ids the accuracy runs give the two joint_angles processors (segment_error.processors)
+SEGMENTS_PROCESSOR, KEYPOINTS_PROCESSOR = "joint_angles", "joint_angles_keypoints"
 
 
 def joint_angle_rows(name: str, simulation, db) -> list[dict]:
+    """Rows of both joint_angles processors the accuracy runs have: from the straps' segments and from the
+    3D keypoints."""
     straps = {d.segment: d for d in simulation.imus}
+    from_straps = {joint: ANGLES for joint in joints_between(straps)}
+    from_keypoints = {
+        f"{side}_{joint}": KEYPOINT_ANGLES for side in ("left", "right") for joint in ("hip", "knee")
+    }
+    clock = simulation.imus[0] if simulation.imus else simulation.cameras[0] if simulation.cameras else None
+    if clock is None:
+        return []
+    return [*_rows(name, simulation, db, clock, SEGMENTS_PROCESSOR, from_straps, "from straps"),
+            *_rows(name, simulation, db, clock, KEYPOINTS_PROCESSOR, from_keypoints, "from 3D keypoints")]  # fmt: skip
+
+
+def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: str) -> list[dict]:
     rows = []
-    for joint, (parent, _) in joints_between(straps).items():
-        times, values, levels = _stored(db, joint)
+    for joint, angles in joints.items():
+        times, values, levels = _stored(db, processor, joint, angles)
         if not len(times):
             continue
-        sim_t = _sim_time(simulation, db, straps[parent], times)
+        sim_t = _sim_time(db, clock, times)
         truth = simulation.body.joint_angles(sim_t)[joint]
         after = sim_t >= WARMUP_S
         valued = after & np.isfinite(values).all(axis=1)
         good = valued & (levels == "good")
-        share = ", ".join(
-            f"{np.mean(levels[after] == level):.0%} {level}" for level in ("good", "degraded", "insufficient")
-        )
-        for i, angle in enumerate(ANGLES):
+        share = ", ".join(f"{np.mean(levels[after] == level):.0%} {level}"
+                          for level in ("good", "degraded", "insufficient"))  # fmt: skip
+        for i, angle in enumerate(angles):
             error = values[:, i] - truth[:, i]
             note = (f"{int(valued.sum())} values after {WARMUP_S:.0f} s ({share}); over the good ones only: "
-                    f"{_fmt(_rms(error[good]))} deg; ISB joint coordinate system, the joint_angles metric")  # fmt: skip
-            rows.append(make_row(name, f"{joint.replace('_', ' ')} {angle} RMSE (from straps)", "deg",
+                    f"{_fmt(_rms(error[good]))} deg; ISB joint coordinate system, the {processor} metric")  # fmt: skip
+            rows.append(make_row(name, f"{joint.replace('_', ' ')} {angle} RMSE ({what})", "deg",
                                  _rms(error[valued]), "lower", note=note))  # fmt: skip
     return rows
 
 
-def _stored(db, joint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The joint's stored angles: item times (ns), values (n, 3) in degrees (NaN where none), and their
-    quality level (the flexion's; the three share theirs)."""
+def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The joint's stored angles: item times (ns), values (n, len(angles)) in degrees (NaN where none), and
+    their quality level (the first angle's; they share theirs)."""
     columns = {angle: list(db.query("SELECT time_ns, value, quality FROM metrics WHERE processor = ? AND name = ? "
-                                    "ORDER BY time_ns", [PROCESSOR, f"{joint}.{angle}"]))
-               for angle in ANGLES}  # fmt: skip
-    times = np.array([r["time_ns"] for r in columns[ANGLES[0]]], dtype=np.int64)
-    values = np.array([[np.nan if r["value"] is None else r["value"] for r in columns[a]] for a in ANGLES]).T
-    levels = np.array([r["quality"] for r in columns[ANGLES[0]]])
-    return times, values.reshape(len(times), 3), levels
+                                    "ORDER BY time_ns", [processor, f"{joint}.{angle}"]))
+               for angle in angles}  # fmt: skip
+    first = columns[angles[0]]
+    times = np.array([r["time_ns"] for r in first], dtype=np.int64)
+    values = np.array([[np.nan if r["value"] is None else r["value"] for r in columns[a]] for a in angles]).T
+    return times, values.reshape(len(times), len(angles)), np.array([r["quality"] for r in first])
 
 
-def _sim_time(simulation, db, strap, time_ns: np.ndarray) -> np.ndarray:
+def _sim_time(db, device, time_ns: np.ndarray) -> np.ndarray:
+    """Item times (ns) as the simulation's true time: less the device's aligned-time offset (its link's
+    latency floor, the median of aligned time minus true sample time)."""
     from kinefuse.storage import reader
 
-    zero_ns = reader.device_meta(db, strap.name)["sim_time_zero_ns"]
-    samples = reader.imu_samples(db, device_id=strap.name)
-    offset = np.median((np.asarray(samples["time_ns"]) - zero_ns) / 1e9 - samples["seq"] / strap.rate_hz)
+    zero_ns = reader.device_meta(db, device.name)["sim_time_zero_ns"]
+    rate = getattr(device, "rate_hz", None) or device.fps
+    stored = (reader.imu_samples if hasattr(device, "rate_hz") else reader.keypoint_frames)(
+        db, device_id=device.name
+    )
+    offset = np.median((np.asarray(stored["time_ns"]) - zero_ns) / 1e9 - stored["seq"] / rate)
     return (time_ns - zero_ns) / 1e9 - offset
 
 

@@ -97,11 +97,19 @@ async def _run(path: Path, folder: Path, seed: int | None, options: dict | None 
 
 def processors(options: dict | None = None) -> list[dict]:
     """The fused motion stream and an IMU-only one on the same data (``options``: more of their keys), and the
-    joint angles of the fused one (the ``joint_angles`` metrics, scoring.joint_angle_error)."""
+    joint angles of the fused one from its segments and from its 3D keypoints (the ``joint_angles`` metrics,
+    scoring.joint_angle_error)."""
     return [
         {"id": _FUSED, "type": "motion", **(options or {})},
         {"id": _IMU, "type": "motion", **(options or {}), "video_fusion": False},
         {"id": "joint_angles", "type": "joint_angles", "motion": _FUSED, "revision": 1},
+        {
+            "id": "joint_angles_keypoints",
+            "type": "joint_angles",
+            "motion": _FUSED,
+            "revision": 1,
+            "source": "keypoints",
+        },
     ]
 
 

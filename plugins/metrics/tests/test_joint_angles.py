@@ -1,17 +1,33 @@
 """The joint_angles processor: on the synthetic athlete's true segment orientations it gives the true joint
-angles; a joint's quality is its worse segment's, and there is no value where a segment has none or the two
-are in different worlds; in the daemon it reads the motion processor listed before it, and only that."""
+angles, and on its true 3D joints the true knee flexion; a joint's quality is its worse segment's (or worst
+keypoint's), and there is no value where a segment has none or the two are in different worlds; in the
+daemon it reads the motion processor listed before it, and only that."""
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from kinefuse.keypoints import COCO_17
 from kinefuse.sim.body import Body, BodyShape
 from kinefuse.sim.motions import make_motion
-from kinefuse.types import MotionItem, Provenance, Quality, QualityLevel, SegmentOrientation
+from kinefuse.types import (
+    TRIANGULATED_VIEW,
+    KeypointStatus,
+    KeypointView,
+    MotionItem,
+    Provenance,
+    Quality,
+    QualityLevel,
+    SegmentOrientation,
+)
 from kinefuse_plugins.metrics.joint_angles import SPEC, JointAngles
 
-OPTIONS = {"revision": 1, "motion": "motion"}  # the smoothed items (the daemon test reads the default, 0)
+OPTIONS = {
+    "revision": 1,
+    "motion": "motion",
+    "source": "segments",
+    "max_tolerance_deg": 5.0,
+}  # the smoothed items (the daemon test: 0)
 LEGS = ("pelvis", "left_thigh", "left_shank", "left_foot", "right_thigh", "right_shank", "right_foot")
 
 
@@ -113,3 +129,46 @@ def test_in_the_daemon_it_reads_the_motion_processor_listed_before_it(kinefuse_p
 
 def test_the_processor_is_documented():
     assert "ISB" in SPEC.doc and SPEC.name == "joint_angles"
+
+
+def _view(points: np.ndarray, status: np.ndarray, tolerance_m: float = 0.001) -> KeypointView:
+    n = len(points)
+    return KeypointView(
+        TRIANGULATED_VIEW, "", "COCO-17", "m", points, np.zeros(n), status, np.full(n, tolerance_m)
+    )
+
+
+def test_from_the_true_3d_joints_the_knee_flexion_is_the_true_one_and_rotation_is_not_claimed():
+    shape = BodyShape(1.75)
+    body = Body(shape, make_motion("walk", shape=shape))
+    t = np.linspace(1.0, 3.0, 25)
+    marks, truth = body.landmarks(t), body.joint_angles(t)
+    processor = JointAngles({**OPTIONS, "source": "keypoints"}, "joint_angles")
+    for j in range(len(t)):
+        points = np.array([marks[n][j] if n in marks else [np.nan] * 3 for n in COCO_17])
+        status = np.where(np.isfinite(points).all(axis=1), KeypointStatus.MEASURED, KeypointStatus.MISSING)
+        got = _values(processor.observe([MotionItem(j, 30.0, (), (_view(points, status),), "motion", 1)]))
+        assert set(got) == {f"{s}_{joint}.{a}" for s in ("left", "right") for joint in ("hip", "knee")
+                            for a in ("flexion", "adduction")}  # fmt: skip
+        for side in ("left", "right"):
+            # within 0.01 deg: the frames' medio-lateral axes are the pelvis's, not each segment's own
+            assert got[f"{side}_knee.flexion"].value == pytest.approx(truth[f"{side}_knee"][j, 0], abs=0.01)
+            assert got[f"{side}_knee.flexion"].quality.level is QualityLevel.GOOD
+
+
+def test_a_keypoint_angle_is_as_good_as_its_worst_keypoint():
+    points = np.array([[0.0, 0.0, 1.5]] * 17) + np.arange(17)[:, None] * [0.01, 0.02, -0.05]
+    status = np.full(17, KeypointStatus.MEASURED, dtype=np.int8)
+    status[COCO_17.index("left_ankle")] = KeypointStatus.FILLED
+    status[COCO_17.index("right_knee")] = KeypointStatus.MISSING
+    processor = JointAngles({**OPTIONS, "source": "keypoints"}, "joint_angles")
+    got = _values(processor.observe([MotionItem(0, 30.0, (), (_view(points, status),), "motion", 1)]))
+    assert got["left_hip.flexion"].quality.level is QualityLevel.GOOD
+    assert got["left_knee.flexion"].quality.level is QualityLevel.DEGRADED
+    assert got["left_knee.flexion"].provenance is Provenance.FILLED
+    assert got["right_knee.flexion"].value is None and got["right_hip.adduction"].value is None
+    assert got["right_knee.flexion"].quality.reason.startswith("3D keypoints missing")
+    # keypoints within 5 cm of lines a few cm long here: the angle may be off by far more than 5 deg
+    loose = _view(points, np.full(17, KeypointStatus.MEASURED, dtype=np.int8), tolerance_m=0.05)
+    hip = _values(processor.observe([MotionItem(0, 30.0, (), (loose,), "motion", 1)]))["left_hip.flexion"]
+    assert hip.quality.level is QualityLevel.DEGRADED and "tolerances allow" in hip.quality.reason
