@@ -41,6 +41,7 @@ SUITE = (
     "walk.toml",
     "walk_asymmetric.toml",
     "walk_fusion.toml",
+    "walk_four_cameras.toml",
     "run.toml",
     "squat.toml",
     "drop_landing.toml",
