@@ -139,6 +139,7 @@ def _metric(value: DerivedValue) -> list[dict]:
             "provenance": value.provenance.value,
             "quality": value.quality.level.value,
             "quality_reason": value.quality.reason,
+            "tolerance": value.tolerance,
         }
     ]
 

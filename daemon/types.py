@@ -272,7 +272,9 @@ def _check_people(batch: KeypointBatch, where: str) -> None:
 class DerivedValue:
     """A value a processor computed, with where it came from and whether it can be used.
 
-    ``value`` is None exactly when quality is INSUFFICIENT: then ``quality.reason`` says why.
+    ``value`` is None exactly when quality is INSUFFICIENT: then ``quality.reason`` says why. ``tolerance``,
+    in the value's unit: how far from the truth it claims to be (twice its standard deviation, as a motion
+    item's); None where it makes no such claim.
     """
 
     name: str
@@ -284,6 +286,7 @@ class DerivedValue:
     source_id: str
     device_id: str | None = None
     processor: str = ""
+    tolerance: float | None = None
 
     def __post_init__(self) -> None:
         insufficient = self.quality.level is QualityLevel.INSUFFICIENT

@@ -224,6 +224,12 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db["keypoint_frames"].add_column("other_ids", _BLOB)
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """A metric's tolerance (kinefuse.types.DerivedValue.tolerance): how far from the truth it claims to be,
+    in its unit; NULL where it claims nothing."""
+    db["metrics"].add_column("tolerance", float)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -234,6 +240,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_7,
     _migration_8,
     _migration_9,
+    _migration_10,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

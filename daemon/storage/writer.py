@@ -65,6 +65,7 @@ COLUMNS = {
         "quality",
         "reason",
         "processor",
+        "tolerance",
     ),
     "events": (
         "session_id",
@@ -333,6 +334,7 @@ class SqliteSink:
                 str(value.quality.level),
                 value.quality.reason,
                 value.processor,
+                value.tolerance,
             )
         )
         self._pending_rows += 1

@@ -10,7 +10,8 @@ metrics named ``<joint>.flexion``, ``.adduction`` and ``.rotation`` in degrees, 
 From segments: every joint whose two segments the item has (hip from pelvis and thigh, knee from thigh and
 shank, ankle from shank and foot, lumbar from pelvis and trunk, shoulder and elbow from the arm segments).
 A joint angle rests on two orientations, so it is as good as the worse of them, with both reasons;
-provenance is ``fused`` where either is fused. Where a segment has no value, or the two are in different
+provenance is ``fused`` where either is fused; its tolerance is theirs added in quadrature (none where
+either states none). Where a segment has no value, or the two are in different
 worlds (a thigh whose heading is fused from the cameras beside a pelvis in the magnetic world: their
 headings differ by an unknown angle, which turns into every joint angle), there is no value: insufficient,
 saying why; so too where both are in the ``strap`` world, which is each strap's own (its heading relative to
@@ -19,7 +20,9 @@ where it started).
 From keypoints: the hips' and knees' flexion and adduction only, from segment frames built on the 3D hips,
 shoulders, knees and ankles (kinefuse.joint_angles.keypoint_frames: no keypoint shows a thigh's or shank's
 turn about its long axis, so no rotation is given). Each is as good as the worst keypoint it rests on
-(missing, filled, a view left out, a bone off its length), the reasons kept.
+(missing, filled, a view left out, a bone off its length), the reasons kept; its tolerance is what the
+keypoints' stated tolerances allow (``_angle_tolerance_deg``), and past ``max_tolerance_deg`` it is
+degraded.
 """
 
 from __future__ import annotations
@@ -108,10 +111,12 @@ class JointAngles:
         for joint, (parent, child) in joints_between(segments).items():
             a, b = segments[parent], segments[child]
             quality, provenance = _combined(a, b)
-            values = [None] * 3
+            values, tolerance = [None] * 3, None
             if provenance is not None:
                 values = joint_angles(joint, np.array(a.quaternion), np.array(b.quaternion))[0].tolist()
-            out.extend(self._values(item, joint, ANGLES, values, quality, provenance))
+                if a.tolerance_deg is not None and b.tolerance_deg is not None:
+                    tolerance = float(np.hypot(a.tolerance_deg, b.tolerance_deg))
+            out.extend(self._values(item, joint, ANGLES, values, quality, provenance, tolerance))
         return out
 
     def _keypoint_angles(self, item: MotionItem) -> list[DerivedValue]:
@@ -124,13 +129,15 @@ class JointAngles:
         out = []
         for joint, (parent, child) in _KEYPOINT_JOINTS.items():
             quality, provenance = _seen(view, [names.index(n) for n in _FRAME_POINTS[child]])
-            values = [None] * len(KEYPOINT_ANGLES)
+            values, tolerance = [None] * len(KEYPOINT_ANGLES), None
             if provenance is not None:
-                quality = self._within(quality, _angle_tolerance_deg(view, names, parent, child))
+                tolerance = _angle_tolerance_deg(view, names, parent, child)
+                quality = self._within(quality, tolerance)
                 values = angles_of_frames(joint, frames[parent], frames[child])[
                     0, : len(KEYPOINT_ANGLES)
                 ].tolist()
-            out.extend(self._values(item, joint, KEYPOINT_ANGLES, values, quality, provenance))
+            tolerance = tolerance if tolerance is not None and np.isfinite(tolerance) else None
+            out.extend(self._values(item, joint, KEYPOINT_ANGLES, values, quality, provenance, tolerance))
         return out
 
     def _within(self, quality: Quality, tolerance_deg: float) -> Quality:
@@ -142,9 +149,9 @@ class JointAngles:
         return Quality(QualityLevel.DEGRADED, f"the 3D keypoints' tolerances allow {shown} "
                                               f"(more than {self.max_tolerance_deg:g} deg)")  # fmt: skip
 
-    def _values(self, item, joint, angles, values, quality, provenance) -> list[DerivedValue]:
+    def _values(self, item, joint, angles, values, quality, provenance, tolerance) -> list[DerivedValue]:
         return [DerivedValue(f"{joint}.{angle}", item.time_ns, value, UNIT, provenance or Provenance.MEASURED,
-                             quality, self.processor_id, None, self.processor_id)
+                             quality, self.processor_id, None, self.processor_id, tolerance)
                 for angle, value in zip(angles, values, strict=True)]  # fmt: skip
 
 

@@ -62,7 +62,9 @@ def test_the_readme_tour_while_running_and_after(tmp_path):
         assert set(item["segments"]) == set(SEGMENTS) and set(item["keypoints"]) - {"3d"} == {"cam0", "cam1"}
         for segment in item["segments"].values():  # every value says what it is
             assert (segment["quaternion"] is None) == (segment["quality"] == "insufficient")
-            assert segment["quality"] != "good" and segment["quality_reason"]
+            # good once its mounting is calibrated (about 13 s in: a slow machine gets there within the
+            # tour), and until then degraded with the reason
+            assert segment["quality"] == "good" or segment["quality_reason"]
         keypoints = item["keypoints"]["cam0"]
         for position, provenance in zip(keypoints["position"], keypoints["provenance"], strict=True):
             assert (provenance is None) == (position == [None, None])

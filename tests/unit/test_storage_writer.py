@@ -95,6 +95,7 @@ def test_round_trip_of_every_item_kind(tmp_path):
         "strap",
         "imu0",
         "steps",
+        2.5,
     )
     missing = DerivedValue(
         "stride",
@@ -162,10 +163,12 @@ def test_round_trip_of_every_item_kind(tmp_path):
     assert [int(b["track_id"][0]) for b in stored] == [3, 3, -1, 3]
 
     db = sqlite_utils.Database(path)
-    metrics = list(db.query("SELECT name, value, unit, provenance, quality, reason, device_ref FROM metrics"))
-    assert [(m["name"], m["value"], m["quality"], m["reason"]) for m in metrics] == [
-        ("cadence", 171.5, "good", ""),
-        ("stride", None, "insufficient", "gap"),
+    metrics = list(
+        db.query("SELECT name, value, unit, provenance, quality, reason, device_ref, tolerance FROM metrics")
+    )
+    assert [(m["name"], m["value"], m["quality"], m["reason"], m["tolerance"]) for m in metrics] == [
+        ("cadence", 171.5, "good", "", 2.5),
+        ("stride", None, "insufficient", "gap", None),
     ]
     assert metrics[0]["device_ref"] is not None and metrics[1]["device_ref"] is None
     assert [(e["kind"], e["detail"]) for e in db.query("SELECT * FROM events")] == [("gap", '{"samples": 3}')]

@@ -78,7 +78,7 @@ def test_keypoints_are_rounded_from_float32():
     assert (row["seq"], row["t_ns"], row["provenance"], row["quality"]) == (3, 6_500, "measured", "good")
 
 
-def test_metric_carries_provenance_and_quality_reason():
+def test_metric_carries_provenance_quality_reason_and_tolerance():
     value = DerivedValue(
         name="cadence",
         time_ns=123,
@@ -103,8 +103,11 @@ def test_metric_carries_provenance_and_quality_reason():
             "provenance": "fused",
             "quality": "insufficient",
             "quality_reason": "fewer than 4 steps seen",
+            "tolerance": None,
         }
     ]
+    stated = dataclasses.replace(value, value=112.0, quality=Quality(QualityLevel.GOOD), tolerance=3.5)
+    assert streamjson.records(stated)[0]["tolerance"] == 3.5
 
 
 def test_event_and_device_records():

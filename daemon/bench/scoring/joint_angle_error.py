@@ -37,9 +37,9 @@ def joint_angle_rows(name: str, simulation, db) -> list[dict]:
 
 
 def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: str) -> list[dict]:
-    rows = []
+    rows, good_errors = [], []  # good_errors: (|error| / tolerance) of every good value stating one
     for joint, angles in joints.items():
-        times, values, levels = _stored(db, processor, joint, angles)
+        times, values, levels, tolerance = _stored(db, processor, joint, angles)
         if not len(times):
             continue
         sim_t = _sim_time(db, clock, times)
@@ -51,23 +51,40 @@ def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: 
                           for level in ("good", "degraded", "insufficient"))  # fmt: skip
         for i, angle in enumerate(angles):
             error = values[:, i] - truth[:, i]
+            stated = good & np.isfinite(tolerance)
+            good_errors.append(np.abs(error[stated]) / tolerance[stated])
             note = (f"{int(valued.sum())} values after {WARMUP_S:.0f} s ({share}); over the good ones only: "
                     f"{_fmt(_rms(error[good]))} deg; ISB joint coordinate system, the {processor} metric")  # fmt: skip
             rows.append(make_row(name, f"{joint.replace('_', ' ')} {angle} RMSE ({what})", "deg",
                                  _rms(error[valued]), "lower", note=note))  # fmt: skip
-    return rows
+    return rows + _honesty_row(name, what, processor, good_errors) if rows else rows
 
 
-def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The joint's stored angles: item times (ns), values (n, len(angles)) in degrees (NaN where none), and
-    their quality level (the first angle's; they share theirs)."""
-    columns = {angle: list(db.query("SELECT time_ns, value, quality FROM metrics WHERE processor = ? AND name = ? "
-                                    "ORDER BY time_ns", [processor, f"{joint}.{angle}"]))
+def _honesty_row(name: str, what: str, processor: str, good_errors: list) -> list[dict]:
+    """honesty: the share of good values, with a stated tolerance, whose error exceeds twice it."""
+    ratios = np.concatenate(good_errors) if good_errors else np.empty(0)
+    metric = f"honesty: good joint angles beyond twice their tolerance ({what})"
+    if not len(ratios):
+        why = f"insufficient data: no value reported good with a tolerance (the {processor} metric)"
+        return [make_row(name, metric, "share", None, "lower", note=why)]
+    return [make_row(name, metric, "share", float(np.mean(ratios > 2.0)), "lower",
+                     note=f"{len(ratios)} good values with a tolerance after {WARMUP_S:.0f} s; error over "
+                          f"tolerance p50 {np.median(ratios):.2f}, max {np.max(ratios):.2f}")]  # fmt: skip
+
+
+def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The joint's stored angles: item times (ns), values (n, len(angles)) in degrees (NaN where none), their
+    quality level and tolerance (deg, NaN where none; the first angle's: they share them)."""
+    columns = {angle: list(db.query("SELECT time_ns, value, quality, tolerance FROM metrics WHERE processor = ? "
+                                    "AND name = ? ORDER BY time_ns", [processor, f"{joint}.{angle}"]))
                for angle in angles}  # fmt: skip
     first = columns[angles[0]]
     times = np.array([r["time_ns"] for r in first], dtype=np.int64)
     values = np.array([[np.nan if r["value"] is None else r["value"] for r in columns[a]] for a in angles]).T
-    return times, values.reshape(len(times), len(angles)), np.array([r["quality"] for r in first])
+    tolerance = np.array(
+        [np.nan if r["tolerance"] is None else r["tolerance"] for r in first], dtype=np.float64
+    )
+    return times, values.reshape(len(times), len(angles)), np.array([r["quality"] for r in first]), tolerance
 
 
 def _sim_time(db, device, time_ns: np.ndarray) -> np.ndarray:

@@ -31,15 +31,14 @@ OPTIONS = {
 LEGS = ("pelvis", "left_thigh", "left_shank", "left_foot", "right_thigh", "right_shank", "right_foot")
 
 
-def _segment(
-    name, quaternion, level=QualityLevel.GOOD, reason="", world="cameras", provenance=Provenance.FUSED
-):
+def _segment(name, quaternion, level=QualityLevel.GOOD, reason="", world="cameras", provenance=Provenance.FUSED,
+             tolerance_deg=None):  # fmt: skip
     if quaternion is None:
         return SegmentOrientation(
             name, "sim", f"imu_{name}", None, None, Quality(QualityLevel.INSUFFICIENT, reason)
         )
     return SegmentOrientation(name, "sim", f"imu_{name}", tuple(quaternion), provenance, Quality(level, reason),
-                              world=world)  # fmt: skip
+                              tolerance_deg, world)  # fmt: skip
 
 
 def _values(metrics) -> dict:
@@ -77,6 +76,16 @@ def test_a_joint_is_as_good_as_its_worse_segment_and_has_no_value_across_worlds(
                     _segment("left_shank", still, provenance=Provenance.MEASURED))  # fmt: skip
     assert degraded.quality == Quality(QualityLevel.DEGRADED, "left_thigh: mounting bias")
     assert degraded.value == pytest.approx(0.0) and degraded.provenance is Provenance.FUSED
+    assert degraded.tolerance is None  # the thigh states none
+    both = knee(
+        _segment("left_thigh", still, tolerance_deg=3.0), _segment("left_shank", still, tolerance_deg=4.0)
+    )
+    assert both.tolerance == pytest.approx(5.0)
+    assert degraded.tolerance is None  # the thigh states none
+    both = knee(
+        _segment("left_thigh", still, tolerance_deg=3.0), _segment("left_shank", still, tolerance_deg=4.0)
+    )
+    assert both.tolerance == pytest.approx(5.0)
     apart = knee(_segment("left_thigh", still), _segment("left_shank", still, world="magnetic"))
     assert apart.value is None and apart.quality.level is QualityLevel.INSUFFICIENT
     assert "different worlds (cameras, magnetic)" in apart.quality.reason
@@ -172,3 +181,5 @@ def test_a_keypoint_angle_is_as_good_as_its_worst_keypoint():
     loose = _view(points, np.full(17, KeypointStatus.MEASURED, dtype=np.int8), tolerance_m=0.05)
     hip = _values(processor.observe([MotionItem(0, 30.0, (), (loose,), "motion", 1)]))["left_hip.flexion"]
     assert hip.quality.level is QualityLevel.DEGRADED and "tolerances allow" in hip.quality.reason
+    assert hip.tolerance > 5.0 and f"{hip.tolerance:.0f} deg" in hip.quality.reason
+    assert hip.tolerance > 5.0 and f"{hip.tolerance:.0f} deg" in hip.quality.reason
