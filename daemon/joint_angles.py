@@ -65,16 +65,17 @@ def joint_angles(joint: str, parent: np.ndarray, child: np.ndarray) -> np.ndarra
     """The joint's (flexion, adduction, rotation) in degrees (n, 3) from the parent's and the child's
     orientations, quaternions (n, 4) w, x, y, z turning segment coordinates into one shared world's."""
     to_scipy = [1, 2, 3, 0]  # scipy's quaternions are x, y, z, w
-    relative = Rotation.from_quat(np.atleast_2d(parent)[:, to_scipy]).inv() * Rotation.from_quat(
-        np.atleast_2d(child)[:, to_scipy]
-    )
-    return np.degrees(relative.as_euler("YXZ")) / np.array(JOINT_SIGNS[joint])
+    return _clinical(joint, *(Rotation.from_quat(np.atleast_2d(q)[:, to_scipy]) for q in (parent, child)))
 
 
 def angles_of_frames(joint: str, parent: np.ndarray, child: np.ndarray) -> np.ndarray:
     """``joint_angles`` from the two segments' rotation matrices (n, 3, 3), segment to world."""
-    relative = Rotation.from_matrix(parent).inv() * Rotation.from_matrix(child)
-    return np.degrees(relative.as_euler("YXZ")) / np.array(JOINT_SIGNS[joint])
+    return _clinical(joint, Rotation.from_matrix(parent), Rotation.from_matrix(child))
+
+
+def _clinical(joint: str, parent: Rotation, child: Rotation) -> np.ndarray:
+    """The Cardan y-x'-z'' angles of parent -> child in degrees, with the joint's clinical signs."""
+    return np.degrees((parent.inv() * child).as_euler("YXZ")) / np.array(JOINT_SIGNS[joint])
 
 
 def keypoint_frames(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

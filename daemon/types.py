@@ -206,10 +206,8 @@ def keypoint_batch(
     source_id, device_id, seq, device_time, host_ns, keypoint_set, keypoints, swap_corrected=None,
     track_id=None, others=None, other_ids=None,
 ) -> KeypointBatch:  # fmt: skip
-    """Build a KeypointBatch, converting to the dtypes the pipeline expects. ``others`` and ``other_ids``
-    come together (KeypointBatch says what they hold)."""
-    if (others is None) != (other_ids is None):
-        raise ValueError("others and other_ids come together")
+    """Build a KeypointBatch, converting to the dtypes the pipeline expects (KeypointBatch says what
+    ``others`` and ``other_ids`` hold; ``check_batch`` that they come together)."""
     return KeypointBatch(
         source_id,
         device_id,

@@ -204,7 +204,7 @@ def keypoint_frames(db: DbLike, session_id: int | None = None, device_id: str | 
     out["keypoint_set"] = np.array(columns["keypoint_set"], dtype=object)
     out["keypoints"] = unpack_rows(columns["keypoints"], (counts[0] if counts else 0, 3))
     out["swap_corrected"] = np.array(columns["swap_corrected"], dtype=bool)
-    out["track_id"] = np.array([-1 if i is None else i for i in columns["track_id"]], dtype=np.int64)
+    out["track_id"] = _track_ids(columns["track_id"])
     out["others"], out["other_ids"] = unpack_people(
         columns["others"], columns["other_ids"], counts[0] if counts else 0
     )
@@ -406,7 +406,7 @@ def _frame_batch(rows: list[tuple]) -> dict:
     others, other_ids = unpack_people([r[10] for r in rows], [r[11] for r in rows], rows[0][6])
     return {"keypoint_set": rows[0][5], "keypoints": unpack_rows([r[7] for r in rows], (rows[0][6], 3)),
             "swap_corrected": np.array([bool(r[8]) for r in rows]),
-            "track_id": np.array([-1 if r[9] is None else r[9] for r in rows], dtype=np.int64),
+            "track_id": _track_ids([r[9] for r in rows]),
             "others": others, "other_ids": other_ids}  # fmt: skip
 
 
@@ -433,3 +433,8 @@ def format_summary(report: dict) -> str:
                 unit = "frames" if device["kind"] == "camera" else "samples"
                 lines.append(f"    {device['device_id']:<18} {device['count']:>8} {unit:<7} over {span}")
     return "\n".join(lines)
+
+
+def _track_ids(stored: list) -> np.ndarray:
+    """Stored track ids as int64, NULL (no id) as -1 (kinefuse.types.KeypointBatch.track_id)."""
+    return np.array([-1 if i is None else i for i in stored], dtype=np.int64)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinefuse.bench import make_row
+from kinefuse.bench.scoring.segment_error import aligned_offset_s
 from kinefuse.joint_angles import ANGLES, KEYPOINT_ANGLES, joints_between
 
 WARMUP_S = 10.0
@@ -88,17 +89,11 @@ def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndar
 
 
 def _sim_time(db, device, time_ns: np.ndarray) -> np.ndarray:
-    """Item times (ns) as the simulation's true time: less the device's aligned-time offset (its link's
-    latency floor, the median of aligned time minus true sample time)."""
+    """Item times (ns) as the simulation's true time: less the device's aligned-time offset."""
     from kinefuse.storage import reader
 
     zero_ns = reader.device_meta(db, device.name)["sim_time_zero_ns"]
-    rate = getattr(device, "rate_hz", None) or device.fps
-    stored = (reader.imu_samples if hasattr(device, "rate_hz") else reader.keypoint_frames)(
-        db, device_id=device.name
-    )
-    offset = np.median((np.asarray(stored["time_ns"]) - zero_ns) / 1e9 - stored["seq"] / rate)
-    return (time_ns - zero_ns) / 1e9 - offset
+    return (time_ns - zero_ns) / 1e9 - aligned_offset_s(db, device, zero_ns)
 
 
 def _rms(error: np.ndarray) -> float | None:

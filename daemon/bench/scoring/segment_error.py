@@ -230,14 +230,21 @@ def _video_axis(views: dict, time_ns: np.ndarray, segment: str) -> dict:
 def _true_axis(simulation, db, strap: str, zero_ns: int, times: np.ndarray, segment: str) -> np.ndarray:
     """The segment's true long axis at each item: the item's aligned time less the strap's aligned-time
     offset (its link's latency floor, the median of aligned time minus true sample time)."""
-    from kinefuse.storage import reader
-
     device = next(d for d in simulation.imus if d.name == strap)
-    samples = reader.imu_samples(db, device_id=strap)
-    offset = np.median((np.asarray(samples["time_ns"]) - zero_ns) / 1e9 - samples["seq"] / device.rate_hz)
-    marks = simulation.body.landmarks(times - offset)
+    marks = simulation.body.landmarks(times - aligned_offset_s(db, device, zero_ns))
     start, end = SEGMENT_ENDS[segment]
     return marks[end] - marks[start]
+
+
+def aligned_offset_s(db, device, zero_ns: int) -> float:
+    """A simulated device's (IMU or camera) aligned-time offset in s: its link's latency floor, the median of
+    its stored aligned times (from the simulation's time zero, ``zero_ns``) minus its true sample times."""
+    from kinefuse.storage import reader
+
+    imu = hasattr(device, "rate_hz")
+    stored = (reader.imu_samples if imu else reader.keypoint_frames)(db, device_id=device.name)
+    rate = device.rate_hz if imu else device.fps
+    return np.median((np.asarray(stored["time_ns"]) - zero_ns) / 1e9 - stored["seq"] / rate)
 
 
 def _calibrated(rows: dict, time_ns: np.ndarray) -> np.ndarray:

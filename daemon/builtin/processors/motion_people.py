@@ -53,13 +53,37 @@ Key = tuple[str, str]
 
 
 class _Frame:
-    """One camera's people at one instant: keypoints (P, K, 3), their track ids, and its tracker's choice
-    (an index into them, or None: the tracker had nobody)."""
+    """One camera's people at one instant, read from its batch only when a judgement needs them (most frames
+    never are): keypoints (P, K, 3), their track ids, and its tracker's choice (an index into them, or None:
+    the tracker had nobody)."""
 
-    def __init__(self, time_ns: int, keypoints: np.ndarray, ids: list[int], tracker_choice: int | None,
-                 keypoint_set: str):  # fmt: skip
-        self.time_ns, self.keypoints, self.ids = time_ns, keypoints, ids
-        self.tracker_choice, self.keypoint_set = tracker_choice, keypoint_set
+    def __init__(self, batch: KeypointBatch, j: int):
+        self.batch, self.j, self.time_ns = batch, j, int(batch.time_ns[j])
+
+    @functools.cached_property
+    def _people(self) -> tuple[np.ndarray, list[int], int | None]:
+        batch, j = self.batch, self.j
+        own = batch.keypoints[j]
+        someone = bool(np.isfinite(own[:, :2]).any())
+        rows = [own] if someone else []
+        ids = [int(batch.track_id[j]) if batch.track_id is not None else -1] if someone else []
+        if batch.others is not None:
+            present = batch.other_ids[j] >= 0
+            rows += list(batch.others[j][present])
+            ids += batch.other_ids[j][present].tolist()
+        return np.array(rows, dtype=np.float64).reshape(len(rows), *own.shape), ids, 0 if someone else None
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        return self._people[0]
+
+    @property
+    def ids(self) -> list[int]:
+        return self._people[1]
+
+    @property
+    def tracker_choice(self) -> int | None:
+        return self._people[2]
 
     @functools.cached_property
     def sizes(self) -> np.ndarray:
@@ -67,7 +91,7 @@ class _Frame:
         seen give (both sides' midpoints, each side's shoulder to hip; a side view hides one side); NaN where
         none."""
         sure = np.where(self.keypoints[..., 2:] >= MIN_CONFIDENCE, self.keypoints[..., :2], np.nan)
-        return torso_length_seen(sure, self.keypoint_set)
+        return torso_length_seen(sure, self.batch.keypoint_set)
 
 
 class PersonAssociation:
@@ -87,29 +111,16 @@ class PersonAssociation:
             return batch
         held = self.following.get(key)
         if batch.others is None and (held is None or _only(batch, held)):
-            self.latest[key] = self._frame(batch, len(batch) - 1)
+            self.latest[key] = _Frame(batch, len(batch) - 1)
             return batch
         keypoints = batch.keypoints.copy()
         track_id = np.full(len(batch), -1, dtype=np.int64)
         for j in range(len(batch)):
-            self.latest[key] = frame = self._frame(batch, j)
+            self.latest[key] = frame = _Frame(batch, j)
             chosen = self._decide(key, frame)
             keypoints[j] = frame.keypoints[chosen] if chosen is not None else np.nan
             track_id[j] = frame.ids[chosen] if chosen is not None else -1
         return dataclasses.replace(batch, keypoints=keypoints, track_id=track_id)
-
-    def _frame(self, batch: KeypointBatch, j: int) -> _Frame:
-        own = batch.keypoints[j]
-        someone = bool(np.isfinite(own[:, :2]).any())
-        rows, ids = (
-            ([own], [int(batch.track_id[j]) if batch.track_id is not None else -1]) if someone else ([], [])
-        )
-        if batch.others is not None:
-            present = batch.other_ids[j] >= 0
-            rows += list(batch.others[j][present])
-            ids += batch.other_ids[j][present].tolist()
-        keypoints = np.array(rows, dtype=np.float64).reshape(len(rows), *own.shape)
-        return _Frame(int(batch.time_ns[j]), keypoints, ids, 0 if someone else None, batch.keypoint_set)
 
     def _vote(self, key: Key, frame: _Frame) -> int | None:
         """The person the camera stands for as a judge of the others: the track it followed last while that
@@ -128,9 +139,8 @@ class PersonAssociation:
         costs = (
             self._costs(key, frame, references) if len(references) >= MIN_REFERENCES and frame.ids else None
         )
-        unjudged = (
-            frame.tracker_choice if vote is None else vote
-        )  # after "nobody", the tracker's choice again
+        # not judged: the last choice, or after "nobody" the tracker's again
+        unjudged = frame.tracker_choice if vote is None else vote
         chosen = unjudged if costs is None else self._pick(costs, vote)
         self._follow(key, frame, chosen)
         return chosen

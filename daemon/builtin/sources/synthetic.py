@@ -132,10 +132,10 @@ class SyntheticSource:
                   chunk.device.keypoint_set)  # fmt: skip
         if not chunk.others:
             return keypoint_batch(*common, chunk.track.keypoints[rows])
-        return keypoint_batch(*common, *_people(chunk, rows))
+        return keypoint_batch(*common, **_people(chunk, rows))
 
 
-def _people(chunk, rows: np.ndarray) -> tuple:
+def _people(chunk, rows: np.ndarray) -> dict:
     """Everyone in the camera's view as its tracker reports them: the athlete (track id 0) as its choice and
     the scenario's other people (ids 1, 2, ...) beside, id -1 where out of view; within ``follows_person_s``
     the tracker follows the first other person instead (a passer-by nearer this camera, the largest box)."""
@@ -146,7 +146,12 @@ def _people(chunk, rows: np.ndarray) -> tuple:
         wrong = (chunk.t[rows] >= span[0]) & (chunk.t[rows] < span[1])
         people[wrong, :2], ids[wrong, :2] = people[wrong, 1::-1], ids[wrong, 1::-1]
     ids[~np.isfinite(people[..., :2]).any(axis=(2, 3))] = -1  # out of view: not reported
-    return people[:, 0], None, ids[:, 0], people[:, 1:], ids[:, 1:]
+    return {
+        "keypoints": people[:, 0],
+        "track_id": ids[:, 0],
+        "others": people[:, 1:],
+        "other_ids": ids[:, 1:],
+    }
 
 
 _REPLAY_EPOCH_NS = 1_000_000_000_000  # 1000 s
