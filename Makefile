@@ -27,11 +27,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstalling rebuilds the Cython kernels in ext/ whenever a .pyx or the build files change (once: the
-# mediapipe extra's few requirements come along, so the mediapipe step below need not build again). Pose2Sim,
-# a bench peer, goes in without its declared requirements (pyproject's bench extra says why).
+# mediapipe extra's few requirements come along, so the mediapipe step below need not build again). Pose2Sim
+# and gaitmap, bench peers, go in without their declared requirements (pyproject's bench extra says why).
 $(INSTALLED): $(BIN)/python pyproject.toml setup.py $(wildcard ext/*.pyx)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench,mediapipe]'
-	$(BIN)/python -m pip install --quiet --no-deps pose2sim==0.10.49
+	$(BIN)/python -m pip install --quiet --no-deps pose2sim==0.10.49 gaitmap==2.6.0 gaitmap_mad==2.6.0
 	touch $@
 
 build: $(INSTALLED)

@@ -23,6 +23,7 @@ from kinefuse.bench.scoring.clock_error import score_alignment, true_mapper_skew
 from kinefuse.bench.scoring.demo_triangulation import demo_rows
 from kinefuse.bench.scoring.detector_realism import real_tracks
 from kinefuse.bench.scoring.fusion import knee_angle_rows
+from kinefuse.bench.scoring.gait_error import gait_rows
 from kinefuse.bench.scoring.honesty import honesty_rows, keypoint_honesty_rows
 from kinefuse.bench.scoring.joint_angle_error import joint_angle_rows
 from kinefuse.bench.scoring.mounting_error import mounting_rows
@@ -98,6 +99,7 @@ async def scenario_rows(path: Path) -> list[dict]:
         rows += _cross_modal_rows(name, simulation, db, reader)
         rows += knee_angle_rows(name, simulation, db, reader)
         rows += joint_angle_rows(name, simulation, db)
+        rows += gait_rows(name, simulation, db)
         rows += honesty_rows(name, simulation, db, reader)
         rows += keypoint_honesty_rows(name, simulation, db, reader)
         rows += await recorded_rows(simulation, db, Path(db_path(db)))  # the motion stream's segments

@@ -75,7 +75,13 @@ def test_a_scenario_is_scored_through_the_pipeline(tmp_path):
         "IMU aligned time: p95 error spread", "IMU clock skew error", "camera aligned time: p95 error spread",
         "camera clock skew error", "cross-modal IMU-camera offset error",
         "good segment values beyond twice their tolerance", "good keypoints beyond twice their tolerance (cam)",
+        "initial contact |error| median (gait, from shank straps)",
+        "final contact |error| median (gait, from shank straps)",
+        "honesty: good stride values beyond twice their tolerance (gait, from shank straps)",
     }  # fmt: skip
+    # one shank strap: its foot's contacts, every true one found (no symmetry rows: that needs both feet)
+    for kind in ("initial", "final"):
+        assert "found (0 missed" in rows[f"{kind} contact |error| median (gait, from shank straps)"]["note"]
     # the motion stream ran with its defaults; whatever it called good is within twice its tolerance
     honesty = rows["good segment values beyond twice their tolerance"]
     assert honesty["value"] in (0.0, None) and " 0 beyond twice it" in honesty["note"], honesty

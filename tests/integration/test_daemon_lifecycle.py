@@ -90,7 +90,7 @@ seed = 3
 fail_after_s = 0.3
 """
     )
-    daemon = start_daemon(tmp_path, "--duration", "4", config=config)
+    daemon = start_daemon(tmp_path, "--duration", "6", config=config)
     output, _ = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, output
     db = tmp_path / "k.db"
@@ -101,12 +101,11 @@ fail_after_s = 0.3
     assert "restart budget spent" in stats["flaky"][1] and "injected failure" in stats["flaky"][1]
     assert stats["flaky"][2] == 2
     assert stats["synth"][0] == "stopped"
-    span = query(
-        db,
-        "select (max(s.host_ns) - min(s.host_ns)) / 1e9 from imu_samples s join devices d"
-        " on d.id = s.device_ref where d.source_id = 'synth'",
-    )[0][0]
-    assert span > 3.0  # the healthy source kept going long after the other one failed
+    newest = dict(query(db, "select d.source_id, max(s.host_ns) from imu_samples s join devices d"
+                            " on d.id = s.device_ref group by d.source_id"))  # fmt: skip
+    # the healthy source kept going long after the other one's last sample (2.4 s after it here; measured
+    # from the failure, not the start: how soon the first samples arrive depends on the machine)
+    assert (newest["synth"] - newest["flaky"]) / 1e9 > 1.0
     assert "failed: restart budget spent" in output
 
 

@@ -81,4 +81,5 @@ def test_the_readme_tour_while_running_and_after(tmp_path):
         qualities = dict(
             db.execute("select quality, count(*) from motion_segments group by quality").fetchall()
         )
-    assert qualities.get("degraded", 0) > 0 and "good" not in qualities  # no mounting calibration yet
+    # degraded until each leg strap's mounting is calibrated (how soon depends on the machine's load)
+    assert qualities.get("degraded", 0) > 0 and set(qualities) <= {"good", "degraded", "insufficient"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinefuse.bench import make_row
-from kinefuse.bench.scoring.segment_error import aligned_offset_s
+from kinefuse.bench.scoring.segment_error import sim_time_s
 from kinefuse.joint_angles import ANGLES, KEYPOINT_ANGLES, joints_between
 
 WARMUP_S = 10.0
@@ -43,7 +43,7 @@ def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: 
         times, values, levels, tolerance = _stored(db, processor, joint, angles)
         if not len(times):
             continue
-        sim_t = _sim_time(db, clock, times)
+        sim_t = sim_time_s(db, clock, times)
         truth = simulation.body.joint_angles(sim_t)[joint]
         after = sim_t >= WARMUP_S
         valued = after & np.isfinite(values).all(axis=1)
@@ -86,14 +86,6 @@ def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndar
         [np.nan if r["tolerance"] is None else r["tolerance"] for r in first], dtype=np.float64
     )
     return times, values.reshape(len(times), len(angles)), np.array([r["quality"] for r in first]), tolerance
-
-
-def _sim_time(db, device, time_ns: np.ndarray) -> np.ndarray:
-    """Item times (ns) as the simulation's true time: less the device's aligned-time offset."""
-    from kinefuse.storage import reader
-
-    zero_ns = reader.device_meta(db, device.name)["sim_time_zero_ns"]
-    return (time_ns - zero_ns) / 1e9 - aligned_offset_s(db, device, zero_ns)
 
 
 def _rms(error: np.ndarray) -> float | None:

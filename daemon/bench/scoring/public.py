@@ -1,10 +1,9 @@
 """Scoring on public data sets (and users' recordings in the same formats) found under a folder.
 
-Rows come only from measurements: today that is orientation on BROAD trials, with kinefuse's orientation
-filter beside pure gyroscope integration as the reference peer, each scored two ways (fitted frames and
-BROAD's own protocol: ``kinefuse.bench.scoring.orientation_error``). The other public formats have readers
-in ``kinefuse.bench.datasets`` (gaitmap events, Pose2Sim projects, TRC/C3D markers) but nothing is scored
-against them yet, so they give no rows.
+Rows come only from measurements: orientation on BROAD trials, with kinefuse's orientation filter beside
+pure gyroscope integration as the reference peer, each scored two ways (fitted frames and BROAD's own
+protocol: ``kinefuse.bench.scoring.orientation_error``); and contacts on gaitmap foot-IMU recordings beside
+the gaitmap package's detectors (``kinefuse.bench.scoring.gaitmap_events``).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import numpy as np
 
 from kinefuse.bench import make_row
 from kinefuse.bench.datasets import broad
+from kinefuse.bench.scoring.gaitmap_events import gaitmap_rows
 from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS, PROTOCOL_NOTES, score_metrics
 from kinefuse.bench.scoring.strapdown import integrate_gyro
 
@@ -22,8 +22,9 @@ STRAPDOWN = "gyroscope strapdown (no fusion, reference)"
 
 
 def public_rows(folder: Path) -> list[dict]:
-    """Rows for every BROAD trial in ``folder`` or below it; none when there is none."""
-    return [row for path in broad_trials(folder) for row in broad_rows(path)]
+    """Rows for every BROAD trial in ``folder`` or below it and every gaitmap recording in its ``gaitmap``
+    folder; none when there is none."""
+    return [row for path in broad_trials(folder) for row in broad_rows(path)] + gaitmap_rows(folder)
 
 
 def broad_trials(folder: Path) -> list[Path]:

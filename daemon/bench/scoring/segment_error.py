@@ -98,7 +98,7 @@ async def _run(path: Path, folder: Path, seed: int | None, options: dict | None 
 def processors(options: dict | None = None) -> list[dict]:
     """The fused motion stream and an IMU-only one on the same data (``options``: more of their keys), and the
     joint angles of the fused one from its segments and from its 3D keypoints (the ``joint_angles`` metrics,
-    scoring.joint_angle_error)."""
+    scoring.joint_angle_error), and the ``gait`` metrics (scoring.gait_error)."""
     return [
         {"id": _FUSED, "type": "motion", **(options or {})},
         {"id": _IMU, "type": "motion", **(options or {}), "video_fusion": False},
@@ -110,6 +110,10 @@ def processors(options: dict | None = None) -> list[dict]:
             "revision": 1,
             "source": "keypoints",
         },
+        {
+            "id": "gait",
+            "type": "gait",
+        },  # contacts, strides and symmetry from foot or shank straps (gait_error)
     ]
 
 
@@ -245,6 +249,15 @@ def aligned_offset_s(db, device, zero_ns: int) -> float:
     stored = (reader.imu_samples if imu else reader.keypoint_frames)(db, device_id=device.name)
     rate = device.rate_hz if imu else device.fps
     return np.median((np.asarray(stored["time_ns"]) - zero_ns) / 1e9 - stored["seq"] / rate)
+
+
+def sim_time_s(db, device, time_ns: np.ndarray) -> np.ndarray:
+    """Stored (aligned host) times, ns, as the simulation's true time, s: less the device's aligned-time
+    offset."""
+    from kinefuse.storage import reader
+
+    zero_ns = reader.device_meta(db, device.name)["sim_time_zero_ns"]
+    return (np.asarray(time_ns) - zero_ns) / 1e9 - aligned_offset_s(db, device, zero_ns)
 
 
 def _calibrated(rows: dict, time_ns: np.ndarray) -> np.ndarray:

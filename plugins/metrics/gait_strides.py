@@ -1,0 +1,135 @@
+"""Strides from one foot's contacts and the two feet's symmetry: the ``gait`` processor's metrics.
+
+A stride is initial contact to the same foot's next initial contact with one final contact between; its
+stance runs to that final contact, its swing from it. Its step time is from the other foot's initial
+contact inside the stride to the stride's end (a step ends with this foot's contact). Left/right symmetry
+is the symmetry index of Robinson et al. 1987 (J Manipulative Physiol Ther 10(4):172-176) on the median
+of each foot's recent good strides: 100 (left - right) / ((left + right) / 2), in percent.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from kinefuse.types import DerivedValue, Provenance, Quality, QualityLevel
+
+SIDES = ("left", "right")
+STRIDE_VALUES = ("stride_time", "stance_time", "swing_time", "step_time")
+LONG_STRIDE = 1.5  # a stride this many times the foot's median is one with a swing missed in it
+SI_UNIT = "%, symmetry index 100 (left - right) / mean (Robinson et al. 1987)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Contact:
+    time_ns: int
+    initial: bool  # initial contact, else final
+    quality: Quality
+
+
+@dataclasses.dataclass
+class _Foot:
+    contacts: list[Contact] = dataclasses.field(default_factory=list)
+    strides: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=200))
+
+
+class Strides:
+    """Turns contacts, foot by foot in time order, into stride metrics and symmetry indices."""
+
+    def __init__(self, processor_id: str, source_id: str, tolerance_s: float, symmetry_strides: int,
+                 min_strides: int):  # fmt: skip
+        self.processor_id, self.source_id = processor_id, source_id
+        self.tolerance_s = tolerance_s
+        self.symmetry_strides, self.min_strides = symmetry_strides, min_strides
+        self._feet = {side: _Foot() for side in SIDES}
+
+    def add(self, side: str, contact: Contact, device_id: str) -> list[DerivedValue]:
+        foot = self._feet[side]
+        foot.contacts = [c for c in foot.contacts if c.time_ns < contact.time_ns][-8:] + [contact]
+        if not contact.initial:
+            return []
+        starts = [c for c in foot.contacts[:-1] if c.initial]
+        if not starts:
+            return []
+        stride = self._stride(side, starts[-1], contact, foot)
+        foot.strides.append(stride)
+        return [*self._stride_values(side, stride, device_id), *self._symmetry(contact.time_ns, device_id)]
+
+    def _stride(self, side: str, start: Contact, end: Contact, foot: _Foot) -> dict:
+        finals = [c for c in foot.contacts if not c.initial and start.time_ns < c.time_ns < end.time_ns]
+        other = [c for c in self._feet[_other(side)].contacts
+                 if c.initial and start.time_ns < c.time_ns < end.time_ns]  # fmt: skip
+        seconds = (end.time_ns - start.time_ns) / 1e9
+        values = {"stride_time": seconds, "stance_time": np.nan, "swing_time": np.nan, "step_time": np.nan}
+        if len(finals) == 1:
+            values["stance_time"] = (finals[0].time_ns - start.time_ns) / 1e9
+            values["swing_time"] = (end.time_ns - finals[0].time_ns) / 1e9
+        if len(other) == 1:
+            values["step_time"] = (end.time_ns - other[0].time_ns) / 1e9
+        reason = self._stride_problem(start, end, finals, other, seconds, foot)
+        return {"time_ns": end.time_ns, "values": values, "reason": reason, "other": other}
+
+    def _stride_problem(self, start, end, finals, other, seconds: float, foot: _Foot) -> str:
+        """Why the stride cannot be used, or ''."""
+        for name, contact in (("its initial contact", start), ("its end", end)):
+            if contact.quality.level is QualityLevel.INSUFFICIENT:
+                return f"{name}: {contact.quality.reason}"
+        if len(finals) != 1:
+            return f"{len(finals)} final contacts between its initial contacts (a contact missed)"
+        if finals[0].quality.level is QualityLevel.INSUFFICIENT:
+            return f"its final contact: {finals[0].quality.reason}"
+        usual = [s["values"]["stride_time"] for s in foot.strides if not s["reason"]]
+        if len(usual) >= 3 and seconds > LONG_STRIDE * float(np.median(usual)):
+            return f"{seconds:.2f} s, over {LONG_STRIDE}x the usual stride: a swing missed"
+        return ""
+
+    def _stride_values(self, side: str, stride: dict, device_id: str) -> list[DerivedValue]:
+        out = []
+        for name in STRIDE_VALUES:
+            value, reason = stride["values"][name], stride["reason"]
+            if not reason and name == "step_time":
+                if not stride["other"]:
+                    reason = "the other foot's initial contact inside the stride is not known"
+                elif stride["other"][0].quality.level is QualityLevel.INSUFFICIENT:
+                    reason = f"the other foot's initial contact: {stride['other'][0].quality.reason}"
+            out.append(self._value(f"gait.{side}.{name}", stride["time_ns"], None if reason else value, "s",
+                                   reason, device_id, tolerance=self.tolerance_s * np.sqrt(2)))  # fmt: skip
+        seconds = stride["values"]["stride_time"]
+        cadence = None if stride["reason"] else 120.0 / seconds
+        out.append(self._value("gait.cadence", stride["time_ns"], cadence, "steps/min", stride["reason"],
+                               device_id, tolerance=120.0 * self.tolerance_s * np.sqrt(2) / seconds**2))  # fmt: skip
+        return out
+
+    def _symmetry(self, time_ns: int, device_id: str) -> list[DerivedValue]:
+        out = []
+        for name in STRIDE_VALUES:
+            recent = {side: [s["values"][name] for s in list(self._feet[side].strides)[-self.symmetry_strides:]
+                             if not s["reason"] and np.isfinite(s["values"][name])] for side in SIDES}  # fmt: skip
+            counts = f"over {len(recent['left'])} left and {len(recent['right'])} right strides"
+            value, reason = None, ""
+            if min(len(v) for v in recent.values()) < self.min_strides:
+                reason = (
+                    f"{counts} of the last {self.symmetry_strides}: {self.min_strides} good ones each needed"
+                )
+            else:
+                left, right = (float(np.median(recent[side])) for side in SIDES)
+                value = 100.0 * (left - right) / (0.5 * (left + right))
+            quality = (
+                Quality(QualityLevel.INSUFFICIENT, reason) if reason else Quality(QualityLevel.GOOD, counts)
+            )
+            out.append(DerivedValue(f"gait.{name}_si", time_ns, value, SI_UNIT, Provenance.MEASURED, quality,
+                                    self.source_id, device_id, self.processor_id))  # fmt: skip
+        return out
+
+    def _value(self, name, time_ns, value, unit, reason, device_id, tolerance) -> DerivedValue:
+        if value is not None and not np.isfinite(value):
+            value, reason = None, reason or "not measured"
+        quality = Quality(QualityLevel.INSUFFICIENT, reason) if value is None else Quality(QualityLevel.GOOD)
+        return DerivedValue(name, time_ns, value, unit, Provenance.MEASURED, quality, self.source_id, device_id,
+                            self.processor_id, None if value is None else float(tolerance))  # fmt: skip
+
+
+def _other(side: str) -> str:
+    return SIDES[1 - SIDES.index(side)]
