@@ -1,13 +1,14 @@
 """A stored session back as the pipeline saw it: its device declarations and its batches, aligned times
-included, in arrival order (kinefuse.storage.reader.stored_batches); and the live motion processor run
-over them again."""
+included, in arrival order (kinefuse.storage.reader.stored_batches); and processors chained over them again
+as the agent chains them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from kinefuse.builtin.processors.motion_stream import MotionStream
-from kinefuse.types import DeviceAdded, DeviceInfo, DeviceKind, ImuBatch, KeypointBatch, MotionItem
+from kinefuse.types import DeviceAdded, DeviceInfo, DeviceKind, ImuBatch, KeypointBatch
 
 
 def declarations(devices: list[dict]) -> list[DeviceAdded]:
@@ -38,12 +39,28 @@ def _float64(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def replay_live(processor: MotionStream, added: list[DeviceAdded], inputs: list) -> list[MotionItem]:
-    """Every motion item the processor publishes for these declarations and batches, then at its flush, as
-    the agent calls it (kinefuse.agent: device_added, process per batch in arrival order, flush at stop).
-    Its events (camera offsets, calibration drift, person association) are left out: the live session
-    stored them already, and the events table has no place for an analysis's own."""
+def replay_chain(processors: list[tuple[str, Any]], added: list[DeviceAdded], inputs: list,
+                 observed: list = ()) -> list[tuple[str, Any]]:  # fmt: skip
+    """Every item each processor makes, as (its id, item), of these declarations and batches and then at its
+    flush, chained as the agent chains them (kinefuse.agent): each declaration to every ``device_added``;
+    per batch, in arrival order, each processor's ``observe`` of what those before it made of the batch, then
+    its ``process``; the same at flush. ``observed``: items every processor is first handed to observe, as
+    made before the chain (an offline analysis's motion items)."""
     for declaration in added:
-        processor.device_added(declaration)
-    items = [item for batch in inputs for item in processor.process(batch)] + processor.flush()
-    return [item for item in items if isinstance(item, MotionItem)]
+        for _, processor in processors:
+            if hasattr(processor, "device_added"):
+                processor.device_added(declaration)
+    made = _chained(processors, lambda p: [], list(observed)) if observed else []
+    for batch in inputs:
+        made += _chained(processors, lambda p, batch=batch: p.process(batch))
+    return made + _chained(processors, lambda p: p.flush())
+
+
+def _chained(processors: list[tuple[str, Any]], call, first: tuple | list = ()) -> list[tuple[str, Any]]:
+    earlier, made = list(first), []
+    for pid, processor in processors:
+        out = list(processor.observe(list(earlier))) if hasattr(processor, "observe") and earlier else []
+        out += call(processor)
+        earlier += out
+        made += [(pid, item) for item in out]
+    return made

@@ -230,6 +230,14 @@ def _migration_10(db: sqlite_utils.Database) -> None:
     db["metrics"].add_column("tolerance", float)
 
 
+def _migration_11(db: sqlite_utils.Database) -> None:
+    """Metrics and events of an analysis (``kinefuse analyze``: the processors listed after the motion
+    processor, run again): ``analysis_id`` NULL is the daemon's live stream, else the analysis that wrote the
+    row, as for the motion rows."""
+    for table in ("metrics", "events"):
+        db[table].add_column("analysis_id", int, fk="analyses", fk_col="id")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
@@ -241,6 +249,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_8,
     _migration_9,
     _migration_10,
+    _migration_11,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

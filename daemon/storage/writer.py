@@ -66,6 +66,7 @@ COLUMNS = {
         "reason",
         "processor",
         "tolerance",
+        "analysis_id",
     ),
     "events": (
         "session_id",
@@ -78,6 +79,7 @@ COLUMNS = {
         "quality",
         "reason",
         "processor",
+        "analysis_id",
     ),
     "motion_segments": (
         "session_id",
@@ -132,7 +134,7 @@ class SqliteSink:
         self.batch_max_rows = batch_max_rows
         self.rows_committed = 0
         self.rejected = 0
-        self.analysis_id: int | None = None  # the motion rows' analysis (kinefuse analyze); None: live
+        self.analysis_id: int | None = None  # the rows' analysis (kinefuse analyze); None: the live stream
         self.latency_ns: collections.deque[int] = collections.deque(maxlen=200_000)
         # one thread, so the connection is only ever touched by the thread that opened it
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -335,6 +337,7 @@ class SqliteSink:
                 value.quality.reason,
                 value.processor,
                 value.tolerance,
+                self.analysis_id,
             )
         )
         self._pending_rows += 1
@@ -355,6 +358,7 @@ class SqliteSink:
                 str(event.quality.level),
                 event.quality.reason,
                 event.processor,
+                self.analysis_id,
             )
         )
         self._pending_rows += 1

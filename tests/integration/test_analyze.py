@@ -81,6 +81,7 @@ magnetometer = false
 """
 # a non-default option, so that a replay with the defaults would not pass for one with the session's settings
 MOTION = {"id": "motion", "type": "motion", "lag_s": 0.05, "max_gap_s": 0.12}
+GAIT = {"id": "gait", "type": "gait", "delay_s": 2.0}  # listed after motion: an analysis runs it again
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,15 @@ def recorded(tmp_path_factory):
               "chunk_s": DURATION_S}  # one chunk: the truth below is simulated the same way  # fmt: skip
     tables = {"daemon": {"athlete": "pytest"}, "storage": {"path": str(folder / "kinefuse.db")},
               "status": {"socket_path": str(folder / "kinefuse.sock")}, "sources": [source],
-              "processors": [MOTION]}  # fmt: skip
+              "processors": [MOTION, GAIT]}  # fmt: skip
     registry = load_plugins(entry_points=False)
     config = load_config(write_config(folder / "config.toml", tables), registry)
     agent, exit_code = asyncio.run(run_in_process(config, registry, 120))
     status = agent.status()
-    assert exit_code == 0 and status["processors"]["motion"]["errors"] == 0
+    assert (
+        exit_code == 0
+        and status["processors"]["motion"]["errors"] == status["processors"]["gait"]["errors"] == 0
+    )
     # a replay faster than real time waits for the sink rather than dropping what the processor published
     assert all(channel["dropped"] == 0 for channel in status["channels"].values()), status["channels"]
     return folder / "kinefuse.db", Simulation(load_scenario(scenario))
@@ -150,6 +154,36 @@ def test_the_analysis_row_says_what_was_done(recorded, live_analysis, offline_an
         assert (row["session_id"], row["mode"], row["status"]) == (1, result.mode, "done")
         assert row["finished_wall"] >= row["started_wall"]
         assert json.loads(row["settings"])["options"]["max_gap_s"] == MOTION["max_gap_s"]
+    db.close()
+
+
+def _gait_rows(db, table: str, analysis_id: int | None) -> list[dict]:
+    which = "analysis_id IS NULL" if analysis_id is None else f"analysis_id = {int(analysis_id)}"
+    return list(
+        db.query(f"SELECT * FROM {table} WHERE processor = 'gait' AND {which} ORDER BY time_ns, rowid")
+    )
+
+
+def test_the_processors_after_motion_run_again_in_the_analysis(recorded, live_analysis, offline_analysis):
+    db = reader.open_for_reading(recorded[0])
+    live_events, live_metrics = (_gait_rows(db, table, None) for table in ("events", "metrics"))
+    assert len(live_events) > 20 and {e["kind"] for e in live_events} == {"initial_contact", "final_contact"}
+    assert any(m["name"] == "gait.left.stride_time" and m["quality"] == "good" for m in live_metrics)
+    for result in (live_analysis, offline_analysis):
+        assert [c["id"] for c in result.settings["after_motion"]] == ["gait"]
+        events, metrics = (_gait_rows(db, table, result.analysis_id) for table in ("events", "metrics"))
+        assert result.derived == len(events) + len(metrics)
+        # the gait processor reads the stored batches (float32 samples, the live run's were float64): the
+        # same contacts, their times within a microsecond
+        assert [(e["kind"], e["quality"], e["detail"]) for e in events] == [
+            (e["kind"], e["quality"], e["detail"]) for e in live_events
+        ]
+        np.testing.assert_allclose(
+            [e["time_ns"] for e in events], [e["time_ns"] for e in live_events], atol=1e3
+        )
+        assert [(m["name"], m["quality"]) for m in metrics] == [
+            (m["name"], m["quality"]) for m in live_metrics
+        ]
     db.close()
 
 

@@ -27,8 +27,9 @@ PROCESSOR = "gait"  # the processor id the accuracy runs give it (segment_error.
 SIDES = ("left", "right")
 KINDS = {"initial_contact": "ic", "final_contact": "tc"}
 STRIDE_VALUES = ("stride_time", "stance_time", "step_time")
-_METRICS = ("SELECT m.time_ns, m.value, m.tolerance, d.device_id FROM metrics m JOIN devices d ON d.id = m.device_ref "
-            "WHERE m.processor = ?")  # fmt: skip
+# the live stream's (an analysis of the session writes its own beside them)
+_METRICS = ("SELECT m.time_ns, m.value, m.tolerance, d.device_id FROM metrics m JOIN devices d "
+            "ON d.id = m.device_ref WHERE m.analysis_id IS NULL AND m.processor = ?")  # fmt: skip
 
 
 def gait_rows(name: str, simulation, db) -> list[dict]:
@@ -51,8 +52,11 @@ def gait_rows(name: str, simulation, db) -> list[dict]:
 
 def _stored_contacts(db, straps: dict) -> list[dict]:
     """The gait processor's contacts: side, kind, quality and the simulation's time (s)."""
-    rows = list(db.query("SELECT e.*, d.device_id FROM events e JOIN devices d ON d.id = e.device_ref "
-                         "WHERE e.processor = ? ORDER BY e.time_ns", [PROCESSOR]))  # fmt: skip
+    query = (
+        "SELECT e.*, d.device_id FROM events e JOIN devices d ON d.id = e.device_ref "
+        "WHERE e.analysis_id IS NULL AND e.processor = ? ORDER BY e.time_ns"
+    )
+    rows = list(db.query(query, [PROCESSOR]))
     out = []
     for row in rows:
         device = straps.get(row["device_id"])

@@ -76,9 +76,11 @@ def _honesty_row(name: str, what: str, processor: str, good_errors: list) -> lis
 def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The joint's stored angles: item times (ns), values (n, len(angles)) in degrees (NaN where none), their
     quality level and tolerance (deg, NaN where none; the first angle's: they share them)."""
-    columns = {angle: list(db.query("SELECT time_ns, value, quality, tolerance FROM metrics WHERE processor = ? "
-                                    "AND name = ? ORDER BY time_ns", [processor, f"{joint}.{angle}"]))
-               for angle in angles}  # fmt: skip
+    query = (
+        "SELECT time_ns, value, quality, tolerance FROM metrics WHERE analysis_id IS NULL "
+        "AND processor = ? AND name = ? ORDER BY time_ns"
+    )  # the live stream's
+    columns = {angle: list(db.query(query, [processor, f"{joint}.{angle}"])) for angle in angles}
     first = columns[angles[0]]
     times = np.array([r["time_ns"] for r in first], dtype=np.int64)
     values = np.array([[np.nan if r["value"] is None else r["value"] for r in columns[a]] for a in angles]).T

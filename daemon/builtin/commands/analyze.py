@@ -33,6 +33,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _after(settings: dict) -> str:
+    return ", ".join(c["id"] for c in settings["after_motion"]) or "none"
+
+
 def run(args: argparse.Namespace) -> int:
     from kinefuse.analyze import analyze
     from kinefuse.configschema import ConfigInvalid
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     rate = result.items / result.compute_s if result.compute_s else float("inf")
     print(f"{args.db}: session {result.session_id}: analysis {result.analysis_id} ({result.mode}, settings from "
           f"{result.settings['from']}): {result.samples} samples and {result.frames} frames over "
-          f"{result.recording_s:.1f} s -> {result.items} motion items in {result.compute_s:.2f} s "
+          f"{result.recording_s:.1f} s -> {result.items} motion items and {result.derived} metrics and events "
+          f"(the processors after motion: {_after(result.settings)}) in {result.compute_s:.2f} s "
           f"({rate:.0f} items/s), stored in {result.write_s:.2f} s")  # fmt: skip
     return 0
 
