@@ -28,6 +28,7 @@ from kinefuse.bench.scoring.honesty import honesty_rows, keypoint_honesty_rows
 from kinefuse.bench.scoring.joint_angle_error import joint_angle_rows
 from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.public import public_rows
+from kinefuse.bench.scoring.rep_error import rep_rows
 from kinefuse.bench.scoring.segment_error import processors as segment_processors
 from kinefuse.bench.scoring.segment_error import recorded_rows
 from kinefuse.bench.scoring.triangulation_error import triangulation_rows
@@ -100,6 +101,7 @@ async def scenario_rows(path: Path) -> list[dict]:
         rows += knee_angle_rows(name, simulation, db, reader)
         rows += joint_angle_rows(name, simulation, db)
         rows += gait_rows(name, simulation, db)
+        rows += rep_rows(name, simulation, db)
         rows += honesty_rows(name, simulation, db, reader)
         rows += keypoint_honesty_rows(name, simulation, db, reader)
         rows += await recorded_rows(simulation, db, Path(db_path(db)))  # the motion stream's segments

@@ -56,14 +56,19 @@ def _stored_contacts(db, straps: dict) -> list[dict]:
         "SELECT e.*, d.device_id FROM events e JOIN devices d ON d.id = e.device_ref "
         "WHERE e.analysis_id IS NULL AND e.processor = ? ORDER BY e.time_ns"
     )
-    rows = list(db.query(query, [PROCESSOR]))
-    out = []
-    for row in rows:
-        device = straps.get(row["device_id"])
-        if device is not None and row["kind"] in KINDS:
-            t = float(sim_time_s(db, device, np.array([row["time_ns"]]))[0])
-            side = json.loads(row["detail"])["side"]
-            out.append({"side": side, "kind": KINDS[row["kind"]], "quality": row["quality"], "t": t})
+    rows = [r for r in db.query(query, [PROCESSOR]) if r["device_id"] in straps and r["kind"] in KINDS]
+    return [{"side": json.loads(row["detail"])["side"], "kind": KINDS[row["kind"]], "quality": row["quality"],
+             "t": float(t)} for row, t in zip(rows, _sim_times(db, straps, rows), strict=True)]  # fmt: skip
+
+
+def _sim_times(db, straps: dict, rows: list[dict]) -> np.ndarray:
+    """Each row's ``time_ns`` as the simulation's time (s), by its strap's aligned-time offset (looked up
+    once per strap: it reads the strap's stored samples)."""
+    out = np.empty(len(rows))
+    for name, device in straps.items():
+        mine = [i for i, row in enumerate(rows) if row["device_id"] == name]
+        if mine:
+            out[mine] = sim_time_s(db, device, np.array([rows[i]["time_ns"] for i in mine], dtype=np.int64))
     return out
 
 
@@ -148,7 +153,7 @@ def _true_index(strides: dict, value: str, t: float, count: int) -> float:
 def _good_values(db, straps: dict, metric: str, span: tuple) -> tuple[np.ndarray, np.ndarray]:
     rows = list(db.query(f"{_METRICS} AND m.name = ? AND m.quality = 'good'", [PROCESSOR, metric]))
     rows = [r for r in rows if r["device_id"] in straps]
-    t = np.array([sim_time_s(db, straps[r["device_id"]], np.array([r["time_ns"]]))[0] for r in rows])
+    t = _sim_times(db, straps, rows)
     values = np.array([r["value"] for r in rows], dtype=np.float64)
     inside = (t >= span[0]) & (t <= span[1]) if len(t) else np.zeros(0, dtype=bool)
     return t[inside], values[inside]
@@ -164,8 +169,8 @@ def _honesty_row(name: str, db, straps: dict, truth: list, span: tuple, what: st
         for value in STRIDE_VALUES:
             rows = list(db.query(f"{_METRICS} AND m.name = ? AND m.quality = 'good' AND m.tolerance IS NOT NULL",
                                  [PROCESSOR, f"gait.{side}.{value}"]))  # fmt: skip
-            for row in rows:
-                t = float(sim_time_s(db, straps[row["device_id"]], np.array([row["time_ns"]]))[0])
+            rows = [r for r in rows if r["device_id"] in straps]
+            for row, t in zip(rows, _sim_times(db, straps, rows), strict=True):
                 if not (span[0] <= t <= span[1]) or not len(ends):
                     continue
                 nearest = int(np.argmin(np.abs(ends - t)))

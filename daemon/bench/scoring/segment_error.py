@@ -98,7 +98,8 @@ async def _run(path: Path, folder: Path, seed: int | None, options: dict | None 
 def processors(options: dict | None = None) -> list[dict]:
     """The fused motion stream and an IMU-only one on the same data (``options``: more of their keys), and the
     joint angles of the fused one from its segments and from its 3D keypoints (the ``joint_angles`` metrics,
-    scoring.joint_angle_error), and the ``gait`` metrics (scoring.gait_error)."""
+    scoring.joint_angle_error), the ``gait`` metrics (scoring.gait_error) and the ``reps`` metrics on the right
+    knee's flexion from the straps (scoring.rep_error)."""
     return [
         {"id": _FUSED, "type": "motion", **(options or {})},
         {"id": _IMU, "type": "motion", **(options or {}), "video_fusion": False},
@@ -110,10 +111,13 @@ def processors(options: dict | None = None) -> list[dict]:
             "revision": 1,
             "source": "keypoints",
         },
+        {"id": "gait", "type": "gait"},  # contacts, strides, symmetry from foot or shank straps (gait_error)
         {
-            "id": "gait",
-            "type": "gait",
-        },  # contacts, strides and symmetry from foot or shank straps (gait_error)
+            "id": "reps",
+            "type": "reps",
+            "processor": "joint_angles",
+            "metric": "right_knee.flexion",
+        },  # rep_error
     ]
 
 

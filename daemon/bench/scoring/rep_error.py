@@ -1,0 +1,106 @@
+"""Scoring the ``reps`` metrics on the synthetic athlete's exercises (squat, lunge, sit-to-stand): the
+repetitions the daemon counted against the simulator's, and each counted one's range of motion and peak
+against its true repetition's.
+
+A true repetition is one period of the exercise (kinefuse.sim.body.Body.motion: each starts and ends at
+rest), on the motion's own clock (``Body.motion_time``). Counted: those with at least ``INSIDE`` of their
+period between the first and last value of the angle the reps processor reads (before, it has nothing to
+count). A counted repetition is matched to the true one its peak falls in; its true range of motion and
+peak are the true angle's (kinefuse.sim.body.Body.joint_angles, the joint angles' definitions)
+over that period, sampled at ``TRUTH_HZ``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kinefuse.bench import make_row
+from kinefuse.bench.scoring.segment_error import sim_time_s
+
+EXERCISES = ("squat", "lunge", "sit_to_stand")
+PROCESSOR = "reps"  # the id the accuracy runs give it (segment_error.processors), and what it reads:
+ANGLE_PROCESSOR, JOINT, ANGLE_INDEX = "joint_angles", "right_knee", 0  # right_knee.flexion
+TRUTH_HZ = 200.0
+INSIDE = 0.9  # a true repetition counts where this much of its period has angle values
+
+
+def rep_rows(name: str, simulation, db) -> list[dict]:
+    """Count, range-of-motion and peak rows of an exercise scenario with the reps metrics."""
+    if simulation.scenario.sections["motion"]["kind"] not in EXERCISES or not simulation.imus:
+        return []
+    clock = simulation.imus[
+        0
+    ]  # metric times are motion item times: any strap's aligned-time offset maps them
+    angle = _stored(db, clock, ANGLE_PROCESSOR, f"{JOINT}.flexion")
+    if not len(angle):
+        return []
+    rows = {metric: _stored(db, clock, PROCESSOR, metric) for metric in _METRICS}
+    period = simulation.body.motion.period_s
+    first, last = angle[0]["t"], angle[-1]["t"]
+    true_reps = _rep_indices(simulation, first, last, period)
+    what = f"reps on {JOINT.replace('_', ' ')} flexion"
+    counted = int(max((r["value"] for r in rows["reps.count"]), default=0))
+    note = (f"{counted} counted, {len(true_reps)} true repetitions (one exercise period each, {period:g} s) "
+            f"inside the {last - first:.1f} s the angle has values; the {PROCESSOR} metric")  # fmt: skip
+    count_row = make_row(name, f"repetition count |error| ({what})", "reps", float(abs(counted - len(true_reps))),
+                         "lower", note=note)  # fmt: skip
+    return [count_row, *_per_rep_rows(name, simulation, rows, period, what)]
+
+
+_METRICS = ("reps.count", "reps.rom", "reps.peak", "reps.from_peak")
+
+
+def _stored(db, clock, processor: str, metric: str) -> list[dict]:
+    """The live stream's values of one metric: value, quality and the simulation's time (s)."""
+    query = ("SELECT time_ns, value, quality FROM metrics WHERE analysis_id IS NULL AND processor = ? "
+             "AND name = ? ORDER BY time_ns")  # fmt: skip
+    rows = list(db.query(query, [processor, metric]))
+    times = sim_time_s(db, clock, np.array([r["time_ns"] for r in rows], dtype=np.int64)) if rows else []
+    return [{**row, "t": float(t)} for row, t in zip(rows, times, strict=True)]
+
+
+def _rep_indices(simulation, first: float, last: float, period: float) -> list[int]:
+    """The repetitions (periods of the motion's clock) at least ``INSIDE`` inside [first, last]."""
+    tau = simulation.body.motion_time(np.array([first, last]))[0]
+    slack = (1.0 - INSIDE) * period
+    return list(range(int(np.ceil((tau[0] - slack) / period)), int(np.floor((tau[1] + slack) / period))))
+
+
+def _truth(simulation, period: float) -> dict[int, dict]:
+    """Each repetition's true peak and range of motion (deg), by index."""
+    t = np.arange(0.0, simulation.duration_s, 1.0 / TRUTH_HZ)
+    index = np.floor(simulation.body.motion_time(t)[0] / period).astype(int)
+    angle = simulation.body.joint_angles(t)[JOINT][:, ANGLE_INDEX]
+    out = {}
+    for k in np.unique(index):
+        inside = index == k
+        out[int(k)] = {"reps.peak": float(angle[inside].max()),
+                       "reps.rom": float(angle[inside].max() - angle[inside].min())}  # fmt: skip
+    return out
+
+
+def _per_rep_rows(name: str, simulation, rows: dict, period: float, what: str) -> list[dict]:
+    truth, out = _truth(simulation, period), []
+    # each repetition's peak time: its end less its time from the peak
+    peak_times = [end["t"] - end["value"] for end in rows["reps.from_peak"]]
+    measured = {metric: [r["value"] for r in rows[metric]] for metric in ("reps.rom", "reps.peak")}
+    levels = [r["quality"] for r in rows["reps.rom"]]
+    # no row on tempo: a squat's bottom is a plateau (a pause at depth), where the peak's time is any of it
+    for metric, unit in (("reps.rom", "deg"), ("reps.peak", "deg")):
+        errors = []
+        for value, peak_t in zip(measured[metric], peak_times, strict=True):
+            k = int(np.floor(simulation.body.motion_time(np.array([peak_t]))[0][0] / period))
+            errors.append(value - truth[k][metric])
+        label = f"repetition {_LABELS[metric]} |error| median ({what})"
+        if not errors:
+            out.append(make_row(name, label, unit, None, "lower", note="insufficient data: no repetition"))
+            continue
+        errors = np.array(errors)
+        shares = ", ".join(f"{levels.count(level)} {level}" for level in ("good", "degraded"))
+        note = (f"{len(errors)} repetitions ({shares}); signed median {np.median(errors):+.2f} {unit}, |error| "
+                f"max {np.max(np.abs(errors)):.2f} {unit}, against the true angle over its period")  # fmt: skip
+        out.append(make_row(name, label, unit, float(np.median(np.abs(errors))), "lower", note=note))
+    return out
+
+
+_LABELS = {"reps.rom": "range of motion", "reps.peak": "peak"}
