@@ -18,6 +18,7 @@ from kinefuse.clock import ClockAligner
 from kinefuse.config import Config
 from kinefuse.interfaces import Processor, Sink
 from kinefuse.plugin_loader import Registry
+from kinefuse.processor_chain import run_chain
 from kinefuse.supervisor import RestartPolicy, SourceState, SourceSupervisor
 from kinefuse.types import DeviceAdded, ImuBatch, KeypointBatch, SessionInfo
 
@@ -265,26 +266,21 @@ class Agent:
 
     def _process_batch(self, batch) -> list:
         aligned = self.aligner.align(batch)
-        derived: list = []
-        for pid, processor in self.processors.items():
-            derived.extend(self._run_processor(pid, processor, derived, lambda p: p.process(aligned),
-                                               f"a batch from {batch.source_id}/{batch.device_id}"))  # fmt: skip
+        derived = self._run_chain(
+            lambda p: p.process(aligned), f"a batch from {batch.source_id}/{batch.device_id}"
+        )
         self.supervisors[batch.source_id].latency_ns = time.monotonic_ns() - int(batch.host_ns[-1])
         return [aligned, *derived]
 
-    def _run_processor(self, pid: str, processor, earlier: list, call, what: str) -> list:
-        """What a processor makes of ``call``, after what it makes (``observe``) of the items the processors
-        listed before it made of the same input; an exception is counted and logged, and the others go on."""
-        made: list = []
-        try:
-            observe = getattr(processor, "observe", None)
-            if observe is not None and earlier:
-                made.extend(observe(list(earlier)))
-            made.extend(call(processor))
-        except Exception:
+    def _run_chain(self, call, what: str) -> list:
+        """What the processors make of ``call``, chained (kinefuse.processor_chain); a processor's exception is
+        counted and logged, and the others go on."""
+
+        def failed(pid: str) -> None:
             self.processor_errors[pid] += 1
             log.exception("processor %s failed on %s", pid, what)
-        return made
+
+        return [item for _, item in run_chain(self.processors.items(), call, on_error=failed)]
 
     def _fan_out(self, items: list) -> None:
         for runner in self.sinks.values():
@@ -321,10 +317,7 @@ class Agent:
         await _cancel(helpers)
         self.ingest.close()
         await process
-        flushed: list = []
-        for pid, processor in self.processors.items():
-            flushed.extend(self._run_processor(pid, processor, flushed, lambda p: p.flush(), "its flush"))
-        self._fan_out(flushed)
+        self._fan_out(self._run_chain(lambda p: p.flush(), "its flush"))
         for runner in self.sinks.values():
             runner.channel.close()
         await asyncio.gather(*self._tasks["sinks"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from kinefuse.processor_chain import run_chain
 from kinefuse.types import DeviceAdded, DeviceInfo, DeviceKind, ImuBatch, KeypointBatch
 
 
@@ -42,25 +43,15 @@ def _float64(x: np.ndarray) -> np.ndarray:
 def replay_chain(processors: list[tuple[str, Any]], added: list[DeviceAdded], inputs: list,
                  observed: list = ()) -> list[tuple[str, Any]]:  # fmt: skip
     """Every item each processor makes, as (its id, item), of these declarations and batches and then at its
-    flush, chained as the agent chains them (kinefuse.agent): each declaration to every ``device_added``;
-    per batch, in arrival order, each processor's ``observe`` of what those before it made of the batch, then
-    its ``process``; the same at flush. ``observed``: items every processor is first handed to observe, as
-    made before the chain (an offline analysis's motion items)."""
+    flush, chained as the agent chains them (kinefuse.processor_chain; here an exception propagates): each
+    declaration to every ``device_added``; per batch, in arrival order, each processor's ``observe`` of what
+    those before it made of the batch, then its ``process``; the same at flush. ``observed``: items every
+    processor is first handed to observe, as made before the chain (an offline analysis's motion items)."""
     for declaration in added:
         for _, processor in processors:
             if hasattr(processor, "device_added"):
                 processor.device_added(declaration)
-    made = _chained(processors, lambda p: [], list(observed)) if observed else []
+    made = run_chain(processors, lambda p: [], observed) if observed else []
     for batch in inputs:
-        made += _chained(processors, lambda p, batch=batch: p.process(batch))
-    return made + _chained(processors, lambda p: p.flush())
-
-
-def _chained(processors: list[tuple[str, Any]], call, first: tuple | list = ()) -> list[tuple[str, Any]]:
-    earlier, made = list(first), []
-    for pid, processor in processors:
-        out = list(processor.observe(list(earlier))) if hasattr(processor, "observe") and earlier else []
-        out += call(processor)
-        earlier += out
-        made += [(pid, item) for item in out]
-    return made
+        made += run_chain(processors, lambda p, batch=batch: p.process(batch))
+    return made + run_chain(processors, lambda p: p.flush())
