@@ -1,16 +1,26 @@
-"""Processor ``gait``: each foot's initial and final contacts from a strap on its foot or shank, its strides
-(stride, stance, swing and step time, cadence) and the two feet's symmetry.
+"""Processor ``gait``: each foot's initial and final contacts from a strap on its foot or shank or, for a foot
+with none, from the 3D keypoints of the motion stream; its strides (stride, stance, swing and step time,
+cadence) and the two feet's symmetry.
 
-A strap takes part when its device declares a ``segment`` of ``left_foot``, ``right_foot``, ``left_shank``
-or ``right_shank`` (one per foot: a foot strap is preferred to a shank's). Every ``every_s`` of its samples
-the contacts of its last ``window_s`` are found (kinefuse_plugins.metrics.gait_events, on the samples
-placed by sequence number; lost ones interpolated) and those at least ``delay_s`` old and not yet reported
-go out: the detector needs the swings after a contact to be sure it is one.
+``source`` picks: ``auto`` (a foot's strap where it has one, else the keypoints), ``straps`` or
+``keypoints``. A strap takes part when its device declares a ``segment`` of ``left_foot``, ``right_foot``,
+``left_shank`` or ``right_shank`` (one per foot: a foot strap is preferred to a shank's). Every ``every_s``
+of its samples the contacts of its last ``window_s`` are found (kinefuse_plugins.metrics.strap_contacts, on
+the samples placed by sequence number; lost ones interpolated) and those at least ``delay_s`` old and not
+yet reported go out: the detector needs the swings after a contact to be sure it is one.
 
-Each contact is an event ``initial_contact`` or ``final_contact`` (detail: side, segment). A contact with
-any sample missing within ``gap_margin_s`` of it rests on interpolated samples: its quality is
-insufficient, saying how many, and so is every stride value resting on it. Strides and symmetry:
-kinefuse_plugins.metrics.gait_strides; a stride value claims ``contact_tolerance_s`` per contact.
+From keypoints: the ``motion`` processor's items of ``revision`` with a triangulated ("3d") view; the same
+window, pace and delay over the items' times (kinefuse_plugins.metrics.keypoint_contacts: heel and big toe
+where the keypoint set has them, else the ankle, whose final contact is early: degraded, saying so). A
+contact with any keypoint it rests on (the hips, for the pelvis, and its own) not measured within
+``gap_margin_s`` (filled, predicted or missing: an ankle occluded at foot strike) is insufficient, saying
+which and how many frames; one resting on a keypoint the triangulation flagged is degraded.
+
+Each contact is an event ``initial_contact`` or ``final_contact`` (detail: side, segment or keypoint,
+tolerance_s). A contact with any sample missing within ``gap_margin_s`` of it rests on interpolated
+samples: its quality is insufficient, saying how many, and so is every stride value resting on it. Strides
+and symmetry: kinefuse_plugins.metrics.gait_strides; a strap's contact claims ``contact_tolerance_s``, a
+keypoints' ``keypoint_tolerance_s``.
 """
 
 from __future__ import annotations
@@ -21,11 +31,30 @@ import numpy as np
 
 from kinefuse.configschema import Field
 from kinefuse.interfaces import ProcessorSpec
-from kinefuse.types import DeviceAdded, DeviceKind, Event, ImuBatch, Provenance, Quality, QualityLevel
-from kinefuse_plugins.metrics.gait_events import detect_contacts
+from kinefuse.keypoints import KEYPOINT_NAMES
+from kinefuse.types import (
+    TRIANGULATED_VIEW,
+    DeviceAdded,
+    DeviceKind,
+    Event,
+    ImuBatch,
+    KeypointStatus,
+    MotionItem,
+    Provenance,
+    Quality,
+    QualityLevel,
+    TriangulationCheck,
+)
 from kinefuse_plugins.metrics.gait_strides import Contact, Strides
+from kinefuse_plugins.metrics.keypoint_contacts import detect_keypoint_contacts, foot_points, forward_offsets
+from kinefuse_plugins.metrics.strap_contacts import detect_contacts
 
 SCHEMA = {
+    "source": Field(str, "auto", "contacts from: auto (a foot's strap, else the 3D keypoints), straps, keypoints",
+                    choices=("auto", "straps", "keypoints")),
+    "motion": Field(str, "motion", "keypoints: the id of the motion processor whose items are read"),
+    "revision": Field(int, 0, "keypoints: motion items read: 0 as first published, 1 their smoothed revision",
+                      min=0, max=1),
     "window_s": Field(float, 10.0, "contacts are found over this much of a strap's latest samples, s", min=3.0,
                       max=120.0),
     "every_s": Field(float, 1.0, "... this often, s of samples", min=0.1, max=60.0),
@@ -33,13 +62,19 @@ SCHEMA = {
                      min=0.5, max=60.0),
     "gap_margin_s": Field(float, 0.05, "a sample missing this close to a contact makes it insufficient, s",
                           min=0.0, max=1.0),
-    "contact_tolerance_s": Field(float, 0.02, "what a contact's time claims (twice its standard deviation), s",
-                                 min=0.001, max=1.0),
+    "contact_tolerance_s": Field(float, 0.02, "what a strap's contact time claims (twice its standard "
+                                 "deviation), s", min=0.001, max=1.0),
+    "keypoint_tolerance_s": Field(float, 0.06, "what a contact time from keypoints claims, s", min=0.001,
+                                  max=1.0),
     "symmetry_strides": Field(int, 20, "symmetry indices over each foot's last this many strides", min=2,
                               max=1000),
     "min_strides": Field(int, 10, "... of which this many good ones each are needed", min=1, max=1000),
 }  # fmt: skip
-_PLACES = {f"{side}_{place}": (side, place) for side in ("left", "right") for place in ("foot", "shank")}
+SIDES = ("left", "right")
+_PLACES = {f"{side}_{place}": (side, place) for side in SIDES for place in ("foot", "shank")}
+# the keypoints contacts from keypoints need: the pelvis and the facing direction (hips), the body's up
+_BODY = ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_ankle", "right_ankle")
+_FLAGGED = TriangulationCheck.BONE_LENGTH | TriangulationCheck.CAMERA_DRIFT
 
 
 @dataclasses.dataclass
@@ -79,17 +114,47 @@ class _Strap:
             setattr(self, name, [getattr(self, name)[0][first:]])
 
 
+@dataclasses.dataclass
+class _View:
+    """A triangulated view's latest items: the keypoints ``names`` (at ``indices`` of its keypoint set)."""
+
+    names: tuple[str, ...]
+    indices: list[int]
+    time_ns: list = dataclasses.field(default_factory=list)
+    position: list = dataclasses.field(default_factory=list)  # (K, 3) each
+    status: list = dataclasses.field(default_factory=list)  # (K,) each
+    checks: list = dataclasses.field(default_factory=list)  # (K,) each
+    reported_ns: int = -1
+    next_ns: int | None = None
+
+    def add(self, time_ns: int, view) -> None:
+        self.time_ns.append(time_ns)
+        self.position.append(view.position[self.indices])
+        self.status.append(view.status[self.indices])
+        flags = view.triangulation.checks[self.indices] if view.triangulation is not None else 0
+        self.checks.append(np.zeros(len(self.indices), dtype=np.uint8) | flags)
+
+    def window(self, keep_ns: int) -> tuple[np.ndarray, ...]:
+        first = int(np.searchsorted(np.array(self.time_ns), self.time_ns[-1] - keep_ns))
+        for name in ("time_ns", "position", "status", "checks"):
+            del getattr(self, name)[:first]
+        return np.array(self.time_ns, dtype=np.int64), *(np.array(getattr(self, n)) for n in
+                                                         ("position", "status", "checks"))  # fmt: skip
+
+
 class Gait:
     def __init__(self, options: dict, processor_id: str):
         self.options, self.processor_id = options, processor_id
         self._straps: dict[tuple[str, str], _Strap] = {}
+        self._views: dict[str, _View] = {}
         self._strides: dict[str, Strides] = {}
 
     def device_added(self, declaration: DeviceAdded) -> list:
         device = declaration.device
         segment = device.meta.get("segment")
         key = (declaration.source_id, device.device_id)
-        if device.kind is not DeviceKind.IMU or segment not in _PLACES or key in self._straps:
+        if (self.options["source"] == "keypoints" or device.kind is not DeviceKind.IMU or segment not in _PLACES
+                or key in self._straps):  # fmt: skip
             return []
         side, place = _PLACES[segment]
         rival = next((k for k, s in self._straps.items() if s.side == side and k[0] == key[0]), None)
@@ -114,11 +179,26 @@ class Gait:
             batch.source_id, batch.device_id, strap, newest - int(self.options["delay_s"] * 1e9)
         )
 
+    def observe(self, items) -> list:
+        """The motion items' 3D keypoints, for the feet the contacts come from keypoints for."""
+        if self.options["source"] == "straps":
+            return []
+        out = []
+        for item in items:
+            if (isinstance(item, MotionItem) and item.processor == self.options["motion"]
+                    and item.revision == self.options["revision"]):  # fmt: skip
+                view = next((v for v in item.keypoints if v.view == TRIANGULATED_VIEW), None)
+                out += self._add_view(item.time_ns, view) if view is not None else []
+        return out
+
     def flush(self) -> list:
         out = []
         for (source_id, device_id), strap in self._straps.items():
             if strap.seq:
                 out += self._report(source_id, device_id, strap, int(strap.window(self._keep_ns())[1][-1]))
+        for source_id, view in self._views.items():
+            if view.time_ns:
+                out += self._report_view(source_id, view, view.time_ns[-1])
         return out
 
     def _keep_ns(self) -> int:
@@ -130,14 +210,18 @@ class Gait:
         contacts = self._contacts(strap)
         fresh = [c for c in contacts if strap.reported_ns < c.time_ns <= until_ns]
         strap.reported_ns = max(strap.reported_ns, until_ns)
-        strides = self._strides.setdefault(source_id, Strides(
-            self.processor_id, source_id, self.options["contact_tolerance_s"], self.options["symmetry_strides"],
-            self.options["min_strides"]))  # fmt: skip
         out = []
         for contact in sorted(fresh, key=lambda c: c.time_ns):
-            out.append(self._event(source_id, device_id, strap, contact))
-            out += strides.add(strap.side, contact, device_id)
+            detail = {"side": strap.side, "segment": strap.segment}
+            out.append(self._event(source_id, device_id, contact, detail))
+            out += self._strides_of(source_id).add(strap.side, contact, device_id)
         return out
+
+    def _strides_of(self, source_id: str) -> Strides:
+        if source_id not in self._strides:
+            self._strides[source_id] = Strides(self.processor_id, source_id, self.options["symmetry_strides"],
+                                               self.options["min_strides"])  # fmt: skip
+        return self._strides[source_id]
 
     def _contacts(self, strap: _Strap) -> list[Contact]:
         """Every contact in the strap's window, insufficient where samples near it are missing."""
@@ -161,16 +245,94 @@ class Gait:
                 margin_ms = self.options["gap_margin_s"] * 1e3
                 why = f"{missing} samples missing within {margin_ms:.0f} ms: it rests on interpolated ones"
                 quality = Quality(QualityLevel.INSUFFICIENT, why)
-            out.append(Contact(int(round(np.interp(where, index, time_ns))), initial, quality))
+            at_ns = int(round(np.interp(where, index, time_ns)))
+            out.append(Contact(at_ns, initial, quality, self.options["contact_tolerance_s"]))
         return out
 
-    def _event(self, source_id: str, device_id: str, strap: _Strap, contact: Contact) -> Event:
+    def _add_view(self, time_ns: int, view) -> list:
+        names = KEYPOINT_NAMES.get(view.keypoint_set, ())
+        if not set(_BODY) <= set(names) or not self._keypoint_sides():
+            return []
+        buffer = self._views.get(view.source_id)
+        if buffer is None:
+            wanted = tuple(dict.fromkeys(_BODY + sum((foot_points(names, side) for side in SIDES), ())))
+            buffer = self._views[view.source_id] = _View(wanted, [names.index(n) for n in wanted])
+        buffer.add(time_ns, view)
+        if buffer.next_ns is None:
+            buffer.next_ns = time_ns + int(self.options["window_s"] * 1e9)
+        if time_ns < buffer.next_ns:
+            return []
+        buffer.next_ns = time_ns + int(self.options["every_s"] * 1e9)
+        return self._report_view(view.source_id, buffer, time_ns - int(self.options["delay_s"] * 1e9))
+
+    def _keypoint_sides(self) -> tuple[str, ...]:
+        """The feet whose contacts come from keypoints: those without a strap (source auto), or both."""
+        strapped = {strap.side for strap in self._straps.values()}
+        return tuple(side for side in SIDES if side not in strapped)
+
+    def _report_view(self, source_id: str, view: _View, until_ns: int) -> list:
+        found = [(side, point, c) for side, point, c in self._keypoint_contacts(view)
+                 if view.reported_ns < c.time_ns <= until_ns]  # fmt: skip
+        view.reported_ns = max(view.reported_ns, until_ns)
+        out = []
+        for side, point, contact in sorted(found, key=lambda x: x[2].time_ns):
+            out.append(self._event(source_id, None, contact, {"side": side, "keypoint": point}))
+            out += self._strides_of(source_id).add(side, contact, None)
+        return out
+
+    def _keypoint_contacts(self, view: _View) -> list[tuple[str, str, Contact]]:
+        """Every contact in the view's window of the feet without a strap: (side, keypoint, contact)."""
+        time_ns, position, status, checks = view.window(self._keep_ns())
+        seen = np.isfinite(position).all(axis=2)
+        if len(time_ns) < 3 or (seen.sum(axis=0) < 2).any():
+            return []
+        grid = np.arange(len(time_ns))
+        rate_hz = float((len(time_ns) - 1) / ((time_ns[-1] - time_ns[0]) / 1e9))
+        points = {name: np.column_stack([np.interp(grid, grid[seen[:, k]], position[seen[:, k], k, axis])
+                                         for axis in range(3)]) for k, name in enumerate(view.names)}  # fmt: skip
+        ahead = forward_offsets(points, rate_hz)
+        out = []
+        for side in self._keypoint_sides():
+            first, last = foot_points(view.names, side)
+            found = detect_keypoint_contacts(ahead[first], ahead[last], rate_hz)
+            for where, initial in [(x, True) for x in found.initial] + [(x, False) for x in found.final]:
+                point = first if initial else last
+                quality = self._keypoint_quality(view.names, status, checks, where, rate_hz, point, initial)
+                contact = Contact(int(round(np.interp(where, grid, time_ns))), initial, quality,
+                                  self.options["keypoint_tolerance_s"])  # fmt: skip
+                out.append((side, point, contact))
+        return out
+
+    def _keypoint_quality(self, names, status, checks, where: float, rate_hz: float, point: str,
+                          initial: bool) -> Quality:  # fmt: skip
+        """Insufficient where a keypoint it rests on is not measured within ``gap_margin_s``; degraded where
+        the triangulation flagged one, or where an ankle stands for the toe."""
+        margin = int(round(self.options["gap_margin_s"] * rate_hz))
+        near = slice(max(int(np.floor(where)) - margin, 0), int(np.ceil(where)) + margin + 1)
+        used = [names.index(n) for n in ("left_hip", "right_hip", point)]
+        unmeasured = status[near][:, used] != KeypointStatus.MEASURED
+        if unmeasured.any():
+            worst = used[int(np.argmax(unmeasured.sum(axis=0)))]
+            why = (f"{names[worst]} not measured in {int(unmeasured[:, used.index(worst)].sum())} frames within "
+                   f"{self.options['gap_margin_s'] * 1e3:.0f} ms (filled, predicted or missing)")  # fmt: skip
+            return Quality(QualityLevel.INSUFFICIENT, why)
+        flagged = np.bitwise_or.reduce(checks[near][:, used] & _FLAGGED, axis=None)
+        if flagged:
+            what = ", ".join(check.name.lower().replace("_", " ") for check in TriangulationCheck
+                             if flagged & check)  # fmt: skip
+            return Quality(QualityLevel.DEGRADED, f"the triangulation flagged a keypoint it rests on: {what}")
+        if not initial and point.endswith("_ankle"):
+            return Quality(QualityLevel.DEGRADED, "from the ankle (no toe keypoint): the ankle is farthest "
+                                                  "behind as the heel rises, before the toe leaves")  # fmt: skip
+        return Quality(QualityLevel.GOOD)
+
+    def _event(self, source_id: str, device_id: str | None, contact: Contact, detail: dict) -> Event:
         return Event(
             kind="initial_contact" if contact.initial else "final_contact",
             time_ns=contact.time_ns,
             source_id=source_id,
             device_id=device_id,
-            detail={"side": strap.side, "segment": strap.segment},
+            detail={**detail, "tolerance_s": contact.tolerance_s},
             provenance=Provenance.MEASURED,
             quality=contact.quality,
             processor=self.processor_id,

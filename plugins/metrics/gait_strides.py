@@ -2,9 +2,11 @@
 
 A stride is initial contact to the same foot's next initial contact with one final contact between; its
 stance runs to that final contact, its swing from it. Its step time is from the other foot's initial
-contact inside the stride to the stride's end (a step ends with this foot's contact). Left/right symmetry
-is the symmetry index of Robinson et al. 1987 (J Manipulative Physiol Ther 10(4):172-176) on the median
-of each foot's recent good strides: 100 (left - right) / ((left + right) / 2), in percent.
+contact inside the stride to the stride's end (a step ends with this foot's contact). Each value is as good
+as the worst contact it rests on (an insufficient one leaves it none) and claims their tolerances added in
+quadrature. Left/right symmetry is the symmetry index of Robinson et al. 1987 (J Manipulative Physiol Ther
+10(4):172-176) on the median of each foot's recent strides with a value: 100 (left - right) / ((left +
+right) / 2), in percent, degraded where a degraded value is among them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Contact:
     time_ns: int
     initial: bool  # initial contact, else final
     quality: Quality
+    tolerance_s: float  # what its time claims (twice its standard deviation)
 
 
 @dataclasses.dataclass
@@ -38,10 +41,8 @@ class _Foot:
 class Strides:
     """Turns contacts, foot by foot in time order, into stride metrics and symmetry indices."""
 
-    def __init__(self, processor_id: str, source_id: str, tolerance_s: float, symmetry_strides: int,
-                 min_strides: int):  # fmt: skip
+    def __init__(self, processor_id: str, source_id: str, symmetry_strides: int, min_strides: int):
         self.processor_id, self.source_id = processor_id, source_id
-        self.tolerance_s = tolerance_s
         self.symmetry_strides, self.min_strides = symmetry_strides, min_strides
         self._feet = {side: _Foot() for side in SIDES}
 
@@ -62,16 +63,22 @@ class Strides:
         other = [c for c in self._feet[_other(side)].contacts
                  if c.initial and start.time_ns < c.time_ns < end.time_ns]  # fmt: skip
         seconds = (end.time_ns - start.time_ns) / 1e9
-        values = {"stride_time": seconds, "stance_time": np.nan, "swing_time": np.nan, "step_time": np.nan}
+        nan = (np.nan, ())
+        values = {
+            "stride_time": (seconds, (start, end)),
+            "stance_time": nan,
+            "swing_time": nan,
+            "step_time": nan,
+        }
         if len(finals) == 1:
-            values["stance_time"] = (finals[0].time_ns - start.time_ns) / 1e9
-            values["swing_time"] = (end.time_ns - finals[0].time_ns) / 1e9
+            values["stance_time"] = ((finals[0].time_ns - start.time_ns) / 1e9, (start, finals[0]))
+            values["swing_time"] = ((end.time_ns - finals[0].time_ns) / 1e9, (finals[0], end))
         if len(other) == 1:
-            values["step_time"] = (end.time_ns - other[0].time_ns) / 1e9
-        reason = self._stride_problem(start, end, finals, other, seconds, foot)
+            values["step_time"] = ((end.time_ns - other[0].time_ns) / 1e9, (other[0], end))
+        reason = self._stride_problem(start, end, finals, seconds, foot)
         return {"time_ns": end.time_ns, "values": values, "reason": reason, "other": other}
 
-    def _stride_problem(self, start, end, finals, other, seconds: float, foot: _Foot) -> str:
+    def _stride_problem(self, start, end, finals, seconds: float, foot: _Foot) -> str:
         """Why the stride cannot be used, or ''."""
         for name, contact in (("its initial contact", start), ("its end", end)):
             if contact.quality.level is QualityLevel.INSUFFICIENT:
@@ -80,7 +87,7 @@ class Strides:
             return f"{len(finals)} final contacts between its initial contacts (a contact missed)"
         if finals[0].quality.level is QualityLevel.INSUFFICIENT:
             return f"its final contact: {finals[0].quality.reason}"
-        usual = [s["values"]["stride_time"] for s in foot.strides if not s["reason"]]
+        usual = [s["values"]["stride_time"][0] for s in foot.strides if not s["reason"]]
         if len(usual) >= 3 and seconds > LONG_STRIDE * float(np.median(usual)):
             return f"{seconds:.2f} s, over {LONG_STRIDE}x the usual stride: a swing missed"
         return ""
@@ -88,47 +95,62 @@ class Strides:
     def _stride_values(self, side: str, stride: dict, device_id: str) -> list[DerivedValue]:
         out = []
         for name in STRIDE_VALUES:
-            value, reason = stride["values"][name], stride["reason"]
+            (value, contacts), reason = stride["values"][name], stride["reason"]
             if not reason and name == "step_time":
                 if not stride["other"]:
                     reason = "the other foot's initial contact inside the stride is not known"
                 elif stride["other"][0].quality.level is QualityLevel.INSUFFICIENT:
                     reason = f"the other foot's initial contact: {stride['other'][0].quality.reason}"
             out.append(self._value(f"gait.{side}.{name}", stride["time_ns"], None if reason else value, "s",
-                                   reason, device_id, tolerance=self.tolerance_s * np.sqrt(2)))  # fmt: skip
-        seconds = stride["values"]["stride_time"]
-        cadence = None if stride["reason"] else 120.0 / seconds
-        out.append(self._value("gait.cadence", stride["time_ns"], cadence, "steps/min", stride["reason"],
-                               device_id, tolerance=120.0 * self.tolerance_s * np.sqrt(2) / seconds**2))  # fmt: skip
+                                   reason, device_id, contacts))  # fmt: skip
+        seconds, contacts = stride["values"]["stride_time"]
+        out.append(self._value("gait.cadence", stride["time_ns"], None if stride["reason"] else 120.0 / seconds,
+                               "steps/min", stride["reason"], device_id, contacts,
+                               scale=120.0 / seconds**2))  # fmt: skip
         return out
 
     def _symmetry(self, time_ns: int, device_id: str) -> list[DerivedValue]:
         out = []
         for name in STRIDE_VALUES:
-            recent = {side: [s["values"][name] for s in list(self._feet[side].strides)[-self.symmetry_strides:]
-                             if not s["reason"] and np.isfinite(s["values"][name])] for side in SIDES}  # fmt: skip
+            recent = {side: [s for s in list(self._feet[side].strides)[-self.symmetry_strides:]
+                             if not s["reason"] and np.isfinite(s["values"][name][0])] for side in SIDES}  # fmt: skip
             counts = f"over {len(recent['left'])} left and {len(recent['right'])} right strides"
-            value, reason = None, ""
+            value, quality = None, Quality(QualityLevel.GOOD, counts)
             if min(len(v) for v in recent.values()) < self.min_strides:
-                reason = (
+                why = (
                     f"{counts} of the last {self.symmetry_strides}: {self.min_strides} good ones each needed"
                 )
+                quality = Quality(QualityLevel.INSUFFICIENT, why)
             else:
-                left, right = (float(np.median(recent[side])) for side in SIDES)
+                left, right = (
+                    float(np.median([s["values"][name][0] for s in recent[side]])) for side in SIDES
+                )
                 value = 100.0 * (left - right) / (0.5 * (left + right))
-            quality = (
-                Quality(QualityLevel.INSUFFICIENT, reason) if reason else Quality(QualityLevel.GOOD, counts)
-            )
+                quality = _worst([c.quality for side in SIDES for s in recent[side]
+                                  for c in s["values"][name][1]], counts)  # fmt: skip
             out.append(DerivedValue(f"gait.{name}_si", time_ns, value, SI_UNIT, Provenance.MEASURED, quality,
                                     self.source_id, device_id, self.processor_id))  # fmt: skip
         return out
 
-    def _value(self, name, time_ns, value, unit, reason, device_id, tolerance) -> DerivedValue:
+    def _value(self, name, time_ns, value, unit, reason, device_id, contacts, scale=1.0) -> DerivedValue:
         if value is not None and not np.isfinite(value):
             value, reason = None, reason or "not measured"
-        quality = Quality(QualityLevel.INSUFFICIENT, reason) if value is None else Quality(QualityLevel.GOOD)
-        return DerivedValue(name, time_ns, value, unit, Provenance.MEASURED, quality, self.source_id, device_id,
-                            self.processor_id, None if value is None else float(tolerance))  # fmt: skip
+        if value is None:
+            return DerivedValue(name, time_ns, None, unit, Provenance.MEASURED,
+                                Quality(QualityLevel.INSUFFICIENT, reason), self.source_id, device_id,
+                                self.processor_id)  # fmt: skip
+        tolerance = scale * float(np.hypot(*[c.tolerance_s for c in contacts]))
+        return DerivedValue(name, time_ns, value, unit, Provenance.MEASURED,
+                            _worst([c.quality for c in contacts]), self.source_id, device_id,
+                            self.processor_id, tolerance)  # fmt: skip
+
+
+def _worst(qualities: list[Quality], also: str = "") -> Quality:
+    """Good, or degraded with the distinct reasons of the degraded ones (and ``also``)."""
+    reasons = list(dict.fromkeys(q.reason for q in qualities if q.level is QualityLevel.DEGRADED))
+    if not reasons:
+        return Quality(QualityLevel.GOOD, also)
+    return Quality(QualityLevel.DEGRADED, "; ".join([*reasons, also] if also else reasons))
 
 
 def _other(side: str) -> str:

@@ -77,6 +77,7 @@ def test_a_scenario_is_scored_through_the_pipeline(tmp_path):
         "good segment values beyond twice their tolerance", "good keypoints beyond twice their tolerance (cam)",
         "initial contact |error| median (gait, from shank straps)",
         "final contact |error| median (gait, from shank straps)",
+        "honesty: good contacts beyond twice their tolerance (gait, from shank straps)",
         "honesty: good stride values beyond twice their tolerance (gait, from shank straps)",
     }  # fmt: skip
     # one shank strap: its foot's contacts, every true one found (no symmetry rows: that needs both feet)

@@ -9,6 +9,10 @@ Stride events CSV: one row per stride with ``foot`` and, in samples of the IMU r
 (terminal contact, toe off), ``ic`` (initial contact, heel strike) and ``pre_ic`` (the previous stride's
 ic). Within a stride: pre_ic < start <= tc < ic < end.
 
+Motion-capture CSV (``mocap_sample.csv``): two header rows, marker (``L_FCC`` heel, ``L_TOE``, ``L_FM5``
+fifth metatarsal head, the same with ``R_``) and axis (``x``, ``y``, ``z``; z up), then a frame index column;
+positions in mm at 100 Hz, frame 0 at the IMU recording's first sample (both span 38.7 s).
+
 A folder holds recordings as ``imu_<name>.csv`` with ``stride_events_<name>.csv``.
 """
 
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 RATE_HZ = 204.8
+MOCAP_RATE_HZ = 100.0
 AXES = ("acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z")
 EVENT_COLUMNS = ("start", "end", "ic", "tc", "min_vel", "pre_ic")
 # structured dtype of one side's strides: event positions stay float so a missing one can be NaN
@@ -109,3 +114,14 @@ def load_stride_events(path: str | Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: data row {i + 1}: {exc}") from None
         by_foot.setdefault(row["foot"], []).append((s_id, *values))
     return {foot: np.array(strides, dtype=EVENT_DTYPE) for foot, strides in by_foot.items()}
+
+
+def load_markers(path: str | Path) -> dict[str, np.ndarray]:
+    """Each marker's positions (n, 3) in metres, by the file's marker name."""
+    path = Path(path)
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 3 or rows[1][1:4] != ["x", "y", "z"]:
+        raise ValueError(f"{path}: expected two header rows (marker, axis x/y/z) then frames")
+    names, data = rows[0][1:], np.array(rows[2:], dtype=np.float64)[:, 1:] / 1000.0
+    return {name: data[:, 3 * i : 3 * i + 3] for i, name in enumerate(names[::3])}

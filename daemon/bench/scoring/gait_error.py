@@ -1,18 +1,22 @@
 """Scoring the ``gait`` metrics on the synthetic athlete: the contacts the daemon stored against the
 simulator's true initial contacts and toe-offs (kinefuse.sim.body.Body.gait_events), the symmetry indices
-against the same indices of the true strides, and whether the stride values reported good are within twice
-their stated tolerance of the true strides'.
+against the same indices of the true strides, and whether the contacts and stride values reported good are
+within twice their stated tolerance of the truth. Two gait processors are scored: one on the foot or shank
+straps (``PROCESSOR``), one on the 3D keypoints (``KEYPOINT_PROCESSOR``, where two cameras see the athlete).
 
 Scored: from ``WARMUP_S`` on, to ``END_MARGIN_S`` before the end (the last swing has nothing after it to
 confirm it). A stored contact pairs with a true one of its foot and kind within ``MATCH_S``
 (kinefuse.bench.scoring.events.match_events); the rows give the median |error| of every stored contact,
 good or not, and the note how many were found, missed, extra and insufficient. Times: a contact's stored
-time (aligned host time) less its strap's aligned-time offset, as the other scorings.
+time (aligned host time) less its strap's (or, from keypoints, the first camera's) aligned-time offset, as
+the other scorings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,42 +27,81 @@ from kinefuse.bench.scoring.segment_error import sim_time_s
 WARMUP_S = 10.0
 END_MARGIN_S = 2.0
 MATCH_S = 0.15
-PROCESSOR = "gait"  # the processor id the accuracy runs give it (segment_error.processors)
+# the processor ids the accuracy runs give the two gait processors (segment_error.processors)
+PROCESSOR, KEYPOINT_PROCESSOR = "gait", "gait_keypoints"
 SIDES = ("left", "right")
 KINDS = {"initial_contact": "ic", "final_contact": "tc"}
 STRIDE_VALUES = ("stride_time", "stance_time", "step_time")
 # the live stream's (an analysis of the session writes its own beside them)
-_METRICS = ("SELECT m.time_ns, m.value, m.tolerance, d.device_id FROM metrics m JOIN devices d "
+_METRICS = ("SELECT m.time_ns, m.value, m.tolerance, d.device_id FROM metrics m LEFT JOIN devices d "
             "ON d.id = m.device_ref WHERE m.analysis_id IS NULL AND m.processor = ?")  # fmt: skip
+_EVENTS = ("SELECT e.*, d.device_id FROM events e LEFT JOIN devices d ON d.id = e.device_ref "
+           "WHERE e.analysis_id IS NULL AND e.processor = ? ORDER BY e.time_ns")  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Origin:
+    """One gait processor's rows: its id, what the rows say it rests on, the feet it has contacts of, which
+    stored rows are its (by device) and their times as the simulation's (s)."""
+
+    processor: str
+    what: str
+    sides: tuple[str, ...]
+    mine: Callable[[dict], bool]
+    sim_times: Callable[[list[dict]], np.ndarray]
+
+    def query(self, db, sql: str, params: list) -> tuple[list[dict], np.ndarray]:
+        rows = [r for r in db.query(sql, params) if self.mine(r)]
+        return rows, self.sim_times(rows) if rows else np.empty(0)
 
 
 def gait_rows(name: str, simulation, db) -> list[dict]:
-    """Contact timing and honesty rows of a scenario with a strap on a foot or shank, for the feet that have
-    one; symmetry rows where both have."""
+    """Contact timing and honesty rows, from the straps for the feet that have one on a foot or shank and
+    from the 3D keypoints where two cameras see the athlete; symmetry rows where both feet have contacts."""
+    truth = simulation.body.gait_events(0.0, simulation.duration_s)
+    if not truth:
+        return []
+    return [
+        row
+        for origin in _origins(simulation, db)
+        for row in _origin_rows(name, simulation, db, origin, truth)
+    ]
+
+
+def _origins(simulation, db) -> list[_Origin]:
     straps = {d.name: d for d in simulation.imus if d.segment.endswith(("_foot", "_shank"))}
-    stored = _stored_contacts(db, straps)
-    if not straps or not stored:
+    out = []
+    if straps:
+        sides = tuple(side for side in SIDES if any(d.segment.startswith(side) for d in straps.values()))
+        places = " and ".join(sorted({d.segment.split("_")[1] for d in straps.values()}))
+        out.append(_Origin(PROCESSOR, f"gait, from {places} straps", sides, lambda r: r["device_id"] in straps,
+                           lambda rows: _sim_times(db, straps, rows)))  # fmt: skip
+    if len(simulation.cameras) >= 2:
+        camera = simulation.cameras[0]
+        out.append(_Origin(KEYPOINT_PROCESSOR, "gait, from 3D keypoints", SIDES, lambda r: r["device_id"] is None,
+                           lambda rows: sim_time_s(db, camera, np.array([r["time_ns"] for r in rows]))))  # fmt: skip
+    return out
+
+
+def _origin_rows(name: str, simulation, db, origin: _Origin, truth: list) -> list[dict]:
+    stored = _stored_contacts(db, origin)
+    if not stored:  # not gait (a drop landing's contacts are not strides), or nobody there to see it
         return []
     span = (WARMUP_S, simulation.duration_s - END_MARGIN_S)
-    truth = simulation.body.gait_events(0.0, simulation.duration_s)
-    sides = tuple(side for side in SIDES if any(d.segment.startswith(side) for d in straps.values()))
-    places = " and ".join(sorted({d.segment.split("_")[1] for d in straps.values()}))
-    what = f"gait, from {places} straps"
-    rows = [_contact_row(name, kind, stored, truth, span, what, sides) for kind in KINDS]
-    if sides == SIDES:  # symmetry needs both feet
-        rows += _symmetry_rows(name, db, straps, truth, span, what)
-    return rows + [_honesty_row(name, db, straps, truth, span, what, sides)]
+    rows = [_contact_row(name, kind, stored, truth, span, origin) for kind in KINDS]
+    if origin.sides == SIDES:  # symmetry needs both feet
+        rows += _symmetry_rows(name, db, origin, truth, span)
+    return rows + [_contact_honesty_row(name, stored, truth, span, origin),
+                   _honesty_row(name, db, origin, truth, span)]  # fmt: skip
 
 
-def _stored_contacts(db, straps: dict) -> list[dict]:
-    """The gait processor's contacts: side, kind, quality and the simulation's time (s)."""
-    query = (
-        "SELECT e.*, d.device_id FROM events e JOIN devices d ON d.id = e.device_ref "
-        "WHERE e.analysis_id IS NULL AND e.processor = ? ORDER BY e.time_ns"
-    )
-    rows = [r for r in db.query(query, [PROCESSOR]) if r["device_id"] in straps and r["kind"] in KINDS]
-    return [{"side": json.loads(row["detail"])["side"], "kind": KINDS[row["kind"]], "quality": row["quality"],
-             "t": float(t)} for row, t in zip(rows, _sim_times(db, straps, rows), strict=True)]  # fmt: skip
+def _stored_contacts(db, origin: _Origin) -> list[dict]:
+    """The processor's contacts: side, kind, quality, stated tolerance (s) and the simulation's time (s)."""
+    rows, times = origin.query(db, _EVENTS, [origin.processor])
+    details = [json.loads(row["detail"]) for row in rows]
+    return [{"side": detail["side"], "kind": KINDS[row["kind"]], "quality": row["quality"],
+             "tolerance_s": detail["tolerance_s"], "t": float(t)}
+            for row, detail, t in zip(rows, details, times, strict=True) if row["kind"] in KINDS]  # fmt: skip
 
 
 def _sim_times(db, straps: dict, rows: list[dict]) -> np.ndarray:
@@ -72,12 +115,10 @@ def _sim_times(db, straps: dict, rows: list[dict]) -> np.ndarray:
     return out
 
 
-def _contact_row(
-    name: str, kind: str, stored: list, truth: list, span: tuple, what: str, sides: tuple
-) -> dict:
+def _contact_row(name: str, kind: str, stored: list, truth: list, span: tuple, origin: _Origin) -> dict:
     code = KINDS[kind]
     errors, found, missed, extra, insufficient, total = [], 0, 0, 0, 0, 0
-    for side in sides:
+    for side in origin.sides:
         mine = [c for c in stored if c["side"] == side and c["kind"] == code and span[0] <= c["t"] <= span[1]]
         true = [
             e.time_s for e in truth if e.side == side and e.kind == code and span[0] <= e.time_s <= span[1]
@@ -91,14 +132,15 @@ def _contact_row(
         total += len(true)
     error = np.concatenate(errors) if errors else np.empty(0)
     label = kind.replace("_", " ")
-    metric = f"{label} |error| median ({what})"
+    metric = f"{label} |error| median ({origin.what})"
     if not len(error):
         return make_row(
             name, metric, "ms", None, "lower", note=f"insufficient data: no {label} found of {total}"
         )
     note = (f"{found} of {total} true contacts found ({missed} missed, {extra} extra, {insufficient} reported "
             f"insufficient) within {MATCH_S * 1e3:.0f} ms; signed median {np.median(error):+.1f} ms, "
-            f"|error| p90 {np.percentile(np.abs(error), 90):.1f} ms; the {PROCESSOR} processor's events")  # fmt: skip
+            f"|error| p90 {np.percentile(np.abs(error), 90):.1f} ms; the {origin.processor} processor's "
+            "events")  # fmt: skip
     return make_row(name, metric, "ms", float(np.median(np.abs(error))), "lower", note=note)
 
 
@@ -117,17 +159,17 @@ def true_strides(truth: list, side: str) -> list[dict]:
     return out
 
 
-def _symmetry_rows(name: str, db, straps: dict, truth: list, span: tuple, what: str) -> list[dict]:
+def _symmetry_rows(name: str, db, origin: _Origin, truth: list, span: tuple) -> list[dict]:
     """Per index: the median |reported - true| over the good values, the truth over the same strides (each
     foot's last ``symmetry_strides`` ending by the value's time)."""
     count = _symmetry_strides()
     strides = {side: true_strides(truth, side) for side in SIDES}
     rows = []
     for value in STRIDE_VALUES:
-        times, values = _good_values(db, straps, f"gait.{value}_si", span)
+        times, values = _good_values(db, origin, f"gait.{value}_si", span)
         true = np.array([_true_index(strides, value, t, count) for t in times])
         error = np.abs(values - true)
-        metric = f"{value.replace('_', ' ')} asymmetry |error| median ({what})"
+        metric = f"{value.replace('_', ' ')} asymmetry |error| median ({origin.what})"
         if not len(error) or not np.isfinite(error).any():
             rows.append(make_row(name, metric, "pp", None, "lower", note="insufficient data: no good value"))
             continue
@@ -150,33 +192,52 @@ def _true_index(strides: dict, value: str, t: float, count: int) -> float:
     return 100.0 * (left - right) / (0.5 * (left + right))
 
 
-def _good_values(db, straps: dict, metric: str, span: tuple) -> tuple[np.ndarray, np.ndarray]:
-    rows = list(db.query(f"{_METRICS} AND m.name = ? AND m.quality = 'good'", [PROCESSOR, metric]))
-    rows = [r for r in rows if r["device_id"] in straps]
-    t = _sim_times(db, straps, rows)
+def _good_values(db, origin: _Origin, metric: str, span: tuple) -> tuple[np.ndarray, np.ndarray]:
+    rows, t = origin.query(
+        db, f"{_METRICS} AND m.name = ? AND m.quality = 'good'", [origin.processor, metric]
+    )
     values = np.array([r["value"] for r in rows], dtype=np.float64)
     inside = (t >= span[0]) & (t <= span[1]) if len(t) else np.zeros(0, dtype=bool)
     return t[inside], values[inside]
 
 
-def _honesty_row(name: str, db, straps: dict, truth: list, span: tuple, what: str, sides: tuple) -> dict:
+def _contact_honesty_row(name: str, stored: list, truth: list, span: tuple, origin: _Origin) -> dict:
+    """The share of good contacts beyond twice their stated tolerance of the true contact of their foot and
+    kind nearest them (none within ``MATCH_S``: beyond)."""
+    ratios = []
+    for contact in stored:
+        if contact["quality"] != "good" or not (span[0] <= contact["t"] <= span[1]):
+            continue
+        true = np.array([e.time_s for e in truth if e.side == contact["side"] and e.kind == contact["kind"]])
+        error = np.min(np.abs(true - contact["t"])) if len(true) else np.inf
+        ratios.append(error / contact["tolerance_s"] if error <= MATCH_S else np.inf)
+    metric = f"honesty: good contacts beyond twice their tolerance ({origin.what})"
+    if not ratios:
+        return make_row(name, metric, "share", None, "lower", note="insufficient data: no good contact")
+    ratios = np.array(ratios)
+    note = (f"{len(ratios)} good initial and final contacts after {WARMUP_S:.0f} s (none within "
+            f"{MATCH_S * 1e3:.0f} ms of a true one counts as beyond); error over tolerance p50 "
+            f"{np.median(ratios):.2f}, max {np.max(ratios):.2f}")  # fmt: skip
+    return make_row(name, metric, "share", float(np.mean(ratios > 2.0)), "lower", note=note)
+
+
+def _honesty_row(name: str, db, origin: _Origin, truth: list, span: tuple) -> dict:
     """The share of good stride values (stride, stance, step time) beyond twice their stated tolerance of the
     true stride ending nearest their time."""
     ratios = []
-    for side in sides:
+    for side in origin.sides:
         strides = true_strides(truth, side)
         ends = np.array([s["end"] for s in strides])
         for value in STRIDE_VALUES:
-            rows = list(db.query(f"{_METRICS} AND m.name = ? AND m.quality = 'good' AND m.tolerance IS NOT NULL",
-                                 [PROCESSOR, f"gait.{side}.{value}"]))  # fmt: skip
-            rows = [r for r in rows if r["device_id"] in straps]
-            for row, t in zip(rows, _sim_times(db, straps, rows), strict=True):
+            sql = f"{_METRICS} AND m.name = ? AND m.quality = 'good' AND m.tolerance IS NOT NULL"
+            rows, times = origin.query(db, sql, [origin.processor, f"gait.{side}.{value}"])
+            for row, t in zip(rows, times, strict=True):
                 if not (span[0] <= t <= span[1]) or not len(ends):
                     continue
                 nearest = int(np.argmin(np.abs(ends - t)))
                 true = strides[nearest][value] if abs(ends[nearest] - t) <= MATCH_S else np.nan
                 ratios.append(abs(row["value"] - true) / row["tolerance"] if np.isfinite(true) else np.inf)
-    metric = f"honesty: good stride values beyond twice their tolerance ({what})"
+    metric = f"honesty: good stride values beyond twice their tolerance ({origin.what})"
     if not ratios:
         return make_row(name, metric, "share", None, "lower", note="insufficient data: no good stride value")
     ratios = np.array(ratios)

@@ -111,7 +111,8 @@ def processors(options: dict | None = None) -> list[dict]:
             "revision": 1,
             "source": "keypoints",
         },
-        {"id": "gait", "type": "gait"},  # contacts, strides, symmetry from foot or shank straps (gait_error)
+        {"id": "gait", "type": "gait", "source": "straps"},  # from foot or shank straps (gait_error)
+        {"id": "gait_keypoints", "type": "gait", "source": "keypoints", "motion": _FUSED, "revision": 1},
         {
             "id": "reps",
             "type": "reps",

@@ -13,8 +13,8 @@ from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 from kinefuse.types import Quality, QualityLevel
 from kinefuse_plugins.metrics.gait import SPEC
-from kinefuse_plugins.metrics.gait_events import detect_contacts
 from kinefuse_plugins.metrics.gait_strides import Contact, Strides
+from kinefuse_plugins.metrics.strap_contacts import detect_contacts
 
 GAITMAP = paths.shared_dir() / "data" / "gaitmap"
 needs_gaitmap = pytest.mark.skipif(not GAITMAP.is_dir(), reason=f"{GAITMAP} is absent")
@@ -89,7 +89,7 @@ GOOD = Quality(QualityLevel.GOOD)
 
 
 def _contact(t_s: float, initial: bool, quality=GOOD) -> Contact:
-    return Contact(int(round(t_s * 1e9)), initial, quality)
+    return Contact(int(round(t_s * 1e9)), initial, quality, 0.02)
 
 
 def _walk(strides: Strides, n: int, stance: dict, skip_final_at: int = -1, bad_at: int = -1) -> list:
@@ -106,7 +106,7 @@ def _walk(strides: Strides, n: int, stance: dict, skip_final_at: int = -1, bad_a
 
 
 def test_strides_and_symmetry_from_known_contacts():
-    strides = Strides("gait", "sim", 0.02, symmetry_strides=20, min_strides=5)
+    strides = Strides("gait", "sim", symmetry_strides=20, min_strides=5)
     values = _walk(strides, 12, {"left": 0.60, "right": 0.66})
     last = {v.name: v for v in values}
     assert last["gait.left.stride_time"].value == pytest.approx(1.0)
@@ -125,7 +125,7 @@ def test_strides_and_symmetry_from_known_contacts():
 
 
 def test_a_stride_on_a_missing_or_insufficient_contact_is_insufficient():
-    strides = Strides("gait", "sim", 0.02, symmetry_strides=20, min_strides=5)
+    strides = Strides("gait", "sim", symmetry_strides=20, min_strides=5)
     values = _walk(strides, 8, {"left": 0.6, "right": 0.6}, skip_final_at=3, bad_at=6)
     left = [v for v in values if v.name == "gait.left.stride_time"]
     # strides k -> k+1: the fourth has no final contact, the sixth and seventh end or start on the bad one

@@ -59,7 +59,7 @@ def detect_contacts(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, place: str
     rate = gyr @ _principal_axis(gyr)
     jerk = _jerk(acc)
     swings, reason = _swings(rate, jerk, rate_hz)
-    swings = _in_bouts(swings, rate_hz) if swings else swings
+    swings = [swings[i] for i in in_bouts(np.array([a for a, _ in swings]) / rate_hz)] if swings else swings
     if not swings and not reason:
         reason = (
             f"no {MIN_BOUT} swings in a row {MIN_STRIDE_S}-{MAX_STRIDE_S} s apart: not walking or running"
@@ -118,19 +118,18 @@ def _swings(rate: np.ndarray, jerk: np.ndarray, rate_hz: float) -> tuple[list[tu
     return ranked[0][1], ""
 
 
-def _in_bouts(swings: list[tuple[int, int]], rate_hz: float) -> list[tuple[int, int]]:
-    """The swings in runs of at least MIN_BOUT whose successive starts are a stride apart."""
-    starts = np.array([start for start, _ in swings]) / rate_hz
-    stride = np.diff(starts)
+def in_bouts(times_s: np.ndarray) -> list[int]:
+    """The indices of the events at ``times_s`` (one per stride of a foot, in time order) in runs of at least
+    MIN_BOUT whose successive times are a stride apart."""
+    stride = np.diff(times_s)
     linked = (stride >= MIN_STRIDE_S) & (stride <= MAX_STRIDE_S)
-    keep, run = [], [0]
+    keep, run = [], [0] if len(times_s) else []
     for i, link in enumerate(linked, start=1):
         if not link:
             keep += run if len(run) >= MIN_BOUT else []
             run = []
         run.append(i)
-    keep += run if len(run) >= MIN_BOUT else []
-    return [swings[i] for i in keep]
+    return keep + (run if len(run) >= MIN_BOUT else [])
 
 
 def _foot_contacts(rate, jerk, start: int, end: int, rate_hz: float) -> tuple[float, float]:
@@ -142,7 +141,7 @@ def _foot_contacts(rate, jerk, start: int, end: int, rate_hz: float) -> tuple[fl
     release = push_off - int(round(RELEASE_BEFORE_S * rate_hz))
     if release < 1:
         return np.nan, np.nan
-    final = _peak(jerk, release + int(np.argmax(jerk[release : start + 2])))
+    final = refine_peak(jerk, release + int(np.argmax(jerk[release : start + 2])))
     return final, _zero_crossing(rate, end)
 
 
@@ -150,7 +149,7 @@ def _shank_contacts(rate, jerk, start: int, end: int, rate_hz: float) -> tuple[f
     last = end + 1 + max(int(round(IMPACT_S * rate_hz)), 1)
     if last > len(rate) - 1:
         return np.nan, np.nan
-    impact = _peak(jerk, end + 1 + int(np.argmax(jerk[end + 1 : last])))
+    impact = refine_peak(jerk, end + 1 + int(np.argmax(jerk[end + 1 : last])))
     return _zero_crossing(rate, start), impact
 
 
@@ -159,7 +158,7 @@ def _zero_crossing(y: np.ndarray, i: int) -> float:
     return i + float(y[i] / (y[i] - y[i + 1]))
 
 
-def _peak(y: np.ndarray, i: int) -> float:
+def refine_peak(y: np.ndarray, i: int) -> float:
     """The peak at sample i refined by the parabola through its three samples."""
     if i <= 0 or i >= len(y) - 1:
         return float(i)
