@@ -101,6 +101,7 @@ class Agent:
         self.subscribers: list[Subscription] = []
         self._tasks: dict[str, list[asyncio.Task]] = {"sources": [], "services": [], "sinks": [], "core": []}
         self._yield_after_ns = 0  # a replaying source's next yield (_wait_for_room)
+        self._replaying = False  # a source paces itself by the channels' room: the processing loop must too
 
     def _new_session(self) -> SessionInfo:
         return SessionInfo(
@@ -118,10 +119,19 @@ class Agent:
         every batch took 40 % of a flat-out replay's rate, so one each ``_STEP_NS``, or sooner once
         ``_YIELD_DEPTH`` batches wait: the processing loop takes them all at once, and what it makes of
         them must fit in the half of a sink's channel that is left."""
+        self._replaying = True
         if len(self.ingest) >= _YIELD_DEPTH or time.monotonic_ns() >= self._yield_after_ns:
             await asyncio.sleep(0)
             self._yield_after_ns = time.monotonic_ns() + _STEP_NS
         channels = [self.ingest, *(runner.channel for runner in self.sinks.values())]
+        while any(len(ch) > ch.capacity // 2 for ch in channels) and not self.stopping.is_set():
+            await asyncio.sleep(_ROOM_POLL_S)
+
+    async def _wait_for_sinks(self) -> None:
+        """While a replay runs, wait as long as a sink's channel is more than half full: what one batch makes
+        (a motion item and every metric on it) can be many items, and a take of ``_TAKE`` batches may not
+        fit in the half that ``_wait_for_room`` leaves. Live, nothing waits: a slow sink drops its oldest."""
+        channels = [runner.channel for runner in self.sinks.values()]
         while any(len(ch) > ch.capacity // 2 for ch in channels) and not self.stopping.is_set():
             await asyncio.sleep(_ROOM_POLL_S)
 
@@ -245,6 +255,8 @@ class Agent:
                     self._fan_out([item, *self._declare(item)])
                 else:
                     self._fan_out(self._process_batch(item))
+                if self._replaying:
+                    await self._wait_for_sinks()
                 if time.monotonic_ns() > step_end_ns:
                     await asyncio.sleep(0)
                     step_end_ns = time.monotonic_ns() + _STEP_NS

@@ -1,5 +1,6 @@
 """Processor ``joint_angles``: each joint's ISB angles from the motion stream, from the segments' orientations
-(``source = "segments"``: the straps, fused) or from the triangulated 3D keypoints (``"keypoints"``).
+(``source = "segments"``: the straps, fused), from the triangulated 3D keypoints (``"keypoints"``) or, as a
+2D projection, from one camera's keypoints (``"camera"``).
 
 It observes the items of the ``motion`` processor listed before it in the config (``[[processors]]`` order)
 and, for each motion item of ``revision`` (0: as first published; 1: the fixed-lag smoothed revision, which
@@ -23,9 +24,20 @@ turn about its long axis, so no rotation is given). Each is as good as the worst
 (missing, filled, a view left out, a bone off its length), the reasons kept; its tolerance is what the
 keypoints' stated tolerances allow (``_angle_tolerance_deg``), and past ``max_tolerance_deg`` it is
 degraded.
+
+From a camera (each camera's view, or the one named by ``camera``): the hips' and knees' flexion as its
+image shows them (kinefuse_plugins.metrics.planar_angles), their unit saying "2D projection", the camera's
+device id on every value. The angles are in the plane of motion only where that plane faces the camera: the
+plane's turn from the image plane is estimated from the hips' and shoulders' apparent widths (the median
+over ``OBLIQUITY_S``); past ``max_obliquity_deg`` the values are degraded, saying by how much, and their
+tolerance includes what that turn does to the angle besides what the keypoints' tolerances allow; past
+``max_tolerance_deg`` of tolerance they are degraded too. Insufficient where a keypoint is
+missing or no face keypoint shows which way the athlete faces.
 """
 
 from __future__ import annotations
+
+import collections
 
 import numpy as np
 
@@ -51,8 +63,11 @@ from kinefuse.types import (
     QualityLevel,
     SegmentOrientation,
 )
+from kinefuse_plugins.metrics import planar_angles
 
 UNIT = f"deg, {CONVENTION}"
+OBLIQUITY_S = 2.0  # a camera's plane-of-motion turn is the median of its estimates over this long
+PLANAR_UNIT = "deg, 2D projection in the camera's image (flexion +)"
 SCHEMA = {
     "revision": Field(
         int, 0, "motion items read: 0 as first published, 1 their fixed-lag smoothed revision", min=0, max=1
@@ -61,8 +76,16 @@ SCHEMA = {
     "source": Field(
         str,
         "segments",
-        "what the angles rest on: segments (straps) or keypoints (the 3D view)",
-        choices=("segments", "keypoints"),
+        "what the angles rest on: segments (straps), keypoints (the 3D view) or camera (2D, one camera's view)",
+        choices=("segments", "keypoints", "camera"),
+    ),
+    "camera": Field(str, "", "camera: the device id of the camera whose view is read (empty: every camera)"),
+    "max_obliquity_deg": Field(
+        float,
+        20.0,
+        "camera: a plane of motion turned further from the image plane degrades the angles",
+        min=0.0,
+        max=90.0,
     ),
     "max_tolerance_deg": Field(
         float,
@@ -77,6 +100,11 @@ _FRAME_POINTS = {"pelvis": ("left_hip", "right_hip", "left_shoulder", "right_sho
 for _side in ("left", "right"):
     _FRAME_POINTS[f"{_side}_thigh"] = (*_FRAME_POINTS["pelvis"], f"{_side}_knee")
     _FRAME_POINTS[f"{_side}_shank"] = (*_FRAME_POINTS["pelvis"], f"{_side}_knee", f"{_side}_ankle")
+# the 2D keypoints each planar angle rests on (per side); the face's tell only which way the athlete faces
+_PLANAR_JOINT_POINTS = {"hip": ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_knee"),
+                        "knee": ("{side}_hip", "{side}_knee", "{side}_ankle")}  # fmt: skip
+_PLANAR_POINTS = ("nose", "left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_knee", "right_knee",
+                  "left_ankle", "right_ankle")  # fmt: skip
 _KEYPOINT_JOINTS = {f"{side}_{joint}": (parent.replace("*", side), f"{side}_{child}")
                     for side in ("left", "right")
                     for joint, parent, child in (("hip", "pelvis", "thigh"), ("knee", "*_thigh", "shank"))}  # fmt: skip
@@ -85,8 +113,11 @@ _KEYPOINT_JOINTS = {f"{side}_{joint}": (parent.replace("*", side), f"{side}_{chi
 class JointAngles:
     def __init__(self, options: dict, processor_id: str):
         self.processor_id, self.revision, self.motion = processor_id, options["revision"], options["motion"]
-        self.angles = self._segment_angles if options["source"] == "segments" else self._keypoint_angles
+        self.angles = {"segments": self._segment_angles, "keypoints": self._keypoint_angles,
+                       "camera": self._camera_angles}[options["source"]]  # fmt: skip
         self.max_tolerance_deg = options["max_tolerance_deg"]
+        self.camera, self.max_obliquity_deg = options["camera"], options["max_obliquity_deg"]
+        self._obliquity: dict[str, collections.deque] = {}  # per camera: its latest items' estimates
 
     def process(self, batch) -> list:
         return []  # it reads the motion stream (observe), not the raw batches
@@ -140,13 +171,70 @@ class JointAngles:
             out.extend(self._values(item, joint, KEYPOINT_ANGLES, values, quality, provenance, tolerance))
         return out
 
-    def _within(self, quality: Quality, tolerance_deg: float) -> Quality:
-        """A good keypoint angle whose keypoints' tolerances allow it to be off by more than
-        ``max_tolerance_deg`` is degraded, saying by how much."""
+    def _camera_angles(self, item: MotionItem) -> list[DerivedValue]:
+        out = []
+        for view in item.keypoints:
+            names = KEYPOINT_NAMES.get(view.keypoint_set, ())
+            if view.view == TRIANGULATED_VIEW or (self.camera and view.view != self.camera):
+                continue
+            if set(_PLANAR_POINTS) <= set(names):
+                out += self._planar(item, view, names)
+        return out
+
+    def _planar(self, item: MotionItem, view, names) -> list[DerivedValue]:
+        """One camera's hip and knee flexion, both sides."""
+        points = {name: view.position[i] for i, name in enumerate(names)}
+        towards, oblique = (
+            planar_angles.facing(points),
+            self._steady_obliquity(view.view, points, item.rate_hz),
+        )
+        out = []
+        for side in ("left", "right"):
+            angles = planar_angles.segment_angles(points, side, towards)
+            for joint in planar_angles.JOINTS:
+                keypoints = [names.index(n.format(side=side)) for n in _PLANAR_JOINT_POINTS[joint]]
+                quality, provenance = _seen(view, keypoints, "keypoints missing in the image")
+                value, tolerance = None, None
+                if provenance is not None and not np.isfinite(towards):
+                    quality = Quality(QualityLevel.INSUFFICIENT, "which way the athlete faces is not seen "
+                                                                 "(nose, ears, eyes)")  # fmt: skip
+                elif provenance is not None:
+                    value = planar_angles.flexion_deg(angles, joint)
+                    tolerance = _planar_tolerance_deg(view, names, side, joint, angles, oblique)
+                    quality = self._planar_quality(quality, oblique)
+                    quality = self._within(
+                        quality, tolerance or np.nan, "2D projection: the image keypoints'"
+                    )
+                out.append(DerivedValue(f"{side}_{joint}.flexion", item.time_ns, value, PLANAR_UNIT,
+                                        provenance or Provenance.MEASURED, quality, view.source_id, view.view,
+                                        self.processor_id, tolerance))  # fmt: skip
+        return out
+
+    def _steady_obliquity(self, camera: str, points: dict, rate_hz: float) -> float:
+        """The median of the camera's last ``OBLIQUITY_S`` of estimates (an occluded far hip or shoulder
+        wanders for a few frames; the camera and the way the athlete moves change slowly); NaN until half of
+        them have one."""
+        size = max(int(OBLIQUITY_S * rate_hz), 1)
+        recent = self._obliquity.setdefault(camera, collections.deque(maxlen=size))
+        recent.append(planar_angles.obliquity_deg(points))
+        known = [x for x in recent if np.isfinite(x)]
+        return float(np.median(known)) if 2 * len(known) >= size else np.nan
+
+    def _planar_quality(self, quality: Quality, oblique: float) -> Quality:
+        """Degraded, saying by how much, where the plane of motion is turned past ``max_obliquity_deg``."""
+        if quality.level is not QualityLevel.GOOD or oblique <= self.max_obliquity_deg:
+            return quality
+        shown = "unknown" if not np.isfinite(oblique) else f"about {oblique:.0f} deg"
+        return Quality(QualityLevel.DEGRADED, f"2D projection: the plane of motion is {shown} from the image "
+                                              f"plane (more than {self.max_obliquity_deg:g})")  # fmt: skip
+
+    def _within(self, quality: Quality, tolerance_deg: float, what: str = "the 3D keypoints'") -> Quality:
+        """A good keypoint angle whose tolerance (what its keypoints' allow) exceeds ``max_tolerance_deg`` is
+        degraded, saying by how much."""
         if quality.level is not QualityLevel.GOOD or tolerance_deg <= self.max_tolerance_deg:
             return quality
         shown = "unknown" if not np.isfinite(tolerance_deg) else f"{tolerance_deg:.0f} deg"
-        return Quality(QualityLevel.DEGRADED, f"the 3D keypoints' tolerances allow {shown} "
+        return Quality(QualityLevel.DEGRADED, f"{what} tolerances allow {shown} "
                                               f"(more than {self.max_tolerance_deg:g} deg)")  # fmt: skip
 
     def _values(self, item, joint, angles, values, quality, provenance, tolerance) -> list[DerivedValue]:
@@ -187,13 +275,33 @@ def _angle_tolerance_deg(view, names, parent: str, child: str) -> float:
     return float(np.degrees(np.hypot(turn(*lines[parent]), turn(*lines[child]))))
 
 
-def _seen(view, keypoints: list[int]) -> tuple[Quality, Provenance | None]:
+def _planar_tolerance_deg(view, names, side: str, joint: str, angles: dict, oblique: float) -> float | None:
+    """A 2D angle's tolerance: its two lines' turns that the keypoints' stated tolerances allow, in
+    quadrature, plus what the plane's estimated turn from the image plane does to it; None where unknown."""
+    if view.tolerance is None or not np.isfinite(oblique):
+        return None
+    lines = {"trunk": (f"{side}_shoulder", f"{side}_hip"), "thigh": (f"{side}_hip", f"{side}_knee"),
+             "shank": (f"{side}_knee", f"{side}_ankle")}  # fmt: skip
+    turns = []
+    for segment in planar_angles.JOINTS[joint][:2]:
+        i, j = (names.index(n) for n in lines[segment])
+        length = float(np.linalg.norm(view.position[i] - view.position[j]))
+        turns.append((view.tolerance[i] + view.tolerance[j]) / length)
+    tolerance = float(np.degrees(np.hypot(*turns))) + planar_angles.projection_error_deg(
+        angles, joint, oblique
+    )
+    return tolerance if np.isfinite(tolerance) else None
+
+
+def _seen(
+    view, keypoints: list[int], missing: str = "3D keypoints missing"
+) -> tuple[Quality, Provenance | None]:
     """A keypoint-made angle's quality: the worst of the keypoints it rests on, their distinct reasons kept;
     its provenance the worst of theirs (None: no value)."""
     qualities = [view.quality(k) for k in keypoints]
     worst = max(qualities, key=lambda q: _SEVERITY[q.level])
     if worst.level is QualityLevel.INSUFFICIENT:
-        return Quality(QualityLevel.INSUFFICIENT, "3D keypoints missing: " + worst.reason), None
+        return Quality(QualityLevel.INSUFFICIENT, f"{missing}: {worst.reason}"), None
     reasons = "; ".join(dict.fromkeys(q.reason for q in qualities if q.reason))
     provenances = {view.provenance(k) for k in keypoints}
     provenance = next((p for p in _PROVENANCE_ORDER if p in provenances), Provenance.MEASURED)

@@ -78,6 +78,8 @@ def test_a_scenario_is_scored_through_the_pipeline(tmp_path):
         "initial contact |error| median (gait, from shank straps)",
         "final contact |error| median (gait, from shank straps)",
         "honesty: good contacts beyond twice their tolerance (gait, from shank straps)",
+        "hip flexion RMSE (2D projection, cam)", "knee flexion RMSE (2D projection, cam)",
+        "honesty: good joint angles beyond twice their tolerance (2D projection)",
         "honesty: good stride values beyond twice their tolerance (gait, from shank straps)",
     }  # fmt: skip
     # one shank strap: its foot's contacts, every true one found (no symmetry rows: that needs both feet)

@@ -1,7 +1,8 @@
 """Scoring the ``joint_angles`` metrics on the synthetic athlete: each joint whose two segments carry straps,
 its three ISB angles (kinefuse.joint_angles) as the daemon stored them, and the hips' and knees' flexion and
 adduction from the 3D keypoints, against the simulator's true joint angles (kinefuse.sim.body.Body.joint_angles,
-built on the same definitions), at the metrics' times.
+built on the same definitions), at the metrics' times; and the hips' and knees' flexion as each camera's
+image shows them (2D projection), both sides pooled.
 
 Scored: every value from ``WARMUP_S`` on; the note gives the share of each quality level and the error of the
 values reported good alone. Times: a metric's time is its motion item's (aligned host time); the
@@ -18,8 +19,9 @@ from kinefuse.bench.scoring.segment_error import sim_time_s
 from kinefuse.joint_angles import ANGLES, KEYPOINT_ANGLES, joints_between
 
 WARMUP_S = 10.0
-# the processor ids the accuracy runs give the two joint_angles processors (segment_error.processors)
+# the processor ids the accuracy runs give the joint_angles processors (segment_error.processors)
 SEGMENTS_PROCESSOR, KEYPOINTS_PROCESSOR = "joint_angles", "joint_angles_keypoints"
+CAMERA_PROCESSOR = "joint_angles_camera"
 
 
 def joint_angle_rows(name: str, simulation, db) -> list[dict]:
@@ -34,7 +36,58 @@ def joint_angle_rows(name: str, simulation, db) -> list[dict]:
     if clock is None:
         return []
     return [*_rows(name, simulation, db, clock, SEGMENTS_PROCESSOR, from_straps, "from straps"),
-            *_rows(name, simulation, db, clock, KEYPOINTS_PROCESSOR, from_keypoints, "from 3D keypoints")]  # fmt: skip
+            *_rows(name, simulation, db, clock, KEYPOINTS_PROCESSOR, from_keypoints, "from 3D keypoints"),
+            *_camera_rows(name, simulation, db)]  # fmt: skip
+
+
+def _camera_rows(name: str, simulation, db) -> list[dict]:
+    """Per camera, the hip and knee flexion RMSE of its 2D projection, both sides pooled; one honesty row."""
+    rows, good_errors = [], []
+    for camera in simulation.cameras:
+        for joint in ("hip", "knee"):
+            errors, levels, ratios, sides = _camera_joint(simulation, db, camera, joint)
+            if not len(errors):
+                continue
+            good = levels == "good"
+            good_errors.append(ratios)
+            share = ", ".join(f"{np.mean(levels == level):.0%} {level}" for level in ("good", "degraded",
+                                                                                      "insufficient"))  # fmt: skip
+            valued = np.isfinite(errors)
+            note = (f"{len(errors)} values of both sides after {WARMUP_S:.0f} s ({share}); over the good ones "
+                    f"only: {_fmt(_rms(errors[good & valued]))} deg; {sides}; signed median "
+                    f"{np.nanmedian(errors):+.1f} deg; "
+                    f"the {CAMERA_PROCESSOR} metric, {camera.name}'s image")  # fmt: skip
+            rows.append(make_row(name, f"{joint} flexion RMSE (2D projection, {camera.name})", "deg",
+                                 _rms(errors[valued]), "lower", note=note))  # fmt: skip
+    return rows + _honesty_row(name, "2D projection", CAMERA_PROCESSOR, good_errors) if rows else rows
+
+
+def _camera_joint(simulation, db, camera, joint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """A camera's flexion values of one joint, both sides, after the warm-up: error (deg, NaN where none),
+    quality level, |error| / tolerance of the good ones stating one, and each side's RMSE in words."""
+    query = ("SELECT m.time_ns, m.value, m.quality, m.tolerance FROM metrics m JOIN devices d "
+             "ON d.id = m.device_ref WHERE m.analysis_id IS NULL AND m.processor = ? AND m.name = ? "
+             "AND d.device_id = ?")  # fmt: skip
+    errors, levels, ratios, sides = [], [], [], []
+    for side in ("left", "right"):
+        rows = list(db.query(query, [CAMERA_PROCESSOR, f"{side}_{joint}.flexion", camera.name]))
+        if not rows:
+            continue
+        sim_t = sim_time_s(db, camera, np.array([r["time_ns"] for r in rows], dtype=np.int64))
+        truth = simulation.body.joint_angles(sim_t)[f"{side}_{joint}"][:, 0]
+        value = np.array([np.nan if r["value"] is None else r["value"] for r in rows])
+        level = np.array([r["quality"] for r in rows])
+        tolerance = np.array([np.nan if r["tolerance"] is None else r["tolerance"] for r in rows])
+        after = sim_t >= WARMUP_S
+        stated = after & (level == "good") & np.isfinite(tolerance)
+        errors.append((value - truth)[after])
+        levels.append(level[after])
+        ratios.append(np.abs(value - truth)[stated] / tolerance[stated])
+        valued = (value - truth)[after]
+        sides.append(f"{side} {_fmt(_rms(valued[np.isfinite(valued)]))} deg")
+    if not errors:
+        return np.empty(0), np.empty(0), np.empty(0), ""
+    return np.concatenate(errors), np.concatenate(levels), np.concatenate(ratios), ", ".join(sides)
 
 
 def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: str) -> list[dict]:

@@ -111,6 +111,13 @@ def processors(options: dict | None = None) -> list[dict]:
             "revision": 1,
             "source": "keypoints",
         },
+        {
+            "id": "joint_angles_camera",
+            "type": "joint_angles",
+            "motion": _FUSED,
+            "revision": 1,
+            "source": "camera",
+        },
         {"id": "gait", "type": "gait", "source": "straps"},  # from foot or shank straps (gait_error)
         {"id": "gait_keypoints", "type": "gait", "source": "keypoints", "motion": _FUSED, "revision": 1},
         {

@@ -27,6 +27,8 @@ OPTIONS = {
     "motion": "motion",
     "source": "segments",
     "max_tolerance_deg": 5.0,
+    "camera": "",
+    "max_obliquity_deg": 20.0,
 }  # the smoothed items (the daemon test: 0)
 LEGS = ("pelvis", "left_thigh", "left_shank", "left_foot", "right_thigh", "right_shank", "right_foot")
 
