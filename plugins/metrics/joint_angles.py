@@ -68,6 +68,8 @@ from kinefuse_plugins.metrics import planar_angles
 UNIT = f"deg, {CONVENTION}"
 OBLIQUITY_S = 2.0  # a camera's plane-of-motion turn is the median of its estimates over this long
 PLANAR_UNIT = "deg, 2D projection in the camera's image (flexion +)"
+FPPA_UNIT = "deg, 2D frontal plane projection angle in the camera's image (valgus +, Willson & Davis 2008)"
+LEAN_UNIT = "deg, 2D projection in the camera's image: trunk from vertical (forward +)"
 SCHEMA = {
     "revision": Field(
         int, 0, "motion items read: 0 as first published, 1 their fixed-lag smoothed revision", min=0, max=1
@@ -102,7 +104,9 @@ for _side in ("left", "right"):
     _FRAME_POINTS[f"{_side}_shank"] = (*_FRAME_POINTS["pelvis"], f"{_side}_knee", f"{_side}_ankle")
 # the 2D keypoints each planar angle rests on (per side); the face's tell only which way the athlete faces
 _PLANAR_JOINT_POINTS = {"hip": ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "{side}_knee"),
-                        "knee": ("{side}_hip", "{side}_knee", "{side}_ankle")}  # fmt: skip
+                        "knee": ("{side}_hip", "{side}_knee", "{side}_ankle"),
+                        "trunk": ("left_hip", "right_hip", "left_shoulder", "right_shoulder")}  # fmt: skip
+_FPPA_POINTS = ("left_hip", "right_hip", "{side}_knee", "{side}_ankle")
 _PLANAR_POINTS = ("nose", "left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_knee", "right_knee",
                   "left_ankle", "right_ankle")  # fmt: skip
 _KEYPOINT_JOINTS = {f"{side}_{joint}": (parent.replace("*", side), f"{side}_{child}")
@@ -182,33 +186,51 @@ class JointAngles:
         return out
 
     def _planar(self, item: MotionItem, view, names) -> list[DerivedValue]:
-        """One camera's hip and knee flexion, both sides."""
+        """One camera's 2D angles: each side's hip and knee flexion and knee FPPA, and the trunk's lean."""
         points = {name: view.position[i] for i, name in enumerate(names)}
         towards, oblique = (
             planar_angles.facing(points),
             self._steady_obliquity(view.view, points, item.rate_hz),
         )
+        sagittal, frontal = self._planar_quality(oblique, "side"), self._planar_quality(oblique, "front")
         out = []
         for side in ("left", "right"):
             angles = planar_angles.segment_angles(points, side, towards)
             for joint in planar_angles.JOINTS:
-                keypoints = [names.index(n.format(side=side)) for n in _PLANAR_JOINT_POINTS[joint]]
-                quality, provenance = _seen(view, keypoints, "keypoints missing in the image")
-                value, tolerance = None, None
-                if provenance is not None and not np.isfinite(towards):
-                    quality = Quality(QualityLevel.INSUFFICIENT, "which way the athlete faces is not seen "
-                                                                 "(nose, ears, eyes)")  # fmt: skip
-                elif provenance is not None:
-                    value = planar_angles.flexion_deg(angles, joint)
-                    tolerance = _planar_tolerance_deg(view, names, side, joint, angles, oblique)
-                    quality = self._planar_quality(quality, oblique)
-                    quality = self._within(
-                        quality, tolerance or np.nan, "2D projection: the image keypoints'"
-                    )
-                out.append(DerivedValue(f"{side}_{joint}.flexion", item.time_ns, value, PLANAR_UNIT,
-                                        provenance or Provenance.MEASURED, quality, view.source_id, view.view,
-                                        self.processor_id, tolerance))  # fmt: skip
+                tolerance = _planar_tolerance_deg(view, names, side, joint, oblique, angles)
+                out.append(self._planar_value(item, view, names, f"{side}_{joint}.flexion", PLANAR_UNIT,
+                                              _PLANAR_JOINT_POINTS[joint], side, towards, sagittal, tolerance,
+                                              lambda a=angles, j=joint: planar_angles.flexion_deg(a, j)))  # fmt: skip
+            tolerance = _planar_tolerance_deg(view, names, side, "knee", 90.0 - oblique)
+            out.append(self._planar_value(item, view, names, f"{side}_knee.fppa", FPPA_UNIT, _FPPA_POINTS, side,
+                                          1.0, frontal, tolerance,
+                                          lambda s=side: planar_angles.fppa_deg(points, s)))  # fmt: skip
+        angles = planar_angles.segment_angles(points, "left", towards)
+        tolerance = _planar_tolerance_deg(view, names, "left", "trunk", oblique)
+        out.append(self._planar_value(item, view, names, "trunk.lean", LEAN_UNIT, _PLANAR_JOINT_POINTS["trunk"],
+                                      "left", towards, sagittal, tolerance,
+                                      lambda: planar_angles.trunk_lean_deg(angles)))  # fmt: skip
         return out
+
+    def _planar_value(self, item, view, names, name, unit, needed, side, towards, view_quality, tolerance,
+                      compute) -> DerivedValue:  # fmt: skip
+        """One 2D angle: insufficient where a keypoint it needs is missing or the facing is unknown (``towards``
+        NaN), else ``compute()`` as good as its keypoints, the view (``view_quality``) and its tolerance."""
+        keypoints = [names.index(n.format(side=side)) for n in needed]
+        quality, provenance = _seen(view, keypoints, "keypoints missing in the image")
+        value = None
+        if provenance is not None and not np.isfinite(towards):
+            quality = Quality(
+                QualityLevel.INSUFFICIENT, "which way the athlete faces is not seen (nose, ears, eyes)"
+            )
+        elif provenance is not None:
+            value = compute()
+            if quality.level is QualityLevel.GOOD:
+                quality = view_quality
+            quality = self._within(quality, tolerance or np.nan, "2D projection: the image keypoints'")
+        claimed = tolerance if value is not None else None
+        return DerivedValue(name, item.time_ns, value, unit, provenance or Provenance.MEASURED, quality,
+                            view.source_id, view.view, self.processor_id, claimed)  # fmt: skip
 
     def _steady_obliquity(self, camera: str, points: dict, rate_hz: float) -> float:
         """The median of the camera's last ``OBLIQUITY_S`` of estimates (an occluded far hip or shoulder
@@ -220,13 +242,18 @@ class JointAngles:
         known = [x for x in recent if np.isfinite(x)]
         return float(np.median(known)) if 2 * len(known) >= size else np.nan
 
-    def _planar_quality(self, quality: Quality, oblique: float) -> Quality:
-        """Degraded, saying by how much, where the plane of motion is turned past ``max_obliquity_deg``."""
-        if quality.level is not QualityLevel.GOOD or oblique <= self.max_obliquity_deg:
-            return quality
+    def _planar_quality(self, oblique: float, seen_from: str) -> Quality:
+        """Good where the camera sees the athlete from ``seen_from`` ("side": the plane of motion within
+        ``max_obliquity_deg`` of the image plane; "front": within it of square to it), else degraded saying
+        by how much."""
+        off = oblique if seen_from == "side" else 90.0 - oblique
+        if off <= self.max_obliquity_deg:
+            return Quality(QualityLevel.GOOD)
         shown = "unknown" if not np.isfinite(oblique) else f"about {oblique:.0f} deg"
+        square = "in" if seen_from == "side" else "square to"
         return Quality(QualityLevel.DEGRADED, f"2D projection: the plane of motion is {shown} from the image "
-                                              f"plane (more than {self.max_obliquity_deg:g})")  # fmt: skip
+                                              f"plane (a view from the {seen_from} has it {square} it, within "
+                                              f"{self.max_obliquity_deg:g})")  # fmt: skip
 
     def _within(self, quality: Quality, tolerance_deg: float, what: str = "the 3D keypoints'") -> Quality:
         """A good keypoint angle whose tolerance (what its keypoints' allow) exceeds ``max_tolerance_deg`` is
@@ -275,21 +302,22 @@ def _angle_tolerance_deg(view, names, parent: str, child: str) -> float:
     return float(np.degrees(np.hypot(turn(*lines[parent]), turn(*lines[child]))))
 
 
-def _planar_tolerance_deg(view, names, side: str, joint: str, angles: dict, oblique: float) -> float | None:
-    """A 2D angle's tolerance: its two lines' turns that the keypoints' stated tolerances allow, in
-    quadrature, plus what the plane's estimated turn from the image plane does to it; None where unknown."""
+def _planar_tolerance_deg(view, names, side: str, joint: str, oblique: float, angles=None) -> float | None:
+    """A 2D angle's tolerance: its lines' turns that the keypoints' stated tolerances allow, in quadrature,
+    plus (given the segments' ``angles``) what the plane's estimated turn from the image plane does to it;
+    None where unknown. ``joint`` "trunk": the trunk's line alone."""
     if view.tolerance is None or not np.isfinite(oblique):
         return None
     lines = {"trunk": (f"{side}_shoulder", f"{side}_hip"), "thigh": (f"{side}_hip", f"{side}_knee"),
              "shank": (f"{side}_knee", f"{side}_ankle")}  # fmt: skip
     turns = []
-    for segment in planar_angles.JOINTS[joint][:2]:
+    for segment in ("trunk",) if joint == "trunk" else planar_angles.JOINTS[joint][:2]:
         i, j = (names.index(n) for n in lines[segment])
         length = float(np.linalg.norm(view.position[i] - view.position[j]))
         turns.append((view.tolerance[i] + view.tolerance[j]) / length)
-    tolerance = float(np.degrees(np.hypot(*turns))) + planar_angles.projection_error_deg(
-        angles, joint, oblique
-    )
+    tolerance = float(np.degrees(np.linalg.norm(turns)))
+    if angles is not None:
+        tolerance += planar_angles.projection_error_deg(angles, joint, oblique)
     return tolerance if np.isfinite(tolerance) else None
 
 

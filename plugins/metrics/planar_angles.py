@@ -1,10 +1,18 @@
-"""Sagittal joint angles from one camera's 2D keypoints: the hips' and knees' flexion as the image shows them
-(a 2D projection), and how far the plane of motion is from the image plane.
+"""Joint angles from one camera's 2D keypoints, as the image shows them (a 2D projection): the hips' and
+knees' flexion and the trunk's forward lean where the camera sees the athlete from the side, the knees'
+frontal plane projection angle where it sees them from the front; and how far the plane of motion is from
+the image plane.
 
 Each segment's angle is taken from the image's downward vertical (image y down; a level camera), positive
 towards where the athlete faces: the nose ahead of the ears' (else the eyes') midpoint. Hip flexion is the
 thigh's (hip to knee) angle less the trunk's (shoulders' to hips' midpoint), knee flexion the thigh's less the
 shank's (knee to ankle), the signs of the ISB angles (flexion +).
+
+The trunk's forward lean is its angle (shoulders' to hips' midpoint) from the vertical, leaning forward +.
+The frontal plane projection angle (FPPA; Willson & Davis 2008, Clin Biomech 23(2):203-211) is the angle
+between the thigh (hip to knee) and the shank (knee to ankle) in a frontal view, positive where the knee
+lies medial of the hip-to-ankle line (towards the other hip): a dynamic valgus proxy, an observation of the
+image and not the knee's 3D angle.
 
 **Obliquity.** A camera square to the plane of motion sees the hips and the shoulders one behind the other;
 turned by an angle θ about the vertical it sees them sin θ of their width apart. The widths are taken as
@@ -57,6 +65,24 @@ def flexion_deg(angles: dict[str, float], joint: str) -> float:
     """The joint's flexion (deg) from its segments' angles (``segment_angles``)."""
     parent, child, sign = JOINTS[joint]
     return float(np.degrees(sign * _wrap(angles[child] - angles[parent])))
+
+
+def trunk_lean_deg(angles: dict[str, float]) -> float:
+    """The trunk's forward lean (deg) from its angle (``segment_angles``): the shoulders ahead of the hips +."""
+    return float(np.degrees(-angles["trunk"]))
+
+
+def fppa_deg(points: dict[str, np.ndarray], side: str) -> float:
+    """The knee's frontal plane projection angle (deg), valgus (the knee medial) +; NaN where a keypoint
+    is missing."""
+    other = "right" if side == "left" else "left"
+    hip, knee, ankle = (points[f"{side}_{joint}"] for joint in ("hip", "knee", "ankle"))
+    thigh, shank, line = knee - hip, ankle - knee, ankle - hip
+    medial = points[f"{other}_hip"] - hip
+    normal = np.array([-line[1], line[0]])
+    offset = np.dot(knee - hip, normal) * np.sign(np.dot(medial, normal))  # towards the other hip: +
+    turn = np.arctan2(abs(thigh[0] * shank[1] - thigh[1] * shank[0]), np.dot(thigh, shank))
+    return float(np.degrees(np.sign(offset) * turn))
 
 
 def obliquity_deg(points: dict[str, np.ndarray]) -> float:

@@ -13,6 +13,13 @@ value less the nearer of its start and end), ``reps.peak`` (deg: the farthest va
 flexion), ``reps.duration``, ``reps.to_peak`` and ``reps.from_peak`` (s: tempo). Their unit names the angle.
 A repetition is as good as the worst angle value inside it, the reason kept.
 
+Observations on each repetition (``observe``: ``processor/metric`` names, e.g. the knee's frontal plane
+projection angle from a front camera or the trunk's lean from a side one): at its end, ``reps.<metric>``,
+that metric's value farthest from zero inside the repetition (per device), as good as the worst of its
+values there, insufficient where it had none. ``compare`` (a metric of ``processor``, e.g. the other knee's
+flexion): ``reps.difference``, the repetition's peak less that metric's, a left/right difference. These
+are observations of the movement, for a clinician to read; they judge nothing.
+
 Dropouts: where the angle has no value (insufficient, or no value for longer than ``max_gap_s``) nothing
 can be counted. A repetition with such a gap inside it is not counted (its values would be guesses: it is
 reported as ``reps.interrupted`` instead), the count starts over from the next rest, and from then on the
@@ -21,6 +28,7 @@ count is degraded, saying how many seconds went unseen: it is a lower bound.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 from kinefuse.configschema import Field
@@ -37,7 +45,12 @@ SCHEMA = {
     "return_share": Field(float, 0.25, "a repetition ends back within this share of its excursion of its start",
                           min=0.01, max=0.99),
     "max_gap_s": Field(float, 0.5, "longer than this without a value is a dropout, s", min=0.01, max=60.0),
+    "observe": Field(list, [], "processor/metric names whose extreme in each repetition is reported",
+                     item_type=str),
+    "compare": Field(str, "", "a metric of processor whose peak each repetition's is compared with (the other "
+                     "side's)"),
 }  # fmt: skip
+KEEP_S = 60.0  # observed values are kept this long: no repetition lasts longer
 _ORDER = {QualityLevel.GOOD: 0, QualityLevel.DEGRADED: 1, QualityLevel.INSUFFICIENT: 2}
 
 
@@ -60,14 +73,28 @@ class Reps:
         self._rep: _Rep | None = None
         self._last_ns: int | None = None
         self._count, self._unseen_s = 0, 0.0
+        self._observed = {tuple(name.split("/", 1)) for name in options["observe"]}
+        self._watched = self._observed | (
+            {(options["processor"], options["compare"])} if options["compare"] else set()
+        )
+        self._seen: dict[tuple, collections.deque] = {}  # (processor, metric, device) -> recent values
 
     def observe(self, items: list) -> list[DerivedValue]:
         out = []
         for item in items:
-            if isinstance(item, DerivedValue) and item.name == self.options["metric"] \
-                    and item.processor == self.options["processor"]:  # fmt: skip
+            if not isinstance(item, DerivedValue):
+                continue
+            if (item.processor, item.name) in self._watched:
+                self._keep(item)
+            if item.name == self.options["metric"] and item.processor == self.options["processor"]:
                 out += self._value(item)
         return out
+
+    def _keep(self, value: DerivedValue) -> None:
+        recent = self._seen.setdefault((value.processor, value.name, value.device_id), collections.deque())
+        recent.append(value)
+        while recent[0].time_ns < value.time_ns - KEEP_S * 1e9:
+            recent.popleft()
 
     def process(self, batch) -> list:
         return []
@@ -132,7 +159,25 @@ class Reps:
         if self._unseen_s > 0:
             count_quality = Quality(QualityLevel.DEGRADED, f"at least: {self._unseen_s:.1f} s of "
                                     f"{self.options['metric']} unseen, where repetitions are not counted")  # fmt: skip
+        out += self._observations(rep, end_ns)
         return [self._metric("reps.count", end_ns, float(self._count), "reps", count_quality, rep), *out]
+
+    def _observations(self, rep: _Rep, end_ns: int) -> list[DerivedValue]:
+        """Each observed metric's extreme inside the repetition, and its peak's difference from ``compare``'s."""
+        out = []
+        for (processor, name, device_id), recent in self._seen.items():
+            inside = [v for v in recent if rep.start_ns <= v.time_ns <= end_ns]
+            extreme, quality = _extreme(inside)
+            if name == self.options["compare"] and processor == self.options["processor"]:
+                difference = None if extreme is None else self._sign * rep.peak - extreme
+                worst = max((rep.quality, quality), key=lambda q: _ORDER[q.level])
+                unit = f"deg, {self.options['metric']} less {name} at their peaks"
+                out.append(self._metric("reps.difference", end_ns, difference, unit, worst, rep))
+            if (processor, name) in self._observed:
+                unit = f"{inside[0].unit if inside else 'deg'}; the farthest from 0 in the repetition"
+                out.append(DerivedValue(f"reps.{name}", end_ns, extreme, unit, Provenance.MEASURED, quality,
+                                        recent[0].source_id, device_id, self.processor_id))  # fmt: skip
+        return out
 
     def _metric(self, name: str, time_ns: int, value, unit: str, quality: Quality, rep: _Rep) -> DerivedValue:
         if quality.level is QualityLevel.INSUFFICIENT:
@@ -141,4 +186,21 @@ class Reps:
                             rep.device_id, self.processor_id)  # fmt: skip
 
 
-SPEC = ProcessorSpec("reps", Reps, SCHEMA, __doc__.strip())
+def _extreme(values: list[DerivedValue]) -> tuple[float | None, Quality]:
+    """The value farthest from zero among ``values`` and the worst quality among them; None and
+    insufficient where none has a value."""
+    valued = [v for v in values if v.value is not None]
+    if not valued:
+        return None, Quality(QualityLevel.INSUFFICIENT, "no value inside the repetition")
+    worst = max((v.quality for v in values), key=lambda q: _ORDER[q.level])
+    if worst.level is QualityLevel.INSUFFICIENT:
+        worst = Quality(QualityLevel.DEGRADED, f"values missing inside the repetition: {worst.reason}")
+    return max(valued, key=lambda v: abs(v.value)).value, worst
+
+
+def _check(options: dict) -> list[tuple[str, str]]:
+    bad = [name for name in options["observe"] if len([p for p in name.split("/", 1) if p]) != 2]
+    return [("observe", f"{bad[0]!r} is not processor/metric")] if bad else []
+
+
+SPEC = ProcessorSpec("reps", Reps, SCHEMA, __doc__.strip(), check=_check)

@@ -79,6 +79,7 @@ def test_a_scenario_is_scored_through_the_pipeline(tmp_path):
         "final contact |error| median (gait, from shank straps)",
         "honesty: good contacts beyond twice their tolerance (gait, from shank straps)",
         "hip flexion RMSE (2D projection, cam)", "knee flexion RMSE (2D projection, cam)",
+        "trunk lean RMSE (2D projection, cam)",
         "honesty: good joint angles beyond twice their tolerance (2D projection)",
         "honesty: good stride values beyond twice their tolerance (gait, from shank straps)",
     }  # fmt: skip

@@ -2,7 +2,8 @@
 its three ISB angles (kinefuse.joint_angles) as the daemon stored them, and the hips' and knees' flexion and
 adduction from the 3D keypoints, against the simulator's true joint angles (kinefuse.sim.body.Body.joint_angles,
 built on the same definitions), at the metrics' times; and the hips' and knees' flexion as each camera's
-image shows them (2D projection), both sides pooled.
+image shows them (2D projection), both sides pooled, and the trunk's forward lean against the true trunk
+line's (shoulders' to hips' midpoint) angle from vertical along the athlete's heading.
 
 Scored: every value from ``WARMUP_S`` on; the note gives the share of each quality level and the error of the
 values reported good alone. Times: a metric's time is its motion item's (aligned host time); the
@@ -59,7 +60,39 @@ def _camera_rows(name: str, simulation, db) -> list[dict]:
                     f"the {CAMERA_PROCESSOR} metric, {camera.name}'s image")  # fmt: skip
             rows.append(make_row(name, f"{joint} flexion RMSE (2D projection, {camera.name})", "deg",
                                  _rms(errors[valued]), "lower", note=note))  # fmt: skip
+        rows += _trunk_lean_row(name, simulation, db, camera, good_errors)
     return rows + _honesty_row(name, "2D projection", CAMERA_PROCESSOR, good_errors) if rows else rows
+
+
+def _trunk_lean_row(name: str, simulation, db, camera, good_errors: list) -> list[dict]:
+    query = ("SELECT m.time_ns, m.value, m.quality, m.tolerance FROM metrics m JOIN devices d "
+             "ON d.id = m.device_ref WHERE m.analysis_id IS NULL AND m.processor = ? AND m.name = 'trunk.lean' "
+             "AND d.device_id = ?")  # fmt: skip
+    rows = list(db.query(query, [CAMERA_PROCESSOR, camera.name]))
+    if not rows:
+        return []
+    sim_t = sim_time_s(db, camera, np.array([r["time_ns"] for r in rows], dtype=np.int64))
+    marks = simulation.body.landmarks(sim_t)
+    trunk = 0.5 * (marks["left_shoulder"] + marks["right_shoulder"] - marks["left_hip"] - marks["right_hip"])
+    heading = simulation.body.heading_rad
+    ahead = trunk[:, 0] * np.cos(heading) + trunk[:, 1] * np.sin(heading)
+    error = np.array([np.nan if r["value"] is None else r["value"] for r in rows]) - np.degrees(
+        np.arctan2(ahead, trunk[:, 2])
+    )
+    level = np.array([r["quality"] for r in rows])
+    tolerance = np.array([np.nan if r["tolerance"] is None else r["tolerance"] for r in rows])
+    after = sim_t >= WARMUP_S
+    stated = after & (level == "good") & np.isfinite(tolerance)
+    good_errors.append(np.abs(error[stated]) / tolerance[stated])
+    valued = after & np.isfinite(error)
+    share = ", ".join(
+        f"{np.mean(level[after] == lv):.0%} {lv}" for lv in ("good", "degraded", "insufficient")
+    )
+    note = (f"{int(after.sum())} values after {WARMUP_S:.0f} s ({share}); over the good ones only: "
+            f"{_fmt(_rms(error[valued & (level == 'good')]))} deg; signed median {np.nanmedian(error[valued]):+.1f} "
+            f"deg; against the true trunk line's lean along the heading; {camera.name}'s image")  # fmt: skip
+    return [make_row(name, f"trunk lean RMSE (2D projection, {camera.name})", "deg", _rms(error[valued]), "lower",
+                     note=note)]  # fmt: skip
 
 
 def _camera_joint(simulation, db, camera, joint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:

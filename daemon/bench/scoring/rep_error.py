@@ -1,6 +1,7 @@
 """Scoring the ``reps`` metrics on the synthetic athlete's exercises (squat, lunge, sit-to-stand): the
 repetitions the daemon counted against the simulator's, and each counted one's range of motion and peak
-against its true repetition's.
+against its true repetition's, and its left/right difference (its peak less the left knee's flexion peak)
+against the true one.
 
 A true repetition is one period of the exercise (kinefuse.sim.body.Body.motion: each starts and ends at
 rest), on the motion's own clock (``Body.motion_time``). Counted: those with at least ``INSIDE`` of their
@@ -20,6 +21,7 @@ from kinefuse.bench.scoring.segment_error import sim_time_s
 EXERCISES = ("squat", "lunge", "sit_to_stand")
 PROCESSOR = "reps"  # the id the accuracy runs give it (segment_error.processors), and what it reads:
 ANGLE_PROCESSOR, JOINT, ANGLE_INDEX = "joint_angles", "right_knee", 0  # right_knee.flexion
+COMPARED = "left_knee"  # the reps processor's compare: left_knee.flexion
 TRUTH_HZ = 200.0
 INSIDE = 0.9  # a true repetition counts where this much of its period has angle values
 
@@ -47,7 +49,8 @@ def rep_rows(name: str, simulation, db) -> list[dict]:
     return [count_row, *_per_rep_rows(name, simulation, rows, period, what)]
 
 
-_METRICS = ("reps.count", "reps.rom", "reps.peak", "reps.from_peak")
+_METRICS = ("reps.count", "reps.rom", "reps.peak", "reps.from_peak", "reps.difference")
+_SCORED = ("reps.rom", "reps.peak", "reps.difference")
 
 
 def _stored(db, clock, processor: str, metric: str) -> list[dict]:
@@ -70,12 +73,14 @@ def _truth(simulation, period: float) -> dict[int, dict]:
     """Each repetition's true peak and range of motion (deg), by index."""
     t = np.arange(0.0, simulation.duration_s, 1.0 / TRUTH_HZ)
     index = np.floor(simulation.body.motion_time(t)[0] / period).astype(int)
-    angle = simulation.body.joint_angles(t)[JOINT][:, ANGLE_INDEX]
+    angles = simulation.body.joint_angles(t)
+    angle, other = angles[JOINT][:, ANGLE_INDEX], angles[COMPARED][:, ANGLE_INDEX]
     out = {}
     for k in np.unique(index):
         inside = index == k
         out[int(k)] = {"reps.peak": float(angle[inside].max()),
-                       "reps.rom": float(angle[inside].max() - angle[inside].min())}  # fmt: skip
+                       "reps.rom": float(angle[inside].max() - angle[inside].min()),
+                       "reps.difference": float(angle[inside].max() - other[inside].max())}  # fmt: skip
     return out
 
 
@@ -83,14 +88,15 @@ def _per_rep_rows(name: str, simulation, rows: dict, period: float, what: str) -
     truth, out = _truth(simulation, period), []
     # each repetition's peak time: its end less its time from the peak
     peak_times = [end["t"] - end["value"] for end in rows["reps.from_peak"]]
-    measured = {metric: [r["value"] for r in rows[metric]] for metric in ("reps.rom", "reps.peak")}
-    levels = [r["quality"] for r in rows["reps.rom"]]
     # no row on tempo: a squat's bottom is a plateau (a pause at depth), where the peak's time is any of it
-    for metric, unit in (("reps.rom", "deg"), ("reps.peak", "deg")):
-        errors = []
-        for value, peak_t in zip(measured[metric], peak_times, strict=True):
+    for metric in _SCORED:
+        unit, errors = "deg", []
+        levels = [r["quality"] for r in rows[metric]]
+        for row, peak_t in zip(rows[metric], peak_times, strict=True):
+            if row["value"] is None:
+                continue
             k = int(np.floor(simulation.body.motion_time(np.array([peak_t]))[0][0] / period))
-            errors.append(value - truth[k][metric])
+            errors.append(row["value"] - truth[k][metric])
         label = f"repetition {_LABELS[metric]} |error| median ({what})"
         if not errors:
             out.append(make_row(name, label, unit, None, "lower", note="insufficient data: no repetition"))
@@ -103,4 +109,4 @@ def _per_rep_rows(name: str, simulation, rows: dict, period: float, what: str) -
     return out
 
 
-_LABELS = {"reps.rom": "range of motion", "reps.peak": "peak"}
+_LABELS = {"reps.rom": "range of motion", "reps.peak": "peak", "reps.difference": "left/right difference"}

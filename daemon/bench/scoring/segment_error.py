@@ -125,6 +125,8 @@ def processors(options: dict | None = None) -> list[dict]:
             "type": "reps",
             "processor": "joint_angles",
             "metric": "right_knee.flexion",
+            "compare": "left_knee.flexion",
+            "observe": ["joint_angles_camera/right_knee.fppa", "joint_angles_camera/trunk.lean"],
         },  # rep_error
     ]
 

@@ -103,3 +103,36 @@ def test_the_tolerance_holds_what_the_plane_s_turn_does_to_the_angle():
     true = np.degrees(np.arctan(np.tan(np.radians(20.0)) / np.cos(np.radians(45.0))) -
                       np.arctan(np.tan(np.radians(-40.0)) / np.cos(np.radians(45.0))))  # fmt: skip
     assert planar_angles.projection_error_deg(angles, "knee", 45.0) == pytest.approx(abs(true - 60.0))
+
+
+def _squat(valgus_deg: float) -> Body:
+    shape = BodyShape(1.8)
+    return Body(shape, make_motion("squat", shape=shape, knee_valgus_deg=valgus_deg, rep_period_s=3.0))
+
+
+def test_a_front_camera_sees_knee_valgus_as_a_positive_projection_angle_on_both_knees():
+    t = np.arange(0.0, 9.0, 1 / RATE_HZ)
+    front, side = _camera(90.0), _camera(0.0)  # the squatter faces +x: the camera at 90 deg is in front
+    peaks = {}
+    for valgus in (0.0, 8.0):
+        values = _angles(_items(_squat(valgus), front, t))
+        for knee in ("left", "right"):
+            fppa = values[f"{knee}_knee.fppa"][2 * int(RATE_HZ) :]
+            peaks[valgus, knee] = max(v.value for v in fppa)
+            assert {v.quality.level for v in fppa} == {QualityLevel.GOOD} and "valgus +" in fppa[0].unit
+    for knee in ("left", "right"):  # measured: 4.1 deg without valgus (hip rotation), 30.9 with 8 deg of it
+        assert peaks[0.0, knee] < 6.0 and peaks[8.0, knee] > 20.0
+    from_side = _angles(_items(_squat(8.0), side, t))["left_knee.fppa"][2 * int(RATE_HZ) :]
+    assert all(
+        v.quality.level is QualityLevel.DEGRADED and "square to" in v.quality.reason for v in from_side
+    )
+
+
+def test_a_side_camera_sees_the_trunk_s_forward_lean():
+    body, t = _squat(0.0), np.arange(0.0, 9.0, 1 / RATE_HZ)
+    lean = _angles(_items(body, _camera(0.0), t))["trunk.lean"][2 * int(RATE_HZ) :]
+    marks = body.landmarks(t[2 * int(RATE_HZ) :])
+    trunk = 0.5 * (marks["left_shoulder"] + marks["right_shoulder"] - marks["left_hip"] - marks["right_hip"])
+    true = np.degrees(np.arctan2(trunk[:, 0], trunk[:, 2]))  # forward (+x) of vertical
+    assert np.max(np.abs(np.array([v.value for v in lean]) - true)) < 2.0
+    assert np.max(true) > 20.0  # the squat leans forward

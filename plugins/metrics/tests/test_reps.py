@@ -98,3 +98,27 @@ def test_only_the_configured_metric_of_the_configured_processor_counts():
     t = np.arange(0, 20.0, 1 / RATE_HZ)
     assert _run(_values(_angle(t, reps=5), name="left_knee.flexion")) == []
     assert SPEC.name == "reps" and "sit-to-stand" in SPEC.doc
+
+
+def test_each_repetition_carries_the_extremes_it_observes_and_its_left_right_difference():
+    t = np.arange(0, 20.0, 1 / RATE_HZ)
+    right, left = _angle(t, reps=5), _angle(t, reps=5, depth=90.0)  # the left knee bends 10 deg less
+    valgus = 12.0 * np.sin(np.pi * np.clip(t / 3.0, 0, 5)) ** 2  # FPPA peaking at depth
+    valgus_values = _values(valgus, name="right_knee.fppa")
+    for k in range(126, 131):  # the camera loses the knee briefly in the second repetition: degraded, kept
+        v = valgus_values[k]
+        valgus_values[k] = DerivedValue(v.name, v.time_ns, None, v.unit, v.provenance,
+                                        Quality(QualityLevel.INSUFFICIENT, "keypoints missing"), "cam", None,
+                                        "joint_angles")  # fmt: skip
+    stream = sorted(_values(right) + _values(left, name="left_knee.flexion") + valgus_values,
+                    key=lambda v: v.time_ns)  # fmt: skip
+    metrics = _run(stream, observe=["joint_angles/right_knee.fppa"], compare="left_knee.flexion")
+    differences = [m for m in metrics if m.name == "reps.difference"]
+    assert [m.value for m in differences] == pytest.approx([10.0] * 5, abs=0.01)
+    assert "less left_knee.flexion" in differences[0].unit
+    fppa = [m for m in metrics if m.name == "reps.right_knee.fppa"]
+    assert [m.value for m in fppa] == pytest.approx([12.0] * 5, abs=0.1)
+    assert [m.quality.level for m in fppa] == [QualityLevel.GOOD, QualityLevel.DEGRADED] + [
+        QualityLevel.GOOD
+    ] * 3
+    assert "keypoints missing" in fppa[1].quality.reason
