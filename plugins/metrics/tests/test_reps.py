@@ -122,3 +122,10 @@ def test_each_repetition_carries_the_extremes_it_observes_and_its_left_right_dif
         QualityLevel.GOOD
     ] * 3
     assert "keypoints missing" in fppa[1].quality.reason
+
+
+def test_an_observed_name_must_be_processor_slash_metric():
+    assert SPEC.check({**OPTIONS, "observe": ["joint_angles/right_knee.fppa"]}) == []
+    assert SPEC.check({**OPTIONS, "observe": ["right_knee.fppa"]}) == [
+        ("observe", "'right_knee.fppa' is not processor/metric")
+    ]
