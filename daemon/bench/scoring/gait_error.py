@@ -211,14 +211,9 @@ def _contact_honesty_row(name: str, stored: list, truth: list, span: tuple, orig
         true = np.array([e.time_s for e in truth if e.side == contact["side"] and e.kind == contact["kind"]])
         error = np.min(np.abs(true - contact["t"])) if len(true) else np.inf
         ratios.append(error / contact["tolerance_s"] if error <= MATCH_S else np.inf)
-    metric = f"honesty: good contacts beyond twice their tolerance ({origin.what})"
-    if not ratios:
-        return make_row(name, metric, "share", None, "lower", note="insufficient data: no good contact")
-    ratios = np.array(ratios)
-    note = (f"{len(ratios)} good initial and final contacts after {WARMUP_S:.0f} s (none within "
-            f"{MATCH_S * 1e3:.0f} ms of a true one counts as beyond); error over tolerance p50 "
-            f"{np.median(ratios):.2f}, max {np.max(ratios):.2f}")  # fmt: skip
-    return make_row(name, metric, "share", float(np.mean(ratios > 2.0)), "lower", note=note)
+    return _beyond_row(name, f"good contacts beyond twice their tolerance ({origin.what})", ratios,
+                       "good contact", f"good initial and final contacts after {WARMUP_S:.0f} s (none within "
+                       f"{MATCH_S * 1e3:.0f} ms of a true one counts as beyond)")  # fmt: skip
 
 
 def _honesty_row(name: str, db, origin: _Origin, truth: list, span: tuple) -> dict:
@@ -237,14 +232,21 @@ def _honesty_row(name: str, db, origin: _Origin, truth: list, span: tuple) -> di
                 nearest = int(np.argmin(np.abs(ends - t)))
                 true = strides[nearest][value] if abs(ends[nearest] - t) <= MATCH_S else np.nan
                 ratios.append(abs(row["value"] - true) / row["tolerance"] if np.isfinite(true) else np.inf)
-    metric = f"honesty: good stride values beyond twice their tolerance ({origin.what})"
+    return _beyond_row(name, f"good stride values beyond twice their tolerance ({origin.what})", ratios,
+                       "good stride value", f"good stride, stance and step times after {WARMUP_S:.0f} s (a value "
+                       f"with no true stride ending within {MATCH_S * 1e3:.0f} ms counts as beyond)")  # fmt: skip
+
+
+def _beyond_row(name: str, what: str, ratios: list, unit: str, counted: str) -> dict:
+    """An honesty row: the share of ``ratios`` (|error| / stated tolerance) over 2."""
     if not ratios:
-        return make_row(name, metric, "share", None, "lower", note="insufficient data: no good stride value")
+        return make_row(
+            name, f"honesty: {what}", "share", None, "lower", note=f"insufficient data: no {unit}"
+        )
     ratios = np.array(ratios)
-    note = (f"{len(ratios)} good stride, stance and step times after {WARMUP_S:.0f} s (a value with no true "
-            f"stride ending within {MATCH_S * 1e3:.0f} ms counts as beyond); error over tolerance p50 "
-            f"{np.median(ratios):.2f}, max {np.max(ratios):.2f}")  # fmt: skip
-    return make_row(name, metric, "share", float(np.mean(ratios > 2.0)), "lower", note=note)
+    note = (f"{len(ratios)} {counted}; error over tolerance p50 {np.median(ratios):.2f}, max "
+            f"{np.max(ratios):.2f}")  # fmt: skip
+    return make_row(name, f"honesty: {what}", "share", float(np.mean(ratios > 2.0)), "lower", note=note)
 
 
 def _symmetry_strides() -> int:
