@@ -532,6 +532,34 @@ def test_keypoints_seen_by_two_cameras_are_triangulated_and_flagged():
     assert np.isnan(triangulated_views(without, cams, TriangulationSettings(25.0))[0].tolerance).all()
 
 
+def test_a_camera_that_lost_a_keypoint_two_others_measure_is_left_out_of_it():
+    import cv2
+
+    from kinefuse.builtin.processors.motion_fusion import TriangulationSettings, triangulated_views
+    from kinefuse.camera_calibration import CameraCalibration, project
+    from kinefuse.types import KeypointView
+
+    k = [[800.0, 0.0, 640.0], [0.0, 800.0, 360.0], [0.0, 0.0, 1.0]]
+    front = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # at (0, -3, 3), looking along +y
+    cams = [*two_cameras(), CameraCalibration("c", (1280, 720), k, np.zeros(5), cv2.Rodrigues(front)[0].ravel(),
+                                              -front @ np.array([0.0, -3.0, 3.0]))]  # fmt: skip
+    points = np.array([[0.0, 0.0, 3.0], [0.2, -0.1, 3.1]])
+    status = {"a": [KeypointStatus.MEASURED, KeypointStatus.MEASURED],
+              "b": [KeypointStatus.MEASURED, KeypointStatus.FILLED],
+              "c": [KeypointStatus.FILLED, KeypointStatus.FILLED]}  # fmt: skip
+    views = {}
+    for cam in cams:
+        pixels = project(cam, points)
+        pixels[0] += 40.0 if cam.name == "c" else 0.0  # c's prediction of the first is 40 px off
+        views[("synth", cam.name)] = [KeypointView(cam.name, "synth", "COCO-17", "px", pixels, np.full(2, 2.0),
+                                                   np.array(status[cam.name], dtype=np.int8))]  # fmt: skip
+    (view,) = triangulated_views(views, cams, TriangulationSettings(1e9))  # no view rejected for disagreeing
+    # the first keypoint: two measured views, c's prediction left out; the second: only one measured, all used
+    assert view.status.tolist() == [KeypointStatus.MEASURED, KeypointStatus.FILLED]
+    assert view.triangulation.views.tolist() == [2, 3]
+    np.testing.assert_allclose(view.position[0], points[0], atol=1e-9)
+
+
 def test_one_camera_says_the_video_fusion_needs_two_calibrated_cameras():
     processor = declared(strap(), CAMERA)
     items, _ = feed(processor, 2.0)

@@ -209,7 +209,8 @@ class TriangulationSettings:
 
 def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: list[CameraCalibration],
                        settings: TriangulationSettings):  # fmt: skip
-    """The "3d" view of each item: every keypoint that two or more cameras have (measured or filled),
+    """The "3d" view of each item: every keypoint that two or more cameras have (measured or filled; only the
+    measured ones where two are),
     triangulated by weighted linear DLT (Hartley & Zisserman, Multiple View Geometry, 2nd ed., §12.2;
     kinefuse.camera_calibration.triangulate_robust: a view that disagrees with the others by more than
     ``settings.reject_tolerances`` times the median tolerance of the views (px: the detector's error at the
@@ -228,7 +229,7 @@ def triangulated_views(views: dict[tuple[str, str], list[KeypointView]], cams: l
     focal = focal_lengths(cams)[:, None, None]
     usable = np.isin(status, _USABLE) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(pixels).all(axis=-1)
     drifted = np.array([cam.name in settings.drifted for cam in cams])[:, None, None]
-    usable = _without_drifted(usable, drifted)
+    usable = _without_predicted(_without_drifted(usable, drifted), status)
     weights = np.where(usable, 1.0 / np.where(usable, sigma, 1.0), 0.0)
     # (m, K, 3); NaN where fewer than two cameras have the keypoint
     stated = usable & np.isfinite(tolerance)
@@ -275,6 +276,14 @@ def _without_drifted(usable: np.ndarray, drifted: np.ndarray) -> np.ndarray:
         return usable
     others = (usable & ~drifted).sum(axis=0) >= 2
     return usable & ~(drifted & others[None])
+
+
+def _without_predicted(usable: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """The views usable (ncam, m, K) once predicted ones (filled, rejected) are left out wherever two measured
+    views see the keypoint: a camera that lost it for a moment would otherwise make the point predicted too
+    (its status is the worst of the views used)."""
+    measured = usable & (status == KeypointStatus.MEASURED)
+    return np.where((measured.sum(axis=0) >= 2)[None], measured, usable)
 
 
 def _tolerance_of(view: KeypointView) -> np.ndarray:
