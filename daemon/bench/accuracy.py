@@ -26,6 +26,7 @@ from kinefuse.bench.scoring.fusion import knee_angle_rows
 from kinefuse.bench.scoring.gait_error import gait_rows
 from kinefuse.bench.scoring.honesty import honesty_rows, keypoint_honesty_rows
 from kinefuse.bench.scoring.joint_angle_error import joint_angle_rows
+from kinefuse.bench.scoring.landing_error import landing_rows
 from kinefuse.bench.scoring.mounting_error import mounting_rows
 from kinefuse.bench.scoring.public import public_rows
 from kinefuse.bench.scoring.rep_error import rep_rows
@@ -102,6 +103,7 @@ async def scenario_rows(path: Path) -> list[dict]:
         rows += joint_angle_rows(name, simulation, db)
         rows += gait_rows(name, simulation, db)
         rows += rep_rows(name, simulation, db)
+        rows += landing_rows(name, simulation, db)
         rows += honesty_rows(name, simulation, db, reader)
         rows += keypoint_honesty_rows(name, simulation, db, reader)
         rows += await recorded_rows(simulation, db, Path(db_path(db)))  # the motion stream's segments

@@ -78,7 +78,10 @@ _FLAGGED = TriangulationCheck.BONE_LENGTH | TriangulationCheck.CAMERA_DRIFT
 
 
 @dataclasses.dataclass
-class _Strap:
+class StrapSamples:
+    """One strap's latest samples (by sequence number), with what has been reported of them (the ``gait`` and
+    ``landing`` processors)."""
+
     side: str
     place: str
     segment: str
@@ -145,7 +148,7 @@ class _View:
 class Gait:
     def __init__(self, options: dict, processor_id: str):
         self.options, self.processor_id = options, processor_id
-        self._straps: dict[tuple[str, str], _Strap] = {}
+        self._straps: dict[tuple[str, str], StrapSamples] = {}
         self._views: dict[str, _View] = {}
         self._strides: dict[str, Strides] = {}
 
@@ -161,7 +164,7 @@ class Gait:
         if rival is not None and not (place == "foot" and self._straps[rival].place == "shank"):
             return []  # one strap per foot: the first, or a foot's over a shank's
         self._straps.pop(rival, None)
-        self._straps[key] = _Strap(side, place, segment)
+        self._straps[key] = StrapSamples(side, place, segment)
         return []
 
     def process(self, batch) -> list:
@@ -204,7 +207,7 @@ class Gait:
     def _keep_ns(self) -> int:
         return int(self.options["window_s"] * 1e9)
 
-    def _report(self, source_id: str, device_id: str, strap: _Strap, until_ns: int) -> list:
+    def _report(self, source_id: str, device_id: str, strap: StrapSamples, until_ns: int) -> list:
         """The contacts found in the strap's window after those reported and up to ``until_ns``, as events,
         and the strides they end."""
         contacts = self._contacts(strap)
@@ -223,7 +226,7 @@ class Gait:
                                                self.options["min_strides"])  # fmt: skip
         return self._strides[source_id]
 
-    def _contacts(self, strap: _Strap) -> list[Contact]:
+    def _contacts(self, strap: StrapSamples) -> list[Contact]:
         """Every contact in the strap's window, insufficient where samples near it are missing."""
         seq, time_ns, acc, gyr = strap.window(self._keep_ns())
         index = seq - seq[0]

@@ -128,6 +128,7 @@ def processors(options: dict | None = None) -> list[dict]:
             "compare": "left_knee.flexion",
             "observe": ["joint_angles_camera/right_knee.fppa", "joint_angles_camera/trunk.lean"],
         },  # rep_error
+        {"id": "landing", "type": "landing", "angles": "joint_angles_camera"},  # landing_error
     ]
 
 
