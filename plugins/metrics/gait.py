@@ -75,6 +75,10 @@ _PLACES = {f"{side}_{place}": (side, place) for side in SIDES for place in ("foo
 # the keypoints contacts from keypoints need: the pelvis and the facing direction (hips), the body's up
 _BODY = ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_ankle", "right_ankle")
 _FLAGGED = TriangulationCheck.BONE_LENGTH | TriangulationCheck.CAMERA_DRIFT
+# at the heel's landing the trailing heel has risen: the ankles are closer than the heels (6 cm on the
+# synthetic walker, whose heels give it within 2.5 cm)
+_ANKLE_STEP = Quality(QualityLevel.DEGRADED, "from the ankles (no heel keypoint): shorter than heel to heel")
+_SEVERITY = {QualityLevel.GOOD: 0, QualityLevel.DEGRADED: 1, QualityLevel.INSUFFICIENT: 2}
 
 
 @dataclasses.dataclass
@@ -127,6 +131,7 @@ class _View:
     position: list = dataclasses.field(default_factory=list)  # (K, 3) each
     status: list = dataclasses.field(default_factory=list)  # (K,) each
     checks: list = dataclasses.field(default_factory=list)  # (K,) each
+    tolerance: list = dataclasses.field(default_factory=list)  # (K,) each, m (NaN: none stated)
     reported_ns: int = -1
     next_ns: int | None = None
 
@@ -136,13 +141,17 @@ class _View:
         self.status.append(view.status[self.indices])
         flags = view.triangulation.checks[self.indices] if view.triangulation is not None else 0
         self.checks.append(np.zeros(len(self.indices), dtype=np.uint8) | flags)
+        stated = (
+            view.tolerance[self.indices] if view.tolerance is not None else np.full(len(self.indices), np.nan)
+        )
+        self.tolerance.append(stated)
 
     def window(self, keep_ns: int) -> tuple[np.ndarray, ...]:
         first = int(np.searchsorted(np.array(self.time_ns), self.time_ns[-1] - keep_ns))
-        for name in ("time_ns", "position", "status", "checks"):
+        for name in ("time_ns", "position", "status", "checks", "tolerance"):
             del getattr(self, name)[:first]
         return np.array(self.time_ns, dtype=np.int64), *(np.array(getattr(self, n)) for n in
-                                                         ("position", "status", "checks"))  # fmt: skip
+                                                         ("position", "status", "checks", "tolerance"))  # fmt: skip
 
 
 class Gait:
@@ -285,7 +294,7 @@ class Gait:
 
     def _keypoint_contacts(self, view: _View) -> list[tuple[str, str, Contact]]:
         """Every contact in the view's window of the feet without a strap: (side, keypoint, contact)."""
-        time_ns, position, status, checks = view.window(self._keep_ns())
+        time_ns, position, status, checks, tolerance = view.window(self._keep_ns())
         seen = np.isfinite(position).all(axis=2)
         if len(time_ns) < 3 or (seen.sum(axis=0) < 2).any():
             return []
@@ -298,11 +307,24 @@ class Gait:
         for side in self._keypoint_sides():
             first, last = foot_points(view.names, side)
             found = detect_keypoint_contacts(ahead[first], ahead[last], rate_hz)
+            other = foot_points(view.names, SIDES[1 - SIDES.index(side)])[0]
             for where, initial in [(x, True) for x in found.initial] + [(x, False) for x in found.final]:
                 point = first if initial else last
                 quality = self._keypoint_quality(view.names, status, checks, where, rate_hz, point, initial)
+                step = None
+                if initial:  # the feet's distance apart along the way the athlete faces (Zeni's markers)
+                    nearest = int(round(where))
+                    stated = float(
+                        np.hypot(*tolerance[nearest, [view.names.index(n) for n in (first, other)]])
+                    )
+                    both = self._keypoint_quality(view.names, status, checks, where, rate_hz, other, True)
+                    worst = max((quality, both), key=lambda q: _SEVERITY[q.level])
+                    if worst.level is QualityLevel.GOOD and first.endswith("_ankle"):
+                        worst = _ANKLE_STEP
+                    step = (float(np.interp(where, grid, ahead[first] - ahead[other])),
+                            stated if np.isfinite(stated) else None, worst)  # fmt: skip
                 contact = Contact(int(round(np.interp(where, grid, time_ns))), initial, quality,
-                                  self.options["keypoint_tolerance_s"])  # fmt: skip
+                                  self.options["keypoint_tolerance_s"], step)  # fmt: skip
                 out.append((side, point, contact))
         return out
 

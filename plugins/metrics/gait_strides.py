@@ -30,6 +30,9 @@ class Contact:
     initial: bool  # initial contact, else final
     quality: Quality
     tolerance_s: float  # what its time claims (twice its standard deviation)
+    step_length: tuple[float, float, Quality] | None = (
+        None  # initial contacts from positions: (m, tolerance m, quality)
+    )
 
 
 @dataclasses.dataclass
@@ -56,7 +59,8 @@ class Strides:
             return []
         stride = self._stride(side, starts[-1], contact, foot)
         foot.strides.append(stride)
-        return [*self._stride_values(side, stride, device_id), *self._symmetry(contact.time_ns, device_id)]
+        return [*self._stride_values(side, stride, device_id), *self._step_values(side, stride, device_id),
+                *self._symmetry(contact.time_ns, device_id)]  # fmt: skip
 
     def _stride(self, side: str, start: Contact, end: Contact, foot: _Foot) -> dict:
         finals = [c for c in foot.contacts if not c.initial and start.time_ns < c.time_ns < end.time_ns]
@@ -108,6 +112,46 @@ class Strides:
                                "steps/min", stride["reason"], device_id, contacts,
                                scale=120.0 / seconds**2))  # fmt: skip
         return out
+
+    def _step_values(self, side: str, stride: dict, device_id: str) -> list[DerivedValue]:
+        """Where the stride's end knows its step length (contacts from positions): it, and the walking speed
+        over the step (its length over its time)."""
+        end = stride["values"]["stride_time"][1][1]
+        if end.step_length is None:
+            return []
+        length, tolerance, quality = end.step_length
+        out = [
+            self._length(f"gait.{side}.step_length", end.time_ns, length, "m", tolerance, quality, device_id)
+        ]
+        step_time, contacts = stride["values"]["step_time"]
+        if stride["reason"] or not contacts or quality.level is QualityLevel.INSUFFICIENT:
+            why = stride["reason"] or quality.reason or "the step's time is not known"
+            out.append(self._length("gait.speed", end.time_ns, None, "m/s", None, Quality(QualityLevel.INSUFFICIENT,
+                                                                                       why), device_id))  # fmt: skip
+            return out
+        lost = next((c for c in contacts if c.quality.level is QualityLevel.INSUFFICIENT), None)
+        if lost is not None:
+            out.append(self._length("gait.speed", end.time_ns, None, "m/s", None, lost.quality, device_id))
+            return out
+        time_tolerance = float(np.hypot(*[c.tolerance_s for c in contacts]))
+        speed = length / step_time
+        claimed = (
+            None
+            if tolerance is None
+            else speed * float(np.hypot(tolerance / length, time_tolerance / step_time))
+        )
+        worst = _worst([quality, *(c.quality for c in contacts)])
+        out.append(self._length("gait.speed", end.time_ns, speed, "m/s", claimed, worst, device_id))
+        return out
+
+    def _length(self, name, time_ns, value, unit, tolerance, quality, device_id) -> DerivedValue:
+        if quality.level is QualityLevel.INSUFFICIENT or value is None or not np.isfinite(value):
+            quality = quality if quality.level is QualityLevel.INSUFFICIENT else Quality(QualityLevel.INSUFFICIENT,
+                                                                                           "not measured")  # fmt: skip
+            return DerivedValue(name, time_ns, None, unit, Provenance.MEASURED, quality, self.source_id, device_id,
+                                self.processor_id)  # fmt: skip
+        return DerivedValue(name, time_ns, float(value), unit, Provenance.MEASURED, quality, self.source_id,
+                            device_id, self.processor_id, tolerance)  # fmt: skip
 
     def _symmetry(self, time_ns: int, device_id: str) -> list[DerivedValue]:
         out = []

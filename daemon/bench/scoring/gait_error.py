@@ -33,7 +33,7 @@ SIDES = ("left", "right")
 KINDS = {"initial_contact": "ic", "final_contact": "tc"}
 STRIDE_VALUES = ("stride_time", "stance_time", "step_time")
 # the live stream's (an analysis of the session writes its own beside them)
-_METRICS = ("SELECT m.time_ns, m.value, m.tolerance, d.device_id FROM metrics m LEFT JOIN devices d "
+_METRICS = ("SELECT m.time_ns, m.value, m.tolerance, m.quality, d.device_id FROM metrics m LEFT JOIN devices d "
             "ON d.id = m.device_ref WHERE m.analysis_id IS NULL AND m.processor = ?")  # fmt: skip
 _EVENTS = ("SELECT e.*, d.device_id FROM events e LEFT JOIN devices d ON d.id = e.device_ref "
            "WHERE e.analysis_id IS NULL AND e.processor = ? ORDER BY e.time_ns")  # fmt: skip
@@ -91,6 +91,8 @@ def _origin_rows(name: str, simulation, db, origin: _Origin, truth: list) -> lis
     rows = [_contact_row(name, kind, stored, truth, span, origin) for kind in KINDS]
     if origin.sides == SIDES:  # symmetry needs both feet
         rows += _symmetry_rows(name, db, origin, truth, span)
+    if origin.processor == KEYPOINT_PROCESSOR:  # step length needs positions
+        rows += _length_rows(name, simulation, db, origin, truth, span)
     return rows + [_contact_honesty_row(name, stored, truth, span, origin),
                    _honesty_row(name, db, origin, truth, span)]  # fmt: skip
 
@@ -199,6 +201,49 @@ def _good_values(db, origin: _Origin, metric: str, span: tuple) -> tuple[np.ndar
     values = np.array([r["value"] for r in rows], dtype=np.float64)
     inside = (t >= span[0]) & (t <= span[1]) if len(t) else np.zeros(0, dtype=bool)
     return t[inside], values[inside]
+
+
+def _length_rows(name: str, simulation, db, origin: _Origin, truth: list, span: tuple) -> list[dict]:
+    """Step length against the true heels' distance along the heading at the true initial contact nearest
+    each value, and walking speed against the motion's: every value (any quality), their quality shares."""
+    steps, speeds = [], []  # (error, quality)
+    heading = simulation.body.heading_rad
+    forward = np.array([np.cos(heading), np.sin(heading), 0.0])
+    for side in origin.sides:
+        other = SIDES[1 - SIDES.index(side)]
+        landings = np.array([e.time_s for e in truth if e.side == side and e.kind == "ic"])
+        sql = f"{_METRICS} AND m.name = ? AND m.value IS NOT NULL"
+        rows, times = origin.query(db, sql, [origin.processor, f"gait.{side}.step_length"])
+        for row, t in zip(rows, times, strict=True):
+            if span[0] <= t <= span[1] and len(landings):
+                at = landings[np.argmin(np.abs(landings - t))]
+                heels = simulation.body.landmarks(np.array([at]))
+                true = float((heels[f"{side}_heel"][0] - heels[f"{other}_heel"][0]) @ forward)
+                steps.append((row["value"] - true, row["quality"]))
+    sql = f"{_METRICS} AND m.name = 'gait.speed' AND m.value IS NOT NULL".replace(
+        "m.tolerance,", "m.tolerance, m.quality,"
+    )
+    rows, times = origin.query(db, sql, [origin.processor])
+    speed = simulation.body.motion.info.get("speed_mps")
+    speeds = [(row["value"] - speed, row["quality"]) for row, t in zip(rows, times, strict=True)
+              if speed is not None and span[0] <= t <= span[1]]  # fmt: skip
+    out = []
+    cases = (
+        ("step length", "m", steps, "the true heels' distance along the heading at the landing"),
+        ("walking speed", "m/s", speeds, f"the motion's {speed:.3g} m/s"),
+    )
+    for label, unit, found, truth_note in cases:
+        metric = f"{label} |error| median ({origin.what})"
+        if not found:
+            out.append(make_row(name, metric, unit, None, "lower", note="insufficient data: no value"))
+            continue
+        errors = np.array([e for e, _ in found])
+        levels = [q for _, q in found]
+        shares = ", ".join(f"{levels.count(level)} {level}" for level in ("good", "degraded"))
+        note = (f"{len(found)} values after {WARMUP_S:.0f} s ({shares}); signed median {np.median(errors):+.3f} "
+                f"{unit}, against {truth_note}")  # fmt: skip
+        out.append(make_row(name, metric, unit, float(np.median(np.abs(errors))), "lower", note=note))
+    return out
 
 
 def _contact_honesty_row(name: str, stored: list, truth: list, span: tuple, origin: _Origin) -> dict:

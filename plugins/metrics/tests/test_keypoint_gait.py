@@ -116,6 +116,22 @@ def test_on_the_synthetic_walker_s_true_joints_every_contact_is_found(keypoint_s
     assert {e.quality.level.value for e in finals} == {"degraded" if ankle_only else "good"}
     if ankle_only:
         assert all("before the toe leaves" in e.quality.reason for e in finals)
+    # step length and speed against the walker's (0.735 m, 1.35 m/s): from heels 3.0 cm short (their peak
+    # comes before the landing; 2.1 cm against heel to heel at the true landing), from ankles 6-7 cm (the
+    # trailing heel has risen): degraded, saying so
+    steps = [m for m in out if getattr(m, "name", "").endswith(".step_length")]
+    speeds = [m for m in out if getattr(m, "name", "") == "gait.speed"]
+    info = body.motion.info
+    assert len(steps) > 30 and len(speeds) > 30
+    if ankle_only:
+        assert all(
+            m.quality.level.value == "degraded" and "from the ankles" in m.quality.reason for m in steps
+        )
+        assert np.median([m.value for m in steps]) == pytest.approx(info["step_length_m"], abs=0.07)
+    else:
+        assert {m.quality.level.value for m in steps + speeds} == {"good"}
+        assert np.median([m.value for m in steps]) == pytest.approx(info["step_length_m"], abs=0.04)
+        assert np.median([m.value for m in speeds]) == pytest.approx(info["speed_mps"], rel=0.05)
 
 
 def test_the_contacts_are_the_same_in_any_world_frame():
