@@ -47,6 +47,8 @@ SUITE = (
     "walk_four_cameras.toml",
     "run.toml",
     "squat.toml",
+    "lunge.toml",
+    "sit_to_stand.toml",
     "drop_landing.toml",
 )
 WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples are not scored

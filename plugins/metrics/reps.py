@@ -17,7 +17,8 @@ Observations on each repetition (``observe``: ``processor/metric`` names, e.g. t
 projection angle from a front camera or the trunk's lean from a side one): at its end, ``reps.<metric>``,
 that metric's value farthest from zero inside the repetition (per device), as good as the worst of its
 values there, insufficient where it had none. ``compare`` (a metric of ``processor``, e.g. the other knee's
-flexion): ``reps.difference``, the repetition's peak less that metric's, a left/right difference. These
+flexion): ``reps.difference``, the repetition's peak less that metric's peak (in the same direction) inside
+it, a left/right difference. These
 are observations of the movement, for a clinician to read; they judge nothing.
 
 Dropouts: where the angle has no value (insufficient, or no value for longer than ``max_gap_s``) nothing
@@ -169,7 +170,8 @@ class Reps:
             inside = [v for v in recent if rep.start_ns <= v.time_ns <= end_ns]
             extreme, quality = _extreme(inside)
             if name == self.options["compare"] and processor == self.options["processor"]:
-                difference = None if extreme is None else self._sign * rep.peak - extreme
+                peak, quality = _extreme(inside, self._sign)
+                difference = None if peak is None else self._sign * rep.peak - peak
                 worst = max((rep.quality, quality), key=lambda q: _ORDER[q.level])
                 unit = f"deg, {self.options['metric']} less {name} at their peaks"
                 out.append(self._metric("reps.difference", end_ns, difference, unit, worst, rep))
@@ -186,16 +188,18 @@ class Reps:
                             rep.device_id, self.processor_id)  # fmt: skip
 
 
-def _extreme(values: list[DerivedValue]) -> tuple[float | None, Quality]:
-    """The value farthest from zero among ``values`` and the worst quality among them; None and
-    insufficient where none has a value."""
+def _extreme(values: list[DerivedValue], sign: float | None = None) -> tuple[float | None, Quality]:
+    """The value farthest from zero among ``values`` (or, given ``sign``, farthest in its direction: the
+    peak of a repetition up or down) and the worst quality among them; None and insufficient where none has
+    a value."""
     valued = [v for v in values if v.value is not None]
     if not valued:
         return None, Quality(QualityLevel.INSUFFICIENT, "no value inside the repetition")
     worst = max((v.quality for v in values), key=lambda q: _ORDER[q.level])
     if worst.level is QualityLevel.INSUFFICIENT:
         worst = Quality(QualityLevel.DEGRADED, f"values missing inside the repetition: {worst.reason}")
-    return max(valued, key=lambda v: abs(v.value)).value, worst
+    far = (lambda v: abs(v.value)) if sign is None else (lambda v: sign * v.value)
+    return max(valued, key=far).value, worst
 
 
 def _check(options: dict) -> list[tuple[str, str]]:

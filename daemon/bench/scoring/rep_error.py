@@ -19,7 +19,9 @@ from kinefuse.bench import make_row
 from kinefuse.bench.scoring.segment_error import sim_time_s
 
 EXERCISES = ("squat", "lunge", "sit_to_stand")
-PROCESSOR = "reps"  # the id the accuracy runs give it (segment_error.processors), and what it reads:
+# the ids the accuracy runs give the two reps processors (segment_error.processors), by the way the angle
+# moves in a repetition: up from standing, down from sitting; and what they read:
+PROCESSORS = {"squat": "reps", "lunge": "reps", "sit_to_stand": "reps_down"}
 ANGLE_PROCESSOR, JOINT, ANGLE_INDEX = "joint_angles", "right_knee", 0  # right_knee.flexion
 COMPARED = "left_knee"  # the reps processor's compare: left_knee.flexion
 TRUTH_HZ = 200.0
@@ -28,25 +30,27 @@ INSIDE = 0.9  # a true repetition counts where this much of its period has angle
 
 def rep_rows(name: str, simulation, db) -> list[dict]:
     """Count, range-of-motion and peak rows of an exercise scenario with the reps metrics."""
-    if simulation.scenario.sections["motion"]["kind"] not in EXERCISES or not simulation.imus:
+    kind = simulation.scenario.sections["motion"]["kind"]
+    if kind not in EXERCISES or not simulation.imus:
         return []
+    processor, sign = PROCESSORS[kind], (-1.0 if kind == "sit_to_stand" else 1.0)
     clock = simulation.imus[
         0
     ]  # metric times are motion item times: any strap's aligned-time offset maps them
     angle = _stored(db, clock, ANGLE_PROCESSOR, f"{JOINT}.flexion")
     if not len(angle):
         return []
-    rows = {metric: _stored(db, clock, PROCESSOR, metric) for metric in _METRICS}
+    rows = {metric: _stored(db, clock, processor, metric) for metric in _METRICS}
     period = simulation.body.motion.period_s
     first, last = angle[0]["t"], angle[-1]["t"]
     true_reps = _rep_indices(simulation, first, last, period)
     what = f"reps on {JOINT.replace('_', ' ')} flexion"
     counted = int(max((r["value"] for r in rows["reps.count"]), default=0))
     note = (f"{counted} counted, {len(true_reps)} true repetitions (one exercise period each, {period:g} s) "
-            f"inside the {last - first:.1f} s the angle has values; the {PROCESSOR} metric")  # fmt: skip
+            f"inside the {last - first:.1f} s the angle has values; the {processor} metric")  # fmt: skip
     count_row = make_row(name, f"repetition count |error| ({what})", "reps", float(abs(counted - len(true_reps))),
                          "lower", note=note)  # fmt: skip
-    return [count_row, *_per_rep_rows(name, simulation, rows, period, what)]
+    return [count_row, *_per_rep_rows(name, simulation, rows, period, what, sign)]
 
 
 _METRICS = ("reps.count", "reps.rom", "reps.peak", "reps.from_peak", "reps.difference")
@@ -69,23 +73,24 @@ def _rep_indices(simulation, first: float, last: float, period: float) -> list[i
     return list(range(int(np.ceil((tau[0] - slack) / period)), int(np.floor((tau[1] + slack) / period))))
 
 
-def _truth(simulation, period: float) -> dict[int, dict]:
-    """Each repetition's true peak and range of motion (deg), by index."""
+def _truth(simulation, period: float, sign: float) -> dict[int, dict]:
+    """Each repetition's true peak (the farthest in the direction ``sign``: +1 up, -1 down), range of motion
+    and left/right difference (deg), by index."""
     t = np.arange(0.0, simulation.duration_s, 1.0 / TRUTH_HZ)
     index = np.floor(simulation.body.motion_time(t)[0] / period).astype(int)
     angles = simulation.body.joint_angles(t)
-    angle, other = angles[JOINT][:, ANGLE_INDEX], angles[COMPARED][:, ANGLE_INDEX]
+    angle, other = sign * angles[JOINT][:, ANGLE_INDEX], sign * angles[COMPARED][:, ANGLE_INDEX]
     out = {}
     for k in np.unique(index):
         inside = index == k
-        out[int(k)] = {"reps.peak": float(angle[inside].max()),
+        out[int(k)] = {"reps.peak": sign * float(angle[inside].max()),
                        "reps.rom": float(angle[inside].max() - angle[inside].min()),
-                       "reps.difference": float(angle[inside].max() - other[inside].max())}  # fmt: skip
+                       "reps.difference": sign * float(angle[inside].max() - other[inside].max())}  # fmt: skip
     return out
 
 
-def _per_rep_rows(name: str, simulation, rows: dict, period: float, what: str) -> list[dict]:
-    truth, out = _truth(simulation, period), []
+def _per_rep_rows(name: str, simulation, rows: dict, period: float, what: str, sign: float) -> list[dict]:
+    truth, out = _truth(simulation, period, sign), []
     # each repetition's peak time: its end less its time from the peak
     peak_times = [end["t"] - end["value"] for end in rows["reps.from_peak"]]
     # no row on tempo: a squat's bottom is a plateau (a pause at depth), where the peak's time is any of it

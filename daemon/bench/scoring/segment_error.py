@@ -128,6 +128,14 @@ def processors(options: dict | None = None) -> list[dict]:
             "compare": "left_knee.flexion",
             "observe": ["joint_angles_camera/right_knee.fppa", "joint_angles_camera/trunk.lean"],
         },  # rep_error
+        {
+            "id": "reps_down",
+            "type": "reps",
+            "processor": "joint_angles",
+            "metric": "right_knee.flexion",
+            "direction": "down",
+            "compare": "left_knee.flexion",
+        },  # rep_error: sit-to-stand, from sitting
         {"id": "landing", "type": "landing", "angles": "joint_angles_camera"},  # landing_error
     ]
 

@@ -88,10 +88,14 @@ def test_a_silence_longer_than_max_gap_is_a_dropout_too():
 def test_sit_to_stand_counts_the_excursions_down_from_sitting():
     t = np.arange(0, 40.0, 1 / RATE_HZ)
     flexion = 95.0 - (_angle(t, reps=8, period=4.0, rest=0.0, depth=90.0))  # sitting 95, standing 5
-    metrics = _run(_values(flexion), direction="down")
+    other = flexion + 3.0  # the left knee stays 3 deg more bent throughout
+    stream = sorted(_values(flexion) + _values(other, name="left_knee.flexion"), key=lambda v: v.time_ns)
+    metrics = _run(stream, direction="down", compare="left_knee.flexion")
     assert _last(metrics, "reps.count").value == 8
     assert _last(metrics, "reps.peak").value == pytest.approx(5.0, abs=0.01)  # the lowest flexion reached
     assert _last(metrics, "reps.rom").value == pytest.approx(90.0, abs=0.01)
+    # peak against peak in the same direction (the lowest), not the other knee's largest (sitting) value
+    assert _last(metrics, "reps.difference").value == pytest.approx(-3.0, abs=0.01)
 
 
 def test_only_the_configured_metric_of_the_configured_processor_counts():
