@@ -106,6 +106,18 @@ class StrapSamples:
             self._merge()
             self._trim(keep_ns)
 
+    def due(self, batch: ImuBatch, keep_ns: int, first_ns: int, every_ns: int) -> int | None:
+        """Keep ``batch``; the newest sample's time where a detection is due (``first_ns`` after the first
+        sample, then every ``every_ns`` of samples), else None."""
+        self.add(batch, keep_ns)
+        newest = int(self.time_ns[-1][-1])
+        if self.next_ns is None:
+            self.next_ns = newest + first_ns
+        if newest < self.next_ns:
+            return None
+        self.next_ns = newest + every_ns
+        return newest
+
     def window(self, keep_ns: int) -> tuple[np.ndarray, ...]:
         self._merge()
         self._trim(keep_ns)
@@ -180,13 +192,9 @@ class Gait:
         strap = self._straps.get((batch.source_id, batch.device_id))
         if strap is None or not isinstance(batch, ImuBatch) or not len(batch):
             return []
-        strap.add(batch, self._keep_ns())
-        newest = int(strap.time_ns[-1][-1])
-        if strap.next_ns is None:
-            strap.next_ns = newest + int(self.options["window_s"] * 1e9)
-        if newest < strap.next_ns:
+        newest = strap.due(batch, self._keep_ns(), self._keep_ns(), int(self.options["every_s"] * 1e9))
+        if newest is None:
             return []
-        strap.next_ns = newest + int(self.options["every_s"] * 1e9)
         return self._report(
             batch.source_id, batch.device_id, strap, newest - int(self.options["delay_s"] * 1e9)
         )

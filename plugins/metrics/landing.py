@@ -100,15 +100,12 @@ class Landing:
         strap = self._straps.get((batch.source_id, batch.device_id))
         if strap is None or not isinstance(batch, ImuBatch) or not len(batch):
             return []
-        strap.add(batch, int(self.options["window_s"] * 1e9))
-        newest = int(strap.time_ns[-1][-1])
-        if strap.next_ns is None:
-            strap.next_ns = newest + int(self.options["delay_s"] * 1e9)
-        if newest < strap.next_ns:
-            return []
-        strap.next_ns = newest + int(self.options["every_s"] * 1e9)
-        return self._report(
-            batch.source_id, batch.device_id, strap, newest - int(self.options["delay_s"] * 1e9)
+        delay_ns = int(self.options["delay_s"] * 1e9)
+        newest = strap.due(
+            batch, int(self.options["window_s"] * 1e9), delay_ns, int(self.options["every_s"] * 1e9)
+        )
+        return (
+            [] if newest is None else self._report(batch.source_id, batch.device_id, strap, newest - delay_ns)
         )
 
     def flush(self) -> list:
