@@ -20,7 +20,13 @@ Two kinds of data fix it:
 
 The sign of the axis follows anatomy: the fastest rotation of a leg segment in walking is the swing, when
 its distal end moves forward, which is a negative rotation about +y (left): of the angular velocity's
-component along the axis, the 1st percentile is larger in magnitude than the 99th.
+component along the axis, the 1st percentile is larger in magnitude than the 99th. That cue is weak outside
+walking: in a lunge or a sit-to-stand both directions turn about as fast (1st over 99th percentile magnitude
+1.18-1.34 for the synthetic athlete's shanks, against 1.41-1.79 for a walker's; 1.27 running), and there it
+picked the wrong sign, turning the segment 180 deg about the vertical. Below ``min_sign_cue`` an estimate
+that would be good is degraded, saying forward may be backward. The motion processor asks it of shanks only:
+a walker's thigh gives 1.11, and its estimate is degraded downstream anyway (its axis is tilted by the
+pelvis's rotation).
 
 The rotation is the solution of Wahba's problem (scipy's ``Rotation.align_vectors``) with the primary
 vector held exactly: gravity from the static pose when there is one (then y only fixes the rotation about
@@ -65,10 +71,11 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def flexion_axis(gyr, *, blocks: int = 6) -> tuple[np.ndarray, float, float, float]:
+def flexion_axis(gyr, *, blocks: int = 6) -> tuple[np.ndarray, float, float, float, float]:
     """The principal axis of the angular velocity (n, 3) in the sensor frame, signed so that the swing
     (the fastest rotation) is negative about it; the ratio of the first to second singular value; the
-    axis's standard error (deg) from its spread over ``blocks`` consecutive parts; the RMS rate about it."""
+    axis's standard error (deg) from its spread over ``blocks`` consecutive parts; the RMS rate about it;
+    the sign's cue, the magnitude of the 1st percentile of the rate about it over its 99th's (>= 1)."""
     gyr = np.asarray(gyr, dtype=np.float64)
     gyr = gyr[np.isfinite(gyr).all(axis=1)]
     _, s, vt = np.linalg.svd(gyr, full_matrices=False)
@@ -76,7 +83,8 @@ def flexion_axis(gyr, *, blocks: int = 6) -> tuple[np.ndarray, float, float, flo
     along = gyr @ axis
     low, high = np.percentile(along, [1.0, 99.0])
     if abs(low) < abs(high):
-        axis, along = -axis, -along
+        axis, along, low, high = -axis, -along, -high, -low
+    cue = float(abs(low) / abs(high)) if high != 0 else float("inf")
     ratio = float(s[0] / s[1]) if s[1] > 0 else float("inf")
     angles = []
     for part in np.array_split(gyr, blocks):
@@ -85,13 +93,13 @@ def flexion_axis(gyr, *, blocks: int = 6) -> tuple[np.ndarray, float, float, flo
         part_axis = np.linalg.svd(part, full_matrices=False)[2][0]
         angles.append(np.arccos(min(1.0, abs(float(part_axis @ axis)))))
     sigma = np.degrees(np.sqrt(np.mean(np.square(angles)) / len(angles))) if len(angles) > 1 else np.inf
-    return axis, ratio, float(sigma), float(np.sqrt(np.mean(along**2)))
+    return axis, ratio, float(sigma), float(np.sqrt(np.mean(along**2))), cue
 
 
 def estimate_mounting(gyr=None, acc=None, *, static_acc=None, mean_pitch_deg: float = 0.0,
                       min_samples: int = 200, min_rate: float = 0.5, min_axis_ratio: float = 2.0,
                       max_axis_sigma_deg: float = 5.0, blocks: int = 6,
-                      max_static_deviation: float = 0.5) -> MountingEstimate:  # fmt: skip
+                      max_static_deviation: float = 0.5, min_sign_cue: float = 0.0) -> MountingEstimate:  # fmt: skip
     """Estimate a strap's mounting from walking (``gyr`` rad/s and ``acc`` m/s² specific force, (n, 3) in
     the sensor frame, several whole strides) and/or a static upright pose (``static_acc``, (m, 3)).
 
@@ -101,7 +109,8 @@ def estimate_mounting(gyr=None, acc=None, *, static_acc=None, mean_pitch_deg: fl
     ``min_axis_ratio``: first-to-second singular value ratio below which no single axis stands out;
     ``max_axis_sigma_deg``: the axis's standard error (from its spread over ``blocks`` parts) above
     which the axis is not trusted; ``max_static_deviation``: m/s², how far the static samples may stray
-    from their mean and their norm from gravity.
+    from their mean and their norm from gravity; ``min_sign_cue``: the swing's cue (``flexion_axis``) below
+    which the axis's sign, so the forward direction, is not trusted (0: always trusted).
     """
     up = None
     if static_acc is not None:
@@ -118,12 +127,12 @@ def estimate_mounting(gyr=None, acc=None, *, static_acc=None, mean_pitch_deg: fl
         up = _unit(mean)
 
     axis = None
-    ratio = sigma = float("nan")
+    ratio = sigma = cue = float("nan")
     if gyr is not None:
         gyr = np.asarray(gyr, dtype=np.float64)
         if np.isfinite(gyr).all(axis=1).sum() < min_samples:
             return _insufficient(f"insufficient data: fewer than {min_samples} movement samples")
-        axis, ratio, sigma, rate = flexion_axis(gyr, blocks=blocks)
+        axis, ratio, sigma, rate, cue = flexion_axis(gyr, blocks=blocks)
         if rate < min_rate:
             return _insufficient(f"too little rotation: {rate:.2f} rad/s RMS about the main axis")
         if ratio < min_axis_ratio:
@@ -141,8 +150,11 @@ def estimate_mounting(gyr=None, acc=None, *, static_acc=None, mean_pitch_deg: fl
         if abs(float(up @ axis)) > np.cos(np.radians(30.0)):
             return _insufficient("the rotation axis is close to the static vertical", axis, ratio, sigma)
         rotation, _ = Rotation.align_vectors([_Z, _Y], [up, axis], weights=[np.inf, 1.0])
-        return MountingEstimate(rotation.as_matrix(), Quality(QualityLevel.GOOD), "all three angles",
-                                axis, ratio, sigma)  # fmt: skip
+        quality = Quality(QualityLevel.GOOD)
+        if cue < min_sign_cue:
+            quality = Quality(QualityLevel.DEGRADED, f"the swing does not tell forward from backward (cue "
+                              f"{cue:.2f} < {min_sign_cue:g}): the heading may be 180 deg off")  # fmt: skip
+        return MountingEstimate(rotation.as_matrix(), quality, "all three angles", axis, ratio, sigma)
     if up is not None:
         rotation, _ = Rotation.align_vectors([_Z], [up])
         return MountingEstimate(

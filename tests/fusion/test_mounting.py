@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from kinefuse.builtin.processors.motion_straps import _MOVING_RAD_S, SHANK_SIGN_CUE
 from kinefuse.fusion.mounting import estimate_mounting
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
@@ -177,3 +178,28 @@ def test_an_axis_that_wanders_is_insufficient():
     gyr = np.where(t[:, None] < 30.0, rate * [0.0, 1.0, 0.0], rate * other)
     estimate = estimate_mounting(gyr, np.tile([0.0, 0.0, 9.81], (6000, 1)))
     assert estimate.quality.level is QualityLevel.INSUFFICIENT
+
+
+def test_walking_shanks_tell_forward_by_their_swing(walks):
+    rng = np.random.default_rng(3)
+    for segment, mounting, gyr, acc in walks:
+        if segment == "shank":
+            standing = mounting.T @ [0.0, 0.0, 9.81] + 0.05 * rng.standard_normal((200, 3))
+            estimate = estimate_mounting(gyr, acc, static_acc=standing, min_sign_cue=SHANK_SIGN_CUE)
+            assert estimate.quality.level is QualityLevel.GOOD
+
+
+@pytest.mark.parametrize("name", ["lunge.toml", "sit_to_stand.toml"])
+def test_outside_walking_a_shank_s_swing_does_not_tell_forward_so_it_is_not_good(name):
+    # both directions turn about as fast there: the swing rule picked the wrong sign on these shanks, and
+    # with a static pose called the result good (the legs 180 deg off about the vertical)
+    simulation = Simulation(load_scenario(str(importlib.resources.files("kinefuse.scenarios") / name)))
+    shanks = [(i, d) for i, d in enumerate(simulation.imus) if d.segment.endswith("_shank")]
+    for index, device in shanks:
+        gyr = simulation.imu_chunk(index, 5.0, 25.0).track.gyr
+        moving = gyr[np.linalg.norm(gyr, axis=1) > _MOVING_RAD_S]  # what the motion processor calibrates on
+        standing = np.tile(device.mounting.T @ [0.0, 0.0, 9.81], (200, 1))
+        estimate = estimate_mounting(moving, static_acc=standing, min_sign_cue=SHANK_SIGN_CUE)
+        assert estimate.quality.level is QualityLevel.DEGRADED, (device.segment, estimate.quality)
+        assert "forward from backward" in estimate.quality.reason
+    assert len(shanks) == 2

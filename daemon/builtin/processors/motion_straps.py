@@ -43,6 +43,9 @@ _THIGH_BIAS = ("mounting of a thigh strap: the pelvis's rotation tilts the thigh
 # gyroscope samples slower than this are left out of the functional movement: standing still they are
 # noise about no axis, and would make the axis's spread over blocks look like a wandering axis
 _MOVING_RAD_S = 0.2
+# a shank's swing must be this much faster than its other way to tell forward (kinefuse.fusion.mounting):
+# walking shanks 1.41-1.79, a lunge's 1.18-1.19 and a sit-to-stand's 1.31-1.34 on the synthetic athlete
+SHANK_SIGN_CUE = 1.35
 # per-sample flags: heading without a magnetometer, magnetic disturbance, a lost sample put back
 _NO_MAG, _DISTURBED, _LOST = 1, 2, 4
 _FLAG_REASONS = {_NO_MAG: "no magnetometer: heading relative to where the strap started",
@@ -449,8 +452,9 @@ class MountingCalibration:
 
     def _estimate(self) -> None:
         estimate = estimate_mounting(
-            np.concatenate([np.empty((0, 3)), *self.moving]), static_acc=self.static_acc
-        )
+            np.concatenate([np.empty((0, 3)), *self.moving]), static_acc=self.static_acc,
+            min_sign_cue=SHANK_SIGN_CUE if self.kind == "shank" else 0.0,
+        )  # fmt: skip
         self.moving, self.window_start_s = [], self.last_s
         self.estimate = estimate
         if estimate.mounting is not None:
