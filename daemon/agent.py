@@ -123,15 +123,15 @@ class Agent:
         if len(self.ingest) >= _YIELD_DEPTH or time.monotonic_ns() >= self._yield_after_ns:
             await asyncio.sleep(0)
             self._yield_after_ns = time.monotonic_ns() + _STEP_NS
-        channels = [self.ingest, *(runner.channel for runner in self.sinks.values())]
-        while any(len(ch) > ch.capacity // 2 for ch in channels) and not self.stopping.is_set():
-            await asyncio.sleep(_ROOM_POLL_S)
+        await self._wait_while_half_full([self.ingest, *(runner.channel for runner in self.sinks.values())])
 
     async def _wait_for_sinks(self) -> None:
         """While a replay runs, wait as long as a sink's channel is more than half full: what one batch makes
         (a motion item and every metric on it) can be many items, and a take of ``_TAKE`` batches may not
         fit in the half that ``_wait_for_room`` leaves. Live, nothing waits: a slow sink drops its oldest."""
-        channels = [runner.channel for runner in self.sinks.values()]
+        await self._wait_while_half_full([runner.channel for runner in self.sinks.values()])
+
+    async def _wait_while_half_full(self, channels: list) -> None:
         while any(len(ch) > ch.capacity // 2 for ch in channels) and not self.stopping.is_set():
             await asyncio.sleep(_ROOM_POLL_S)
 

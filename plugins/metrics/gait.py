@@ -47,6 +47,7 @@ from kinefuse.types import (
 )
 from kinefuse_plugins.metrics.gait_strides import Contact, Strides
 from kinefuse_plugins.metrics.keypoint_contacts import detect_keypoint_contacts, foot_points, forward_offsets
+from kinefuse_plugins.metrics.quality import worst
 from kinefuse_plugins.metrics.strap_contacts import detect_contacts
 
 SCHEMA = {
@@ -78,7 +79,35 @@ _FLAGGED = TriangulationCheck.BONE_LENGTH | TriangulationCheck.CAMERA_DRIFT
 # at the heel's landing the trailing heel has risen: the ankles are closer than the heels (6 cm on the
 # synthetic walker, whose heels give it within 2.5 cm)
 _ANKLE_STEP = Quality(QualityLevel.DEGRADED, "from the ankles (no heel keypoint): shorter than heel to heel")
-_SEVERITY = {QualityLevel.GOOD: 0, QualityLevel.DEGRADED: 1, QualityLevel.INSUFFICIENT: 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class StrapGrid:
+    """A strap's window of samples placed by sequence number (``index`` into the grid): ``acc`` and ``gyr``
+    on every grid sample, the lost ones interpolated, and which were ``present``."""
+
+    index: np.ndarray
+    time_ns: np.ndarray
+    rate_hz: float
+    present: np.ndarray
+    acc: np.ndarray
+    gyr: np.ndarray
+
+    def time_at(self, where: float) -> int:
+        """The time (ns) of a fractional grid position."""
+        return int(round(np.interp(where, self.index, self.time_ns)))
+
+    def gap_quality(self, where: float, margin_s: float) -> Quality:
+        """Insufficient where a sample within ``margin_s`` of ``where`` was lost (it rests on interpolated
+        ones), saying how many; else good."""
+        margin = int(round(margin_s * self.rate_hz))
+        missing = int(
+            np.sum(~self.present[max(int(np.floor(where)) - margin, 0) : int(np.ceil(where)) + margin + 1])
+        )
+        if not missing:
+            return Quality(QualityLevel.GOOD)
+        why = f"{missing} samples missing within {margin_s * 1e3:.0f} ms: it rests on interpolated ones"
+        return Quality(QualityLevel.INSUFFICIENT, why)
 
 
 @dataclasses.dataclass
@@ -117,6 +146,20 @@ class StrapSamples:
             return None
         self.next_ns = newest + every_ns
         return newest
+
+    def grid(self, keep_ns: int) -> StrapGrid | None:
+        """The window placed by sequence number; None with fewer than two samples or no time between them."""
+        seq, time_ns, acc, gyr = self.window(keep_ns)
+        index = seq - seq[0]
+        if len(seq) < 2 or time_ns[-1] <= time_ns[0]:
+            return None
+        grid = np.arange(index[-1] + 1)
+        present = np.zeros(len(grid), dtype=bool)
+        present[index] = True
+        acc, gyr = (np.column_stack([np.interp(grid, index, x[:, k]) for k in range(3)]) for x in (acc, gyr))
+        return StrapGrid(
+            index, time_ns, float(index[-1] / ((time_ns[-1] - time_ns[0]) / 1e9)), present, acc, gyr
+        )
 
     def window(self, keep_ns: int) -> tuple[np.ndarray, ...]:
         self._merge()
@@ -245,29 +288,13 @@ class Gait:
 
     def _contacts(self, strap: StrapSamples) -> list[Contact]:
         """Every contact in the strap's window, insufficient where samples near it are missing."""
-        seq, time_ns, acc, gyr = strap.window(self._keep_ns())
-        index = seq - seq[0]
-        if len(seq) < 2 or time_ns[-1] <= time_ns[0]:
+        grid = strap.grid(self._keep_ns())
+        if grid is None:
             return []
-        rate_hz = float(index[-1] / ((time_ns[-1] - time_ns[0]) / 1e9))
-        grid = np.arange(index[-1] + 1)
-        filled = [np.column_stack([np.interp(grid, index, x[:, k]) for k in range(3)]) for x in (acc, gyr)]
-        found = detect_contacts(*filled, rate_hz, strap.place)
-        present = np.zeros(len(grid), dtype=bool)
-        present[index] = True
-        margin = int(round(self.options["gap_margin_s"] * rate_hz))
-        out = []
-        for where, initial in [(x, True) for x in found.initial] + [(x, False) for x in found.final]:
-            near = present[max(int(np.floor(where)) - margin, 0) : int(np.ceil(where)) + margin + 1]
-            missing = int(np.sum(~near))
-            quality = Quality(QualityLevel.GOOD)
-            if missing:
-                margin_ms = self.options["gap_margin_s"] * 1e3
-                why = f"{missing} samples missing within {margin_ms:.0f} ms: it rests on interpolated ones"
-                quality = Quality(QualityLevel.INSUFFICIENT, why)
-            at_ns = int(round(np.interp(where, index, time_ns)))
-            out.append(Contact(at_ns, initial, quality, self.options["contact_tolerance_s"]))
-        return out
+        found = detect_contacts(grid.acc, grid.gyr, grid.rate_hz, strap.place)
+        both = [(x, True) for x in found.initial] + [(x, False) for x in found.final]
+        return [Contact(grid.time_at(where), initial, grid.gap_quality(where, self.options["gap_margin_s"]),
+                        self.options["contact_tolerance_s"]) for where, initial in both]  # fmt: skip
 
     def _add_view(self, time_ns: int, view) -> list:
         names = KEYPOINT_NAMES.get(view.keypoint_set, ())
@@ -326,11 +353,11 @@ class Gait:
                         np.hypot(*tolerance[nearest, [view.names.index(n) for n in (first, other)]])
                     )
                     both = self._keypoint_quality(view.names, status, checks, where, rate_hz, other, True)
-                    worst = max((quality, both), key=lambda q: _SEVERITY[q.level])
-                    if worst.level is QualityLevel.GOOD and first.endswith("_ankle"):
-                        worst = _ANKLE_STEP
+                    poorest = worst(quality, both)
+                    if poorest.level is QualityLevel.GOOD and first.endswith("_ankle"):
+                        poorest = _ANKLE_STEP
                     step = (float(np.interp(where, grid, ahead[first] - ahead[other])),
-                            stated if np.isfinite(stated) else None, worst)  # fmt: skip
+                            stated if np.isfinite(stated) else None, poorest)  # fmt: skip
                 contact = Contact(int(round(np.interp(where, grid, time_ns))), initial, quality,
                                   self.options["keypoint_tolerance_s"], step)  # fmt: skip
                 out.append((side, point, contact))
@@ -345,8 +372,8 @@ class Gait:
         used = [names.index(n) for n in ("left_hip", "right_hip", point)]
         unmeasured = status[near][:, used] != KeypointStatus.MEASURED
         if unmeasured.any():
-            worst = used[int(np.argmax(unmeasured.sum(axis=0)))]
-            why = (f"{names[worst]} not measured in {int(unmeasured[:, used.index(worst)].sum())} frames within "
+            lost = used[int(np.argmax(unmeasured.sum(axis=0)))]
+            why = (f"{names[lost]} not measured in {int(unmeasured[:, used.index(lost)].sum())} frames within "
                    f"{self.options['gap_margin_s'] * 1e3:.0f} ms (filled, predicted or missing)")  # fmt: skip
             return Quality(QualityLevel.INSUFFICIENT, why)
         flagged = np.bitwise_or.reduce(checks[near][:, used] & _FLAGGED, axis=None)

@@ -64,6 +64,7 @@ from kinefuse.types import (
     SegmentOrientation,
 )
 from kinefuse_plugins.metrics import planar_angles
+from kinefuse_plugins.metrics.quality import SEVERITY, worst
 
 UNIT = f"deg, {CONVENTION}"
 OBLIQUITY_S = 2.0  # a camera's plane-of-motion turn is the median of its estimates over this long
@@ -205,7 +206,7 @@ class JointAngles:
             out.append(self._planar_value(item, view, names, f"{side}_knee.fppa", FPPA_UNIT, _FPPA_POINTS, side,
                                           1.0, frontal, tolerance,
                                           lambda s=side: planar_angles.fppa_deg(points, s)))  # fmt: skip
-        angles = planar_angles.segment_angles(points, "left", towards)
+        # ``angles`` holds the trunk's too, which is the same for either side
         tolerance = _planar_tolerance_deg(view, names, "left", "trunk", oblique)
         out.append(self._planar_value(item, view, names, "trunk.lean", LEAN_UNIT, _PLANAR_JOINT_POINTS["trunk"],
                                       "left", towards, sagittal, tolerance,
@@ -279,7 +280,7 @@ def _combined(a: SegmentOrientation, b: SegmentOrientation) -> tuple[Quality, Pr
     if a.world != b.world or a.world == WORLD_STRAP:  # each strap's own world: the heading it started with
         why = f"{a.segment} and {b.segment} are in different worlds ({a.world}, {b.world}): headings not comparable"
         return Quality(QualityLevel.INSUFFICIENT, why), None
-    worse = max((a, b), key=lambda s: _SEVERITY[s.quality.level])
+    worse = max((a, b), key=lambda s: SEVERITY[s.quality.level])
     reasons = "; ".join(f"{s.segment}: {s.quality.reason}" for s in (a, b) if s.quality.reason)
     fused = Provenance.FUSED in (a.provenance, b.provenance)
     return Quality(worse.quality.level, reasons), Provenance.FUSED if fused else a.provenance
@@ -327,16 +328,15 @@ def _seen(
     """A keypoint-made angle's quality: the worst of the keypoints it rests on, their distinct reasons kept;
     its provenance the worst of theirs (None: no value)."""
     qualities = [view.quality(k) for k in keypoints]
-    worst = max(qualities, key=lambda q: _SEVERITY[q.level])
-    if worst.level is QualityLevel.INSUFFICIENT:
-        return Quality(QualityLevel.INSUFFICIENT, f"{missing}: {worst.reason}"), None
+    poorest = worst(*qualities)
+    if poorest.level is QualityLevel.INSUFFICIENT:
+        return Quality(QualityLevel.INSUFFICIENT, f"{missing}: {poorest.reason}"), None
     reasons = "; ".join(dict.fromkeys(q.reason for q in qualities if q.reason))
     provenances = {view.provenance(k) for k in keypoints}
     provenance = next((p for p in _PROVENANCE_ORDER if p in provenances), Provenance.MEASURED)
-    return Quality(worst.level, reasons), provenance
+    return Quality(poorest.level, reasons), provenance
 
 
-_SEVERITY = {QualityLevel.GOOD: 0, QualityLevel.DEGRADED: 1, QualityLevel.INSUFFICIENT: 2}
 _PROVENANCE_ORDER = (Provenance.EXTRAPOLATED, Provenance.FILLED, Provenance.FUSED, Provenance.MEASURED)
 
 SPEC = ProcessorSpec("joint_angles", JointAngles, SCHEMA, __doc__.strip())

@@ -44,6 +44,7 @@ from kinefuse.types import (
     QualityLevel,  # fmt: skip
 )
 from kinefuse_plugins.metrics.gait import StrapSamples
+from kinefuse_plugins.metrics.quality import worst
 
 GRAVITY = 9.80665
 SCHEMA = {
@@ -63,7 +64,6 @@ _SEGMENTS = {f"{side}_{place}": side for side in ("left", "right") for place in 
 _PEAK_S = 0.1  # the impact's peak is looked for this long after a landing
 _KNEE_VALUES = (("landing.knee_flexion_at_contact", "deg"), ("landing.knee_flexion_peak", "deg"),
                 ("landing.time_to_peak", "s"))  # fmt: skip
-_ORDER = {QualityLevel.GOOD: 0, QualityLevel.DEGRADED: 1, QualityLevel.INSUFFICIENT: 2}
 
 
 class Landing:
@@ -117,30 +117,22 @@ class Landing:
         return out
 
     def _report(self, source_id: str, device_id: str, strap: StrapSamples, until_ns: int) -> list:
-        seq, time_ns, acc, _ = strap.window(int(self.options["window_s"] * 1e9))
-        if len(seq) < 3:
+        grid = strap.grid(int(self.options["window_s"] * 1e9))
+        if grid is None or len(grid.index) < 3:
             return []
-        index = seq - seq[0]
-        grid = np.arange(index[-1] + 1)
-        force = np.interp(grid, index, np.linalg.norm(acc, axis=1))
-        rate_hz = float(index[-1] / ((time_ns[-1] - time_ns[0]) / 1e9))
-        present = np.zeros(len(grid), dtype=bool)
-        present[index] = True
-        at = lambda where: int(round(np.interp(where, index, time_ns))) if where is not None else -1  # noqa: E731
+        rate_hz, margin_s = grid.rate_hz, self.options["gap_margin_s"]
+        force = np.linalg.norm(grid.acc, axis=1)
+        jerk = np.linalg.norm(np.gradient(grid.acc, axis=0), axis=1)
         out = []
-        flights = _flights(
-            force, self.options["free_fall_mps2"], int(np.ceil(self.options["min_flight_s"] * rate_hz))
-        )
-        filled = np.column_stack([np.interp(grid, index, acc[:, k]) for k in range(3)])
-        jerk = np.linalg.norm(np.gradient(filled, axis=0), axis=1)
-        for take_off, fall_end in flights:
+        for take_off, fall_end in _flights(force, self.options["free_fall_mps2"],
+                                           int(np.ceil(self.options["min_flight_s"] * rate_hz))):  # fmt: skip
             land = _impact(jerk, fall_end, max(int(_PEAK_S * rate_hz), 1))
-            land_ns = at(land)
-            if land is None or not (strap.reported_ns < land_ns <= until_ns):
+            if land is None or not (strap.reported_ns < grid.time_at(land) <= until_ns):
                 continue
-            quality = self._worst(self._near(present, land, rate_hz), self._near(present, take_off, rate_hz))
+            land_ns = grid.time_at(land)
+            quality = worst(grid.gap_quality(land, margin_s), grid.gap_quality(take_off, margin_s))
             values = {"landing.free_fall_time": ((land - take_off) / rate_hz, "s", quality),
-                      "landing.peak_acc": self._peak(filled, land, rate_hz, quality)}  # fmt: skip
+                      "landing.peak_acc": self._peak(grid.acc, land, rate_hz, quality)}  # fmt: skip
             values |= self._knee(strap.side, land_ns)
             out.append(Event("landing", land_ns, source_id, device_id, {"side": strap.side, "segment": strap.segment},
                              Provenance.MEASURED, quality, self.processor_id))  # fmt: skip
@@ -148,16 +140,6 @@ class Landing:
                     for name, (value, unit, q) in values.items()]  # fmt: skip
         strap.reported_ns = max(strap.reported_ns, until_ns)
         return out
-
-    def _near(self, present: np.ndarray, where: float, rate_hz: float) -> Quality:
-        margin = int(round(self.options["gap_margin_s"] * rate_hz))
-        missing = int(
-            np.sum(~present[max(int(np.floor(where)) - margin, 0) : int(np.ceil(where)) + margin + 1])
-        )
-        if missing:
-            return Quality(QualityLevel.INSUFFICIENT, f"{missing} samples missing within "
-                           f"{self.options['gap_margin_s'] * 1e3:.0f} ms: it rests on interpolated ones")  # fmt: skip
-        return Quality(QualityLevel.GOOD)
 
     def _peak(self, acc: np.ndarray, land: float, rate_hz: float, quality: Quality) -> tuple:
         after = acc[int(np.floor(land)) : int(np.floor(land)) + max(int(_PEAK_S * rate_hz), 1)]
@@ -180,7 +162,7 @@ class Landing:
         if len(valued) < 2 or times[0] > land_ns or times[-1] < end_ns - 1e8:
             none = Quality(QualityLevel.INSUFFICIENT, f"no {name} around the landing")
             return {n: (None, u, none) for n, u in _KNEE_VALUES}
-        quality = max((v.quality for v in around), key=lambda q: _ORDER[q.level])
+        quality = worst(*(v.quality for v in around))
         if quality.level is QualityLevel.INSUFFICIENT:
             quality = Quality(QualityLevel.DEGRADED, f"{name} missing in places: {quality.reason}")
         values = np.array([v.value for v in valued])
@@ -190,10 +172,6 @@ class Landing:
         return {"landing.knee_flexion_at_contact": (float(np.interp(land_ns, times, values)), unit, quality),
                 "landing.knee_flexion_peak": (float(values[peak]), unit, quality),
                 "landing.time_to_peak": ((times[peak] - land_ns) / 1e9, "s", quality)}  # fmt: skip
-
-    @staticmethod
-    def _worst(a: Quality, b: Quality) -> Quality:
-        return max((a, b), key=lambda q: _ORDER[q.level])
 
     def _value(self, name, time_ns, value, unit, quality, source_id, device_id, side) -> DerivedValue:
         if value is None or quality.level is QualityLevel.INSUFFICIENT:

@@ -35,6 +35,7 @@ import dataclasses
 from kinefuse.configschema import Field
 from kinefuse.interfaces import ProcessorSpec
 from kinefuse.types import DerivedValue, Provenance, Quality, QualityLevel
+from kinefuse_plugins.metrics.quality import worst
 
 SCHEMA = {
     "processor": Field(str, "joint_angles", "the id of the processor whose metric it reads (listed before it)"),
@@ -52,7 +53,6 @@ SCHEMA = {
                      "side's)"),
 }  # fmt: skip
 KEEP_S = 60.0  # observed values are kept this long: no repetition lasts longer
-_ORDER = {QualityLevel.GOOD: 0, QualityLevel.DEGRADED: 1, QualityLevel.INSUFFICIENT: 2}
 
 
 @dataclasses.dataclass
@@ -120,8 +120,7 @@ class Reps:
 
     def _during(self, value: DerivedValue, angle: float) -> list[DerivedValue]:
         rep = self._rep
-        if _ORDER[value.quality.level] > _ORDER[rep.quality.level]:
-            rep.quality = value.quality
+        rep.quality = worst(rep.quality, value.quality)
         if angle > rep.peak:
             rep.peak_ns, rep.peak = value.time_ns, angle
         if angle - rep.start > self.options["return_share"] * (rep.peak - rep.start):
@@ -172,9 +171,9 @@ class Reps:
             if name == self.options["compare"] and processor == self.options["processor"]:
                 peak, quality = _extreme(inside, self._sign)
                 difference = None if peak is None else self._sign * rep.peak - peak
-                worst = max((rep.quality, quality), key=lambda q: _ORDER[q.level])
+                both = worst(rep.quality, quality)
                 unit = f"deg, {self.options['metric']} less {name} at their peaks"
-                out.append(self._metric("reps.difference", end_ns, difference, unit, worst, rep))
+                out.append(self._metric("reps.difference", end_ns, difference, unit, both, rep))
             if (processor, name) in self._observed:
                 unit = f"{inside[0].unit if inside else 'deg'}; the farthest from 0 in the repetition"
                 out.append(DerivedValue(f"reps.{name}", end_ns, extreme, unit, Provenance.MEASURED, quality,
@@ -195,11 +194,11 @@ def _extreme(values: list[DerivedValue], sign: float | None = None) -> tuple[flo
     valued = [v for v in values if v.value is not None]
     if not valued:
         return None, Quality(QualityLevel.INSUFFICIENT, "no value inside the repetition")
-    worst = max((v.quality for v in values), key=lambda q: _ORDER[q.level])
-    if worst.level is QualityLevel.INSUFFICIENT:
-        worst = Quality(QualityLevel.DEGRADED, f"values missing inside the repetition: {worst.reason}")
+    poorest = worst(*(v.quality for v in values))
+    if poorest.level is QualityLevel.INSUFFICIENT:
+        poorest = Quality(QualityLevel.DEGRADED, f"values missing inside the repetition: {poorest.reason}")
     far = (lambda v: abs(v.value)) if sign is None else (lambda v: sign * v.value)
-    return max(valued, key=far).value, worst
+    return max(valued, key=far).value, poorest
 
 
 def _check(options: dict) -> list[tuple[str, str]]:
