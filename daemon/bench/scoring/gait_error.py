@@ -22,7 +22,7 @@ import numpy as np
 
 from kinefuse.bench import make_row
 from kinefuse.bench.scoring.events import match_events
-from kinefuse.bench.scoring.segment_error import sim_time_s
+from kinefuse.bench.scoring.segment_error import sim_time_s, sim_times_by_device
 
 WARMUP_S = 10.0
 END_MARGIN_S = 2.0
@@ -75,7 +75,7 @@ def _origins(simulation, db) -> list[_Origin]:
         sides = tuple(side for side in SIDES if any(d.segment.startswith(side) for d in straps.values()))
         places = " and ".join(sorted({d.segment.split("_")[1] for d in straps.values()}))
         out.append(_Origin(PROCESSOR, f"gait, from {places} straps", sides, lambda r: r["device_id"] in straps,
-                           lambda rows: _sim_times(db, straps, rows)))  # fmt: skip
+                           lambda rows: sim_times_by_device(db, straps, rows)))  # fmt: skip
     if len(simulation.cameras) >= 2:
         camera = simulation.cameras[0]
         out.append(_Origin(KEYPOINT_PROCESSOR, "gait, from 3D keypoints", SIDES, lambda r: r["device_id"] is None,
@@ -104,17 +104,6 @@ def _stored_contacts(db, origin: _Origin) -> list[dict]:
     return [{"side": detail["side"], "kind": KINDS[row["kind"]], "quality": row["quality"],
              "tolerance_s": detail["tolerance_s"], "t": float(t)}
             for row, detail, t in zip(rows, details, times, strict=True) if row["kind"] in KINDS]  # fmt: skip
-
-
-def _sim_times(db, straps: dict, rows: list[dict]) -> np.ndarray:
-    """Each row's ``time_ns`` as the simulation's time (s), by its strap's aligned-time offset (looked up
-    once per strap: it reads the strap's stored samples)."""
-    out = np.empty(len(rows))
-    for name, device in straps.items():
-        mine = [i for i, row in enumerate(rows) if row["device_id"] == name]
-        if mine:
-            out[mine] = sim_time_s(db, device, np.array([rows[i]["time_ns"] for i in mine], dtype=np.int64))
-    return out
 
 
 def _contact_row(name: str, kind: str, stored: list, truth: list, span: tuple, origin: _Origin) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 
 from kinefuse.bench import make_row
 from kinefuse.bench.scoring.events import match_events
-from kinefuse.bench.scoring.segment_error import sim_time_s
+from kinefuse.bench.scoring.segment_error import sim_times_by_device
 
 PROCESSOR = "landing"  # the id the accuracy runs give it (segment_error.processors)
 WARMUP_S, MATCH_S = 10.0, 0.15
@@ -36,9 +36,8 @@ def landing_rows(name: str, simulation, db) -> list[dict]:
     truth = simulation.body.gait_events(0.0, simulation.duration_s)
     found = {}  # metric -> list of (stored value, true value, quality)
     timing = []
-    for row in stored:
+    for row, t in zip(stored, sim_times_by_device(db, straps, stored), strict=True):
         side = json.loads(row["detail"])["side"]
-        t = float(sim_time_s(db, straps[row["device_id"]], np.array([row["time_ns"]]))[0])
         if t < WARMUP_S:
             continue
         lands = [e.time_s for e in truth if e.side == side and e.kind == "ic"]

@@ -283,6 +283,17 @@ def sim_time_s(db, device, time_ns: np.ndarray) -> np.ndarray:
     return (np.asarray(time_ns) - zero_ns) / 1e9 - aligned_offset_s(db, device, zero_ns)
 
 
+def sim_times_by_device(db, devices: dict, rows: list[dict]) -> np.ndarray:
+    """Each stored row's ``time_ns`` as the simulation's time (s), by its device's (``row["device_id"]``, a
+    key of ``devices``) aligned-time offset, looked up once per device: it reads the device's samples."""
+    out = np.empty(len(rows))
+    for name, device in devices.items():
+        mine = [i for i, row in enumerate(rows) if row["device_id"] == name]
+        if mine:
+            out[mine] = sim_time_s(db, device, np.array([rows[i]["time_ns"] for i in mine], dtype=np.int64))
+    return out
+
+
 def _calibrated(rows: dict, time_ns: np.ndarray) -> np.ndarray:
     """At each of ``time_ns``: whether the strap's mounting was calibrated in that item (its reason no longer
     says it is not)."""
