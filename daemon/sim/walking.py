@@ -39,7 +39,10 @@ The designed walk
   stride-harmonic correction keeps the step lengths exactly the reference's, and its mean sits
   ``_PENDULUM_MEAN`` of the way from the reference's place to the centre of pressure's (the pendulum's own,
   where the mean forward force is zero).
-- Pelvis sway: the reference's, its first ``_SWAY_HARMONICS`` harmonics.
+- Pelvis sway: the same pendulum across (Kajita's 3D mode treats both axes alike), so the pelvis is over
+  the stance foot in single support and crosses the midline in double support (the reference's sway,
+  carried by the feet, was leftmost at the left heel's landing and moved right through the left stance,
+  away from the foot it stood on: see docs/simulation.md, "Lateral sway").
 - Pelvis height: the periodic path nearest the height that lets the planted legs carry it with their knees
   bent ``_CARRYING_KNEE_DEG``, penalised by its vertical acceleration (``_HEIGHT_SMOOTHING``), and never
   higher than a knee bent ``_STRAIGHTEST_KNEE_DEG`` allows (``_smooth_below``: a quadratic programme with
@@ -109,7 +112,7 @@ _RELEASE = 0.09  # of the stride: the single support the stance times must leave
 # the designed walk
 _HEEL_RISE = 0.5  # of stance (Perry: terminal stance begins with heel rise, at 31 % of the cycle)
 _TOE_OFF_TURN = 0.8  # calibrated (``_toe_off_jet``): how far the toe-off turn goes to the swing's
-_SWAY_HARMONICS = 2  # the pelvis's sway keeps the reference's stride (and step) harmonics
+_STEP_WIDTH_M = 0.10  # heel centre to heel centre: healthy adults' steps are 8-12 cm wide
 _PENDULUM_MEAN = 0.75  # the surge's mean: this far from the reference's place to the centre of pressure's
 _CARRYING_KNEE_DEG = 8.0  # the pelvis rides on planted legs bent about this much
 _STRAIGHTEST_KNEE_DEG = 3.0  # and never higher than legs bent this much allow
@@ -360,21 +363,18 @@ class _Walker:
         self.feet = {s: self._foot_design(s) for s in SIDES}
         self.drift = np.asarray(root_xy.drift, dtype=np.float64)
         self._reference_spectrum = np.fft.rfft(root_xy(self.t)[0] - self.t[:, None] * self.drift, axis=0)
-        spectrum = self._reference_spectrum[:, 1].copy()
-        spectrum[_SWAY_HARMONICS + 1 :] = 0.0
-        sway = np.fft.irfft(spectrum, n=len(self.t))
         # the heels land where the normative swing puts them under the designed pelvis, which in turn depends
         # a little on where they land and on how fast they rock at contact: a few rounds settle all three
         for _ in range(_DESIGN_ROUNDS):
-            self._travel(sway)
+            self._travel()
             for side in SIDES:
                 self.feet[side]["contact"] = self._contact_jet(side)
                 self.feet[side]["toe_off"] = self._toe_off_jet(side)
                 self._land(side)
-        self._travel(sway)
+        self._travel()
 
-    def _travel(self, sway: np.ndarray) -> None:
-        self.sway = np.stack([self._pendulum()[:, 0], sway], axis=1)
+    def _travel(self) -> None:
+        self.sway = self._pendulum()
         self.z = self._height()
         self._root = self.root_curves()
 
@@ -386,14 +386,22 @@ class _Walker:
         return np.array(periodic) + np.array([*(time * self.drift), 0.0])
 
     def _land(self, side: str) -> None:
-        """Put the heel's landing place under the normative swing's heel at contact, on the floor."""
+        """Put the heel's landing place under the normative swing's heel at contact, on the floor, both heels
+        moved out alike until they are the step width apart (the normative swing under a pelvis crossing the
+        midline in double support puts them 6 cm apart: too narrow)."""
+        heels = {s: self._swing_heel(s) for s in SIDES}
+        out = 0.5 * (_STEP_WIDTH_M - (heels["left"][1] - heels["right"][1]))
+        heel = heels[side] + np.array([0.0, out if side == "left" else -out, 0.0])
+        design = self.feet[side]
+        design["ankle"] = np.array([heel[0], heel[1], 0.0]) - design["R_yaw"] @ self.shape.heel_offset
+
+    def _swing_heel(self, side: str) -> np.ndarray:
+        """Where the normative swing under the designed pelvis puts the heel at its contact."""
         ic = np.array([self.ic[side]])
         zero = np.zeros((1, 3))
         foot = chain_kinematics(self.shape, _evaluate(self.curves, ic), (self._root_at(ic[0])[None], zero, zero),
                                 segments=(f"{side}_foot",))[f"{side}_foot"]  # fmt: skip
-        heel = foot.point(self.shape.heel_offset)[0][0]
-        design = self.feet[side]
-        design["ankle"] = np.array([heel[0], heel[1], 0.0]) - design["R_yaw"] @ self.shape.heel_offset
+        return foot.point(self.shape.heel_offset)[0][0]
 
     # --- reference -----------------------------------------------------------------------------------
     def _ref_root(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -574,19 +582,18 @@ class _Walker:
     def _pendulum(self) -> np.ndarray:
         """The periodic motion (n, 2) about steady travel of a linear inverted pendulum of the standing hip
         height over the centre of pressure, x'' = (g / h)(x - p) (Kajita et al. 2001), harmonic by harmonic:
-        X_k = P_k (g / h) / (g / h + (k w)²); only its first column, the surge, is used. Its mean is
-        ``_PENDULUM_MEAN`` of the centre of pressure's (the reference's place is 0), its stride harmonic the
-        reference's, corrected so the steps stay the reference's."""
+        X_k = P_k (g / h) / (g / h + (k w)²): surge and sway. The surge's mean is ``_PENDULUM_MEAN`` of the
+        centre of pressure's (the reference's place is 0), its stride harmonic the reference's, corrected so
+        the steps stay the reference's; the sway's mean is the reference's."""
         n = len(self.t)
         pressure = self._centre_of_pressure() - self.t[:, None] * self.drift
         spectrum = np.fft.rfft(pressure, axis=0)
         stiffness = GRAVITY / self.shape.hip_height
         k = np.arange(len(spectrum))[:, None]
         spectrum *= stiffness / (stiffness + (2 * np.pi * k / self.period) ** 2)
-        spectrum[0] *= _PENDULUM_MEAN
-        spectrum[1] = self._reference_spectrum[
-            1
-        ]  # the stride harmonic: a left-right difference stays the reference's
+        spectrum[0] = (_PENDULUM_MEAN * spectrum[0, 0], self._reference_spectrum[0, 1])
+        # the surge's stride harmonic: a left-right difference stays the reference's
+        spectrum[1, 0] = self._reference_spectrum[1, 0]
         travel = np.fft.irfft(spectrum, n=n, axis=0)
         # the heels land under the normative swing (``_land``), so each lands as far from the reference's
         # landing as the pelvis is from the reference's there: make that the same for both heels, by the

@@ -1,10 +1,13 @@
-"""Processor ``gait``: each foot's initial and final contacts from a strap on its foot or shank or, for a foot
-with none, from the 3D keypoints of the motion stream; its strides (stride, stance, swing and step time,
-cadence) and the two feet's symmetry.
+"""Processor ``gait``: each foot's initial and final contacts from a strap on its foot or shank, else from one
+strap on the lower back, else from the 3D keypoints of the motion stream; its strides (stride, stance, swing
+and step time, cadence) and the two feet's symmetry.
 
-``source`` picks: ``auto`` (a foot's strap where it has one, else the keypoints), ``straps`` or
+``source`` picks: ``auto`` (a foot's strap where it has one, else a lower-back strap, else the keypoints),
+``straps`` (the same without keypoints), ``lower_back`` (only a lower-back strap, both feet) or
 ``keypoints``. A strap takes part when its device declares a ``segment`` of ``left_foot``, ``right_foot``,
-``left_shank`` or ``right_shank`` (one per foot: a foot strap is preferred to a shank's). Every ``every_s``
+``left_shank`` or ``right_shank`` (one per foot: a foot strap is preferred to a shank's), or ``pelvis`` (a
+strap on the sacrum or lower back: kinefuse_plugins.metrics.lower_back_contacts finds both feet's contacts,
+each claiming McCamley et al.'s published error, ``lower_back_tolerance_s``). Every ``every_s``
 of its samples the contacts of its last ``window_s`` are found (kinefuse_plugins.metrics.strap_contacts, on
 the samples placed by sequence number; lost ones interpolated) and those at least ``delay_s`` old and not
 yet reported go out: the detector needs the swings after a contact to be sure it is one.
@@ -19,7 +22,8 @@ which and how many frames; one resting on a keypoint the triangulation flagged i
 Each contact is an event ``initial_contact`` or ``final_contact`` (detail: side, segment or keypoint,
 tolerance_s). A contact with any sample missing within ``gap_margin_s`` of it rests on interpolated
 samples: its quality is insufficient, saying how many, and so is every stride value resting on it. Strides
-and symmetry: kinefuse_plugins.metrics.gait_strides; a strap's contact claims ``contact_tolerance_s``, a
+and symmetry: kinefuse_plugins.metrics.gait_strides; a strap's contact claims ``contact_tolerance_s`` (a
+shank's initial contact ``shank_initial_tolerance_s``), a
 keypoints' ``keypoint_tolerance_s``.
 """
 
@@ -47,12 +51,13 @@ from kinefuse.types import (
 )
 from kinefuse_plugins.metrics.gait_strides import Contact, Strides
 from kinefuse_plugins.metrics.keypoint_contacts import detect_keypoint_contacts, foot_points, forward_offsets
+from kinefuse_plugins.metrics.lower_back_contacts import detect_lower_back_contacts
 from kinefuse_plugins.metrics.quality import worst
 from kinefuse_plugins.metrics.strap_contacts import detect_contacts
 
 SCHEMA = {
-    "source": Field(str, "auto", "contacts from: auto (a foot's strap, else the 3D keypoints), straps, keypoints",
-                    choices=("auto", "straps", "keypoints")),
+    "source": Field(str, "auto", "contacts from: auto (a foot's strap, else a lower-back strap, else the 3D "
+                    "keypoints), straps, lower_back, keypoints", choices=("auto", "straps", "lower_back", "keypoints")),
     "motion": Field(str, "motion", "keypoints: the id of the motion processor whose items are read"),
     "revision": Field(int, 0, "keypoints: motion items read: 0 as first published, 1 their smoothed revision",
                       min=0, max=1),
@@ -65,6 +70,11 @@ SCHEMA = {
                           min=0.0, max=1.0),
     "contact_tolerance_s": Field(float, 0.02, "what a strap's contact time claims (twice its standard "
                                  "deviation), s", min=0.001, max=1.0),
+    "shank_initial_tolerance_s": Field(float, 0.04, "... a shank strap's initial contact (the impact after the "
+                                       "swing: up to 35 ms late on the synthetic walker), s", min=0.001, max=1.0),
+    "lower_back_tolerance_s": Field(float, 0.06, "what a lower-back strap's initial contact claims (McCamley "
+                                    "et al. 2012: 0.02 +- 0.02 s; its final contact 1.5 times this), s",
+                                    min=0.001, max=1.0),
     "keypoint_tolerance_s": Field(float, 0.06, "what a contact time from keypoints claims, s", min=0.001,
                                   max=1.0),
     "symmetry_strides": Field(int, 20, "symmetry indices over each foot's last this many strides", min=2,
@@ -72,7 +82,18 @@ SCHEMA = {
     "min_strides": Field(int, 10, "... of which this many good ones each are needed", min=1, max=1000),
 }  # fmt: skip
 SIDES = ("left", "right")
+BOTH, LOWER_BACK = "both", "lower_back"  # a lower-back strap's side and place: it finds both feet's contacts
+# McCamley et al. 2012 (Gait & Posture 36(2):316-318): final contacts 0.03 +- 0.03 s, initial 0.02 +- 0.02 s
+_FINAL_OVER_INITIAL = 1.5
+# stance, swing and step times from a lower-back strap (docs/metrics.md, "Contacts from a lower-back strap")
+_TRUNK_TIMING = Quality(
+    QualityLevel.DEGRADED,
+    "from the trunk: each foot's initial and final contacts are found "
+    "at different moments of the double support, biased differently where the two double "
+    "supports differ (an asymmetric walk: its step-time asymmetry came out reversed)",
+)
 _PLACES = {f"{side}_{place}": (side, place) for side in SIDES for place in ("foot", "shank")}
+_PLACES["pelvis"] = (BOTH, LOWER_BACK)
 # the keypoints contacts from keypoints need: the pelvis and the facing direction (hips), the body's up
 _BODY = ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_ankle", "right_ankle")
 _FLAGGED = TriangulationCheck.BONE_LENGTH | TriangulationCheck.CAMERA_DRIFT
@@ -224,6 +245,8 @@ class Gait:
                 or key in self._straps):  # fmt: skip
             return []
         side, place = _PLACES[segment]
+        if self.options["source"] == LOWER_BACK and place != LOWER_BACK:
+            return []
         rival = next((k for k, s in self._straps.items() if s.side == side and k[0] == key[0]), None)
         if rival is not None and not (place == "foot" and self._straps[rival].place == "shank"):
             return []  # one strap per foot: the first, or a foot's over a shank's
@@ -270,14 +293,13 @@ class Gait:
     def _report(self, source_id: str, device_id: str, strap: StrapSamples, until_ns: int) -> list:
         """The contacts found in the strap's window after those reported and up to ``until_ns``, as events,
         and the strides they end."""
-        contacts = self._contacts(strap)
-        fresh = [c for c in contacts if strap.reported_ns < c.time_ns <= until_ns]
+        contacts = self._contacts(source_id, strap)
+        fresh = [(side, c) for side, c in contacts if strap.reported_ns < c.time_ns <= until_ns]
         strap.reported_ns = max(strap.reported_ns, until_ns)
         out = []
-        for contact in sorted(fresh, key=lambda c: c.time_ns):
-            detail = {"side": strap.side, "segment": strap.segment}
-            out.append(self._event(source_id, device_id, contact, detail))
-            out += self._strides_of(source_id).add(strap.side, contact, device_id)
+        for side, contact in sorted(fresh, key=lambda x: x[1].time_ns):
+            out.append(self._event(source_id, device_id, contact, {"side": side, "segment": strap.segment}))
+            out += self._strides_of(source_id).add(side, contact, device_id)
         return out
 
     def _strides_of(self, source_id: str) -> Strides:
@@ -286,15 +308,36 @@ class Gait:
                                                self.options["min_strides"])  # fmt: skip
         return self._strides[source_id]
 
-    def _contacts(self, strap: StrapSamples) -> list[Contact]:
-        """Every contact in the strap's window, insufficient where samples near it are missing."""
+    def _contacts(self, source_id: str, strap: StrapSamples) -> list[tuple[str, Contact]]:
+        """Every contact in the strap's window with its foot, insufficient where samples near it are missing;
+        a lower-back strap's only for the feet without their own strap."""
         grid = strap.grid(self._keep_ns())
         if grid is None:
             return []
-        found = detect_contacts(grid.acc, grid.gyr, grid.rate_hz, strap.place)
-        both = [(x, True) for x in found.initial] + [(x, False) for x in found.final]
-        return [Contact(grid.time_at(where), initial, grid.gap_quality(where, self.options["gap_margin_s"]),
-                        self.options["contact_tolerance_s"]) for where, initial in both]  # fmt: skip
+        if strap.place == LOWER_BACK:
+            found = detect_lower_back_contacts(grid.acc, grid.gyr, grid.rate_hz)
+            claim = self.options["lower_back_tolerance_s"]
+            feet = self._lower_back_sides(source_id)
+            both = [(x, True, side, claim) for x, side in zip(found.initial, found.initial_side, strict=True)]
+            both += [(x, False, side, claim * _FINAL_OVER_INITIAL)
+                     for x, side in zip(found.final, found.final_side, strict=True)]  # fmt: skip
+            both = [x for x in both if x[2] in feet]
+        else:
+            found = detect_contacts(grid.acc, grid.gyr, grid.rate_hz, strap.place)
+            claim = self.options["contact_tolerance_s"]
+            landing = self.options["shank_initial_tolerance_s"] if strap.place == "shank" else claim
+            both = [(x, True, strap.side, landing) for x in found.initial]
+            both += [(x, False, strap.side, claim) for x in found.final]
+        between = _TRUNK_TIMING if strap.place == LOWER_BACK else None
+        return [(side, Contact(grid.time_at(where), initial, grid.gap_quality(where, self.options["gap_margin_s"]),
+                               tolerance, between=between)) for where, initial, side, tolerance in both]  # fmt: skip
+
+    def _lower_back_sides(self, source_id: str) -> tuple[str, ...]:
+        """The feet a lower-back strap's contacts are for: those without a strap of their own."""
+        own = {
+            s.side for (source, _), s in self._straps.items() if source == source_id and s.place != LOWER_BACK
+        }
+        return tuple(side for side in SIDES if side not in own)
 
     def _add_view(self, time_ns: int, view) -> list:
         names = KEYPOINT_NAMES.get(view.keypoint_set, ())
@@ -313,8 +356,10 @@ class Gait:
         return self._report_view(view.source_id, buffer, time_ns - int(self.options["delay_s"] * 1e9))
 
     def _keypoint_sides(self) -> tuple[str, ...]:
-        """The feet whose contacts come from keypoints: those without a strap (source auto), or both."""
-        strapped = {strap.side for strap in self._straps.values()}
+        """The feet whose contacts come from keypoints: those without a strap on the foot, shank or lower back
+        (source auto), or both."""
+        strapped = {side for strap in self._straps.values()
+                    for side in (SIDES if strap.side == BOTH else (strap.side,))}  # fmt: skip
         return tuple(side for side in SIDES if side not in strapped)
 
     def _report_view(self, source_id: str, view: _View, until_ns: int) -> list:

@@ -4,9 +4,11 @@ A stride is initial contact to the same foot's next initial contact with one fin
 stance runs to that final contact, its swing from it. Its step time is from the other foot's initial
 contact inside the stride to the stride's end (a step ends with this foot's contact). Each value is as good
 as the worst contact it rests on (an insufficient one leaves it none) and claims their tolerances added in
-quadrature. Left/right symmetry is the symmetry index of Robinson et al. 1987 (J Manipulative Physiol Ther
-10(4):172-176) on the median of each foot's recent strides with a value: 100 (left - right) / ((left +
-right) / 2), in percent, degraded where a degraded value is among them.
+quadrature; a time between contacts of different kinds or feet is no better than their ``between`` (a
+lower-back strap's contacts: each kind and foot has its own bias). Left/right symmetry is the symmetry
+index of Robinson et al. 1987 (J Manipulative Physiol Ther 10(4):172-176) on the median of each foot's
+recent strides with a value: 100 (left - right) / ((left + right) / 2), in percent, degraded where a
+degraded value is among them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Contact:
     step_length: tuple[float, float, Quality] | None = (
         None  # initial contacts from positions: (m, tolerance m, quality)
     )
+    between: Quality | None = None  # a time from it to a contact of another kind or foot is at best this
 
 
 @dataclasses.dataclass
@@ -106,7 +109,7 @@ class Strides:
                 elif stride["other"][0].quality.level is QualityLevel.INSUFFICIENT:
                     reason = f"the other foot's initial contact: {stride['other'][0].quality.reason}"
             out.append(self._value(f"gait.{side}.{name}", stride["time_ns"], None if reason else value, "s",
-                                   reason, device_id, contacts))  # fmt: skip
+                                   reason, device_id, contacts, mixed=name != "stride_time"))  # fmt: skip
         seconds, contacts = stride["values"]["stride_time"]
         out.append(self._value("gait.cadence", stride["time_ns"], None if stride["reason"] else 120.0 / seconds,
                                "steps/min", stride["reason"], device_id, contacts,
@@ -170,13 +173,14 @@ class Strides:
                     float(np.median([s["values"][name][0] for s in recent[side]])) for side in SIDES
                 )
                 value = 100.0 * (left - right) / (0.5 * (left + right))
-                quality = _worst([c.quality for side in SIDES for s in recent[side]
-                                  for c in s["values"][name][1]], counts)  # fmt: skip
+                contacts = [c for side in SIDES for s in recent[side] for c in s["values"][name][1]]
+                quality = _worst(_qualities(contacts, mixed=name != "stride_time"), counts)
             out.append(DerivedValue(f"gait.{name}_si", time_ns, value, SI_UNIT, Provenance.MEASURED, quality,
                                     self.source_id, device_id, self.processor_id))  # fmt: skip
         return out
 
-    def _value(self, name, time_ns, value, unit, reason, device_id, contacts, scale=1.0) -> DerivedValue:
+    def _value(self, name, time_ns, value, unit, reason, device_id, contacts, scale=1.0,
+               mixed: bool = False) -> DerivedValue:  # fmt: skip
         if value is not None and not np.isfinite(value):
             value, reason = None, reason or "not measured"
         if value is None:
@@ -184,9 +188,13 @@ class Strides:
                                 Quality(QualityLevel.INSUFFICIENT, reason), self.source_id, device_id,
                                 self.processor_id)  # fmt: skip
         tolerance = scale * float(np.hypot(*[c.tolerance_s for c in contacts]))
-        return DerivedValue(name, time_ns, value, unit, Provenance.MEASURED,
-                            _worst([c.quality for c in contacts]), self.source_id, device_id,
-                            self.processor_id, tolerance)  # fmt: skip
+        return DerivedValue(name, time_ns, value, unit, Provenance.MEASURED, _worst(_qualities(contacts, mixed)),
+                            self.source_id, device_id, self.processor_id, tolerance)  # fmt: skip
+
+
+def _qualities(contacts, mixed: bool) -> list[Quality]:
+    """The contacts' qualities, and for a time between contacts of different kinds or feet their ``between``."""
+    return [c.quality for c in contacts] + [c.between for c in contacts if mixed and c.between is not None]
 
 
 def _worst(qualities: list[Quality], also: str = "") -> Quality:

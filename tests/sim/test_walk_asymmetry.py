@@ -1,5 +1,11 @@
-"""Asymmetric walks move their legs as walking legs move: no spike in either leg's accelerations, and the
-two shanks' peaks as far apart as the asymmetry explains (no further)."""
+"""Asymmetric walks move their legs as walking legs move: no spike in either leg's accelerations.
+
+The two shanks' peaks were once also held to differ no more than the swing times and steps explain (a
+swing covers its step in its own swing time); once the pelvis swayed over the stance foot (docs/simulation.md,
+"Lateral sway") 8 % step asymmetry alone put them 1.24 times apart, in the swing and in the loading response
+alike (3.9 and 4.8 g, 4.3 and 5.4 g; before, 4.6 g both): the knee, solved from the hip-ankle distance, flexes
+after contact as the hip's path lets it, and that path now moves across at contact. No model says how far
+apart real shanks' peaks lie in such a walk, so only the spike bound stays."""
 
 import numpy as np
 import pytest
@@ -54,16 +60,6 @@ def test_asymmetric_walks_keep_leg_accelerations_those_of_walking(stance_asymmet
     peaks = _specific_force_peaks(Body(SHAPE, motion))
     worst = max(peaks, key=peaks.get)
     assert peaks[worst] < LIMIT_G * 9.81, (worst, peaks[worst] / 9.81)
-    # the two shanks differ as far as the asymmetry explains: a leg's swing covers about the same excursion
-    # (its step, 1 ± step_asymmetry / 2 of the mean) in its own swing time, so its accelerations scale with
-    # excursion / time²; the shorter swing (the longer stance) may peak higher by the ratio of the swing
-    # times squared and the steps' ratio (the peaks include gravity, which only brings them closer), and a
-    # few percent for where the 1 ms grid falls on each peak
-    stance = motion.info["stance_time_s"]
-    swing = sorted(motion.period_s - stance[side] for side in ("left", "right"))
-    factor = 1.03 * (swing[1] / swing[0]) ** 2 * (1 + abs(step_asymmetry))
-    left, right = peaks["left_shank"], peaks["right_shank"]
-    assert max(left, right) / min(left, right) < factor, (left, right, factor)
 
 
 def test_the_swing_knee_joins_its_landing_smoothly():

@@ -55,13 +55,19 @@ def _followed(chunks, choices: dict[int, int], hidden: tuple[int, ...] = (), cam
     return {name: np.array(ids) for name, ids in followed.items()}, association.events
 
 
+# the first frames: cam0 comes before the others; cam2 is judged by cam0 (the squatter) and cam1 (the walker),
+# whose views fit a phantom between them (docs/fusion.md, "Several people in view"), and is found to see
+# nobody for two frames, until cam0 is set right
+SETTLED = 3
+
+
 def test_a_camera_following_someone_else_is_set_right_by_the_two_others(chunks):
     followed, events = _followed(chunks, {0: SQUATTER})
-    assert (followed["cam0"][1:] == WALKER).all()  # its first frame comes before the others'
-    assert (followed["cam1"] == WALKER).all() and (followed["cam2"] == WALKER).all()
-    assert [(e.device_id, e.detail["follows"], e.detail["tracker_choice"]) for e in events] == [
-        ("cam0", WALKER, SQUATTER)
-    ]
+    assert (followed["cam0"][SETTLED:] == WALKER).all()
+    assert (followed["cam1"] == WALKER).all() and (followed["cam2"][SETTLED:] == WALKER).all()
+    cam0 = [(e.detail["follows"], e.detail["tracker_choice"]) for e in events if e.device_id == "cam0"]
+    assert cam0 == [(WALKER, SQUATTER)]
+    assert {e.device_id for e in events} <= {"cam0", "cam2"}
 
 
 def test_with_one_other_camera_nothing_is_judged(chunks):
@@ -71,6 +77,7 @@ def test_with_one_other_camera_nothing_is_judged(chunks):
 
 def test_a_camera_that_does_not_see_the_walker_reports_nobody(chunks):
     followed, events = _followed(chunks, {0: SQUATTER}, hidden=(0,))
-    assert (followed["cam0"][1:] == -1).all()
-    assert [(e.device_id, e.detail["follows"]) for e in events] == [("cam0", None)]
-    assert "does not see the person the other cameras follow" in events[0].detail["reason"]
+    assert (followed["cam0"][SETTLED:] == -1).all()
+    cam0 = [e for e in events if e.device_id == "cam0"]
+    assert [e.detail["follows"] for e in cam0] == [None]
+    assert "does not see the person the other cameras follow" in cam0[0].detail["reason"]

@@ -1,8 +1,9 @@
 """Scoring the ``gait`` metrics on the synthetic athlete: the contacts the daemon stored against the
 simulator's true initial contacts and toe-offs (kinefuse.sim.body.Body.gait_events), the symmetry indices
 against the same indices of the true strides, and whether the contacts and stride values reported good are
-within twice their stated tolerance of the truth. Two gait processors are scored: one on the foot or shank
-straps (``PROCESSOR``), one on the 3D keypoints (``KEYPOINT_PROCESSOR``, where two cameras see the athlete).
+within twice their stated tolerance of the truth. Three gait processors are scored: one on the foot or shank
+straps (``PROCESSOR``), one on a lower-back strap alone (``LOWER_BACK_PROCESSOR``, where the scenario has one
+on the pelvis), one on the 3D keypoints (``KEYPOINT_PROCESSOR``, where two cameras see the athlete).
 
 Scored: from ``WARMUP_S`` on, to ``END_MARGIN_S`` before the end (the last swing has nothing after it to
 confirm it). A stored contact pairs with a true one of its foot and kind within ``MATCH_S``
@@ -27,8 +28,8 @@ from kinefuse.bench.scoring.segment_error import sim_time_s, sim_times_by_device
 WARMUP_S = 10.0
 END_MARGIN_S = 2.0
 MATCH_S = 0.15
-# the processor ids the accuracy runs give the two gait processors (segment_error.processors)
-PROCESSOR, KEYPOINT_PROCESSOR = "gait", "gait_keypoints"
+# the processor ids the accuracy runs give the gait processors (segment_error.processors)
+PROCESSOR, LOWER_BACK_PROCESSOR, KEYPOINT_PROCESSOR = "gait", "gait_lower_back", "gait_keypoints"
 SIDES = ("left", "right")
 KINDS = {"initial_contact": "ic", "final_contact": "tc"}
 STRIDE_VALUES = ("stride_time", "stance_time", "step_time")
@@ -76,6 +77,11 @@ def _origins(simulation, db) -> list[_Origin]:
         places = " and ".join(sorted({d.segment.split("_")[1] for d in straps.values()}))
         out.append(_Origin(PROCESSOR, f"gait, from {places} straps", sides, lambda r: r["device_id"] in straps,
                            lambda rows: sim_times_by_device(db, straps, rows)))  # fmt: skip
+    lower_back = {d.name: d for d in simulation.imus if d.segment == "pelvis"}
+    if lower_back:
+        out.append(_Origin(LOWER_BACK_PROCESSOR, "gait, from a lower-back strap", SIDES,
+                           lambda r: r["device_id"] in lower_back,
+                           lambda rows: sim_times_by_device(db, lower_back, rows)))  # fmt: skip
     if len(simulation.cameras) >= 2:
         camera = simulation.cameras[0]
         out.append(_Origin(KEYPOINT_PROCESSOR, "gait, from 3D keypoints", SIDES, lambda r: r["device_id"] is None,
@@ -157,12 +163,15 @@ def _symmetry_rows(name: str, db, origin: _Origin, truth: list, span: tuple) -> 
     strides = {side: true_strides(truth, side) for side in SIDES}
     rows = []
     for value in STRIDE_VALUES:
-        times, values = _good_values(db, origin, f"gait.{value}_si", span)
+        times, values = _values(db, origin, f"gait.{value}_si", span)
         true = np.array([_true_index(strides, value, t, count) for t in times])
         error = np.abs(values - true)
         metric = f"{value.replace('_', ' ')} asymmetry |error| median ({origin.what})"
         if not len(error) or not np.isfinite(error).any():
-            rows.append(make_row(name, metric, "pp", None, "lower", note="insufficient data: no good value"))
+            note = "insufficient data: no good value" + _degraded_note(
+                db, origin, strides, value, span, count
+            )
+            rows.append(make_row(name, metric, "pp", None, "lower", note=note))
             continue
         note = (f"{len(values)} good values after {WARMUP_S:.0f} s; reported median {np.median(values):+.2f} %, "
                 f"true {np.nanmedian(true):+.2f} % (symmetry index 100 (left - right) / mean, each foot's "
@@ -183,9 +192,23 @@ def _true_index(strides: dict, value: str, t: float, count: int) -> float:
     return 100.0 * (left - right) / (0.5 * (left + right))
 
 
-def _good_values(db, origin: _Origin, metric: str, span: tuple) -> tuple[np.ndarray, np.ndarray]:
+def _degraded_note(db, origin: _Origin, strides: dict, value: str, span: tuple, count: int) -> str:
+    """What the degraded values of a symmetry index say against the truth, for a row with no good value."""
+    times, values = _values(db, origin, f"gait.{value}_si", span, "degraded")
+    true = np.array([_true_index(strides, value, t, count) for t in times])
+    if not len(values) or not np.isfinite(true).any():
+        return ""
+    return (
+        f"; the {len(values)} degraded ones: reported median {np.median(values):+.2f} %, true "
+        f"{np.nanmedian(true):+.2f} %, |error| median {np.nanmedian(np.abs(values - true)):.2f} pp"
+    )
+
+
+def _values(
+    db, origin: _Origin, metric: str, span: tuple, quality: str = "good"
+) -> tuple[np.ndarray, np.ndarray]:
     rows, t = origin.query(
-        db, f"{_METRICS} AND m.name = ? AND m.quality = 'good'", [origin.processor, metric]
+        db, f"{_METRICS} AND m.name = ? AND m.quality = ?", [origin.processor, metric, quality]
     )
     values = np.array([r["value"] for r in rows], dtype=np.float64)
     inside = (t >= span[0]) & (t <= span[1]) if len(t) else np.zeros(0, dtype=bool)
