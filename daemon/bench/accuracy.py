@@ -32,6 +32,7 @@ from kinefuse.bench.scoring.public import public_rows
 from kinefuse.bench.scoring.rep_error import rep_rows
 from kinefuse.bench.scoring.segment_error import processors as segment_processors
 from kinefuse.bench.scoring.segment_error import recorded_rows
+from kinefuse.bench.scoring.sway_error import sway_rows
 from kinefuse.bench.scoring.triangulation_error import triangulation_rows
 from kinefuse.fusion.cross_modal import estimate_offset, segment_angle_rate
 from kinefuse.interfaces import BenchSpec
@@ -50,6 +51,7 @@ SUITE = (
     "lunge.toml",
     "sit_to_stand.toml",
     "drop_landing.toml",
+    "single_leg_balance.toml",
 )
 WARMUP_S = 10.0  # the clock aligner's fit settles in this long; earlier samples are not scored
 
@@ -106,6 +108,7 @@ async def scenario_rows(path: Path) -> list[dict]:
         rows += gait_rows(name, simulation, db)
         rows += rep_rows(name, simulation, db)
         rows += landing_rows(name, simulation, db)
+        rows += sway_rows(name, simulation, db)
         rows += honesty_rows(name, simulation, db, reader)
         rows += keypoint_honesty_rows(name, simulation, db, reader)
         rows += await recorded_rows(simulation, db, Path(db_path(db)))  # the motion stream's segments

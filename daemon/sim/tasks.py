@@ -266,13 +266,18 @@ def _single_leg_balance(shape: BodyShape, u: np.ndarray, controls: Mapping) -> _
     # postural sway: an inverted pendulum about the ankle, two frequencies per axis within the period
     ap = sway * (0.7 * np.sin(2 * np.pi * u) + 0.3 * np.sin(2 * np.pi * 5 * u + 1.0))
     ml = 0.6 * sway * (0.6 * np.sin(2 * np.pi * 2 * u + 0.5) + 0.4 * np.sin(2 * np.pi * 7 * u))
-    design.pelvis[:, 1] = side * math.radians(-3.0)  # the free side's hip a little higher
-    design.root[:, 0] = height * np.sin(ap)
-    design.root[:, 1] = ankle[1] - side * shape.hip_separation / 2 + height * np.sin(ml)
-    design.root[:, 2] = shape.ankle_height + height * np.cos(ap) * np.cos(ml)
+    hitched = side * math.radians(-3.0)  # the free side's hip a little higher
+    # the body leans as one (the ankle strategy of quiet stance: Winter 1995, Gait Posture 3(4):193-214):
+    # the pelvis, and the trunk on it, tilt with the pendulum, forward by ap and towards the left by ml
+    design.pelvis[:, 0] = ap
+    design.pelvis[:, 1] = hitched - ml
+    # the stance hip on the pendulum, its leg's length from the ankle; the pelvis hangs from it as turned
+    lean = np.stack([np.sin(ap) * np.cos(ml), np.sin(ml), np.cos(ap) * np.cos(ml)], axis=1)
+    hip = ankle + height * lean
+    design.root = hip - joint_rotation("pelvis", design.pelvis) @ shape.joint_offset(f"{stance}_thigh")
     trunk = math.radians(float(controls.get("trunk_lean_deg", 0.0)))
     design.lumbar[:, 0] = trunk
-    design.lumbar[:, 1] = -design.pelvis[:, 1]
+    design.lumbar[:, 1] = hitched  # the trunk upright over the hitched pelvis (the neck's sign convention)
     design.free_legs[free] = (
         _sagittal(np.full(n, math.radians(30.0))),
         _sagittal(np.full(n, math.radians(60.0))),

@@ -138,6 +138,7 @@ def processors(options: dict | None = None) -> list[dict]:
             "compare": "left_knee.flexion",
         },  # rep_error: sit-to-stand, from sitting
         {"id": "landing", "type": "landing", "angles": "joint_angles_camera"},  # landing_error
+        {"id": "sway", "type": "sway", "motion": _FUSED},  # sway_error: single-leg balance
     ]
 
 

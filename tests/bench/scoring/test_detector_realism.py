@@ -216,7 +216,9 @@ def test_the_twin_without_errors_measures_no_error():
     tracks = realism.synthetic_tracks(CAMS, DetectorErrors())
     assert len(tracks) == 4 and tracks[0].shape == (realism.TWIN_FRAMES, 17, 3)
     measured = realism.measure(CAMS, tracks)
-    assert measured["jitter"]["p99"] < 1e-3  # the balance's own motion, nearly quadratic over 9 frames
+    # the balance's own motion, nearly quadratic over 9 frames (1.4e-3 at the 99th percentile since the body
+    # tilts as one pendulum): under a quarter of the jitter measured on the real demo (0.019 median)
+    assert measured["jitter"]["p99"] < 5e-3
     assert measured["offsets"]["all"] < 1e-6 and measured["low_confidence"] == 0.0
     assert min(measured["torso_px"]) > 150 and max(measured["torso_px"]) < 350  # the demo's 229..278
 
