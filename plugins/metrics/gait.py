@@ -1,12 +1,13 @@
 """Processor ``gait``: each foot's initial and final contacts from a strap on its foot or shank, else from one
-strap on the lower back, else from the 3D keypoints of the motion stream; its strides (stride, stance, swing
-and step time, cadence) and the two feet's symmetry.
+strap on the lower back, else from the 3D keypoints of the motion stream, else from one camera's keypoints;
+its strides (stride, stance, swing and step time, cadence) and the two feet's symmetry.
 
 ``source`` picks: ``auto`` (a foot's strap where it has one, else a lower-back strap, else the keypoints),
-``straps`` (the same without keypoints), ``lower_back`` (only a lower-back strap, both feet) or
-``keypoints``. A strap takes part when its device declares a ``segment`` of ``left_foot``, ``right_foot``,
-``left_shank`` or ``right_shank`` (one per foot: a foot strap is preferred to a shank's), or ``pelvis`` (a
-strap on the sacrum or lower back: kinefuse_plugins.metrics.lower_back_contacts finds both feet's contacts,
+``straps`` (the same without keypoints), ``lower_back`` (only a lower-back strap, both feet),
+``keypoints`` (3D, else one camera's) or ``camera`` (one camera's, ``camera`` naming it). A strap takes part
+when its device declares a ``segment`` of ``left_foot``, ``right_foot``, ``left_shank`` or ``right_shank``
+(one per foot: a foot strap is preferred to a shank's), or ``pelvis`` (a strap on the sacrum or lower back:
+kinefuse_plugins.metrics.lower_back_contacts finds both feet's contacts,
 each claiming McCamley et al.'s published error, ``lower_back_tolerance_s``). Every ``every_s``
 of its samples the contacts of its last ``window_s`` are found (kinefuse_plugins.metrics.strap_contacts, on
 the samples placed by sequence number; lost ones interpolated) and those at least ``delay_s`` old and not
@@ -17,7 +18,12 @@ window, pace and delay over the items' times (kinefuse_plugins.metrics.keypoint_
 where the keypoint set has them, else the ankle, whose final contact is early: degraded, saying so). A
 contact with any keypoint it rests on (the hips, for the pelvis, and its own) not measured within
 ``gap_margin_s`` (filled, predicted or missing: an ankle occluded at foot strike) is insufficient, saying
-which and how many frames; one resting on a keypoint the triangulation flagged is degraded.
+which and how many frames; one resting on a keypoint the triangulation flagged is degraded. Where the items
+have no triangulated view (one camera), or ``source`` is camera: the camera's image, the same method along
+its x axis (``keypoint_contacts.image_offsets``), each contact good only where the walk is about square to
+the camera (within ``MAX_CAMERA_OBLIQUITY_DEG``, from the hips' and shoulders' apparent widths), else
+degraded, and none where the window's walk is turned over ``EDGE_ON_OBLIQUITY_DEG`` (a camera in front of
+or behind the athlete); no step length (no positions in metres); the camera's device id on each contact.
 
 Each contact is an event ``initial_contact`` or ``final_contact`` (detail: side, segment or keypoint,
 tolerance_s). A contact with any sample missing within ``gap_margin_s`` of it rests on interpolated
@@ -50,14 +56,23 @@ from kinefuse.types import (
     TriangulationCheck,
 )
 from kinefuse_plugins.metrics.gait_strides import Contact, Strides
-from kinefuse_plugins.metrics.keypoint_contacts import detect_keypoint_contacts, foot_points, forward_offsets
+from kinefuse_plugins.metrics.keypoint_contacts import (
+    FACE,
+    detect_keypoint_contacts,
+    foot_points,
+    forward_offsets,
+    image_offsets,
+)
 from kinefuse_plugins.metrics.lower_back_contacts import detect_lower_back_contacts
+from kinefuse_plugins.metrics.planar_angles import obliquity_deg
 from kinefuse_plugins.metrics.quality import worst
 from kinefuse_plugins.metrics.strap_contacts import detect_contacts
 
 SCHEMA = {
     "source": Field(str, "auto", "contacts from: auto (a foot's strap, else a lower-back strap, else the 3D "
-                    "keypoints), straps, lower_back, keypoints", choices=("auto", "straps", "lower_back", "keypoints")),
+                    "keypoints, else one camera's), straps, lower_back, keypoints (3D, else one camera's), camera "
+                    "(one camera's)", choices=("auto", "straps", "lower_back", "keypoints", "camera")),
+    "camera": Field(str, "", "one camera's keypoints: its device id; empty: the first camera in the items"),
     "motion": Field(str, "motion", "keypoints: the id of the motion processor whose items are read"),
     "revision": Field(int, 0, "keypoints: motion items read: 0 as first published, 1 their smoothed revision",
                       min=0, max=1),
@@ -85,6 +100,9 @@ SIDES = ("left", "right")
 BOTH, LOWER_BACK = "both", "lower_back"  # a lower-back strap's side and place: it finds both feet's contacts
 # McCamley et al. 2012 (Gait & Posture 36(2):316-318): final contacts 0.03 +- 0.03 s, initial 0.02 +- 0.02 s
 _FINAL_OVER_INITIAL = 1.5
+MAX_CAMERA_OBLIQUITY_DEG = 30.0  # one camera's contacts are good where the walk is this near square to it
+EDGE_ON_OBLIQUITY_DEG = 60.0  # ... and none at all where the window's walk is further turned (a front view)
+OBLIQUITY_S = 1.0  # ... the median over about a stride (an occluded far hip makes one frame's wander)
 # stance, swing and step times from a lower-back strap (docs/metrics.md, "Contacts from a lower-back strap")
 _TRUNK_TIMING = Quality(
     QualityLevel.DEGRADED,
@@ -199,12 +217,14 @@ class StrapSamples:
 
 @dataclasses.dataclass
 class _View:
-    """A triangulated view's latest items: the keypoints ``names`` (at ``indices`` of its keypoint set)."""
+    """A triangulated view's (or, ``camera`` named, one camera's) latest items: the keypoints ``names`` (at
+    ``indices`` of its keypoint set)."""
 
     names: tuple[str, ...]
     indices: list[int]
+    camera: str | None = None
     time_ns: list = dataclasses.field(default_factory=list)
-    position: list = dataclasses.field(default_factory=list)  # (K, 3) each
+    position: list = dataclasses.field(default_factory=list)  # (K, 3) each; a camera's (K, 2) px
     status: list = dataclasses.field(default_factory=list)  # (K,) each
     checks: list = dataclasses.field(default_factory=list)  # (K,) each
     tolerance: list = dataclasses.field(default_factory=list)  # (K,) each, m (NaN: none stated)
@@ -241,8 +261,8 @@ class Gait:
         device = declaration.device
         segment = device.meta.get("segment")
         key = (declaration.source_id, device.device_id)
-        if (self.options["source"] == "keypoints" or device.kind is not DeviceKind.IMU or segment not in _PLACES
-                or key in self._straps):  # fmt: skip
+        if (self.options["source"] in ("keypoints", "camera") or device.kind is not DeviceKind.IMU
+                or segment not in _PLACES or key in self._straps):  # fmt: skip
             return []
         side, place = _PLACES[segment]
         if self.options["source"] == LOWER_BACK and place != LOWER_BACK:
@@ -266,23 +286,34 @@ class Gait:
         )
 
     def observe(self, items) -> list:
-        """The motion items' 3D keypoints, for the feet the contacts come from keypoints for."""
-        if self.options["source"] == "straps":
+        """The motion items' 3D keypoints, else one camera's, for the feet the contacts come from keypoints
+        for."""
+        if self.options["source"] in ("straps", LOWER_BACK):
             return []
         out = []
         for item in items:
             if (isinstance(item, MotionItem) and item.processor == self.options["motion"]
                     and item.revision == self.options["revision"]):  # fmt: skip
-                view = next((v for v in item.keypoints if v.view == TRIANGULATED_VIEW), None)
+                view = self._view_of(item)
                 out += self._add_view(item.time_ns, view) if view is not None else []
         return out
+
+    def _view_of(self, item: MotionItem):
+        """The item's triangulated view (unless ``source`` is camera), else the camera's named by ``camera``
+        or the first; None where there is none."""
+        triangulated = next((v for v in item.keypoints if v.view == TRIANGULATED_VIEW), None)
+        if triangulated is not None and self.options["source"] != "camera":
+            return triangulated
+        cameras = [v for v in item.keypoints if v.view != TRIANGULATED_VIEW]
+        wanted = self.options["camera"]
+        return next((v for v in cameras if not wanted or v.view == wanted), None)
 
     def flush(self) -> list:
         out = []
         for (source_id, device_id), strap in self._straps.items():
             if strap.seq:
                 out += self._report(source_id, device_id, strap, int(strap.window(self._keep_ns())[1][-1]))
-        for source_id, view in self._views.items():
+        for (source_id, _), view in self._views.items():
             if view.time_ns:
                 out += self._report_view(source_id, view, view.time_ns[-1])
         return out
@@ -343,10 +374,15 @@ class Gait:
         names = KEYPOINT_NAMES.get(view.keypoint_set, ())
         if not set(_BODY) <= set(names) or not self._keypoint_sides():
             return []
-        buffer = self._views.get(view.source_id)
+        key = (view.source_id, view.view)
+        buffer = self._views.get(key)
         if buffer is None:
-            wanted = tuple(dict.fromkeys(_BODY + sum((foot_points(names, side) for side in SIDES), ())))
-            buffer = self._views[view.source_id] = _View(wanted, [names.index(n) for n in wanted])
+            camera = None if view.view == TRIANGULATED_VIEW else view.view
+            face = tuple(n for n in FACE if n in names) if camera else ()
+            wanted = tuple(
+                dict.fromkeys(_BODY + sum((foot_points(names, side) for side in SIDES), ()) + face)
+            )
+            buffer = self._views[key] = _View(wanted, [names.index(n) for n in wanted], camera)
         buffer.add(time_ns, view)
         if buffer.next_ns is None:
             buffer.next_ns = time_ns + int(self.options["window_s"] * 1e9)
@@ -368,21 +404,25 @@ class Gait:
         view.reported_ns = max(view.reported_ns, until_ns)
         out = []
         for side, point, contact in sorted(found, key=lambda x: x[2].time_ns):
-            out.append(self._event(source_id, None, contact, {"side": side, "keypoint": point}))
-            out += self._strides_of(source_id).add(side, contact, None)
+            out.append(self._event(source_id, view.camera, contact, {"side": side, "keypoint": point}))
+            out += self._strides_of(source_id).add(side, contact, view.camera)
         return out
 
     def _keypoint_contacts(self, view: _View) -> list[tuple[str, str, Contact]]:
         """Every contact in the view's window of the feet without a strap: (side, keypoint, contact)."""
         time_ns, position, status, checks, tolerance = view.window(self._keep_ns())
         seen = np.isfinite(position).all(axis=2)
-        if len(time_ns) < 3 or (seen.sum(axis=0) < 2).any():
+        needed = [k for k, name in enumerate(view.names) if name not in FACE]
+        if len(time_ns) < 3 or (seen[:, needed].sum(axis=0) < 2).any():
             return []
         grid = np.arange(len(time_ns))
         rate_hz = float((len(time_ns) - 1) / ((time_ns[-1] - time_ns[0]) / 1e9))
-        points = {name: np.column_stack([np.interp(grid, grid[seen[:, k]], position[seen[:, k], k, axis])
-                                         for axis in range(3)]) for k, name in enumerate(view.names)}  # fmt: skip
-        ahead = forward_offsets(points, rate_hz)
+        points = {name: _interpolated(grid, seen[:, k], position[:, k]) for k, name in enumerate(view.names)}
+        if view.camera and not _median_obliquity(points, range(len(grid))) <= EDGE_ON_OBLIQUITY_DEG:
+            return []  # a camera in front of or behind the athlete sees no fore-aft excursion to read
+        ahead = image_offsets(points, rate_hz) if view.camera else forward_offsets(points, rate_hz)
+        if ahead is None:
+            return []
         out = []
         for side in self._keypoint_sides():
             first, last = foot_points(view.names, side)
@@ -391,8 +431,12 @@ class Gait:
             for where, initial in [(x, True) for x in found.initial] + [(x, False) for x in found.final]:
                 point = first if initial else last
                 quality = self._keypoint_quality(view.names, status, checks, where, rate_hz, point, initial)
+                if view.camera and quality.level is QualityLevel.GOOD:
+                    quality = _square_to(points, where, rate_hz)
                 step = None
-                if initial:  # the feet's distance apart along the way the athlete faces (Zeni's markers)
+                if (
+                    initial and not view.camera
+                ):  # the feet apart along the way the athlete faces (Zeni's markers)
                     nearest = int(round(where))
                     stated = float(
                         np.hypot(*tolerance[nearest, [view.names.index(n) for n in (first, other)]])
@@ -450,6 +494,38 @@ def _check(options: dict) -> list[tuple[str, str]]:
     if options["delay_s"] >= options["window_s"]:
         return [("delay_s", f"must be shorter than window_s ({options['window_s']})")]
     return []
+
+
+def _square_to(points: dict[str, np.ndarray], where: float, rate_hz: float) -> Quality:
+    """A contact from one camera's image is good where the walk is about square to the camera there (the
+    plane of motion's turn from the image plane, planar_angles.obliquity_deg, median over a stride's
+    ``OBLIQUITY_S``); else degraded, saying how far: the walk goes partly in depth, and the peaks shift."""
+    half = int(0.5 * OBLIQUITY_S * rate_hz)
+    turn = _median_obliquity(points, range(max(int(where) - half, 0), min(int(where) + half + 1,
+                                                                           len(points["left_hip"]))))  # fmt: skip
+    if not turn > MAX_CAMERA_OBLIQUITY_DEG:
+        return Quality(QualityLevel.GOOD)
+    return Quality(
+        QualityLevel.DEGRADED,
+        f"the walk is turned about {turn:.0f} deg from the camera's image "
+        f"plane (over {MAX_CAMERA_OBLIQUITY_DEG:g}): partly in depth, its contacts shift",
+    )
+
+
+def _median_obliquity(points: dict[str, np.ndarray], frames: range) -> float:
+    """The plane of motion's turn from the image plane (deg), the median over ``frames``; NaN where unknown."""
+    turns = [obliquity_deg({name: x[i] for name, x in points.items()}) for i in frames]
+    return float(np.nanmedian(turns)) if np.isfinite(turns).any() else float("nan")
+
+
+def _interpolated(grid: np.ndarray, seen: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """A keypoint's positions (n, D) over the window, the unseen ones interpolated; all NaN where it is seen in
+    fewer than two items."""
+    if seen.sum() < 2:
+        return np.full(position.shape, np.nan)
+    return np.column_stack(
+        [np.interp(grid, grid[seen], position[seen, axis]) for axis in range(position.shape[1])]
+    )
 
 
 SPEC = ProcessorSpec("gait", Gait, SCHEMA, __doc__.strip(), check=_check)

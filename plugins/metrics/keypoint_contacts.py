@@ -13,6 +13,13 @@ to the shoulders' over the window), averaged over ``FACING_S``: no calibration o
 floor is needed. Contacts are given only inside gait, as from a strap (``strap_contacts.in_bouts``), and
 only where the foot's excursion is a step's (``MIN_EXCURSION_M``): standing, squatting or turning on the
 spot give none. Times are fractional sample indices (a parabola through a peak's three samples).
+
+From one camera (``image_offsets``): the same method on the image. Ahead is along the image's x axis, towards
+the way the athlete faces there (the nose ahead of the ears or eyes, ``planar_angles.facing``, frame by
+frame, smoothed over ``FACING_S``: a walker crossing the view and turning back is followed). A camera square
+to the walk sees the step's fore-aft excursion; one in front of the walker sees none, and then there are no
+contacts (the excursion rule). Pixels are scaled to metres by the athlete's hip-to-ankle length in the image
+taken as ``NOMINAL_LEG_M``: the contacts' times do not depend on the scale, only the excursion rule does.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import find_peaks
 
+from kinefuse_plugins.metrics.planar_angles import facing
 from kinefuse_plugins.metrics.strap_contacts import (
     MAX_STRIDE_S,
     MIN_BOUT,
@@ -33,6 +41,8 @@ from kinefuse_plugins.metrics.strap_contacts import (
 FACING_S = 1.0  # the facing direction is averaged over this long (a stride): hip keypoints jitter
 MIN_EXCURSION_M = 0.15  # a foot's fore-aft excursion about the pelvis must be at least this (a step's)
 PROMINENCE_SHARE = 0.3  # a contact's peak stands out by this share of the window's excursion (p5 to p95)
+NOMINAL_LEG_M = 0.85  # an adult's hip to ankle: one camera's pixels in metres, for the excursion rule only
+FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")  # which way the athlete faces in an image
 
 
 def foot_points(names: tuple[str, ...], side: str) -> tuple[str, str]:
@@ -54,6 +64,24 @@ def forward_offsets(points: dict[str, np.ndarray], rate_hz: float) -> dict[str, 
     facing = np.cross(across, up)
     facing /= np.linalg.norm(facing, axis=1, keepdims=True)
     return {name: np.einsum("ij,ij->i", where - pelvis, facing) for name, where in points.items()}
+
+
+def image_offsets(points: dict[str, np.ndarray], rate_hz: float) -> dict[str, np.ndarray] | None:
+    """One camera's view: each of ``points`` (name -> (n, 2) image positions, px; the body's finite, the face's
+    NaN where unseen) as its distance ahead of the pelvis along the image's x axis towards the way the athlete
+    faces, (n,) m at the scale of a ``NOMINAL_LEG_M`` leg; None where no frame's face tells the way."""
+    n = len(points["left_hip"])
+    way = np.array([facing({name: where[i] for name, where in points.items()}) for i in range(n)])
+    if np.isnan(way).all():
+        return None
+    way = np.sign(uniform_filter1d(np.nan_to_num(way), max(int(FACING_S * rate_hz), 1)))
+    pelvis = 0.5 * (points["left_hip"] + points["right_hip"])
+    legs = [
+        np.linalg.norm(points[f"{side}_hip"] - points[f"{side}_ankle"], axis=1) for side in ("left", "right")
+    ]
+    metres = NOMINAL_LEG_M / float(np.median(np.concatenate(legs)))
+    return {name: (where[:, 0] - pelvis[:, 0]) * way * metres for name, where in points.items()
+            if name not in FACE}  # fmt: skip
 
 
 def detect_keypoint_contacts(initial_ahead: np.ndarray, final_ahead: np.ndarray, rate_hz: float) -> Contacts:

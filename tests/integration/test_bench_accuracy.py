@@ -82,6 +82,11 @@ def test_a_scenario_is_scored_through_the_pipeline(tmp_path):
         "trunk lean RMSE (2D projection, cam)",
         "honesty: good joint angles beyond twice their tolerance (2D projection)",
         "honesty: good stride values beyond twice their tolerance (gait, from shank straps)",
+        *(f"{what} (gait, from cam's 2D keypoints)" for what in (
+            "initial contact |error| median", "final contact |error| median",
+            "stride time asymmetry |error| median", "stance time asymmetry |error| median",
+            "step time asymmetry |error| median", "honesty: good contacts beyond twice their tolerance",
+            "honesty: good stride values beyond twice their tolerance")),
     }  # fmt: skip
     # one shank strap: its foot's contacts, every true one found (no symmetry rows: that needs both feet)
     for kind in ("initial", "final"):

@@ -1,9 +1,10 @@
 """Scoring the ``gait`` metrics on the synthetic athlete: the contacts the daemon stored against the
 simulator's true initial contacts and toe-offs (kinefuse.sim.body.Body.gait_events), the symmetry indices
 against the same indices of the true strides, and whether the contacts and stride values reported good are
-within twice their stated tolerance of the truth. Three gait processors are scored: one on the foot or shank
+within twice their stated tolerance of the truth. Four gait processors are scored: one on the foot or shank
 straps (``PROCESSOR``), one on a lower-back strap alone (``LOWER_BACK_PROCESSOR``, where the scenario has one
-on the pelvis), one on the 3D keypoints (``KEYPOINT_PROCESSOR``, where two cameras see the athlete).
+on the pelvis), one on the 3D keypoints (``KEYPOINT_PROCESSOR``, where two cameras see the athlete), one on
+the first camera's 2D keypoints alone (``CAMERA_PROCESSOR``).
 
 Scored: from ``WARMUP_S`` on, to ``END_MARGIN_S`` before the end (the last swing has nothing after it to
 confirm it). A stored contact pairs with a true one of its foot and kind within ``MATCH_S``
@@ -30,6 +31,7 @@ END_MARGIN_S = 2.0
 MATCH_S = 0.15
 # the processor ids the accuracy runs give the gait processors (segment_error.processors)
 PROCESSOR, LOWER_BACK_PROCESSOR, KEYPOINT_PROCESSOR = "gait", "gait_lower_back", "gait_keypoints"
+CAMERA_PROCESSOR = "gait_camera"
 SIDES = ("left", "right")
 KINDS = {"initial_contact": "ic", "final_contact": "tc"}
 STRIDE_VALUES = ("stride_time", "stance_time", "step_time")
@@ -86,6 +88,11 @@ def _origins(simulation, db) -> list[_Origin]:
         camera = simulation.cameras[0]
         out.append(_Origin(KEYPOINT_PROCESSOR, "gait, from 3D keypoints", SIDES, lambda r: r["device_id"] is None,
                            lambda rows: sim_time_s(db, camera, np.array([r["time_ns"] for r in rows]))))  # fmt: skip
+    if simulation.cameras:
+        first = simulation.cameras[0]
+        out.append(_Origin(CAMERA_PROCESSOR, f"gait, from {first.name}'s 2D keypoints", SIDES,
+                           lambda r: r["device_id"] == first.name,
+                           lambda rows: sim_time_s(db, first, np.array([r["time_ns"] for r in rows]))))  # fmt: skip
     return out
 
 

@@ -121,6 +121,7 @@ def processors(options: dict | None = None) -> list[dict]:
         {"id": "gait", "type": "gait", "source": "straps"},  # from foot or shank straps (gait_error)
         {"id": "gait_lower_back", "type": "gait", "source": "lower_back"},  # from a lower-back strap alone
         {"id": "gait_keypoints", "type": "gait", "source": "keypoints", "motion": _FUSED, "revision": 1},
+        {"id": "gait_camera", "type": "gait", "source": "camera", "motion": _FUSED, "revision": 1},
         {
             "id": "reps",
             "type": "reps",

@@ -170,3 +170,65 @@ def test_an_ankle_unseen_at_foot_strike_leaves_its_contacts_strides_and_symmetry
     symmetry = [m for m in out if getattr(m, "name", "") == "gait.stride_time_si"]
     assert symmetry and all(m.value is None for m in symmetry)
     assert "over 0 left and 20 right strides" in symmetry[-1].quality.reason
+
+
+def _camera_items(body: Body, t: np.ndarray, position: tuple[float, float], looking: tuple[float, float],
+                  focal_px: float = 900.0) -> list:  # fmt: skip
+    """Motion items with one camera's view of the body's true COCO-17 joints: a pinhole camera 1 m up at
+    ``position`` (x, y), looking horizontally along ``looking`` (x, y)."""
+    names = KEYPOINT_NAMES["COCO-17"]
+    marks = body.landmarks(t)
+    points = np.stack([marks[name] for name in names], axis=1)  # (n, K, 3)
+    eye = np.array([*position, 1.0])
+    ahead = np.array([*looking, 0.0]) / np.linalg.norm(looking)
+    right = np.cross(ahead, [0.0, 0.0, 1.0])
+    relative = points - eye
+    depth, across, down = relative @ ahead, relative @ right, -relative[..., 2]
+    pixels = focal_px * np.stack([across / depth, down / depth], axis=-1) + np.array([640.0, 360.0])
+    status = np.zeros(pixels.shape[:2], dtype=np.int8)
+    return [MotionItem(int(round(time * 1e9)), RATE_HZ, (), (KeypointView("cam", "sim", "COCO-17", "px",
+                       pixels[i], np.zeros(len(names)), status[i]),), "motion")
+            for i, time in enumerate(t)]  # fmt: skip
+
+
+def test_one_side_camera_s_image_gives_the_true_joints_contacts():
+    # Zeni's method on the image: the side camera 4 m out, square to the treadmill walk, sees its fore-aft
+    # excursion
+    body, t = _body(treadmill=True), np.arange(0.0, 30.0, 1 / RATE_HZ)
+    out = _run(_camera_items(body, t, (0.0, -4.0), (0.0, 1.0)), {"source": "camera"})
+    truth = body.gait_events(12.0, 28.0)
+    for side in ("left", "right"):
+        for kind, code in (("initial_contact", "ic"), ("final_contact", "tc")):
+            found = [e.time_ns / 1e9 for e in _contacts(out, side, kind)]
+            true = [e.time_s for e in truth if e.side == side and e.kind == code]
+            match = match_events(found, true, 0.15)
+            assert len(match.missed) == 0, f"{side} {kind}: {match.missed} not found"
+            assert np.max(np.abs(match.errors_s)) * 1e3 < LIMITS_MS["COCO-17", code], (side, kind, match)
+    initials = [e for e in out if isinstance(e, Event) and e.kind == "initial_contact"]
+    assert {e.quality.level.value for e in initials} == {"good"} and {e.device_id for e in initials} == {
+        "cam"
+    }
+    assert not [m for m in out if getattr(m, "name", "").endswith(".step_length")]  # no positions in metres
+
+
+def test_a_walker_crossing_a_camera_s_view_is_good_only_where_square_to_it():
+    # over ground past a camera 4 m from the walkway: far off to either side the walk goes partly in depth
+    body, t = _body(treadmill=False), np.arange(0.0, 30.0, 1 / RATE_HZ)
+    out = _run(_camera_items(body, t, (20.0, -4.0), (0.0, 1.0)), {"source": "camera"})
+    initials = [e for e in out if isinstance(e, Event) and e.kind == "initial_contact"]
+    square = [
+        e for e in initials if abs(body.landmarks(np.array([e.time_ns / 1e9]))["left_hip"][0, 0] - 20.0) < 1.5
+    ]
+    off = [e for e in initials if e not in square and e.quality.level.value == "degraded"]
+    assert square and all(e.quality.level.value == "good" for e in square)
+    assert off and all("from the camera's image plane" in e.quality.reason for e in off)
+    good = [e.time_ns / 1e9 for e in initials if e.quality.level.value == "good"]
+    true = [e.time_s for e in body.gait_events(0.0, 30.0) if e.kind == "ic"]
+    # the far and near leg in perspective: the good ones 27-47 ms early
+    assert np.max(np.abs(match_events(good, true, 0.15).errors_s)) * 1e3 < 60.0
+
+
+def test_a_camera_in_front_of_the_walker_gives_no_contacts():
+    body, t = _body(treadmill=True), np.arange(0.0, 25.0, 1 / RATE_HZ)
+    out = _run(_camera_items(body, t, (4.0, 0.0), (-1.0, 0.0)), {"source": "camera"})
+    assert not [e for e in out if isinstance(e, Event)]
