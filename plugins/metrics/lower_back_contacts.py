@@ -32,7 +32,7 @@ import dataclasses
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from kinefuse_plugins.metrics.strap_contacts import refine_peak
+from kinefuse_plugins.metrics.strap_contacts import linked_runs, refine_peak
 
 MIN_STEP_S, MAX_STEP_S = 0.3, 1.25  # a step's time in walking
 MIN_REGULARITY = 0.4  # the vertical acceleration's autocorrelation at one step, below which it is no walking
@@ -143,16 +143,10 @@ def _peaks(smooth: np.ndarray) -> np.ndarray:
 
 def _bouts(peaks: np.ndarray, step: float) -> np.ndarray:
     """The peaks in runs of at least ``MIN_BOUT`` whose successive ones are a step apart."""
+    if not len(peaks):
+        return peaks
     gaps = np.diff(peaks)
-    linked = (gaps >= STEP_LINK[0] * step) & (gaps <= STEP_LINK[1] * step)
-    keep, run = [], [0] if len(peaks) else []
-    for i, link in enumerate(linked, start=1):
-        if not link:
-            keep += run if len(run) >= MIN_BOUT else []
-            run = []
-        run.append(i)
-    keep += run if len(run) >= MIN_BOUT else []
-    return peaks[keep]
+    return peaks[linked_runs((gaps >= STEP_LINK[0] * step) & (gaps <= STEP_LINK[1] * step), MIN_BOUT)]
 
 
 def _forward(

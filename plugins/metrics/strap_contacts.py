@@ -121,15 +121,22 @@ def _swings(rate: np.ndarray, jerk: np.ndarray, rate_hz: float) -> tuple[list[tu
 def in_bouts(times_s: np.ndarray) -> list[int]:
     """The indices of the events at ``times_s`` (one per stride of a foot, in time order) in runs of at least
     MIN_BOUT whose successive times are a stride apart."""
+    if not len(times_s):
+        return []
     stride = np.diff(times_s)
-    linked = (stride >= MIN_STRIDE_S) & (stride <= MAX_STRIDE_S)
-    keep, run = [], [0] if len(times_s) else []
+    return linked_runs((stride >= MIN_STRIDE_S) & (stride <= MAX_STRIDE_S), MIN_BOUT)
+
+
+def linked_runs(linked: np.ndarray, shortest: int) -> list[int]:
+    """The indices of events in runs of at least ``shortest`` in a row, ``linked[i]`` saying whether event
+    i + 1 follows event i as the rhythm wants (len(linked) = events - 1)."""
+    keep, run = [], [0]
     for i, link in enumerate(linked, start=1):
         if not link:
-            keep += run if len(run) >= MIN_BOUT else []
+            keep += run if len(run) >= shortest else []
             run = []
         run.append(i)
-    return keep + (run if len(run) >= MIN_BOUT else [])
+    return keep + (run if len(run) >= shortest else [])
 
 
 def _foot_contacts(rate, jerk, start: int, end: int, rate_hz: float) -> tuple[float, float]:
