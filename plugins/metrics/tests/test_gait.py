@@ -15,6 +15,7 @@ from kinefuse.types import Quality, QualityLevel
 from kinefuse_plugins.metrics.gait import SPEC
 from kinefuse_plugins.metrics.gait_strides import Contact, Strides
 from kinefuse_plugins.metrics.strap_contacts import detect_contacts
+from kinefuse_plugins.metrics.tests.daemon_runs import run_scenario
 
 GAITMAP = paths.shared_dir() / "data" / "gaitmap"
 needs_gaitmap = pytest.mark.skipif(not GAITMAP.is_dir(), reason=f"{GAITMAP} is absent")
@@ -157,13 +158,7 @@ offset_m = [0.02, -0.05, -0.15]
 
 
 def test_in_the_daemon_contacts_near_lost_samples_are_insufficient(kinefuse_pipeline, tmp_path):
-    scenario = tmp_path / "lossy.toml"
-    scenario.write_text(LOSSY)
-    source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
-    result = kinefuse_pipeline(
-        sources=[source], duration_s=120.0, processors=[{"id": "gait", "type": "gait"}]
-    )
-    assert result.exit_code == 0 and result.status["processors"]["gait"]["errors"] == 0
+    result = run_scenario(kinefuse_pipeline, tmp_path, LOSSY, [{"id": "gait", "type": "gait"}])
     contacts = result.events("initial_contact") + result.events("final_contact")
     left = [c for c in contacts if c["detail"]["side"] == "left"]
     right = [c for c in contacts if c["detail"]["side"] == "right"]

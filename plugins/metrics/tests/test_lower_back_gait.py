@@ -14,6 +14,7 @@ from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 from kinefuse_plugins.metrics.gait import _FINAL_OVER_INITIAL, SCHEMA
 from kinefuse_plugins.metrics.lower_back_contacts import detect_lower_back_contacts
+from kinefuse_plugins.metrics.tests.daemon_runs import run_scenario
 
 LOWER_BACK = """
 [[imus]]
@@ -105,13 +106,7 @@ speed_mps = 1.3
 def test_in_the_daemon_a_lower_back_strap_alone_gives_both_feet_strides_and_symmetry(
     kinefuse_pipeline, tmp_path
 ):
-    scenario = tmp_path / "lower_back.toml"
-    scenario.write_text(LOWER_BACK_ONLY)
-    source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
-    result = kinefuse_pipeline(
-        sources=[source], duration_s=120.0, processors=[{"id": "gait", "type": "gait"}]
-    )
-    assert result.exit_code == 0 and result.status["processors"]["gait"]["errors"] == 0
+    result = run_scenario(kinefuse_pipeline, tmp_path, LOWER_BACK_ONLY, [{"id": "gait", "type": "gait"}])
     contacts = result.events("initial_contact") + result.events("final_contact")
     for side in ("left", "right"):
         own = [c for c in contacts if c["detail"]["side"] == side]

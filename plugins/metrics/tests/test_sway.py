@@ -13,6 +13,7 @@ from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
 from kinefuse.storage import reader
 from kinefuse_plugins.metrics.sway import SPEC
+from kinefuse_plugins.metrics.tests.daemon_runs import run_scenario
 
 MOUNTING = Rotation.from_euler("xyz", [80.0, -20.0, 35.0], degrees=True)
 
@@ -44,13 +45,8 @@ def test_a_strap_worn_any_way_gives_the_same_total_sway():
 
 
 def _balance(kinefuse_pipeline, tmp_path, text: str):
-    scenario = tmp_path / "scenario.toml"
-    scenario.write_text(text)
-    source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
     processors = [{"id": "motion", "type": "motion"}, {"id": "sway", "type": "sway"}]
-    result = kinefuse_pipeline(sources=[source], duration_s=120.0, processors=processors)
-    assert result.exit_code == 0 and result.status["processors"]["sway"]["errors"] == 0
-    return result
+    return run_scenario(kinefuse_pipeline, tmp_path, text, processors)
 
 
 def test_in_the_daemon_the_single_leg_balance_s_sway_is_its_truth_s(kinefuse_pipeline, tmp_path):
