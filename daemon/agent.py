@@ -117,19 +117,13 @@ class Agent:
         """Yield now and then, and wait while the ingest channel or a sink's is more than half full (replaying
         sources await this so that a slow disk slows them instead of dropping what they replay). A yield on
         every batch took 40 % of a flat-out replay's rate, so one each ``_STEP_NS``, or sooner once
-        ``_YIELD_DEPTH`` batches wait: the processing loop takes them all at once, and what it makes of
-        them must fit in the half of a sink's channel that is left."""
+        ``_YIELD_DEPTH`` batches wait (the processing loop takes them all at once; what it makes of them
+        waits for the sinks' room, ``_deliver``)."""
         self._replaying = True
         if len(self.ingest) >= _YIELD_DEPTH or time.monotonic_ns() >= self._yield_after_ns:
             await asyncio.sleep(0)
             self._yield_after_ns = time.monotonic_ns() + _STEP_NS
         await self._wait_while_half_full([self.ingest, *(runner.channel for runner in self.sinks.values())])
-
-    async def _wait_for_sinks(self) -> None:
-        """While a replay runs, wait as long as a sink's channel is more than half full: what one batch makes
-        (a motion item and every metric on it) can be many items, and a take of ``_TAKE`` batches may not
-        fit in the half that ``_wait_for_room`` leaves. Live, nothing waits: a slow sink drops its oldest."""
-        await self._wait_while_half_full([runner.channel for runner in self.sinks.values()])
 
     async def _wait_while_half_full(self, channels: list) -> None:
         while any(len(ch) > ch.capacity // 2 for ch in channels) and not self.stopping.is_set():
@@ -252,11 +246,13 @@ class Agent:
             for item in items:
                 if isinstance(item, DeviceAdded):
                     self.aligner.add_device(item.source_id, item.device)
-                    self._fan_out([item, *self._declare(item)])
+                    out = [item, *self._declare(item)]
                 else:
-                    self._fan_out(self._process_batch(item))
+                    out = self._process_batch(item)
                 if self._replaying:
-                    await self._wait_for_sinks()
+                    await self._deliver(out)
+                else:
+                    self._fan_out(out)
                 if time.monotonic_ns() > step_end_ns:
                     await asyncio.sleep(0)
                     step_end_ns = time.monotonic_ns() + _STEP_NS
@@ -294,6 +290,21 @@ class Agent:
 
         return [item for _, item in run_chain(self.processors.items(), call, on_error=failed)]
 
+    async def _deliver(self, items: list) -> None:
+        """``_fan_out``, but waiting for room in a full sink's channel instead of dropping its oldest: while a
+        replay runs, and drains at its stop (what one batch makes, a motion item and every metric on it, can be
+        hundreds of items: nothing replayed is lost to a full channel), and for the final flush (the sinks
+        run until after it; the agent's stop timeout bounds a wait on one that died). Live, nothing waits: a
+        slow sink drops its oldest."""
+        for item in items:
+            for runner in self.sinks.values():
+                while len(runner.channel) >= runner.channel.capacity:
+                    await asyncio.sleep(_ROOM_POLL_S)
+                runner.channel.put(item)
+        for subscription in self.subscribers:
+            for item in items:
+                subscription.channel.put(item)
+
     def _fan_out(self, items: list) -> None:
         for runner in self.sinks.values():
             for item in items:
@@ -329,7 +340,7 @@ class Agent:
         await _cancel(helpers)
         self.ingest.close()
         await process
-        self._fan_out(self._run_chain(lambda p: p.flush(), "its flush"))
+        await self._deliver(self._run_chain(lambda p: p.flush(), "its flush"))
         for runner in self.sinks.values():
             runner.channel.close()
         await asyncio.gather(*self._tasks["sinks"])
