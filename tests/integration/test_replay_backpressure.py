@@ -84,34 +84,15 @@ class Plugin:
         return [ProcessorSpec("chatty", Chatty, {}, "many values of each batch")]
 
 
-def test_a_replay_waits_for_a_slow_sink_and_drops_nothing(kinefuse_pipeline, tmp_path):
+def _replay(kinefuse_pipeline, tmp_path, processors=()):
+    """The scenario replayed as fast as it goes into the sqlite sink and the slow one, channels of
+    ``CAPACITY``; checked to stop cleanly with no channel dropping anything."""
     scenario = tmp_path / "s.toml"
     scenario.write_text(SCENARIO)
     source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
     result = kinefuse_pipeline(
         sources=[source],
-        plugins=[("slow_sink", Plugin())],
-        duration_s=30.0,
-        config_overrides={"daemon": {"sinks": ["sqlite", "slow"]},
-                          "channels": {"ingest_capacity": CAPACITY, "sink_capacity": CAPACITY}},
-    )  # fmt: skip
-    assert result.exit_code == 0
-    received = result.status["sources"]["synth"]["received"]
-    assert received > 20 * CAPACITY  # enough batches to overflow the channels many times over
-    assert all(channel["dropped"] == 0 for channel in result.status["channels"].values()), result.status
-    assert result.status["sources"]["synth"]["dropped"] == 0
-    assert sum(RECEIVED) == received == len(result.imu_samples()["seq"])
-
-
-def test_a_replay_keeps_every_value_of_a_processor_that_makes_more_than_a_channel_holds(
-    kinefuse_pipeline, tmp_path
-):
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SCENARIO)
-    source = {"id": "synth", "type": "synthetic", "scenario": str(scenario), "realtime": False, "loop": False}
-    result = kinefuse_pipeline(
-        sources=[source],
-        processors=[{"id": "chatty", "type": "chatty"}],
+        processors=list(processors),
         plugins=[("slow_sink", Plugin())],
         duration_s=60.0,
         config_overrides={"daemon": {"sinks": ["sqlite", "slow"]},
@@ -119,5 +100,20 @@ def test_a_replay_keeps_every_value_of_a_processor_that_makes_more_than_a_channe
     )  # fmt: skip
     assert result.exit_code == 0
     assert all(channel["dropped"] == 0 for channel in result.status["channels"].values()), result.status
+    return result
+
+
+def test_a_replay_waits_for_a_slow_sink_and_drops_nothing(kinefuse_pipeline, tmp_path):
+    result = _replay(kinefuse_pipeline, tmp_path)
+    received = result.status["sources"]["synth"]["received"]
+    assert received > 20 * CAPACITY  # enough batches to overflow the channels many times over
+    assert result.status["sources"]["synth"]["dropped"] == 0
+    assert sum(RECEIVED) == received == len(result.imu_samples()["seq"])
+
+
+def test_a_replay_keeps_every_value_of_a_processor_that_makes_more_than_a_channel_holds(
+    kinefuse_pipeline, tmp_path
+):
+    result = _replay(kinefuse_pipeline, tmp_path, [{"id": "chatty", "type": "chatty"}])
     assert len(set(VALUES)) == len(VALUES) == (CHATTY_BATCHES + 1) * MANY  # the flush's too
-    assert len(result.metrics()) == len(VALUES)
+    assert len(result.metrics()) == len(VALUES)  # and the sqlite sink has them all
