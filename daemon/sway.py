@@ -1,6 +1,6 @@
 """Postural sway from one segment's orientations: its tilt from their mean and the measures of it, the
-definitions the ``sway`` processor (kinefuse_plugins.metrics.sway) and its scoring against the synthetic
-athlete's truth (kinefuse.bench.scoring.sway_error) both use.
+definitions the metrics plugin's ``sway`` processor and its scoring against the synthetic athlete's truth
+(kinefuse.bench.scoring.sway_error) both use.
 
 The tilt is the horizontal part of each orientation's rotation from the mean (the chordal mean, scipy's
 ``Rotation.mean``), in the world frame, resolved along the mean's forward (x) axis made horizontal into a
