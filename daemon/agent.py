@@ -297,13 +297,9 @@ class Agent:
         run until after it; the agent's stop timeout bounds a wait on one that died). Live, nothing waits: a
         slow sink drops its oldest."""
         for item in items:
-            for runner in self.sinks.values():
-                while len(runner.channel) >= runner.channel.capacity:
-                    await asyncio.sleep(_ROOM_POLL_S)
-                runner.channel.put(item)
-        for subscription in self.subscribers:
-            for item in items:
-                subscription.channel.put(item)
+            while any(len(runner.channel) >= runner.channel.capacity for runner in self.sinks.values()):
+                await asyncio.sleep(_ROOM_POLL_S)
+            self._fan_out([item])
 
     def _fan_out(self, items: list) -> None:
         for runner in self.sinks.values():

@@ -370,7 +370,7 @@ class _Walker:
             for side in SIDES:
                 self.feet[side]["contact"] = self._contact_jet(side)
                 self.feet[side]["toe_off"] = self._toe_off_jet(side)
-                self._land(side)
+            self._land()
         self._travel()
 
     def _travel(self) -> None:
@@ -385,15 +385,16 @@ class _Walker:
         periodic = [np.interp(tau, grid, np.append(c, c[0])) for c in (*self.sway.T, self.z)]
         return np.array(periodic) + np.array([*(time * self.drift), 0.0])
 
-    def _land(self, side: str) -> None:
-        """Put the heel's landing place under the normative swing's heel at contact, on the floor, both heels
+    def _land(self) -> None:
+        """Put each heel's landing place under the normative swing's heel at contact, on the floor, both heels
         moved out alike until they are the step width apart (the normative swing under a pelvis crossing the
         midline in double support puts them 6 cm apart: too narrow)."""
-        heels = {s: self._swing_heel(s) for s in SIDES}
+        heels = {side: self._swing_heel(side) for side in SIDES}
         out = 0.5 * (_STEP_WIDTH_M - (heels["left"][1] - heels["right"][1]))
-        heel = heels[side] + np.array([0.0, out if side == "left" else -out, 0.0])
-        design = self.feet[side]
-        design["ankle"] = np.array([heel[0], heel[1], 0.0]) - design["R_yaw"] @ self.shape.heel_offset
+        for side, heel in heels.items():
+            design = self.feet[side]
+            across = heel[1] + (out if side == "left" else -out)
+            design["ankle"] = np.array([heel[0], across, 0.0]) - design["R_yaw"] @ self.shape.heel_offset
 
     def _swing_heel(self, side: str) -> np.ndarray:
         """Where the normative swing under the designed pelvis puts the heel at its contact."""

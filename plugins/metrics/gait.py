@@ -418,7 +418,8 @@ class Gait:
         grid = np.arange(len(time_ns))
         rate_hz = float((len(time_ns) - 1) / ((time_ns[-1] - time_ns[0]) / 1e9))
         points = {name: _interpolated(grid, seen[:, k], position[:, k]) for k, name in enumerate(view.names)}
-        if view.camera and not _median_obliquity(points, range(len(grid))) <= EDGE_ON_OBLIQUITY_DEG:
+        turns = _obliquities(points) if view.camera else None
+        if turns is not None and not _median(turns) <= EDGE_ON_OBLIQUITY_DEG:
             return []  # a camera in front of or behind the athlete sees no fore-aft excursion to read
         ahead = image_offsets(points, rate_hz) if view.camera else forward_offsets(points, rate_hz)
         if ahead is None:
@@ -431,12 +432,11 @@ class Gait:
             for where, initial in [(x, True) for x in found.initial] + [(x, False) for x in found.final]:
                 point = first if initial else last
                 quality = self._keypoint_quality(view.names, status, checks, where, rate_hz, point, initial)
-                if view.camera and quality.level is QualityLevel.GOOD:
-                    quality = _square_to(points, where, rate_hz)
+                if turns is not None and quality.level is QualityLevel.GOOD:
+                    quality = _square_to(turns, where, rate_hz)
                 step = None
-                if (
-                    initial and not view.camera
-                ):  # the feet apart along the way the athlete faces (Zeni's markers)
+                # from 3D keypoints, the feet apart along the way the athlete faces (Zeni's markers)
+                if initial and turns is None:
                     nearest = int(round(where))
                     stated = float(
                         np.hypot(*tolerance[nearest, [view.names.index(n) for n in (first, other)]])
@@ -496,13 +496,12 @@ def _check(options: dict) -> list[tuple[str, str]]:
     return []
 
 
-def _square_to(points: dict[str, np.ndarray], where: float, rate_hz: float) -> Quality:
+def _square_to(turns: np.ndarray, where: float, rate_hz: float) -> Quality:
     """A contact from one camera's image is good where the walk is about square to the camera there (the
-    plane of motion's turn from the image plane, planar_angles.obliquity_deg, median over a stride's
+    plane of motion's turn from the image plane in each frame, ``turns``, median over a stride's
     ``OBLIQUITY_S``); else degraded, saying how far: the walk goes partly in depth, and the peaks shift."""
     half = int(0.5 * OBLIQUITY_S * rate_hz)
-    turn = _median_obliquity(points, range(max(int(where) - half, 0), min(int(where) + half + 1,
-                                                                           len(points["left_hip"]))))  # fmt: skip
+    turn = _median(turns[max(int(where) - half, 0) : int(where) + half + 1])
     if not turn > MAX_CAMERA_OBLIQUITY_DEG:
         return Quality(QualityLevel.GOOD)
     return Quality(
@@ -512,9 +511,16 @@ def _square_to(points: dict[str, np.ndarray], where: float, rate_hz: float) -> Q
     )
 
 
-def _median_obliquity(points: dict[str, np.ndarray], frames: range) -> float:
-    """The plane of motion's turn from the image plane (deg), the median over ``frames``; NaN where unknown."""
-    turns = [obliquity_deg({name: x[i] for name, x in points.items()}) for i in frames]
+def _obliquities(points: dict[str, np.ndarray]) -> np.ndarray:
+    """The plane of motion's turn from the image plane (deg) in each frame of a camera's window; NaN where
+    unknown (planar_angles.obliquity_deg)."""
+    return np.array(
+        [obliquity_deg({name: x[i] for name, x in points.items()}) for i in range(len(points["left_hip"]))]
+    )
+
+
+def _median(turns: np.ndarray) -> float:
+    """The median of the known ``turns``; NaN where none is."""
     return float(np.nanmedian(turns)) if np.isfinite(turns).any() else float("nan")
 
 

@@ -31,6 +31,7 @@ import dataclasses
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+from scipy.signal import correlate, correlation_lags
 
 from kinefuse_plugins.metrics.strap_contacts import linked_runs, refine_peak
 
@@ -98,8 +99,7 @@ def _step_time(vertical: np.ndarray, rate_hz: float, gravity: float) -> tuple[fl
     centred = vertical - vertical.mean()
     if len(centred) < 3 * hi or not centred.any():
         return float("nan"), f"fewer than {3 * MAX_STEP_S:.1f} s of samples"
-    spectrum = np.fft.rfft(centred, 2 * len(centred))
-    autocorrelation = np.fft.irfft(spectrum * np.conj(spectrum))[: hi + 1]
+    autocorrelation = correlate(centred, centred, method="fft")[len(centred) - 1 : len(centred) + hi]
     autocorrelation /= autocorrelation[0]
     lag = _highest_peak(autocorrelation, lo, hi)
     if lag is None:
@@ -162,11 +162,9 @@ def _forward(
     forward = vectors[:, -1] - (vectors[:, -1] @ up) * up
     forward /= np.linalg.norm(forward)
     along, vertical = horizontal @ forward, smooth - smooth.mean()
-    half = int(step_s * rate_hz / 2)
-    n = len(along)
-    # lag > 0: the vertical acceleration comes after the forward one
-    lags = np.arange(-half, half + 1)
-    correlation = [float(along[max(-lag, 0) : n - max(lag, 0)] @ vertical[max(lag, 0) : n - max(-lag, 0)])
-                   for lag in lags]  # fmt: skip
-    lead = lags[int(np.argmax(correlation))]
+    # lag > 0: the vertical acceleration comes after the forward one; lags within half a step
+    correlation = correlate(vertical, along, method="direct")
+    lags = correlation_lags(len(vertical), len(along))
+    near = np.abs(lags) <= int(step_s * rate_hz / 2)
+    lead = lags[near][int(np.argmax(correlation[near]))]
     return forward if abs(lead) <= step_s * rate_hz / 4 else -forward

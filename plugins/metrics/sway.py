@@ -103,14 +103,15 @@ class Sway:
     def _report(self, window: _Window) -> list[DerivedValue]:
         end_ns = window.time_ns[-1]
         problem = self._problem(window)
-        values = {} if problem else _measure(window)
+        present = [k for k, q in enumerate(window.quaternion) if q is not None]
+        values = {} if problem else _measure(window, present)
         if not problem and values["range"] > self.options["max_range_deg"]:
             problem = (f"the tilt ranged over {values['range']:.1f} deg (over {self.options['max_range_deg']:g}): "
                        "not quiet stance")  # fmt: skip
         quality = (Quality(QualityLevel.INSUFFICIENT, problem) if problem
-                   else worst(*(_for_tilt(q) for q in window.quality)))  # fmt: skip
+                   else worst(*(_for_tilt(window.quality[k]) for k in present)))  # fmt: skip
         split = quality
-        if not problem and any(_NOMINAL in q.reason for q in window.quality):
+        if not problem and any(_NOMINAL in window.quality[k].reason for k in present):
             split = Quality(QualityLevel.DEGRADED, "; ".join(r for r in (quality.reason, _SPLIT) if r))
         out = []
         for name, unit in sway.MEASURES.items():
@@ -132,9 +133,6 @@ class Sway:
                     f"(over {self.options['max_gap_s']:g} s)")  # fmt: skip
         if len(window.world) > 1:
             return f"the orientations changed world within the window ({', '.join(sorted(window.world))})"
-        window.quality = [q for q, here in zip(window.quality, present, strict=True) if here]
-        window.quaternion = [q for q in window.quaternion if q is not None]
-        window.time_ns = list(np.array(window.time_ns)[present])
         return ""
 
 
@@ -147,10 +145,11 @@ def _for_tilt(quality: Quality) -> Quality:
     return Quality(QualityLevel.DEGRADED, "; ".join(rest)) if rest else Quality(QualityLevel.GOOD)
 
 
-def _measure(window: _Window) -> dict[str, float]:
-    quaternions = np.array(window.quaternion, dtype=np.float64)
+def _measure(window: _Window, present: list[int]) -> dict[str, float]:
+    """The sway measures of the window's orientations at ``present`` (those with a value)."""
+    quaternions = np.array([window.quaternion[k] for k in present], dtype=np.float64)
     rotations = Rotation.from_quat(quaternions[:, [1, 2, 3, 0]])  # stored w, x, y, z; scipy's x, y, z, w
-    return sway.measures(sway.tilt(rotations), np.array(window.time_ns) / 1e9)
+    return sway.measures(sway.tilt(rotations), np.array([window.time_ns[k] for k in present]) / 1e9)
 
 
 SPEC = ProcessorSpec("sway", Sway, SCHEMA, __doc__.strip())
