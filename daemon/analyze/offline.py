@@ -229,7 +229,7 @@ def strap_mounting(segment: str, times, gyr, acc, rest: slice | None):
         why = f"{_MOUNTING}: no rest in the recording for the static pose"
         return None, (why, {"quality": "nominal", "reason": why})
     calibration.static_pose(acc[rest], float(times[rest.stop - 1]))
-    calibration.movement(gyr[rest.stop :], times[rest.stop :])
+    calibration.movement(gyr[rest.stop :], acc[rest.stop :], times[rest.stop :])
     calibration.end_window()
     estimate = calibration.estimate
     if estimate is None:

@@ -18,15 +18,26 @@ Two kinds of data fix it:
   segment's mean sagittal inclination, ``mean_pitch_deg``: assumed, not measured, so an error in it passes
   one to one into the rotation about y.
 
-The sign of the axis follows anatomy: the fastest rotation of a leg segment in walking is the swing, when
-its distal end moves forward, which is a negative rotation about +y (left): of the angular velocity's
-component along the axis, the 1st percentile is larger in magnitude than the 99th. That cue is weak outside
-walking: in a lunge or a sit-to-stand both directions turn about as fast (1st over 99th percentile magnitude
-1.18-1.34 for the synthetic athlete's shanks, against 1.41-1.79 for a walker's; 1.27 running), and there it
-picked the wrong sign, turning the segment 180 deg about the vertical. Below ``min_sign_cue`` an estimate
-that would be good is degraded, saying forward may be backward. The motion processor asks it of shanks only:
-a walker's thigh gives 1.11, and its estimate is degraded downstream anyway (its axis is tilted by the
-pelvis's rotation).
+The sign of the axis, so which way is forward, follows anatomy, from two cues:
+
+* the swing: the fastest rotation of a leg segment in walking is the swing, when its distal end moves
+  forward, a negative rotation about +y (left): of the angular velocity's component along the axis, the 1st
+  percentile is larger in magnitude than the 99th. Weak outside walking: in a lunge or a sit-to-stand both
+  directions turn about as fast (1st over 99th percentile magnitude 1.17-1.30 for the synthetic athlete's
+  shanks, against 1.42-1.83 for a walker's; 1.27 running), and a walker's thigh gives 1.05-1.11;
+* the lean (with a static pose): a thigh leans forward of its standing inclination on average while it
+  moves (the hip flexes: walking, running, squats, lunges, sit-to-stand), a shank with its knee ahead of its
+  ankle (the ankle dorsiflexes, the knee flexes): the mean specific force of the moving samples, in the
+  frame the static pose and the axis make, leans towards +x for a thigh and -x for a shank. Measured on the
+  synthetic athlete: thighs +7 (walking) to +49 deg (lunge), shanks -16 to -61 deg, except a lunge's rear
+  shank, -5.
+
+The lean decides where it alone is clear (``min_lean_deg``), the swing where it alone is (``min_sign_cue``);
+where neither is, or both are and disagree (the swing's sign is kept), an estimate that would be good is
+degraded, saying forward may be backward. Where the lean alone tells it the movement is not walking, and
+its main axis may not be the knee's flexion axis (a squat with valgus: the synthetic athlete's shanks'
+mountings come out 11-12 deg off): degraded too, saying so, with its sign right, so that a knee from two
+such straps is not mirrored.
 
 The rotation is the solution of Wahba's problem (scipy's ``Rotation.align_vectors``) with the primary
 vector held exactly: gravity from the static pose when there is one (then y only fixes the rotation about
@@ -97,20 +108,26 @@ def flexion_axis(gyr, *, blocks: int = 6) -> tuple[np.ndarray, float, float, flo
 
 
 def estimate_mounting(gyr=None, acc=None, *, static_acc=None, mean_pitch_deg: float = 0.0,
-                      min_samples: int = 200, min_rate: float = 0.5, min_axis_ratio: float = 2.0,
+                      min_samples: int = 200, min_rate: float = 0.3, min_axis_ratio: float = 2.0,
                       max_axis_sigma_deg: float = 5.0, blocks: int = 6,
-                      max_static_deviation: float = 0.5, min_sign_cue: float = 0.0) -> MountingEstimate:  # fmt: skip
+                      max_static_deviation: float = 0.5, min_sign_cue: float = 0.0, lean_sign: float = 0.0,
+                      min_lean_deg: float = 5.0) -> MountingEstimate:  # fmt: skip
     """Estimate a strap's mounting from walking (``gyr`` rad/s and ``acc`` m/s² specific force, (n, 3) in
     the sensor frame, several whole strides) and/or a static upright pose (``static_acc``, (m, 3)).
 
     ``mean_pitch_deg``: the segment's assumed mean sagittal inclination over the stride, as the angle of
     the mean world vertical in the segment frame from its z axis towards +x (used without a static pose).
-    ``min_rate``: RMS angular rate (rad/s) about the axis below which there is too little movement;
+    ``min_rate``: RMS angular rate (rad/s) about the axis below which there is too little movement (a
+    consumer gyroscope's noise is about 0.01 rad/s, and the axis's spread over blocks guards its precision;
+    a slow lunge's thigh turns 0.46 rad/s RMS, a walker's shank 2-3);
     ``min_axis_ratio``: first-to-second singular value ratio below which no single axis stands out;
     ``max_axis_sigma_deg``: the axis's standard error (from its spread over ``blocks`` parts) above
     which the axis is not trusted; ``max_static_deviation``: m/s², how far the static samples may stray
     from their mean and their norm from gravity; ``min_sign_cue``: the swing's cue (``flexion_axis``) below
-    which the axis's sign, so the forward direction, is not trusted (0: always trusted).
+    which the axis's sign, so the forward direction, is not trusted by it (0: always trusted);
+    ``lean_sign``: the way the segment leans on average while it moves, +1 forward (a thigh), -1 backward
+    (a shank), 0 unknown; ``min_lean_deg``: the mean lean (of ``acc``, with a static pose) from which it
+    tells forward.
     """
     up = None
     if static_acc is not None:
@@ -149,11 +166,8 @@ def estimate_mounting(gyr=None, acc=None, *, static_acc=None, mean_pitch_deg: fl
     if up is not None and axis is not None:
         if abs(float(up @ axis)) > np.cos(np.radians(30.0)):
             return _insufficient("the rotation axis is close to the static vertical", axis, ratio, sigma)
+        axis, quality = _signed(axis, up, acc, cue, min_sign_cue, lean_sign, min_lean_deg)
         rotation, _ = Rotation.align_vectors([_Z, _Y], [up, axis], weights=[np.inf, 1.0])
-        quality = Quality(QualityLevel.GOOD)
-        if cue < min_sign_cue:
-            quality = Quality(QualityLevel.DEGRADED, f"the swing does not tell forward from backward (cue "
-                              f"{cue:.2f} < {min_sign_cue:g}): the heading may be 180 deg off")  # fmt: skip
         return MountingEstimate(rotation.as_matrix(), quality, "all three angles", axis, ratio, sigma)
     if up is not None:
         rotation, _ = Rotation.align_vectors([_Z], [up])
@@ -184,6 +198,47 @@ def estimate_mounting(gyr=None, acc=None, *, static_acc=None, mean_pitch_deg: fl
         "the flexion axis (two angles); the rotation about it from the assumed mean pitch",
         axis, ratio, sigma,
     )  # fmt: skip
+
+
+def mean_lean_deg(axis: np.ndarray, up: np.ndarray, acc) -> float:
+    """How far the mean specific force of ``acc`` (n, 3) leans from the static ``up`` towards the forward
+    direction that ``axis`` (the segment's y, signed) makes with it (x = y cross z), in degrees."""
+    mean = np.nanmean(np.asarray(acc, dtype=np.float64), axis=0)
+    forward = _unit(np.cross(axis, up))
+    return float(np.degrees(np.arctan2(mean @ forward, mean @ up)))
+
+
+def _signed(axis, up, acc, cue: float, min_sign_cue: float, lean_sign: float, min_lean_deg: float):
+    """The flexion axis signed by the lean where it alone is clear, else as the swing signed it, and the
+    estimate's quality: good only where the swing is clear (walking) and the lean, if clear, agrees."""
+    swing = cue >= min_sign_cue
+    lean = mean_lean_deg(axis, up, acc) if lean_sign and acc is not None and len(acc) else float("nan")
+    if abs(lean) < min_lean_deg or not np.isfinite(lean):
+        if swing:
+            return axis, Quality(QualityLevel.GOOD)
+        if np.isfinite(lean):
+            return axis, _backward(
+                f"neither the swing (cue {cue:.2f} < {min_sign_cue:g}) nor the mean lean "
+                f"({lean:+.1f} deg, under {min_lean_deg:g}) tells forward from backward"
+            )
+        return axis, _backward(
+            f"the swing does not tell forward from backward (cue {cue:.2f} < {min_sign_cue:g})"
+        )
+    agrees = np.sign(lean) == np.sign(lean_sign)
+    if swing and agrees:
+        return axis, Quality(QualityLevel.GOOD)
+    if swing:
+        return axis, _backward(
+            f"the swing (cue {cue:.2f}) and the mean lean ({lean:+.1f} deg) disagree on forward"
+        )
+    return (axis if agrees else -axis), Quality(QualityLevel.DEGRADED, (
+        f"the swing does not tell forward (cue {cue:.2f} < {min_sign_cue:g}), the mean lean does "
+        f"({abs(lean):.1f} deg): the axis is this movement's main one, which is off the knee's flexion axis "
+        f"where the joint also abducts or rotates (a squat's valgus)"))  # fmt: skip
+
+
+def _backward(why: str) -> Quality:
+    return Quality(QualityLevel.DEGRADED, f"{why}: the heading may be 180 deg off")
 
 
 def _insufficient(reason: str, axis=None, ratio=float("nan"), sigma=float("nan")) -> MountingEstimate:

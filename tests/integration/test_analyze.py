@@ -400,7 +400,9 @@ def test_the_offline_analysis_records_the_mounting_it_found(fusion_walk):
     found = json.loads(row["settings"])["found"]
     for device in simulation.imus:
         mounting = found["mounting"][device.segment]
-        assert (mounting["quality"], mounting["fixed"]) == ("good", "all three angles"), mounting
+        assert mounting["fixed"] == "all three angles", mounting
+        # a walker's thigh swings about as fast both ways: its mean lean tells forward (kinefuse.fusion.mounting)
+        assert mounting["quality"] == "good" or "the mean lean does" in mounting["reason"], mounting
         off = Rotation.from_matrix(np.array(mounting["matrix"]).T @ device.mounting).magnitude()
         # the live calibration's error on the synthetic walker (docs/fusion.md): shank 0.2-2.3 deg, thigh 4.5-8.3;
         # here 1.0-1.1 and 8.1 over seeds 1, 2, 3, 6

@@ -43,9 +43,12 @@ _THIGH_BIAS = ("mounting of a thigh strap: the pelvis's rotation tilts the thigh
 # gyroscope samples slower than this are left out of the functional movement: standing still they are
 # noise about no axis, and would make the axis's spread over blocks look like a wandering axis
 _MOVING_RAD_S = 0.2
-# a shank's swing must be this much faster than its other way to tell forward (kinefuse.fusion.mounting):
-# walking shanks 1.41-1.79, a lunge's 1.18-1.19 and a sit-to-stand's 1.31-1.34 on the synthetic athlete
-SHANK_SIGN_CUE = 1.35
+# a leg segment's swing must be this much faster than its other way to tell forward (kinefuse.fusion.mounting):
+# walking shanks 1.42-1.83, a lunge's 1.17-1.19 and a sit-to-stand's 1.29-1.32 on the synthetic athlete, a
+# walker's thigh 1.05-1.11
+SIGN_CUE = 1.35
+# the way a leg segment leans on average while it moves (kinefuse.fusion.mounting): a thigh forward, a shank back
+LEAN_SIGNS = {"thigh": 1.0, "shank": -1.0}
 # per-sample flags: heading without a magnetometer, magnetic disturbance, a lost sample put back
 _NO_MAG, _DISTURBED, _LOST = 1, 2, 4
 _FLAG_REASONS = {_NO_MAG: "no magnetometer: heading relative to where the strap started",
@@ -325,7 +328,7 @@ class StrapTrack:
         mag = None if mag is None else np.ascontiguousarray(mag)
         out = self.filter.update_batch(gyr, acc, mag)
         if self.bias is not None:
-            self._mounting.movement(gyr, times)
+            self._mounting.movement(gyr, acc, times)
         quats = out["quat6d"] if mag is None else out["quat9d"]
         flags = (np.full(len(gyr), _NO_MAG) if mag is None
                  else np.where(np.asarray(out["mag_disturbed"], dtype=bool), _DISTURBED, 0))  # fmt: skip
@@ -398,7 +401,8 @@ class MountingCalibration:
     """A leg strap's mounting on its segment (``kinefuse.fusion.mounting.estimate_mounting``), found live: the
     strap's first rest is the static upright pose (gravity gives the segment's z axis), the ``window_s`` of
     gyroscope samples from the first movement after it the functional movement (the knee's flexion axis,
-    the segment's y; Seel, Raisch & Schauer 2014, Sensors 14:6891). Samples slower than ``_MOVING_RAD_S``
+    the segment's y; Seel, Raisch & Schauer 2014, Sensors 14:6891), their specific force the segment's
+    mean lean, which tells forward outside walking. Samples slower than ``_MOVING_RAD_S``
     are left out. A window without movement ends ``window_s`` after the rest, so a strap that never moves
     is told insufficient. An insufficient window is reported and the next one tried; only the current
     window's samples are kept.
@@ -410,6 +414,7 @@ class MountingCalibration:
         self.static_acc: np.ndarray | None = None
         self.window_start_s: float | None = None
         self.moving: list[np.ndarray] = []  # the current window's moving gyroscope samples (rad/s)
+        self.moving_acc: list[np.ndarray] = []  # and their specific force (m/s²)
         self.last_s: float | None = None
         self.estimate: MountingEstimate | None = None  # the accepted one, or the last insufficient one
         self.calibrated_s: float | None = None  # from when the mounting is applied
@@ -422,13 +427,14 @@ class MountingCalibration:
         if self.kind in CALIBRATED_KINDS and self.static_acc is None:
             self.static_acc, self.window_start_s = np.array(acc), end_s
 
-    def movement(self, gyr: np.ndarray, times: np.ndarray) -> None:
-        """Bias-corrected gyroscope samples (rad/s) at ``times`` (s), after the static pose. A window ends
-        with its first sample ``window_s`` after its start, however the samples were batched."""
+    def movement(self, gyr: np.ndarray, acc: np.ndarray, times: np.ndarray) -> None:
+        """Bias-corrected gyroscope samples (rad/s) and specific force (m/s²) at ``times`` (s), after the
+        static pose. A window ends with its first sample ``window_s`` after its start, however the samples
+        were batched."""
         if self.static_acc is None or self.calibrated:
             return
         after = times > self.window_start_s
-        gyr, times = gyr[after], times[after]
+        gyr, acc, times = gyr[after], acc[after], times[after]
         while len(times) and not self.calibrated:
             moving = np.linalg.norm(gyr, axis=1) > _MOVING_RAD_S
             ends = np.flatnonzero(times - self.window_start_s >= self.window_s)
@@ -440,10 +446,11 @@ class MountingCalibration:
             stop = int(ends[0]) + 1 if len(ends) else len(times)
             if moving[:stop].any():
                 self.moving.append(gyr[:stop][moving[:stop]])
+                self.moving_acc.append(acc[:stop][moving[:stop]])
             self.last_s = float(times[stop - 1])
             if len(ends):
                 self._estimate()
-            gyr, times = gyr[stop:], times[stop:]
+            gyr, acc, times = gyr[stop:], acc[stop:], times[stop:]
 
     def end_window(self) -> None:
         """Estimate from the current window's samples now (offline: the whole recording is one window)."""
@@ -452,10 +459,10 @@ class MountingCalibration:
 
     def _estimate(self) -> None:
         estimate = estimate_mounting(
-            np.concatenate([np.empty((0, 3)), *self.moving]), static_acc=self.static_acc,
-            min_sign_cue=SHANK_SIGN_CUE if self.kind == "shank" else 0.0,
+            np.concatenate([np.empty((0, 3)), *self.moving]), np.concatenate([np.empty((0, 3)), *self.moving_acc]),
+            static_acc=self.static_acc, min_sign_cue=SIGN_CUE, lean_sign=LEAN_SIGNS.get(self.kind, 0.0),
         )  # fmt: skip
-        self.moving, self.window_start_s = [], self.last_s
+        self.moving, self.moving_acc, self.window_start_s = [], [], self.last_s
         self.estimate = estimate
         if estimate.mounting is not None:
             self.calibrated_s = self.last_s
@@ -485,7 +492,8 @@ class MountingCalibration:
         if self.calibrated and t >= self.calibrated_s:
             if self.estimate.quality.level is QualityLevel.GOOD:
                 return _THIGH_BIAS if self.kind == "thigh" else None
-            return f"mounting: {self.estimate.quality.reason}"
+            also = f"; {_THIGH_BIAS}" if self.kind == "thigh" else ""
+            return f"mounting: {self.estimate.quality.reason}{also}"
         if self.static_acc is None:
             return f"{_NOT_YET}: no rest yet for the static pose"
         if self.calibrated:  # an item from before the calibration, published after it
