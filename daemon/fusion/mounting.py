@@ -29,8 +29,8 @@ The sign of the axis, so which way is forward, follows anatomy, from two cues:
   moves (the hip flexes: walking, running, squats, lunges, sit-to-stand), a shank with its knee ahead of its
   ankle (the ankle dorsiflexes, the knee flexes): the mean specific force of the moving samples, in the
   frame the static pose and the axis make, leans towards +x for a thigh and -x for a shank. Measured on the
-  synthetic athlete: thighs +7 (walking) to +49 deg (lunge), shanks -16 to -61 deg, except a lunge's rear
-  shank, -5.
+  synthetic athlete: thighs +7 (walking) to +49 deg (lunge), shanks -16 to -61 deg, except a lunge's front
+  shank (its knee over its ankle), -4.
 
 The lean decides where it alone is clear (``min_lean_deg``), the swing where it alone is (``min_sign_cue``);
 where neither is, or both are and disagree (the swing's sign is kept), an estimate that would be good is

@@ -210,9 +210,9 @@ def _forward_right(estimate, mounting) -> bool:
 def test_outside_walking_the_lean_tells_forward_where_the_swing_does_not(name):
     """Both directions turn about as fast there, so the swing is no cue (it picked the wrong sign on these
     shanks once and called it good: the legs 180 deg off about the vertical); the mean lean is, on every
-    strap but a lunge's rear shank, whose lean is too small (that one says so). Not good where the lean alone
-    tells: the movement's main axis need not be the knee's flexion axis (with the squat's valgus a shank's
-    mounting comes out 11-12 deg off)."""
+    strap but a lunge's front shank (its knee over its ankle), whose lean is too small (that one says so).
+    Not good where the lean alone tells: the movement's main axis need not be the knee's flexion axis (with
+    the squat's valgus a shank's mounting comes out 11-12 deg off)."""
     told = 0
     for segment, mounting, gyr, acc, standing in _exercise_straps(name):
         kind = segment.partition("_")[2]

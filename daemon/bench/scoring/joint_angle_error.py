@@ -132,14 +132,14 @@ def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: 
         sim_t = sim_time_s(db, clock, times)
         truth = simulation.body.joint_angles(sim_t)[joint]
         after = sim_t >= WARMUP_S
-        valued = after & np.isfinite(values).all(axis=1)
-        good = valued & (levels == "good")
-        share = ", ".join(f"{np.mean(levels[after] == level):.0%} {level}"
-                          for level in ("good", "degraded", "insufficient"))  # fmt: skip
-        for i, angle in enumerate(angles):
+        for i, angle in enumerate(angles):  # a joint's angles may differ in quality (a leg joint turned)
+            valued = after & np.isfinite(values[:, i])
+            good = valued & (levels[:, i] == "good")
+            share = ", ".join(f"{np.mean(levels[after, i] == level):.0%} {level}"
+                              for level in ("good", "degraded", "insufficient"))  # fmt: skip
             error = values[:, i] - truth[:, i]
-            stated = good & np.isfinite(tolerance)
-            good_errors.append(np.abs(error[stated]) / tolerance[stated])
+            stated = good & np.isfinite(tolerance[:, i])
+            good_errors.append(np.abs(error[stated]) / tolerance[stated, i])
             note = (f"{int(valued.sum())} values after {WARMUP_S:.0f} s ({share}); over the good ones only: "
                     f"{_fmt(_rms(error[good]))} deg; ISB joint coordinate system, the {processor} metric")  # fmt: skip
             rows.append(make_row(name, f"{joint.replace('_', ' ')} {angle} RMSE ({what})", "deg",
@@ -160,8 +160,8 @@ def _honesty_row(name: str, what: str, processor: str, good_errors: list) -> lis
 
 
 def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The joint's stored angles: item times (ns), values (n, len(angles)) in degrees (NaN where none), their
-    quality level and tolerance (deg, NaN where none; the first angle's: they share them)."""
+    """The joint's stored angles: item times (ns), and per angle (n, len(angles)) the values in degrees (NaN
+    where none), their quality levels and tolerances (deg, NaN where none)."""
     query = (
         "SELECT time_ns, value, quality, tolerance FROM metrics WHERE analysis_id IS NULL "
         "AND processor = ? AND name = ? ORDER BY time_ns"
@@ -169,11 +169,13 @@ def _stored(db, processor: str, joint: str, angles) -> tuple[np.ndarray, np.ndar
     columns = {angle: list(db.query(query, [processor, f"{joint}.{angle}"])) for angle in angles}
     first = columns[angles[0]]
     times = np.array([r["time_ns"] for r in first], dtype=np.int64)
-    values = np.array([[np.nan if r["value"] is None else r["value"] for r in columns[a]] for a in angles]).T
-    tolerance = np.array(
-        [np.nan if r["tolerance"] is None else r["tolerance"] for r in first], dtype=np.float64
-    )
-    return times, values.reshape(len(times), len(angles)), np.array([r["quality"] for r in first]), tolerance
+    shape = (len(times), len(angles))
+    values, tolerance = (
+        np.array([[np.nan if r[key] is None else r[key] for r in columns[a]] for a in angles], dtype=np.float64)
+        .T.reshape(shape) for key in ("value", "tolerance")
+    )  # fmt: skip
+    levels = np.array([[r["quality"] for r in columns[a]] for a in angles]).T.reshape(shape)
+    return times, values, levels, tolerance
 
 
 def _rms(error: np.ndarray) -> float | None:

@@ -20,7 +20,7 @@ from kinefuse.types import (
     QualityLevel,
     SegmentOrientation,
 )
-from kinefuse_plugins.metrics.joint_angles import SPEC, JointAngles
+from kinefuse_plugins.metrics.joint_angles import _TRUNK_LINE, SPEC, JointAngles
 
 OPTIONS = {
     "revision": 1,
@@ -102,6 +102,30 @@ def test_a_joint_is_as_good_as_its_worse_segment_and_has_no_value_across_worlds(
     assert processor.observe([other]) == []
 
 
+def test_a_leg_joint_turned_past_any_one_s_rotation_has_no_rotation_and_says_the_flexion_may_be_mirrored():
+    """A shank (or thigh) turned 180 deg about its long axis, a strap's forward taken backward (its
+    mounting's sign), puts the knee's rotation near 180 deg: no rotation, and flexion and adduction
+    degraded (right if the shank is the one turned, as here, mirrored if the thigh); 80 deg is a value."""
+    processor = JointAngles(OPTIONS, "joint_angles")
+    thigh = _segment(
+        "left_thigh", (1.0, 0.0, 0.0, 0.0), QualityLevel.DEGRADED, "mounting: forward may be backward"
+    )
+    for turn in (180.0, -100.0, 80.0):
+        bent = Rotation.from_euler("YZ", [30.0, turn], degrees=True).as_quat()[[3, 0, 1, 2]]
+        item = MotionItem(0, 30.0, (thigh, _segment("left_shank", bent)), (), "motion", 1)
+        got = _values(processor.observe([item]))
+        flexion, rotation = got["left_knee.flexion"], got["left_knee.rotation"]
+        assert flexion.value == pytest.approx(30.0) and flexion.quality.level is QualityLevel.DEGRADED
+        if abs(turn) > 90.0:
+            assert rotation.value is None and rotation.quality.level is QualityLevel.INSUFFICIENT
+            assert "beyond any knee's" in rotation.quality.reason
+            assert "right if it is the left_shank, mirrored if the left_thigh" in flexion.quality.reason
+            assert "forward may be backward" in flexion.quality.reason
+        else:
+            assert abs(rotation.value) == pytest.approx(turn)
+            assert flexion.quality.reason == "left_thigh: mounting: forward may be backward"
+
+
 STRAPS = """
 [scenario]
 name = "pelvis_and_trunk"
@@ -167,6 +191,30 @@ def test_from_the_true_3d_joints_the_knee_flexion_is_the_true_one_and_rotation_i
             assert got[f"{side}_knee.flexion"].quality.level is QualityLevel.GOOD
 
 
+def test_from_the_true_3d_joints_a_hip_takes_in_the_lumbar_bend_and_says_so():
+    """Hips and shoulders do not show the pelvis's tilt: the keypoint pelvis stands on the trunk's line, so a
+    sit-to-stand's hip flexion from its true joints is off by most of the lumbar spine's flexion (0.8 of it),
+    more than 5 deg RMS; every hip value is degraded, saying why."""
+    shape = BodyShape(1.75)
+    body = Body(shape, make_motion("sit_to_stand", shape=shape))
+    t = np.linspace(0.0, 6.0, 61)  # one repetition: seated, up, seated
+    marks, truth = body.landmarks(t), body.joint_angles(t)
+    processor = JointAngles({**OPTIONS, "source": "keypoints"}, "joint_angles")
+    hips = []
+    for j in range(len(t)):
+        points = np.array([marks[n][j] for n in COCO_17])
+        status = np.full(len(COCO_17), KeypointStatus.MEASURED, dtype=np.int8)
+        hip = _values(processor.observe([MotionItem(j, 30.0, (), (_view(points, status),), "motion", 1)]))[
+            "left_hip.flexion"
+        ]
+        assert hip.quality == Quality(QualityLevel.DEGRADED, _TRUNK_LINE)
+        hips.append(hip.value)
+    error, lumbar = np.array(hips) - truth["left_hip"][:, 0], truth["lumbar"][:, 0]
+    assert np.sqrt(np.mean(error**2)) > 5.0
+    slope = np.polyfit(lumbar, error, 1)[0]
+    assert 0.7 < slope < 0.9 and np.corrcoef(lumbar, error)[0, 1] > 0.99
+
+
 def test_a_keypoint_angle_is_as_good_as_its_worst_keypoint():
     points = np.array([[0.0, 0.0, 1.5]] * 17) + np.arange(17)[:, None] * [0.01, 0.02, -0.05]
     status = np.full(17, KeypointStatus.MEASURED, dtype=np.int8)
@@ -174,7 +222,7 @@ def test_a_keypoint_angle_is_as_good_as_its_worst_keypoint():
     status[COCO_17.index("right_knee")] = KeypointStatus.MISSING
     processor = JointAngles({**OPTIONS, "source": "keypoints"}, "joint_angles")
     got = _values(processor.observe([MotionItem(0, 30.0, (), (_view(points, status),), "motion", 1)]))
-    assert got["left_hip.flexion"].quality.level is QualityLevel.GOOD
+    assert got["left_hip.flexion"].quality == Quality(QualityLevel.DEGRADED, _TRUNK_LINE)  # its one caveat
     assert got["left_knee.flexion"].quality.level is QualityLevel.DEGRADED
     assert got["left_knee.flexion"].provenance is Provenance.FILLED
     assert got["right_knee.flexion"].value is None and got["right_hip.adduction"].value is None
