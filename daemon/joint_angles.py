@@ -97,6 +97,20 @@ def keypoint_frames(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 KEYPOINT_ANGLES = ("flexion", "adduction")  # what keypoint frames show (``keypoint_frames``)
 
 
+def trunk_lean_deg(left_hip, right_hip, left_shoulder, right_shoulder) -> tuple[np.ndarray, np.ndarray]:
+    """The trunk's lean (deg) from the world's vertical (z up), from 3D joint positions ((3,) or (n, 3)):
+    the line from the hips' to the shoulders' midpoint, forward (+) along the way the hips face (their line,
+    left minus right, made horizontal, turned a quarter clockwise seen from above) and to the left (+)."""
+    trunk = (np.asarray(left_shoulder) + right_shoulder - left_hip - right_hip) / 2.0
+    left = np.asarray(left_hip, dtype=np.float64) - right_hip
+    left[..., 2] = 0.0
+    left /= np.linalg.norm(left, axis=-1, keepdims=True)
+    forward = np.cross(left, [0.0, 0.0, 1.0])
+    up = trunk[..., 2]
+    return (np.degrees(np.arctan2(np.sum(trunk * forward, axis=-1), up)),
+            np.degrees(np.arctan2(np.sum(trunk * left, axis=-1), up)))  # fmt: skip
+
+
 def _frame(up: np.ndarray, left: np.ndarray) -> np.ndarray:
     """The frame (n, 3, 3) whose z is ``up`` and whose y is ``left`` made square to it; columns x, y, z."""
     z = up / np.linalg.norm(up, axis=-1, keepdims=True)

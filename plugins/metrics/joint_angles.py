@@ -28,6 +28,9 @@ turn about its long axis, so no rotation is given). Each is as good as the worst
 keypoints' stated tolerances allow (``_angle_tolerance_deg``), and past ``max_tolerance_deg`` it is
 degraded. A hip's are degraded anyway: the pelvis frame stands on the trunk's line (hip and shoulder
 keypoints do not show the pelvis's tilt), so the lumbar spine's bend passes into them (``_TRUNK_LINE``).
+And the trunk's lean from the cameras' vertical (their world is z up): ``trunk.lean`` forward along the way
+the hips face, ``trunk.side_lean`` to the athlete's left (kinefuse.joint_angles.trunk_lean_deg), as good as
+its four keypoints and what their tolerances allow.
 
 From a camera (each camera's view, or the one named by ``camera``): the hips' and knees' flexion as its
 image shows them (kinefuse_plugins.metrics.planar_angles), their unit saying "2D projection", the camera's
@@ -55,6 +58,7 @@ from kinefuse.joint_angles import (
     joint_angles,
     joints_between,
     keypoint_frames,
+    trunk_lean_deg,
 )
 from kinefuse.keypoints import KEYPOINT_NAMES
 from kinefuse.types import (
@@ -78,6 +82,7 @@ OBLIQUITY_S = 2.0  # a camera's plane-of-motion turn is the median of its estima
 PLANAR_UNIT = "deg, 2D projection in the camera's image (flexion +)"
 FPPA_UNIT = "deg, 2D frontal plane projection angle in the camera's image (valgus +, Willson & Davis 2008)"
 LEAN_UNIT = "deg, 2D projection in the camera's image: trunk from vertical (forward +)"
+TRUNK_UNIT = "deg, trunk (hips' to shoulders' midpoint) from the cameras' vertical: forward +, to the left +"
 SCHEMA = {
     "revision": Field(
         int, 0, "motion items read: 0 as first published, 1 their fixed-lag smoothed revision", min=0, max=1
@@ -206,7 +211,23 @@ class JointAngles:
                 ].tolist()
             tolerance = tolerance if tolerance is not None and np.isfinite(tolerance) else None
             out.extend(self._values(item, joint, KEYPOINT_ANGLES, values, quality, provenance, tolerance))
-        return out
+        return out + self._trunk_lean(item, view, names)
+
+    def _trunk_lean(self, item: MotionItem, view, names) -> list[DerivedValue]:
+        """The trunk's lean from the cameras' vertical (their world is z up), forward along the way the hips
+        face and to the athlete's left, as good as its four keypoints and their tolerances."""
+        corners = [names.index(n) for n in _FRAME_POINTS["pelvis"]]
+        quality, provenance = _seen(view, corners)
+        values, tolerance = [None, None], None
+        if provenance is not None:
+            left_hip, right_hip, left_shoulder, right_shoulder = view.position[corners]
+            values = [float(v) for v in trunk_lean_deg(left_hip, right_hip, left_shoulder, right_shoulder)]
+            tolerance = _trunk_tolerance_deg(view, corners)
+            quality = self._within(quality, tolerance)
+            tolerance = tolerance if np.isfinite(tolerance) else None
+        return [DerivedValue(name, item.time_ns, value, TRUNK_UNIT, provenance or Provenance.MEASURED, quality,
+                             self.processor_id, None, self.processor_id, tolerance)
+                for name, value in zip(("trunk.lean", "trunk.side_lean"), values, strict=True)]  # fmt: skip
 
     def _camera_angles(self, item: MotionItem) -> list[DerivedValue]:
         out = []
@@ -330,6 +351,16 @@ def _on_the_trunk_line(quality: Quality) -> Quality:
         return quality
     reasons = "; ".join(r for r in (_TRUNK_LINE, quality.reason) if r)
     return Quality(QualityLevel.DEGRADED, reasons)
+
+
+def _trunk_tolerance_deg(view, corners: list[int]) -> float:
+    """How far (deg) the trunk's line (hips' to shoulders' midpoint) may turn, from its ends' tolerances (each
+    midpoint's the mean of its two keypoints') over its length; NaN where a tolerance is unknown."""
+    if view.tolerance is None:
+        return np.nan
+    hips, shoulders = view.position[corners[:2]].mean(axis=0), view.position[corners[2:]].mean(axis=0)
+    ends = view.tolerance[corners[:2]].mean() + view.tolerance[corners[2:]].mean()
+    return float(np.degrees(ends / np.linalg.norm(shoulders - hips)))
 
 
 def _angle_tolerance_deg(view, names, parent: str, child: str) -> float:

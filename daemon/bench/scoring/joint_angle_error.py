@@ -2,8 +2,9 @@
 its three ISB angles (kinefuse.joint_angles) as the daemon stored them, and the hips' and knees' flexion and
 adduction from the 3D keypoints, against the simulator's true joint angles (kinefuse.sim.body.Body.joint_angles,
 built on the same definitions), at the metrics' times; and the hips' and knees' flexion as each camera's
-image shows them (2D projection), both sides pooled, and the trunk's forward lean against the true trunk
-line's (shoulders' to hips' midpoint) angle from vertical along the athlete's heading.
+image shows them (2D projection), both sides pooled; and the trunk's forward lean, from each camera's image and
+from the 3D keypoints, against the true trunk line's (shoulders' to hips' midpoint) angle from vertical along
+the athlete's heading.
 
 Scored: every value from ``WARMUP_S`` on; the note gives the share of each quality level and the error of the
 values reported good alone. Times: a metric's time is its motion item's (aligned host time); the
@@ -36,8 +37,10 @@ def joint_angle_rows(name: str, simulation, db) -> list[dict]:
     clock = simulation.imus[0] if simulation.imus else simulation.cameras[0] if simulation.cameras else None
     if clock is None:
         return []
+    keypoint_trunk = _keypoint_trunk_rows(name, simulation, db, clock)
     return [*_rows(name, simulation, db, clock, SEGMENTS_PROCESSOR, from_straps, "from straps"),
-            *_rows(name, simulation, db, clock, KEYPOINTS_PROCESSOR, from_keypoints, "from 3D keypoints"),
+            *_rows(name, simulation, db, clock, KEYPOINTS_PROCESSOR, from_keypoints, "from 3D keypoints",
+                   keypoint_trunk),
             *_camera_rows(name, simulation, db)]  # fmt: skip
 
 
@@ -69,9 +72,25 @@ def _trunk_lean_row(name: str, simulation, db, camera, good_errors: list) -> lis
              "ON d.id = m.device_ref WHERE m.analysis_id IS NULL AND m.processor = ? AND m.name = 'trunk.lean' "
              "AND d.device_id = ?")  # fmt: skip
     rows = list(db.query(query, [CAMERA_PROCESSOR, camera.name]))
+    return _lean_row(name, simulation, db, camera, rows, good_errors, f"2D projection, {camera.name}",
+                     f"{camera.name}'s image")  # fmt: skip
+
+
+def _keypoint_trunk_rows(name: str, simulation, db, clock):
+    """The trunk's lean from the 3D keypoints, as ``_rows`` takes its extra rows: given its good values'
+    |error| / tolerance list, the row (none where the processor gave no lean)."""
+    query = ("SELECT time_ns, value, quality, tolerance FROM metrics WHERE analysis_id IS NULL AND processor = ? "
+             "AND name = 'trunk.lean' ORDER BY time_ns")  # fmt: skip
+    rows = list(db.query(query, [KEYPOINTS_PROCESSOR]))
+    return lambda good_errors: _lean_row(name, simulation, db, clock, rows, good_errors, "from 3D keypoints",
+                                         f"the {KEYPOINTS_PROCESSOR} metric")  # fmt: skip
+
+
+def _lean_row(name: str, simulation, db, clock, rows: list, good_errors: list, what: str, where: str) -> list:
+    """The trunk lean's RMSE against the true trunk line's lean along the heading, for stored ``rows``."""
     if not rows:
         return []
-    sim_t = sim_time_s(db, camera, np.array([r["time_ns"] for r in rows], dtype=np.int64))
+    sim_t = sim_time_s(db, clock, np.array([r["time_ns"] for r in rows], dtype=np.int64))
     marks = simulation.body.landmarks(sim_t)
     trunk = 0.5 * (marks["left_shoulder"] + marks["right_shoulder"] - marks["left_hip"] - marks["right_hip"])
     heading = simulation.body.heading_rad
@@ -90,9 +109,8 @@ def _trunk_lean_row(name: str, simulation, db, camera, good_errors: list) -> lis
     )
     note = (f"{int(after.sum())} values after {WARMUP_S:.0f} s ({share}); over the good ones only: "
             f"{_fmt(_rms(error[valued & (level == 'good')]))} deg; signed median {np.nanmedian(error[valued]):+.1f} "
-            f"deg; against the true trunk line's lean along the heading; {camera.name}'s image")  # fmt: skip
-    return [make_row(name, f"trunk lean RMSE (2D projection, {camera.name})", "deg", _rms(error[valued]), "lower",
-                     note=note)]  # fmt: skip
+            f"deg; against the true trunk line's lean along the heading; {where}")  # fmt: skip
+    return [make_row(name, f"trunk lean RMSE ({what})", "deg", _rms(error[valued]), "lower", note=note)]
 
 
 def _camera_joint(simulation, db, camera, joint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -123,7 +141,10 @@ def _camera_joint(simulation, db, camera, joint: str) -> tuple[np.ndarray, np.nd
     return np.concatenate(errors), np.concatenate(levels), np.concatenate(ratios), ", ".join(sides)
 
 
-def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: str) -> list[dict]:
+def _rows(
+    name: str, simulation, db, clock, processor: str, joints: dict, what: str, extra=None
+) -> list[dict]:
+    """Each joint angle's RMSE row, ``extra(good_errors)``'s rows, and their honesty row."""
     rows, good_errors = [], []  # good_errors: (|error| / tolerance) of every good value stating one
     for joint, angles in joints.items():
         times, values, levels, tolerance = _stored(db, processor, joint, angles)
@@ -144,6 +165,7 @@ def _rows(name: str, simulation, db, clock, processor: str, joints: dict, what: 
                     f"{_fmt(_rms(error[good]))} deg; ISB joint coordinate system, the {processor} metric")  # fmt: skip
             rows.append(make_row(name, f"{joint.replace('_', ' ')} {angle} RMSE ({what})", "deg",
                                  _rms(error[valued]), "lower", note=note))  # fmt: skip
+    rows += extra(good_errors) if rows and extra is not None else []
     return rows + _honesty_row(name, what, processor, good_errors) if rows else rows
 
 

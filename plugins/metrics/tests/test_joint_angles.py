@@ -184,7 +184,7 @@ def test_from_the_true_3d_joints_the_knee_flexion_is_the_true_one_and_rotation_i
         status = np.where(np.isfinite(points).all(axis=1), KeypointStatus.MEASURED, KeypointStatus.MISSING)
         got = _values(processor.observe([MotionItem(j, 30.0, (), (_view(points, status),), "motion", 1)]))
         assert set(got) == {f"{s}_{joint}.{a}" for s in ("left", "right") for joint in ("hip", "knee")
-                            for a in ("flexion", "adduction")}  # fmt: skip
+                            for a in ("flexion", "adduction")} | {"trunk.lean", "trunk.side_lean"}  # fmt: skip
         for side in ("left", "right"):
             # within 0.01 deg: the frames' medio-lateral axes are the pelvis's, not each segment's own
             assert got[f"{side}_knee.flexion"].value == pytest.approx(truth[f"{side}_knee"][j, 0], abs=0.01)
@@ -213,6 +213,27 @@ def test_from_the_true_3d_joints_a_hip_takes_in_the_lumbar_bend_and_says_so():
     assert np.sqrt(np.mean(error**2)) > 5.0
     slope = np.polyfit(lumbar, error, 1)[0]
     assert 0.7 < slope < 0.9 and np.corrcoef(lumbar, error)[0, 1] > 0.99
+
+
+def test_from_the_true_3d_joints_the_trunk_lean_is_the_true_one():
+    """A squat leans the trunk forward (the synthetic squatter 15 deg at depth, on a 20 deg pelvis tilt) and
+    not sideways: from its true joints, the trunk line's lean along the way it faces, within 0.01 deg."""
+    shape = BodyShape(1.75)
+    body = Body(shape, make_motion("squat", shape=shape))
+    t = np.linspace(0.0, 3.0, 31)
+    marks = body.landmarks(t)
+    trunk = (marks["left_shoulder"] + marks["right_shoulder"] - marks["left_hip"] - marks["right_hip"]) / 2
+    ahead = trunk[:, 0] * np.cos(body.heading_rad) + trunk[:, 1] * np.sin(body.heading_rad)
+    truth = np.degrees(np.arctan2(ahead, trunk[:, 2]))
+    assert truth.max() > 20.0
+    processor = JointAngles({**OPTIONS, "source": "keypoints"}, "joint_angles")
+    for j in range(len(t)):
+        points = np.array([marks[n][j] for n in COCO_17])
+        status = np.full(len(COCO_17), KeypointStatus.MEASURED, dtype=np.int8)
+        got = _values(processor.observe([MotionItem(j, 30.0, (), (_view(points, status),), "motion", 1)]))
+        assert got["trunk.lean"].value == pytest.approx(truth[j], abs=0.01)
+        assert got["trunk.side_lean"].value == pytest.approx(0.0, abs=0.01)
+        assert got["trunk.lean"].quality.level is QualityLevel.GOOD and got["trunk.lean"].tolerance < 1.0
 
 
 def test_a_keypoint_angle_is_as_good_as_its_worst_keypoint():
