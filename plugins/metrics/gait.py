@@ -35,8 +35,6 @@ keypoints' ``keypoint_tolerance_s``.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from kinefuse.configschema import Field
@@ -63,10 +61,12 @@ from kinefuse_plugins.metrics.keypoint_contacts import (
     forward_offsets,
     image_offsets,
 )
+from kinefuse_plugins.metrics.keypoint_window import KeypointWindow
 from kinefuse_plugins.metrics.lower_back_contacts import detect_lower_back_contacts
 from kinefuse_plugins.metrics.planar_angles import obliquity_deg
 from kinefuse_plugins.metrics.quality import worst
 from kinefuse_plugins.metrics.strap_contacts import detect_contacts
+from kinefuse_plugins.metrics.strap_samples import StrapSamples
 
 SCHEMA = {
     "source": Field(str, "auto", "contacts from: auto (a foot's strap, else a lower-back strap, else the 3D "
@@ -120,141 +120,11 @@ _FLAGGED = TriangulationCheck.BONE_LENGTH | TriangulationCheck.CAMERA_DRIFT
 _ANKLE_STEP = Quality(QualityLevel.DEGRADED, "from the ankles (no heel keypoint): shorter than heel to heel")
 
 
-@dataclasses.dataclass(frozen=True)
-class StrapGrid:
-    """A strap's window of samples placed by sequence number (``index`` into the grid): ``acc`` and ``gyr``
-    on every grid sample, the lost ones interpolated, and which were ``present``."""
-
-    index: np.ndarray
-    time_ns: np.ndarray
-    rate_hz: float
-    present: np.ndarray
-    acc: np.ndarray
-    gyr: np.ndarray
-
-    def time_at(self, where: float) -> int:
-        """The time (ns) of a fractional grid position."""
-        return int(round(np.interp(where, self.index, self.time_ns)))
-
-    def gap_quality(self, where: float, margin_s: float) -> Quality:
-        """Insufficient where a sample within ``margin_s`` of ``where`` was lost (it rests on interpolated
-        ones), saying how many; else good."""
-        margin = int(round(margin_s * self.rate_hz))
-        missing = int(
-            np.sum(~self.present[max(int(np.floor(where)) - margin, 0) : int(np.ceil(where)) + margin + 1])
-        )
-        if not missing:
-            return Quality(QualityLevel.GOOD)
-        why = f"{missing} samples missing within {margin_s * 1e3:.0f} ms: it rests on interpolated ones"
-        return Quality(QualityLevel.INSUFFICIENT, why)
-
-
-@dataclasses.dataclass
-class StrapSamples:
-    """One strap's latest samples (by sequence number), with what has been reported of them (the ``gait`` and
-    ``landing`` processors)."""
-
-    side: str
-    place: str
-    segment: str
-    seq: list = dataclasses.field(default_factory=list)
-    time_ns: list = dataclasses.field(default_factory=list)
-    acc: list = dataclasses.field(default_factory=list)
-    gyr: list = dataclasses.field(default_factory=list)
-    reported_ns: int = -1  # contacts up to this time are out
-    next_ns: int | None = None  # the next detection once samples reach this time
-
-    def add(self, batch: ImuBatch, keep_ns: int) -> None:
-        times = batch.time_ns if batch.time_ns is not None else batch.host_ns
-        self.seq.append(batch.seq)
-        self.time_ns.append(np.asarray(times, dtype=np.int64))
-        self.acc.append(batch.acc)
-        self.gyr.append(batch.gyr)
-        if len(self.seq) > 64:
-            self._merge()
-            self._trim(keep_ns)
-
-    def due(self, batch: ImuBatch, keep_ns: int, first_ns: int, every_ns: int) -> int | None:
-        """Keep ``batch``; the newest sample's time where a detection is due (``first_ns`` after the first
-        sample, then every ``every_ns`` of samples), else None."""
-        self.add(batch, keep_ns)
-        newest = int(self.time_ns[-1][-1])
-        if self.next_ns is None:
-            self.next_ns = newest + first_ns
-        if newest < self.next_ns:
-            return None
-        self.next_ns = newest + every_ns
-        return newest
-
-    def grid(self, keep_ns: int) -> StrapGrid | None:
-        """The window placed by sequence number; None with fewer than two samples or no time between them."""
-        seq, time_ns, acc, gyr = self.window(keep_ns)
-        index = seq - seq[0]
-        if len(seq) < 2 or time_ns[-1] <= time_ns[0]:
-            return None
-        grid = np.arange(index[-1] + 1)
-        present = np.zeros(len(grid), dtype=bool)
-        present[index] = True
-        acc, gyr = (np.column_stack([np.interp(grid, index, x[:, k]) for k in range(3)]) for x in (acc, gyr))
-        return StrapGrid(
-            index, time_ns, float(index[-1] / ((time_ns[-1] - time_ns[0]) / 1e9)), present, acc, gyr
-        )
-
-    def window(self, keep_ns: int) -> tuple[np.ndarray, ...]:
-        self._merge()
-        self._trim(keep_ns)
-        return self.seq[0], self.time_ns[0], self.acc[0], self.gyr[0]
-
-    def _merge(self) -> None:
-        for name in ("seq", "time_ns", "acc", "gyr"):
-            setattr(self, name, [np.concatenate(getattr(self, name))])
-
-    def _trim(self, keep_ns: int) -> None:
-        first = int(np.searchsorted(self.time_ns[0], self.time_ns[0][-1] - keep_ns))
-        for name in ("seq", "time_ns", "acc", "gyr"):
-            setattr(self, name, [getattr(self, name)[0][first:]])
-
-
-@dataclasses.dataclass
-class _View:
-    """A triangulated view's (or, ``camera`` named, one camera's) latest items: the keypoints ``names`` (at
-    ``indices`` of its keypoint set)."""
-
-    names: tuple[str, ...]
-    indices: list[int]
-    camera: str | None = None
-    time_ns: list = dataclasses.field(default_factory=list)
-    position: list = dataclasses.field(default_factory=list)  # (K, 3) each; a camera's (K, 2) px
-    status: list = dataclasses.field(default_factory=list)  # (K,) each
-    checks: list = dataclasses.field(default_factory=list)  # (K,) each
-    tolerance: list = dataclasses.field(default_factory=list)  # (K,) each, m (NaN: none stated)
-    reported_ns: int = -1
-    next_ns: int | None = None
-
-    def add(self, time_ns: int, view) -> None:
-        self.time_ns.append(time_ns)
-        self.position.append(view.position[self.indices])
-        self.status.append(view.status[self.indices])
-        flags = view.triangulation.checks[self.indices] if view.triangulation is not None else 0
-        self.checks.append(np.zeros(len(self.indices), dtype=np.uint8) | flags)
-        stated = (
-            view.tolerance[self.indices] if view.tolerance is not None else np.full(len(self.indices), np.nan)
-        )
-        self.tolerance.append(stated)
-
-    def window(self, keep_ns: int) -> tuple[np.ndarray, ...]:
-        first = int(np.searchsorted(np.array(self.time_ns), self.time_ns[-1] - keep_ns))
-        for name in ("time_ns", "position", "status", "checks", "tolerance"):
-            del getattr(self, name)[:first]
-        return np.array(self.time_ns, dtype=np.int64), *(np.array(getattr(self, n)) for n in
-                                                         ("position", "status", "checks", "tolerance"))  # fmt: skip
-
-
 class Gait:
     def __init__(self, options: dict, processor_id: str):
         self.options, self.processor_id = options, processor_id
         self._straps: dict[tuple[str, str], StrapSamples] = {}
-        self._views: dict[str, _View] = {}
+        self._views: dict[str, KeypointWindow] = {}
         self._strides: dict[str, Strides] = {}
 
     def device_added(self, declaration: DeviceAdded) -> list:
@@ -382,7 +252,7 @@ class Gait:
             wanted = tuple(
                 dict.fromkeys(_BODY + sum((foot_points(names, side) for side in SIDES), ()) + face)
             )
-            buffer = self._views[key] = _View(wanted, [names.index(n) for n in wanted], camera)
+            buffer = self._views[key] = KeypointWindow(wanted, [names.index(n) for n in wanted], camera)
         buffer.add(time_ns, view)
         if buffer.next_ns is None:
             buffer.next_ns = time_ns + int(self.options["window_s"] * 1e9)
@@ -398,7 +268,7 @@ class Gait:
                     for side in (SIDES if strap.side == BOTH else (strap.side,))}  # fmt: skip
         return tuple(side for side in SIDES if side not in strapped)
 
-    def _report_view(self, source_id: str, view: _View, until_ns: int) -> list:
+    def _report_view(self, source_id: str, view: KeypointWindow, until_ns: int) -> list:
         found = [(side, point, c) for side, point, c in self._keypoint_contacts(view)
                  if view.reported_ns < c.time_ns <= until_ns]  # fmt: skip
         view.reported_ns = max(view.reported_ns, until_ns)
@@ -408,7 +278,7 @@ class Gait:
             out += self._strides_of(source_id).add(side, contact, view.camera)
         return out
 
-    def _keypoint_contacts(self, view: _View) -> list[tuple[str, str, Contact]]:
+    def _keypoint_contacts(self, view: KeypointWindow) -> list[tuple[str, str, Contact]]:
         """Every contact in the view's window of the feet without a strap: (side, keypoint, contact)."""
         time_ns, position, status, checks, tolerance = view.window(self._keep_ns())
         seen = np.isfinite(position).all(axis=2)

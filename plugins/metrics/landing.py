@@ -43,8 +43,8 @@ from kinefuse.types import (
     Quality,
     QualityLevel,  # fmt: skip
 )
-from kinefuse_plugins.metrics.gait import StrapSamples
 from kinefuse_plugins.metrics.quality import worst
+from kinefuse_plugins.metrics.strap_samples import StrapSamples
 
 GRAVITY = 9.80665
 SCHEMA = {
