@@ -25,6 +25,11 @@ the camera (within ``MAX_CAMERA_OBLIQUITY_DEG``, from the hips' and shoulders' a
 degraded, and none where the window's walk is turned over ``EDGE_ON_OBLIQUITY_DEG`` (a camera in front of
 or behind the athlete); no step length (no positions in metres); the camera's device id on each contact.
 
+A foot strap also gives each stride's length, from the foot's rest in one stance to its rest in the next
+(kinefuse_plugins.metrics.foot_strides), ``gait.<side>.stride_length`` and the speed over the stride, claiming
+``stride_length_tolerance_m``; degraded until the strap has stood still for a second (its gyroscope's bias),
+insufficient where a sample between the rests was lost; none on a ``treadmill``.
+
 Each contact is an event ``initial_contact`` or ``final_contact`` (detail: side, segment or keypoint,
 tolerance_s). A contact with any sample missing within ``gap_margin_s`` of it rests on interpolated
 samples: its quality is insufficient, saying how many, and so is every stride value resting on it. Strides
@@ -53,6 +58,7 @@ from kinefuse.types import (
     QualityLevel,
     TriangulationCheck,
 )
+from kinefuse_plugins.metrics.foot_strides import rest_sample, standing_bias, stride_displacement
 from kinefuse_plugins.metrics.gait_strides import Contact, Strides
 from kinefuse_plugins.metrics.keypoint_contacts import (
     FACE,
@@ -90,6 +96,11 @@ SCHEMA = {
     "lower_back_tolerance_s": Field(float, 0.06, "what a lower-back strap's initial contact claims (McCamley "
                                     "et al. 2012: 0.02 +- 0.02 s; its final contact 1.5 times this), s",
                                     min=0.001, max=1.0),
+    "treadmill": Field(bool, False, "the athlete walks or runs on a treadmill: no stride length from a foot "
+                       "strap (the belt carries the foot through its stance, which is then never still)"),
+    "stride_length_tolerance_m": Field(float, 0.10, "what a foot strap's stride length claims (twice its "
+                                       "standard deviation on the gaitmap recording: 3.6 cm median |error|), m",
+                                       min=0.001, max=2.0),
     "keypoint_tolerance_s": Field(float, 0.06, "what a contact time from keypoints claims, s", min=0.001,
                                   max=1.0),
     "symmetry_strides": Field(int, 20, "symmetry indices over each foot's last this many strides", min=2,
@@ -117,6 +128,8 @@ _BODY = ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "left_ankle
 _FLAGGED = TriangulationCheck.BONE_LENGTH | TriangulationCheck.CAMERA_DRIFT
 # at the heel's landing the trailing heel has risen: the ankles are closer than the heels (6 cm on the
 # synthetic walker, whose heels give it within 2.5 cm)
+_NO_BIAS = Quality(QualityLevel.DEGRADED, "the strap's gyroscope bias is not known (it has not stood still for "
+                   "1 s): an uncorrected 5 deg/s lengthens strides by about 6 cm")  # fmt: skip
 _ANKLE_STEP = Quality(QualityLevel.DEGRADED, "from the ankles (no heel keypoint): shorter than heel to heel")
 
 
@@ -230,8 +243,40 @@ class Gait:
             both = [(x, True, strap.side, landing) for x in found.initial]
             both += [(x, False, strap.side, claim) for x in found.final]
         between = _TRUNK_TIMING if strap.place == LOWER_BACK else None
+        lengths = {}
+        if strap.place == "foot" and not self.options["treadmill"]:
+            lengths = self._stride_lengths(grid, found, strap)
         return [(side, Contact(grid.time_at(where), initial, grid.gap_quality(where, self.options["gap_margin_s"]),
-                               tolerance, between=between)) for where, initial, side, tolerance in both]  # fmt: skip
+                               tolerance, between=between, stride_length=lengths.get(where)))
+                for where, initial, side, tolerance in both]  # fmt: skip
+
+    def _stride_lengths(self, grid, found, strap: StrapSamples) -> dict[float, tuple[float, float, Quality]]:
+        """A foot strap's stride lengths (kinefuse_plugins.metrics.foot_strides), by the initial contact that
+        ends each stride: from the rest in the stance before it to the rest in its own stance (the stance runs
+        to the next swing's final contact), insufficient where a sample between them was lost, degraded until
+        the strap has stood still once (its gyroscope's bias)."""
+        if strap.gyr_bias is None:
+            strap.gyr_bias = standing_bias(grid.gyr, grid.acc, grid.rate_hz)
+        bias, fit = strap.gyr_bias, Quality(QualityLevel.GOOD)
+        if bias is None:
+            bias, fit = np.zeros(3), _NO_BIAS
+        stances = zip(found.initial, found.final[1:], strict=False)  # the last stance has no end yet
+        rests = [rest_sample(grid.gyr, ic, tc, grid.rate_hz) for ic, tc in stances]
+        claim, out = self.options["stride_length_tolerance_m"], {}
+        for k in range(1, len(rests)):
+            start, stop = rests[k - 1], rests[k]
+            if start is None or stop is None or stop <= start:
+                continue
+            lost = int(np.sum(~grid.present[start : stop + 1]))
+            if lost:
+                why = f"{lost} samples lost between the foot's rests: the integration would rest on interpolated ones"
+                out[float(found.initial[k])] = (np.nan, np.nan, Quality(QualityLevel.INSUFFICIENT, why))
+                continue
+            moved = stride_displacement(
+                grid.acc[start : stop + 1], grid.gyr[start : stop + 1], grid.rate_hz, bias
+            )
+            out[float(found.initial[k])] = (float(np.hypot(moved[0], moved[1])), claim, fit)
+        return out
 
     def _lower_back_sides(self, source_id: str) -> tuple[str, ...]:
         """The feet a lower-back strap's contacts are for: those without a strap of their own."""

@@ -36,6 +36,9 @@ class Contact:
         None  # initial contacts from positions: (m, tolerance m, quality)
     )
     between: Quality | None = None  # a time from it to a contact of another kind or foot is at best this
+    stride_length: tuple[float, float, Quality] | None = (
+        None  # a foot strap's initial contact: the stride it ends
+    )
 
 
 @dataclasses.dataclass
@@ -63,6 +66,7 @@ class Strides:
         stride = self._stride(side, starts[-1], contact, foot)
         foot.strides.append(stride)
         return [*self._stride_values(side, stride, device_id), *self._step_values(side, stride, device_id),
+                *self._stride_length_values(side, stride, device_id),
                 *self._symmetry(contact.time_ns, device_id)]  # fmt: skip
 
     def _stride(self, side: str, start: Contact, end: Contact, foot: _Foot) -> dict:
@@ -146,6 +150,28 @@ class Strides:
         worst = _worst([quality, *(c.quality for c in contacts)])
         out.append(self._length("gait.speed", end.time_ns, speed, "m/s", claimed, worst, device_id))
         return out
+
+    def _stride_length_values(self, side: str, stride: dict, device_id: str) -> list[DerivedValue]:
+        """Where the stride's end knows the stride's length (a foot strap): it, and the walking speed over the
+        stride (its length over its time)."""
+        end = stride["values"]["stride_time"][1][1]
+        if end.stride_length is None:
+            return []
+        length, tolerance, quality = end.stride_length
+        out = [
+            self._length(
+                f"gait.{side}.stride_length", end.time_ns, length, "m", tolerance, quality, device_id
+            )
+        ]
+        seconds, contacts = stride["values"]["stride_time"]
+        if stride["reason"] or quality.level is QualityLevel.INSUFFICIENT:
+            why = Quality(QualityLevel.INSUFFICIENT, stride["reason"] or quality.reason)
+            return [*out, self._length("gait.speed", end.time_ns, None, "m/s", None, why, device_id)]
+        speed = length / seconds
+        time_tolerance = float(np.hypot(*[c.tolerance_s for c in contacts]))
+        claimed = speed * float(np.hypot(tolerance / length, time_tolerance / seconds))
+        worst = _worst([quality, *(c.quality for c in contacts)])
+        return [*out, self._length("gait.speed", end.time_ns, speed, "m/s", claimed, worst, device_id)]
 
     def _length(self, name, time_ns, value, unit, tolerance, quality, device_id) -> DerivedValue:
         if quality.level is QualityLevel.INSUFFICIENT or value is None or not np.isfinite(value):

@@ -53,6 +53,7 @@ class StrapSamples:
     gyr: list = dataclasses.field(default_factory=list)
     reported_ns: int = -1  # contacts up to this time are out
     next_ns: int | None = None  # the next detection once samples reach this time
+    gyr_bias: np.ndarray | None = None  # rad/s, from its first standing still (kept once found)
 
     def add(self, batch: ImuBatch, keep_ns: int) -> None:
         times = batch.time_ns if batch.time_ns is not None else batch.host_ns

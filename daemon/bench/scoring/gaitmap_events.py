@@ -22,6 +22,8 @@ import numpy as np
 from kinefuse.bench import make_row
 from kinefuse.bench.datasets import gaitmap
 from kinefuse.bench.scoring.events import match_events
+from kinefuse.bench.scoring.gaitmap_peer import NOT_INSTALLED, gaitmap_strides
+from kinefuse.bench.scoring.gaitmap_strides import stride_length_rows
 from kinefuse.types import DeviceAdded, DeviceInfo, DeviceKind, Event, ImuBatch
 
 MATCH_S = 0.15
@@ -41,18 +43,31 @@ def gaitmap_rows(data: Path) -> list[dict]:
 def recording_rows(recording: gaitmap.GaitmapRecording) -> list[dict]:
     feet = gaitmap.load_imu(recording.imu)
     reference = gaitmap.load_stride_events(recording.stride_events)
-    ours = {side: processor_contacts(foot, side) for side, foot in feet.items()}
+    items = {side: processor_items(foot, side) for side, foot in feet.items()}
+    ours = {side: contacts_of(items[side], feet[side].rate_hz) for side in feet}
     peers, why_not = _peer_contacts(recording.imu)
     rows = []
     for code, label in CONTACTS.items():
         mine = _errors_ms(ours, reference, code)
         theirs = {name: _errors_ms(contacts, reference, code) for name, contacts in peers.items()}
         rows.append(_row(recording.name, label, mine, theirs, why_not))
-    return rows
+    return rows + stride_length_rows(recording, items, reference)
 
 
 def processor_contacts(foot: gaitmap.FootImu, side: str) -> dict[str, np.ndarray]:
     """The ``gait`` processor's contacts (in samples) for one foot's recording fed as a foot strap."""
+    return contacts_of(processor_items(foot, side), foot.rate_hz)
+
+
+def contacts_of(items: list, rate_hz: float) -> dict[str, np.ndarray]:
+    """The contacts (in samples) among a ``gait`` processor's ``items``."""
+    events = [i for i in items if isinstance(i, Event)]
+    return {code: np.array([e.time_ns / 1e9 * rate_hz for e in events if e.kind == f"{kind}_contact"])
+            for code, kind in (("ic", "initial"), ("tc", "final"))}  # fmt: skip
+
+
+def processor_items(foot: gaitmap.FootImu, side: str) -> list:
+    """Everything the ``gait`` processor gives for one foot's recording fed as a foot strap."""
     from kinefuse.plugin_loader import load_plugins
 
     spec = load_plugins(entry_points=False).processors["gait"]
@@ -67,26 +82,17 @@ def processor_contacts(foot: gaitmap.FootImu, side: str) -> dict[str, np.ndarray
         batch = ImuBatch("gaitmap", device.device_id, seq, seq.copy(), time_ns, foot.acc[part], foot.gyr[part],
                          time_ns=time_ns)  # fmt: skip
         items += processor.process(batch)
-    items += processor.flush()
-    events = [i for i in items if isinstance(i, Event)]
-    return {code: np.array([e.time_ns / 1e9 * foot.rate_hz for e in events if e.kind == f"{kind}_contact"])
-            for code, kind in (("ic", "initial"), ("tc", "final"))}  # fmt: skip
+    return items + processor.flush()
 
 
 def _peer_contacts(imu: Path) -> tuple[dict, str]:
     """Each gaitmap detector's contacts per foot (samples): {name: {side: {"ic": ..., "tc": ...}}}."""
     try:
-        import pandas as pd
         from gaitmap.event_detection import HerzerEventDetection, RamppEventDetection
-        from gaitmap.preprocessing import sensor_alignment
-        from gaitmap.stride_segmentation import BarthDtw
-        from gaitmap.utils.coordinate_conversion import convert_to_fbf
+
+        _, body, strides = gaitmap_strides(imu)
     except ImportError as exc:
-        return {}, f"gaitmap not installed ({exc.name}): pip install '.[bench]' and see the Makefile"
-    data = pd.read_csv(imu, header=[0, 1], index_col=0)
-    aligned = sensor_alignment.align_dataset_to_gravity(data, gaitmap.RATE_HZ)
-    body = convert_to_fbf(aligned, left_like="left_", right_like="right_")
-    strides = BarthDtw().segment(data=body, sampling_rate_hz=gaitmap.RATE_HZ).stride_list_
+        return {}, NOT_INSTALLED.format(exc.name)
     out = {}
     for name, detector in zip(PEERS, (RamppEventDetection(), HerzerEventDetection()), strict=True):
         found = detector.detect(data=body, stride_list=strides, sampling_rate_hz=gaitmap.RATE_HZ)
