@@ -11,7 +11,7 @@ sample to the next), is the rest. From one rest to the next: the tilt from the s
 acceleration turned into that world less gravity and integrated to a velocity, which is made zero at both
 rests by taking out a drift linear in time, and integrated again: the displacement's horizontal part is
 the stride's length. The rest sample matters: on the gaitmap recording, rests from the IMU's own signal
-gave 3.1 cm median |error| on 1.3 m strides, rests taken from the motion capture 5.8 (docs/metrics.md).
+gave 3.1-3.7 cm median |error| on 1.3 m strides, rests taken from the motion capture 5.8 (docs/metrics.md).
 
 Hand-written: the integration is a few lines of numpy, and the packages that do it (gaitmap) are AGPL.
 """
@@ -61,11 +61,22 @@ def stride_displacement(
     ``acc`` (n, 3) m/s² specific force and ``gyr`` (n, 3) rad/s in the sensor frame, less ``gyr_bias``."""
     acc, gyr = np.asarray(acc, dtype=np.float64), np.asarray(gyr, dtype=np.float64) - gyr_bias
     tilt, _ = Rotation.align_vectors([[0.0, 0.0, 1.0]], [acc[0]])
-    turns = Rotation.from_rotvec((gyr[1:] + gyr[:-1]) / (2.0 * rate_hz))
-    steps = [tilt]
-    for turn in turns:  # body-frame increments compose on the right
-        steps.append(steps[-1] * turn)
-    world = Rotation.concatenate(steps).apply(acc) - [0.0, 0.0, STANDARD_GRAVITY]
+    turns = Rotation.from_rotvec((gyr[1:] + gyr[:-1]) / (2.0 * rate_hz)).as_quat()
+    world = Rotation.from_quat(_composed(tilt.as_quat(), turns)).apply(acc) - [0.0, 0.0, STANDARD_GRAVITY]
     velocity = cumulative_trapezoid(world, dx=1.0 / rate_hz, axis=0, initial=0.0)
     velocity -= np.outer(np.linspace(0.0, 1.0, len(velocity)), velocity[-1])  # zero at both rests
     return cumulative_trapezoid(velocity, dx=1.0 / rate_hz, axis=0, initial=0.0)[-1]
+
+
+def _composed(start: np.ndarray, turns: np.ndarray) -> np.ndarray:
+    """Quaternions (n + 1, 4; scipy's x, y, z, w) of ``start`` followed by each body-frame turn in ``turns``
+    (n, 4): a plain loop over 4-vectors, some twenty times faster than composing scipy rotations one by one."""
+    out = np.empty((len(turns) + 1, 4))
+    out[0] = x, y, z, w = start
+    for k, (bx, by, bz, bw) in enumerate(
+        turns.tolist(), start=1
+    ):  # Hamilton product, body increments on the right
+        x, y, z, w = (w * bx + x * bw + y * bz - z * by, w * by - x * bz + y * bw + z * bx,
+                      w * bz + x * by - y * bx + z * bw, w * bw - x * bx - y * by - z * bz)  # fmt: skip
+        out[k] = x, y, z, w
+    return out

@@ -272,10 +272,9 @@ class Gait:
                 why = f"{lost} samples lost between the foot's rests: the integration would rest on interpolated ones"
                 out[float(found.initial[k])] = (np.nan, np.nan, Quality(QualityLevel.INSUFFICIENT, why))
                 continue
-            moved = stride_displacement(
-                grid.acc[start : stop + 1], grid.gyr[start : stop + 1], grid.rate_hz, bias
-            )
-            out[float(found.initial[k])] = (float(np.hypot(moved[0], moved[1])), claim, fit)
+            out[float(found.initial[k])] = (_stride_length(strap, grid, start, stop, bias), claim, fit)
+        first = grid.time_at(0)
+        strap.stride_lengths = {key: v for key, v in strap.stride_lengths.items() if key[0] >= first}
         return out
 
     def _lower_back_sides(self, source_id: str) -> tuple[str, ...]:
@@ -401,6 +400,18 @@ class Gait:
             quality=contact.quality,
             processor=self.processor_id,
         )
+
+
+def _stride_length(strap: StrapSamples, grid, start: int, stop: int, bias: np.ndarray) -> float:
+    """The foot's horizontal travel (m) from rest ``start`` to rest ``stop`` (grid indices), computed once
+    per stride and bias: each detection over the window sees the stride again."""
+    key = (grid.time_at(start), grid.time_at(stop), tuple(bias))
+    if key not in strap.stride_lengths:
+        moved = stride_displacement(
+            grid.acc[start : stop + 1], grid.gyr[start : stop + 1], grid.rate_hz, bias
+        )
+        strap.stride_lengths[key] = float(np.hypot(moved[0], moved[1]))
+    return strap.stride_lengths[key]
 
 
 def _check(options: dict) -> list[tuple[str, str]]:

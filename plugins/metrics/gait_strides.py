@@ -158,15 +158,16 @@ class Strides:
         if end.stride_length is None:
             return []
         length, tolerance, quality = end.stride_length
+        if stride["reason"]:  # a swing missed: the rests would be two strides apart
+            quality = Quality(QualityLevel.INSUFFICIENT, stride["reason"])
         out = [
             self._length(
                 f"gait.{side}.stride_length", end.time_ns, length, "m", tolerance, quality, device_id
             )
         ]
         seconds, contacts = stride["values"]["stride_time"]
-        if stride["reason"] or quality.level is QualityLevel.INSUFFICIENT:
-            why = Quality(QualityLevel.INSUFFICIENT, stride["reason"] or quality.reason)
-            return [*out, self._length("gait.speed", end.time_ns, None, "m/s", None, why, device_id)]
+        if quality.level is QualityLevel.INSUFFICIENT:
+            return [*out, self._length("gait.speed", end.time_ns, None, "m/s", None, quality, device_id)]
         speed = length / seconds
         time_tolerance = float(np.hypot(*[c.tolerance_s for c in contacts]))
         claimed = speed * float(np.hypot(tolerance / length, time_tolerance / seconds))

@@ -54,6 +54,7 @@ class StrapSamples:
     reported_ns: int = -1  # contacts up to this time are out
     next_ns: int | None = None  # the next detection once samples reach this time
     gyr_bias: np.ndarray | None = None  # rad/s, from its first standing still (kept once found)
+    stride_lengths: dict = dataclasses.field(default_factory=dict)  # (rest, rest times ns, bias) -> m
 
     def add(self, batch: ImuBatch, keep_ns: int) -> None:
         times = batch.time_ns if batch.time_ns is not None else batch.host_ns

@@ -1,6 +1,7 @@
 """Stride length from a foot strap: on the real gaitmap recording through the gait processor against the heel
 marker (the bench's rows, gaitmap's own beside it), and on the synthetic walker's foot (between the rests of
-its true stances) against its heel; a sample lost between the rests makes the stride length insufficient."""
+its true stances) against its heel; a sample lost between the rests, or a swing missed, makes the stride
+length insufficient; none on a treadmill."""
 
 import numpy as np
 import pytest
@@ -10,12 +11,14 @@ from kinefuse.bench.scoring.gaitmap_events import processor_items
 from kinefuse.bench.scoring.gaitmap_strides import stride_length_rows
 from kinefuse.sim.scenario import load_scenario
 from kinefuse.sim.simulate import Simulation
-from kinefuse.types import DeviceAdded, DeviceInfo, DeviceKind, ImuBatch, QualityLevel
+from kinefuse.types import DeviceAdded, DeviceInfo, DeviceKind, ImuBatch, Quality, QualityLevel
 from kinefuse_plugins.metrics.foot_strides import rest_sample, standing_bias, stride_displacement
 from kinefuse_plugins.metrics.gait import SPEC
+from kinefuse_plugins.metrics.gait_strides import Contact, Strides
 
 GAITMAP = paths.shared_dir() / "data" / "gaitmap"
 needs_gaitmap = pytest.mark.skipif(not GAITMAP.is_dir(), reason=f"{GAITMAP} is absent")
+GOOD = Quality(QualityLevel.GOOD)
 WALK = """
 [scenario]
 name = "foot_walk"
@@ -126,3 +129,21 @@ def _lengths(items) -> list:
 def _simulation(folder) -> Simulation:
     (folder / "foot_walk.toml").write_text(WALK)
     return Simulation(load_scenario(str(folder / "foot_walk.toml")))
+
+
+def test_a_stride_with_a_swing_missed_has_no_length():
+    """Rests two strides apart (a swing the detector missed) would give twice a stride: insufficient, as the
+    stride's times are; the strides around it keep theirs, with the speed over the stride."""
+    strides, out = Strides("gait", "sim", symmetry_strides=20, min_strides=5), []
+    starts = [0.0, 1.0, 2.0, 3.0, 5.0, 6.0]  # the swing ending at 4 s was missed
+    for k, start in enumerate(starts):
+        if k:
+            out += strides.add("left", Contact(int((start - 0.4) * 1e9), False, GOOD, 0.02), "foot")
+        length = (1.3 * (start - starts[k - 1]), 0.10, GOOD) if k else None
+        out += strides.add("left", Contact(int(start * 1e9), True, GOOD, 0.02, stride_length=length), "foot")
+    lengths = {v.time_ns / 1e9: v for v in out if v.name == "gait.left.stride_length"}
+    speeds = {v.time_ns / 1e9: v for v in out if v.name == "gait.speed"}
+    assert lengths[3.0].value == pytest.approx(1.3) and speeds[3.0].value == pytest.approx(1.3)
+    assert speeds[3.0].tolerance == pytest.approx(1.3 * np.hypot(0.10 / 1.3, 0.02 * np.sqrt(2)))
+    assert lengths[5.0].value is None and "a swing missed" in lengths[5.0].quality.reason
+    assert speeds[5.0].value is None and lengths[6.0].value == pytest.approx(1.3)
