@@ -10,7 +10,7 @@ from kinefuse._ext import ahrs as compiled
 from kinefuse._pure import ahrs as twin
 from kinefuse.bench.datasets import broad, paths
 from kinefuse.bench.scoring.orientation_error import score_orientation
-from kinefuse.bench.scoring.strapdown import integrate_gyro
+from kinefuse.fusion.strapdown import integrate_gyro
 from kinefuse.sim.body import Body, BodyShape
 from kinefuse.sim.imu import PRESETS, simulate_imu
 from kinefuse.sim.magnetic import MagneticEnvironment

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from kinefuse.bench.scoring.strapdown import integrate_gyro
+from kinefuse.fusion.strapdown import integrate_gyro
 from kinefuse.sim.body import Body, BodyShape
 from kinefuse.sim.imu import ImuErrors, simulate_imu
 from kinefuse.sim.motions import make_motion

@@ -30,12 +30,9 @@ def stride_length_rows(recording: gaitmap.GaitmapRecording, items: dict, referen
     name, metric = f"gaitmap {recording.name}", "stride length |error| median (gait processor, foot straps)"
     if not mocap.is_file():
         return [make_row(name, metric, "cm", None, "lower", note=f"insufficient data: no {mocap.name}")]
-    heel = {
-        side: marker
-        for side, key in HEEL.items()
-        if (marker := gaitmap.load_markers(mocap).get(key)) is not None
-    }
-    truth = {side: _heel_to_heel(heel[side], reference[side]["ic"]) for side in reference if side in heel}
+    markers = gaitmap.load_markers(mocap)
+    truth = {side: _heel_to_heel(markers[HEEL[side]], reference[side]["ic"])
+             for side in reference if HEEL.get(side) in markers}  # fmt: skip
     errors, ratios, levels = _ours(items, truth)
     peer, why_not = _peer(recording.imu, truth)
     describe = _describe(errors, levels)

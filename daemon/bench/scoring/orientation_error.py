@@ -59,6 +59,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from kinefuse.fusion.strapdown import quat_multiply
+
 MODES = ("9d", "6d")
 _MAX_ROUNDS = 100
 _RELATIVE_TOLERANCE = 1e-12
@@ -91,21 +93,6 @@ ORIENTATION_METRICS = (
     (BROAD_PROTOCOL, "6d", "6D inclination RMSE (BROAD protocol)", "inclination_rmse_deg"),
     (BROAD_PROTOCOL, "6d", "6D total RMSE (BROAD protocol)", "total_rmse_deg"),
 )
-
-
-def quat_multiply(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Hamilton product p ⊗ q of (…, 4) arrays, broadcasting."""
-    pw, px, py, pz = np.moveaxis(np.asarray(p, dtype=np.float64), -1, 0)
-    qw, qx, qy, qz = np.moveaxis(np.asarray(q, dtype=np.float64), -1, 0)
-    return np.stack(
-        [
-            pw * qw - px * qx - py * qy - pz * qz,
-            pw * qx + px * qw + py * qz - pz * qy,
-            pw * qy - px * qz + py * qw + pz * qx,
-            pw * qz + px * qy - py * qx + pz * qw,
-        ],
-        axis=-1,
-    )
 
 
 def quat_conjugate(q: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from kinefuse.bench import make_row
 from kinefuse.bench.datasets import broad
 from kinefuse.bench.scoring.gaitmap_events import gaitmap_rows
 from kinefuse.bench.scoring.orientation_error import ORIENTATION_METRICS, PROTOCOL_NOTES, score_metrics
-from kinefuse.bench.scoring.strapdown import integrate_gyro
+from kinefuse.fusion.strapdown import integrate_gyro
 
 STRAPDOWN = "gyroscope strapdown (no fusion, reference)"
 

@@ -9,7 +9,7 @@ import scipy.io
 from kinefuse.bench.datasets import paths
 from kinefuse.bench.datasets.broad import find_trials, load_trial
 from kinefuse.bench.scoring.orientation_error import score_orientation
-from kinefuse.bench.scoring.strapdown import integrate_gyro
+from kinefuse.fusion.strapdown import integrate_gyro
 
 SHARED = paths.shared_dir()
 BROAD = SHARED / "data" / "broad"

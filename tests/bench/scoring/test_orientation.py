@@ -6,12 +6,11 @@ from kinefuse.bench.scoring.orientation_error import (
     ORIENTATION_METRICS,
     heading_inclination_error,
     quat_conjugate,
-    quat_multiply,
     score_broad_protocol,
     score_metrics,
     score_orientation,
 )
-from kinefuse.bench.scoring.strapdown import integrate_gyro
+from kinefuse.fusion.strapdown import integrate_gyro, quat_multiply
 
 N = 3000
 

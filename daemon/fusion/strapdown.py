@@ -1,4 +1,5 @@
-"""Pure gyroscope strapdown integration: the no-fusion baseline every orientation filter must beat.
+"""Pure gyroscope strapdown integration: the no-fusion baseline every orientation filter must beat (the
+benches), and a foot strap's orientation between two rests (the metrics plugin's stride length).
 
 q_k = q0 ⊗ Δq_0 ⊗ … ⊗ Δq_k with Δq_j = exp(ω_j Δt / 2) = (cos(|ω_j| Δt / 2), sin(|ω_j| Δt / 2) ω_j / |ω_j|),
 the exact rotation for a rate ω_j (sensor frame, rad/s) held constant over one sample period. Output k
@@ -9,7 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinefuse.bench.scoring.orientation_error import quat_multiply
+
+def quat_multiply(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Hamilton product p ⊗ q of (…, 4) arrays, broadcasting."""
+    pw, px, py, pz = np.moveaxis(np.asarray(p, dtype=np.float64), -1, 0)
+    qw, qx, qy, qz = np.moveaxis(np.asarray(q, dtype=np.float64), -1, 0)
+    return np.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        axis=-1,
+    )
 
 
 def integrate_gyro(gyr: np.ndarray, rate_hz: float, q0: np.ndarray = (1.0, 0.0, 0.0, 0.0)) -> np.ndarray:
